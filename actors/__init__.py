@@ -1,0 +1,35 @@
+"""raydo's object model: write a :class:`DurableObject`, reach it through a namespace's stubs.
+
+The machinery (hosts, placement, the wire) lives in the private modules.
+"""
+
+from ._env import Env
+from ._errors import (
+    CallRefused,
+    HostUnavailable,
+    ObjectError,
+    ObjectReset,
+    Overloaded,
+    RaydoError,
+)
+from ._ids import ObjectId
+from ._namespace import Namespace, Stub
+from ._object import DurableObject, ObjectContext
+from ._spec import BindingSpec, RuntimeSpec
+
+__all__ = [
+    "BindingSpec",
+    "CallRefused",
+    "DurableObject",
+    "Env",
+    "HostUnavailable",
+    "Namespace",
+    "ObjectContext",
+    "ObjectError",
+    "ObjectId",
+    "ObjectReset",
+    "Overloaded",
+    "RaydoError",
+    "RuntimeSpec",
+    "Stub",
+]

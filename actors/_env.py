@@ -1,0 +1,37 @@
+"""``env``: the bindings an app and its objects reach by name (``env.ROOM``, ``env.DB``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class Env:
+    """Bindings by name, as attributes; a missing one raises an error listing those that exist."""
+
+    def __init__(self, bindings: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_bindings", dict(bindings))
+
+    def __getattr__(self, name: str) -> Any:
+        bindings: dict[str, Any] = object.__getattribute__(self, "_bindings")
+        try:
+            return bindings[name]
+        except KeyError:
+            known = ", ".join(sorted(bindings)) or "none"
+            raise AttributeError(f"env has no binding {name!r} (bindings: {known})") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("env is read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(object.__getattribute__(self, "_bindings"))
+
+    def __contains__(self, name: str) -> bool:
+        return name in object.__getattribute__(self, "_bindings")
+
+
+def namespaces_env(placement: Any) -> Env:
+    """An env holding one :class:`Namespace` per Durable Object binding of the placement's app."""
+    from ._namespace import Namespace
+
+    return Env({b.name: Namespace(b, placement) for b in placement.spec.bindings})

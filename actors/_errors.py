@@ -1,0 +1,84 @@
+"""Errors a caller of an object can see, and how each crosses the wire.
+
+Every error says whether retrying is safe (``retryable``): an event that never reached its
+object may be sent again; one that may have run must not be, unless it is idempotent.
+"""
+
+from __future__ import annotations
+
+
+class RaydoError(Exception):
+    """Base of the errors raised to callers of objects."""
+
+    code = "error"
+    retryable = False
+    overloaded = False
+    remote = False
+
+    def to_wire(self) -> list[object]:
+        return [self.code, type(self).__name__, str(self), self.retryable]
+
+
+class ObjectError(RaydoError):
+    """The object raised; ``type_name`` and the message are the original exception's.
+
+    The event's uncommitted writes were rolled back and the instance was dropped.
+    """
+
+    code = "object"
+    remote = True
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+
+    def to_wire(self) -> list[object]:
+        return [self.code, self.type_name, self.message, False]
+
+
+class Overloaded(RaydoError):
+    """The object's mailbox is full; the event was not queued. Do not retry at once."""
+
+    code = "overloaded"
+    overloaded = True
+
+
+class ObjectReset(RaydoError):
+    """The object was reset while the event was pending; its in-memory state is gone."""
+
+    code = "reset"
+
+
+class CallRefused(RaydoError):
+    """The call was refused before it ran: no such public method, a reserved name, bad arguments."""
+
+    code = "refused"
+
+
+class HostUnavailable(RaydoError):
+    """The object's host could not be reached or died.
+
+    ``retryable`` is True when the event surely never ran (it was not sent), and False when the
+    host died with the event in flight, so it may or may not have run.
+    """
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def error_from_wire(wire: list[object]) -> RaydoError:
+    """Rebuild the error a host sent."""
+    code, type_name, message, retryable = wire
+    text = str(message)
+    if code == ObjectError.code:
+        return ObjectError(str(type_name), text)
+    if code == HostUnavailable.code:
+        return HostUnavailable(text, retryable=bool(retryable))
+    for cls in (Overloaded, ObjectReset, CallRefused):
+        if code == cls.code:
+            return cls(text)
+    return RaydoError(f"{type_name}: {text}")

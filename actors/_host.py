@@ -1,0 +1,438 @@
+"""A host: runs many objects of one namespace shard, one event at a time per object.
+
+Life of an event inside a host, in order:
+
+1. **Intake.** Events arrive with ``(caller, seq)``; a caller's events are released in
+   ``seq`` order, whatever order the transport delivered them in.
+2. **Mailbox.** The event joins its object's mailbox. A full mailbox refuses it at once
+   (:class:`Overloaded`). An event of the call chain the object is already running (A calls
+   B, B calls A) is let in at once instead of queueing behind its own caller.
+3. **Activation.** The first event for an id constructs the object ``cls(ctx, env)``.
+4. **Turn.** The handler runs to completion; then the event's writes commit (the output
+   gate), and only then does its reply leave. An exception rolls back what was not
+   committed and drops the instance, so memory is never ahead of disk.
+5. **Eviction.** Objects idle for ``idle_timeout_s``, or beyond ``max_live_objects`` (least
+   recently used first), lose their instance and their SQLite connection; their next event
+   constructs them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import logging
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Coroutine
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from storage import ObjectStorage, codec
+from storage.limits import LimitExceeded
+
+from ._errors import CallRefused, HostUnavailable, ObjectError, Overloaded, RaydoError
+from ._http import payload_request, response_payload
+from ._ids import IdScheme, ObjectId
+from ._object import RESERVED_NAMES, DurableObject, ObjectContext
+from ._spec import BindingSpec, HostKey, RuntimeSpec
+from ._turn import Turn, current_turn
+from .types import Event, EventKind
+
+log = logging.getLogger("raydo.host")
+
+_MAX_HELD_PER_CALLER = 100_000
+
+
+class SlotState(Enum):
+    """An object's life in its host."""
+
+    INACTIVE = "inactive"  # known, no instance (never built, reset, or between events)
+    ACTIVE = "active"  # an instance exists
+    EVICTED = "evicted"  # instance and storage closed; the slot is gone from the host
+
+    def check(self, to: SlotState) -> SlotState:
+        if self is SlotState.EVICTED:
+            raise RuntimeError(f"an evicted object cannot become {to.value}")
+        return to
+
+
+class ObjectSlot:
+    """One object inside a host: its storage, instance, mailbox and call chains in progress."""
+
+    __slots__ = (
+        "chains",
+        "ctx",
+        "draining",
+        "instance",
+        "last_used",
+        "object_id",
+        "queue",
+        "state",
+        "storage",
+    )
+
+    def __init__(self, object_id: ObjectId, storage: ObjectStorage) -> None:
+        self.object_id = object_id
+        self.storage = storage
+        self.ctx = ObjectContext(object_id, storage)
+        self.instance: DurableObject | None = None
+        self.state = SlotState.INACTIVE
+        self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
+        self.draining = False
+        self.chains: list[str] = []
+        self.last_used = time.monotonic()
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.chains and not self.ctx.busy_in_background
+
+    def reset(self) -> None:
+        """Drop uncommitted writes and the instance; the next event constructs it again."""
+        self.storage.rollback()
+        self.instance = None
+        self.state = self.state.check(SlotState.INACTIVE)
+
+    def evict(self) -> None:
+        self.instance = None
+        self.storage.close()
+        self.state = self.state.check(SlotState.EVICTED)
+
+
+class _CallerIntake:
+    """Releases one caller's events in ``seq`` order."""
+
+    __slots__ = ("expected", "held")
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.held: dict[int, tuple[Event, asyncio.Future[Any]]] = {}
+
+
+class Host:
+    """Hosts the objects of one shard of one binding (or one dedicated object).
+
+    ``deliver(event)`` returns a future of the reply payload; errors are
+    :class:`RaydoError` subclasses. ``env`` is what objects receive as ``self.env``.
+    """
+
+    def __init__(self, spec: RuntimeSpec, key: HostKey, env: Any) -> None:
+        self.spec = spec
+        self.key = key
+        self.binding: BindingSpec = spec.binding(key.binding)
+        self.ids: IdScheme = spec.id_scheme(self.binding)
+        self.env = env
+        self.cls = load_class(spec.app_root, self.binding.class_name)
+        self._storage_dir = Path(spec.storage_root) / self.binding.name
+        self._slots: OrderedDict[str, ObjectSlot] = OrderedDict()
+        self._callers: dict[str, _CallerIntake] = {}
+        self._sweeper: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        self._closed = False
+        self.stats = {"events": 0, "activations": 0, "evictions": 0, "overloads": 0, "resets": 0}
+
+    # ---- intake -------------------------------------------------------------------------
+
+    def deliver(self, event: Event) -> asyncio.Future[Any]:
+        """Accept one event; the future resolves with its reply payload or a RaydoError."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.set_exception(HostUnavailable("the host is shutting down", retryable=True))
+            return future
+        intake = self._callers.get(event.caller)
+        if intake is None:
+            intake = self._callers[event.caller] = _CallerIntake()
+        if event.seq == intake.expected:
+            intake.expected += 1
+            self._admit(event, future)
+            while intake.held and intake.expected in intake.held:
+                held_event, held_future = intake.held.pop(intake.expected)
+                intake.expected += 1
+                self._admit(held_event, held_future)
+        elif event.seq > intake.expected and len(intake.held) < _MAX_HELD_PER_CALLER:
+            intake.held[event.seq] = (event, future)
+        else:
+            future.set_exception(
+                CallRefused(f"event {event.seq} from this caller is a duplicate or out of window")
+            )
+        return future
+
+    def forget_caller(self, caller: str) -> None:
+        """A caller's connection closed: forget its order state and fail its held events."""
+        intake = self._callers.pop(caller, None)
+        if intake:
+            for _, future in intake.held.values():
+                if not future.done():
+                    future.set_exception(HostUnavailable("caller went away", retryable=False))
+
+    def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
+        try:
+            slot = self._slot(event)
+        except RaydoError as exc:
+            future.set_exception(exc)
+            return
+        if event.chain in slot.chains:
+            self._spawn(self._run(slot, event, future))
+            return
+        if len(slot.queue) >= self.binding.mailbox_limit:
+            self.stats["overloads"] += 1
+            future.set_exception(
+                Overloaded(
+                    f"object {slot.object_id.hex[:16]}… is overloaded: {len(slot.queue)} events"
+                    f" queued (mailbox_limit {self.binding.mailbox_limit})"
+                )
+            )
+            return
+        slot.queue.append((event, future))
+        if not slot.draining:
+            slot.draining = True
+            self._spawn(self._drain(slot))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # The loop keeps only weak references to tasks: hold each until it finishes.
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _slot(self, event: Event) -> ObjectSlot:
+        hex_id = event.object_hex
+        slot = self._slots.get(hex_id)
+        if slot is not None:
+            self._slots.move_to_end(hex_id)
+            named = event.name is not None and slot.object_id.name is None
+            if named and self.ids.name_matches(hex_id, event.name):  # type: ignore[arg-type]
+                slot.object_id.name = event.name
+            return slot
+        if event.binding != self.binding.name or not self.ids.owns(hex_id):
+            raise CallRefused(f"id {hex_id[:16]}… does not belong to namespace {self.binding.name}")
+        if self.spec.host_for(self.binding, hex_id) != self.key:
+            raise CallRefused(f"id {hex_id[:16]}… is not hosted by {self.key.label}")
+        name = (
+            event.name
+            if event.name is not None and self.ids.name_matches(hex_id, event.name)
+            else None
+        )
+        path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
+        storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
+        slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage)
+        self._slots[hex_id] = slot
+        self._enforce_live_bound()
+        self._ensure_sweeper()
+        return slot
+
+    # ---- turns --------------------------------------------------------------------------
+
+    async def _drain(self, slot: ObjectSlot) -> None:
+        try:
+            while slot.queue:
+                event, future = slot.queue.popleft()
+                await self._run(slot, event, future)
+        finally:
+            slot.draining = False
+            slot.last_used = time.monotonic()
+
+    async def _run(self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]) -> None:
+        self.stats["events"] += 1
+        try:
+            handler = self._handler(event)
+        except CallRefused as exc:
+            _settle(future, exc)
+            return
+        token = current_turn.set(Turn(event.chain, slot.storage))
+        slot.chains.append(event.chain)
+        try:
+            reply = await handler(slot, event)
+            slot.storage.commit()
+        except BaseException as exc:
+            self.stats["resets"] += 1
+            try:
+                slot.reset()
+            except Exception:  # a failing rollback must not hide the event's own error
+                log.exception("rollback failed for %s", slot.object_id)
+                slot.storage.close()
+                slot.instance = None
+            _settle(future, _as_caller_error(exc))
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if not future.done():
+                future.set_result(reply)
+        finally:
+            slot.chains.remove(event.chain)
+            current_turn.reset(token)
+            slot.last_used = time.monotonic()
+
+    def _handler(self, event: Event) -> Any:
+        """Check the event before any user code runs; refusals reset nothing."""
+        if event.kind == EventKind.RPC:
+            if not isinstance(event.payload, list) or len(event.payload) != 2:
+                raise CallRefused("malformed RPC event")
+            name, packed = event.payload
+            self._rpc_method(name)
+            try:
+                args, kwargs = codec.decode(packed)
+                args, kwargs = list(args), dict(kwargs)
+                if not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
+                    raise TypeError("keyword argument names must be identifiers")
+            except (codec.DecodeError, TypeError, ValueError) as exc:
+                raise CallRefused(f"malformed RPC arguments: {exc}") from None
+            return functools.partial(self._call_rpc, name, args, kwargs)
+        if event.kind == EventKind.FETCH:
+            if self.cls.fetch is DurableObject.fetch:
+                raise CallRefused(f"{self.cls.__name__} has no fetch handler")
+            if not isinstance(event.payload, list) or len(event.payload) != 5:
+                raise CallRefused("malformed fetch event")
+            return self._call_fetch
+        raise CallRefused(f"unknown event kind {event.kind!r}")
+
+    async def _call_rpc(
+        self,
+        method_name: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        slot: ObjectSlot,
+        event: Event,
+    ) -> bytes:
+        instance = slot.instance or self._activate(slot)
+        result = await getattr(instance, method_name)(*args, **kwargs)
+        try:
+            data = codec.encode(result)
+        except codec.EncodeError as exc:
+            raise TypeError(
+                f"{self.cls.__name__}.{method_name} returned an unencodable value: {exc}"
+            ) from None
+        self.spec.limits.check("message_bytes", len(data), "the RPC result")
+        return data
+
+    async def _call_fetch(self, slot: ObjectSlot, event: Event) -> list[Any]:
+        instance = slot.instance or self._activate(slot)
+        response = await instance.fetch(payload_request(event.payload))
+        return await response_payload(response, self.spec.limits)
+
+    def _rpc_method(self, name: object) -> Any:
+        cls = self.cls
+        if not isinstance(name, str) or not name.isidentifier():
+            raise CallRefused(f"{name!r} is not a method name")
+        if name.startswith("_"):
+            raise CallRefused(f"{cls.__name__}.{name} is private: RPC reaches public methods only")
+        if name in RESERVED_NAMES:
+            raise CallRefused(f"{cls.__name__}.{name} is reserved and cannot be called over RPC")
+        method = getattr(cls, name, None)
+        if method is None:
+            raise CallRefused(f"{cls.__name__} has no method {name!r}")
+        if not inspect.iscoroutinefunction(method):
+            raise CallRefused(
+                f"{cls.__name__}.{name} is not an async method: RPC methods are `async def`"
+            )
+        return method
+
+    def _activate(self, slot: ObjectSlot) -> DurableObject:
+        try:
+            instance = self.cls(slot.ctx, self.env)
+        except Exception as exc:
+            raise _ConstructorFailed(exc) from exc
+        if getattr(instance, "ctx", None) is not slot.ctx:
+            raise TypeError(
+                f"{self.cls.__name__}.__init__ did not set self.ctx:"
+                " did you forget to call super().__init__(ctx, env)?"
+            )
+        slot.instance = instance
+        slot.state = slot.state.check(SlotState.ACTIVE)
+        self.stats["activations"] += 1
+        return instance
+
+    # ---- eviction -----------------------------------------------------------------------
+
+    def evict(self, hex_id: str) -> bool:
+        """Evict one object now if it is idle; True when it was evicted."""
+        slot = self._slots.get(hex_id)
+        if slot is None or not slot.idle or slot.draining:
+            return False
+        del self._slots[hex_id]
+        slot.evict()
+        self.stats["evictions"] += 1
+        return True
+
+    def evict_idle(self, now: float | None = None) -> int:
+        """Evict every object idle for ``idle_timeout_s``; how many went."""
+        now = time.monotonic() if now is None else now
+        horizon = now - self.binding.idle_timeout_s
+        stale = [h for h, s in self._slots.items() if s.last_used <= horizon and s.idle]
+        return sum(self.evict(h) for h in stale)
+
+    def _enforce_live_bound(self) -> None:
+        excess = len(self._slots) - self.binding.max_live_objects
+        if excess <= 0:
+            return
+        for hex_id in list(self._slots)[: excess * 2]:
+            if excess <= 0:
+                break
+            if self.evict(hex_id):
+                excess -= 1
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep())
+
+    async def _sweep(self) -> None:
+        period = min(max(self.binding.idle_timeout_s / 4, 0.05), 5.0)
+        while self._slots and not self._closed:
+            await asyncio.sleep(period)
+            self.evict_idle()
+
+    @property
+    def live_objects(self) -> int:
+        return len(self._slots)
+
+    def live_ids(self) -> list[str]:
+        return list(self._slots)
+
+    async def close(self) -> None:
+        """Stop: fail queued events, close every object's storage."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for slot in list(self._slots.values()):
+            while slot.queue:
+                _, future = slot.queue.popleft()
+                _settle(future, HostUnavailable("the host shut down", retryable=True))
+            slot.instance = None
+            slot.storage.close()
+        self._slots.clear()
+
+
+class _ConstructorFailed(Exception):
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _settle(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _as_caller_error(exc: BaseException) -> RaydoError:
+    if isinstance(exc, _ConstructorFailed):
+        cause = exc.cause
+        return ObjectError(type(cause).__name__, f"the constructor raised: {cause}")
+    if isinstance(exc, LimitExceeded):
+        return ObjectError("LimitExceeded", str(exc))
+    if isinstance(exc, asyncio.CancelledError):
+        return HostUnavailable("the event was cancelled", retryable=False)
+    return ObjectError(type(exc).__name__, str(exc))
+
+
+def load_class(app_root: str, class_name: str) -> type[DurableObject]:
+    """Import ``module:Class`` with the app's folder on the import path."""
+    if app_root not in sys.path:
+        sys.path.insert(0, app_root)
+    module_name, _, attr = class_name.partition(":")
+    module = importlib.import_module(module_name)
+    cls = getattr(module, attr, None)
+    if not isinstance(cls, type) or not issubclass(cls, DurableObject):
+        raise TypeError(f"{class_name} is not a DurableObject subclass")
+    return cls

@@ -1,0 +1,47 @@
+"""In-process placement: hosts run in the caller's own event loop.
+
+The same :class:`Host` code as in a Ray actor, without processes or sockets: events and
+replies still pass through the codec, so what works here works over the wire.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from ._env import namespaces_env
+from ._host import Host
+from ._spec import HostKey, RuntimeSpec
+from .types import Event
+
+
+class LocalPlacement:
+    """Hosts in this process, made on first use."""
+
+    def __init__(self, spec: RuntimeSpec) -> None:
+        self.spec = spec
+        self.env = namespaces_env(self)
+        self.hosts: dict[HostKey, Host] = {}
+        self._caller = os.urandom(8).hex()
+        self._seqs: dict[HostKey, itertools.count[int]] = {}
+
+    def host(self, key: HostKey) -> Host:
+        host = self.hosts.get(key)
+        if host is None:
+            host = self.hosts[key] = Host(self.spec, key, self.env)
+        return host
+
+    async def deliver(self, key: HostKey, event: Event) -> Any:
+        host = self.host(key)
+        seq = self._seqs.get(key)
+        if seq is None:
+            seq = self._seqs[key] = itertools.count()
+        event.caller = self._caller
+        event.seq = next(seq)
+        return await host.deliver(event)
+
+    async def close(self) -> None:
+        for host in self.hosts.values():
+            await host.close()
+        self.hosts.clear()

@@ -1,0 +1,148 @@
+"""Namespaces (``env.ROOM``) and stubs: how code reaches objects.
+
+Making an id or a stub contacts nothing; the first event sent through a stub reaches the
+object's host, which constructs the object.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from storage import codec
+from storage.errors import TransactionError
+
+from ._errors import CallRefused
+from ._http import payload_response, request_payload, url_payload
+from ._ids import IdScheme, ObjectId
+from ._object import RESERVED_NAMES
+from ._placement import Placement
+from ._spec import BindingSpec
+from ._turn import current_turn
+from .types import Event, EventKind
+
+_chain_prefix = os.urandom(6).hex()
+_chain_counter = itertools.count()
+
+
+def _new_chain() -> str:
+    return f"{_chain_prefix}{next(_chain_counter):x}"
+
+
+class Namespace:
+    """A Durable Object binding: makes ids and stubs for one class."""
+
+    def __init__(self, binding: BindingSpec, placement: Placement) -> None:
+        self.binding = binding
+        self._placement = placement
+        self._ids: IdScheme = placement.spec.id_scheme(binding)
+
+    @property
+    def name(self) -> str:
+        return self.binding.name
+
+    def id_from_name(self, name: str) -> ObjectId:
+        """The id of the object called ``name``: the same in every process, forever."""
+        return self._ids.from_name(name)
+
+    def new_unique_id(self) -> ObjectId:
+        """A fresh random id (``id.name`` is None)."""
+        return self._ids.unique()
+
+    def id_from_string(self, text: str) -> ObjectId:
+        """Parse ``str(id)``; ``ValueError`` for malformed ids and ids of another namespace."""
+        return self._ids.from_string(text)
+
+    def get(self, object_id: ObjectId) -> Stub:
+        """A stub for ``object_id``; nothing is contacted until a call is made."""
+        if not isinstance(object_id, ObjectId):
+            raise TypeError(f"get() takes an ObjectId, got {type(object_id).__name__}")
+        if object_id.namespace != self.binding.name or not self._ids.owns(object_id.hex):
+            raise ValueError(f"{object_id!r} does not belong to namespace {self.binding.name}")
+        return Stub(self, object_id)
+
+    def get_by_name(self, name: str) -> Stub:
+        """Shorthand for ``get(id_from_name(name))``."""
+        return Stub(self, self._ids.from_name(name))
+
+    async def _send(self, object_id: ObjectId, kind: EventKind, payload: Any) -> Any:
+        turn = current_turn.get()
+        if turn is not None:
+            # The output gate: what this object wrote so far commits before the call leaves.
+            if turn.storage.in_explicit_transaction:
+                raise TransactionError(
+                    "cannot call another object inside storage.transaction():"
+                    " a transaction cannot be held across a call"
+                )
+            turn.storage.commit()
+            chain = turn.chain
+        else:
+            chain = _new_chain()
+        event = Event(self.binding.name, object_id.hex, object_id.name, chain, kind, payload)
+        key = self._placement.spec.host_for(self.binding, object_id.hex)
+        return await self._placement.deliver(key, event)
+
+
+class Stub:
+    """A handle on one object: ``await stub.fetch(...)`` and ``await stub.method(...)``."""
+
+    __slots__ = ("_namespace", "id")
+
+    def __init__(self, namespace: Namespace, object_id: ObjectId) -> None:
+        self._namespace = namespace
+        self.id = object_id
+
+    @property
+    def name(self) -> str | None:
+        return self.id.name
+
+    def __repr__(self) -> str:
+        return f"Stub({self.id!r})"
+
+    async def fetch(
+        self,
+        request_or_url: Request | str,
+        *,
+        method: str = "GET",
+        headers: Any = None,
+        body: bytes | str | None = None,
+    ) -> Response:
+        """Send an HTTP request to the object's ``fetch`` and return its response.
+
+        Takes a Starlette ``Request`` (its method, path, query, headers and body are passed
+        on) or a URL with ``method``, ``headers`` and ``body``.
+        """
+        limits = self._namespace._placement.spec.limits
+        if isinstance(request_or_url, Request):
+            payload = await request_payload(request_or_url, limits)
+        elif isinstance(request_or_url, str):
+            payload = url_payload(request_or_url, method, headers, body, limits)
+        else:
+            raise TypeError(
+                "fetch takes a starlette Request or a URL string, got"
+                f" {type(request_or_url).__name__}"
+            )
+        reply = await self._namespace._send(self.id, EventKind.FETCH, payload)
+        return payload_response(reply)
+
+    def __getattr__(self, method: str) -> Any:
+        if method.startswith("__"):
+            raise AttributeError(method)
+        if method.startswith("_"):
+            raise CallRefused(f"{method} is private: RPC reaches public methods only")
+        if method in RESERVED_NAMES:
+            raise CallRefused(f"{method} is reserved and cannot be called over RPC")
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            packed = codec.encode([args, kwargs])
+            limits = self._namespace._placement.spec.limits
+            limits.check("message_bytes", len(packed), f"the arguments of {method}()")
+            result = await self._namespace._send(self.id, EventKind.RPC, [method, packed])
+            return codec.decode(result)
+
+        call.__name__ = method
+        return call

@@ -1,0 +1,75 @@
+"""The base class users write objects with, and the context (``ctx``) each instance gets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ._ids import ObjectId
+
+if TYPE_CHECKING:
+    from storage import ObjectStorage
+
+T = TypeVar("T")
+
+# Handlers the runtime calls; never reachable over RPC.
+HANDLER_NAMES = frozenset(
+    {"fetch", "alarm", "web_socket_message", "web_socket_close", "web_socket_error"}
+)
+
+
+class ObjectContext:
+    """``self.ctx``: the object's id, its storage, and its hooks into the runtime."""
+
+    def __init__(self, object_id: ObjectId, storage: ObjectStorage) -> None:
+        self.id = object_id
+        self.storage = storage
+        self._background: set[asyncio.Future[Any]] = set()
+
+    async def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run ``fn`` with no other event delivered until it finishes.
+
+        Events already run one at a time, so this awaits ``fn``; if it raises, the object is
+        reset (its instance dropped) when the exception leaves the event.
+        """
+        return await fn()
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Keep the object alive (not evicted) until ``awaitable`` finishes; do not wait for it."""
+        future = asyncio.ensure_future(awaitable)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    @property
+    def busy_in_background(self) -> bool:
+        return bool(self._background)
+
+
+class DurableObject:
+    """Base class of every object: subclass it and add handlers and public async methods.
+
+    The runtime constructs an instance on the first event for its id (and again after
+    eviction or a reset) as ``cls(ctx, env)``, then delivers events one at a time:
+
+    * ``fetch(request)``: a Starlette ``Request`` in, a Starlette ``Response`` out;
+    * any public ``async def`` method: callable over RPC as ``await stub.method(...)``.
+
+    Subclasses that override ``__init__`` must call ``super().__init__(ctx, env)``.
+    """
+
+    ctx: ObjectContext
+    env: Any
+
+    def __init__(self, ctx: ObjectContext, env: Any) -> None:
+        self.ctx = ctx
+        self.env = env
+
+    async def fetch(self, request: Request) -> Response:
+        raise NotImplementedError
+
+
+RESERVED_NAMES = frozenset(HANDLER_NAMES | set(dir(DurableObject)) | {"ctx", "env", "id", "name"})

@@ -1,0 +1,32 @@
+"""Placement: where hosts run and how events reach them.
+
+A :class:`Placement` is the one extension point between stubs and hosts. Two exist:
+:class:`actors._local.LocalPlacement` runs hosts in the calling process (tests, single
+process), and :class:`actors._ray.RayPlacement` runs each host in a detached Ray actor and
+carries events over a direct stream to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ._env import Env
+from ._spec import HostKey, RuntimeSpec
+from .types import Event
+
+
+class Placement(Protocol):
+    spec: RuntimeSpec
+    env: Env
+    """One namespace per Durable Object binding, routed through this placement."""
+
+    async def deliver(self, key: HostKey, event: Event) -> Any:
+        """Send ``event`` to the host ``key`` and return its reply payload.
+
+        Sets the event's ``caller`` and ``seq``; raises :class:`actors.RaydoError` subclasses.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections (and, for in-process hosts, the hosts themselves)."""
+        ...

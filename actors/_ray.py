@@ -1,0 +1,266 @@
+"""Everything raydo asks of Ray, in one place: start or join a cluster, run hosts as actors.
+
+Each host is a detached, named Ray actor (``raydo:<app>:<binding>/shard/<n>``, or
+``.../object/<id>`` for dedicated placement) with ``max_restarts=-1`` and
+``max_task_retries=0``: Ray's name registry keeps one live host per name, restarts a host
+that dies, and never runs a call twice. The actor runs a :class:`Host` on its own event loop
+thread and serves the direct event stream of :mod:`actors._wire` on a TCP port; callers
+learn the port and a token through one Ray call, ``endpoint()``, and reconnect the same way
+after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import threading
+import time
+import traceback
+from concurrent.futures import Future as ThreadFuture
+from typing import Any
+
+import ray
+import ray.exceptions
+
+from ._env import namespaces_env
+from ._errors import HostUnavailable
+from ._host import Host
+from ._spec import HostKey, RuntimeSpec
+from ._wire import HostLink, HostServerProtocol
+from .types import Event
+
+log = logging.getLogger("raydo.ray")
+
+RAY_NAMESPACE = "raydo"
+CONNECT_TIMEOUT_S = 60.0
+
+
+def start_local_ray(*, num_cpus: int | None = None) -> None:
+    """Start an embedded single-node Ray for this process (``raydo dev``)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            namespace=RAY_NAMESPACE,
+            include_dashboard=False,
+            num_cpus=num_cpus,
+            log_to_driver=True,
+            configure_logging=False,
+        )
+
+
+def join_ray(address: str) -> None:
+    """Connect this process to a running Ray cluster (``raydo serve``)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(
+            address=address, namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False
+        )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.new_event_loop()
+
+
+class HostActor:
+    """The Ray actor around one :class:`Host`; its methods are the control plane only."""
+
+    def __init__(self, spec: RuntimeSpec, key: HostKey, bind: str) -> None:
+        self._spec = spec
+        self._key = key
+        self._bind = bind
+        self._error: str | None = None
+        self._endpoint: tuple[str, int, str] | None = None
+        self._host: Host | None = None
+        self._loop = _new_loop()
+        started = threading.Event()
+        threading.Thread(
+            target=self._serve, args=(started,), name="raydo-host", daemon=True
+        ).start()
+        started.wait(60)
+
+    def _serve(self, started: threading.Event) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start())
+        except BaseException:  # noqa: BLE001 - reported by endpoint(), so callers see why
+            self._error = traceback.format_exc()
+        finally:
+            started.set()
+        loop.run_forever()
+
+    async def _start(self) -> None:
+        spec, key = self._spec, self._key
+        address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
+        placement = RayPlacement(spec, bind=self._bind)
+        host = Host(spec, key, placement.env)
+        placement.local = (key, host)
+        token = secrets.token_hex(16)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: HostServerProtocol(
+                host.deliver, host.forget_caller, token, key.label, spec.limits
+            ),
+            address,
+            0,
+        )
+        port = server.sockets[0].getsockname()[1]
+        self._host = host
+        self._endpoint = (address, port, token)
+
+    def endpoint(self) -> tuple[str, int, str]:
+        if self._error is not None or self._endpoint is None:
+            raise RuntimeError(f"the host {self._key.label} failed to start:\n{self._error}")
+        return self._endpoint
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def _run(self, fn: Any) -> Any:
+        result: ThreadFuture[Any] = ThreadFuture()
+
+        def call() -> None:
+            try:
+                result.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed back to the Ray caller
+                result.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(call)
+        return result.result(30)
+
+    def stats(self) -> dict[str, Any]:
+        host = self._host
+        if host is None:
+            return {}
+        stats: dict[str, Any] = self._run(
+            lambda: {**host.stats, "live_objects": host.live_objects, "pid": os.getpid()}
+        )
+        return stats
+
+    def live_ids(self) -> list[str]:
+        host = self._host
+        return [] if host is None else self._run(host.live_ids)
+
+    def evict(self, object_hex: str) -> bool:
+        host = self._host
+        return False if host is None else bool(self._run(lambda: host.evict(object_hex)))
+
+
+_remote_host: Any = None
+
+
+def _host_class() -> Any:
+    global _remote_host
+    if _remote_host is None:
+        _remote_host = ray.remote(HostActor)
+    return _remote_host
+
+
+def actor_name(spec: RuntimeSpec, key: HostKey) -> str:
+    return f"raydo:{spec.app_name}:{key.label}"
+
+
+class RayPlacement:
+    """Hosts in Ray actors, reached over direct streams; made on first use, found after restarts."""
+
+    def __init__(self, spec: RuntimeSpec, *, bind: str = "127.0.0.1") -> None:
+        self.spec = spec
+        self.bind = bind
+        self.env = namespaces_env(self)
+        self.local: tuple[HostKey, Host] | None = None
+        self._links: dict[HostKey, HostLink] = {}
+        self._connecting: dict[HostKey, asyncio.Future[HostLink]] = {}
+        self._handles: dict[HostKey, Any] = {}
+        self._local_caller = os.urandom(8).hex()
+        self._local_seq = 0
+
+    async def deliver(self, key: HostKey, event: Event) -> Any:
+        local = self.local
+        if local is not None and local[0] == key:
+            event.caller = self._local_caller
+            event.seq, self._local_seq = self._local_seq, self._local_seq + 1
+            return await local[1].deliver(event)
+        link = self._links.get(key)
+        if link is None or link.closed:
+            link = await self._link(key)
+        return await link.call(event)
+
+    def handle(self, key: HostKey) -> Any:
+        """The Ray actor handle of a host, creating the host if it does not exist."""
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = (
+                _host_class()
+                .options(
+                    name=actor_name(self.spec, key),
+                    namespace=RAY_NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    num_cpus=0,
+                    max_restarts=-1,
+                    max_task_retries=0,
+                    max_concurrency=4,
+                )
+                .remote(self.spec, key, self.bind)
+            )
+            self._handles[key] = handle
+        return handle
+
+    async def _link(self, key: HostKey) -> HostLink:
+        pending = self._connecting.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._connect(key))
+            self._connecting[key] = pending
+            pending.add_done_callback(lambda _: self._connecting.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _connect(self, key: HostKey) -> HostLink:
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        delay = 0.05
+        while True:
+            try:
+                address, port, token = await self.handle(key).endpoint.remote()
+                link = await HostLink.open(address, port, token, key.label, self.spec.limits)
+                self._links[key] = link
+                return link
+            except ray.exceptions.RayTaskError as exc:
+                raise HostUnavailable(
+                    f"the host {key.label} cannot start: {exc}", retryable=True
+                ) from None
+            except (TimeoutError, ray.exceptions.RayError, OSError, ConnectionError) as exc:
+                if isinstance(exc, ray.exceptions.ActorDiedError):
+                    self._handles.pop(key, None)
+                if time.monotonic() > deadline:
+                    raise HostUnavailable(
+                        f"the host {key.label} is unreachable: {exc}", retryable=True
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def close(self) -> None:
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+
+
+def kill_hosts(spec: RuntimeSpec) -> int:
+    """Kill every host of an app (tests and ``raydo`` maintenance); how many were found."""
+    killed = 0
+    prefix = f"raydo:{spec.app_name}:"
+    for info in ray.util.list_named_actors(all_namespaces=True):
+        name = info["name"] if isinstance(info, dict) else info
+        if isinstance(name, str) and name.startswith(prefix):
+            try:
+                ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=True)
+                killed += 1
+            except ValueError:
+                pass
+    return killed

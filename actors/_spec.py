@@ -1,0 +1,71 @@
+"""What a host needs to know to run objects, as plain picklable data.
+
+The gateway turns ``raydo.toml`` into a :class:`RuntimeSpec`; hosts receive it (over Ray
+when they run in a Ray actor) and build their classes, storage and ``env`` from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from storage.limits import DEFAULT_LIMITS, Limits
+
+from ._ids import IdScheme, namespace_key
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpec:
+    """One Durable Object namespace (a ``[[durable_objects.bindings]]`` entry)."""
+
+    name: str
+    class_name: str
+    shards: int = 4
+    placement: str = "sharded"
+    idle_timeout_s: float = 10.0
+    max_live_objects: int = 10_000
+    mailbox_limit: int = 1000
+    namespace_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostKey:
+    """Which host serves an object: a shard of a binding, or one object's dedicated host."""
+
+    binding: str
+    shard: int = -1
+    object_hex: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.object_hex is not None:
+            return f"{self.binding}/object/{self.object_hex}"
+        return f"{self.binding}/shard/{self.shard}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    """An app as hosts see it."""
+
+    app_name: str
+    app_root: str
+    storage_root: str
+    bindings: tuple[BindingSpec, ...]
+    durability: str = "normal"
+    limits: Limits = DEFAULT_LIMITS
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def binding(self, name: str) -> BindingSpec:
+        for spec in self.bindings:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"no Durable Object binding named {name!r}")
+
+    def id_scheme(self, binding: BindingSpec) -> IdScheme:
+        key = namespace_key(self.app_name, binding.name, binding.namespace_key)
+        return IdScheme(binding.name, key, name_bytes=self.limits.name_bytes)
+
+    def host_for(self, binding: BindingSpec, object_hex: str) -> HostKey:
+        """The host of an object: by a stable hash of its id, or its own when dedicated."""
+        if binding.placement == "dedicated":
+            return HostKey(binding.name, object_hex=object_hex)
+        return HostKey(binding.name, shard=int(object_hex[:16], 16) % binding.shards)

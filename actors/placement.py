@@ -1,0 +1,40 @@
+"""Where hosts run: in this process (:class:`LocalPlacement`) or in Ray actors
+(:func:`ray_placement`).
+
+Ray is imported only when a Ray placement is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._local import LocalPlacement
+from ._placement import Placement
+from ._spec import RuntimeSpec
+
+if TYPE_CHECKING:
+    from ._ray import RayPlacement
+
+
+def ray_placement(spec: RuntimeSpec, *, bind: str = "127.0.0.1") -> RayPlacement:
+    """Hosts in detached Ray actors; ``bind`` is where hosts listen ("node" for the node's IP)."""
+    from ._ray import RayPlacement
+
+    return RayPlacement(spec, bind=bind)
+
+
+def start_local_ray() -> None:
+    """Start an embedded single-node Ray in this process."""
+    from ._ray import start_local_ray as start
+
+    start()
+
+
+def join_ray(address: str) -> None:
+    """Join the Ray cluster at ``address`` ("auto" finds a local one)."""
+    from ._ray import join_ray as join
+
+    join(address)
+
+
+__all__ = ["LocalPlacement", "Placement", "join_ray", "ray_placement", "start_local_ray"]

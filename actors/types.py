@@ -1,0 +1,42 @@
+"""Types shared by callers, hosts and the wire: events and their kinds.
+
+An :class:`Event` is one thing delivered to one object: an HTTP request for its ``fetch``
+or an RPC call. On the wire it is a msgpack array (see :mod:`actors._wire`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class EventKind(IntEnum):
+    FETCH = 0
+    RPC = 1
+
+
+@dataclass(slots=True)
+class Event:
+    """One event for one object.
+
+    ``caller`` and ``seq`` order a caller's events (the host runs them in ``seq`` order);
+    ``chain`` names the call chain the event belongs to, so a call that comes back to an
+    object busy in the same chain is let in.
+    """
+
+    binding: str
+    object_hex: str
+    name: str | None
+    chain: str
+    kind: EventKind
+    payload: Any
+    caller: str = ""
+    seq: int = 0
+
+
+# fetch payloads: [method, path, query_string, headers [[name, value], ...], body]
+# fetch replies:  [status, headers [[name, value], ...], body]
+# rpc payloads:   [method_name, encoded (args, kwargs)]
+# rpc replies:    encoded result
+FetchPayload = list[Any]

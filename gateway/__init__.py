@@ -1,0 +1,1 @@
+"""raydo gateway: config, the Starlette app around the user app, the CLI."""

@@ -1,0 +1,26 @@
+"""The ASGI app factory uvicorn workers import for ``raydo serve`` (settings come from env vars)."""
+
+from __future__ import annotations
+
+import os
+
+from actors.placement import join_ray, ray_placement
+
+from .app import Gateway
+from .config import load_config
+
+APP_DIR = "RAYDO_APP_DIR"
+RAY_ADDRESS = "RAYDO_RAY_ADDRESS"
+HOSTS_BIND = "RAYDO_HOSTS_BIND"
+
+
+def create_app() -> Gateway:
+    """A gateway joined to the Ray cluster named in the environment."""
+    config = load_config(os.environ[APP_DIR])
+    address = os.environ[RAY_ADDRESS]
+    bind = os.environ.get(HOSTS_BIND, "127.0.0.1")
+    return Gateway(
+        config,
+        lambda spec: ray_placement(spec, bind=bind),
+        on_start=lambda: join_ray(address),
+    )

@@ -1,0 +1,208 @@
+"""The gateway: the user's Starlette app, served with its bindings and its limits.
+
+What happens, in order:
+
+1. :class:`Gateway` loads nothing itself: it is given the config and a placement factory,
+   imports the app named by ``main`` and every object class (so mistakes fail at start-up).
+2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), then builds the
+   placement and the ``env``, then lets the user app start.
+3. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
+   bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
+   413 before the app reads them.
+4. Errors from objects that escape a handler become JSON responses with a fitting status
+   (overloaded and unavailable: 503; limits: 413; the rest: 500).
+5. On shutdown the user app stops first, then the placement closes its connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec
+from actors.placement import Placement
+from storage.limits import LimitExceeded
+
+from .config import AppConfig
+from .runtime import (
+    AppLoadError,
+    check_classes,
+    import_attribute,
+    runtime_spec,
+    unsupported_bindings,
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+PlacementFactory = Callable[[RuntimeSpec], Placement]
+
+
+class Gateway:
+    """ASGI app wrapping the user's app with ``env`` and request limits."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        placement_factory: PlacementFactory,
+        *,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
+        missing = unsupported_bindings(config)
+        if missing:
+            raise AppLoadError(
+                f"{config.path}: {', '.join(missing)} are not served by this raydo version yet;"
+                " remove them or upgrade"
+            )
+        self.config = config
+        self.spec = runtime_spec(config)
+        self.app = import_attribute(config, config.main, "the app (main)")
+        if not callable(self.app):
+            raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
+        check_classes(config)
+        _install_error_handlers(self.app)
+        self._placement_factory = placement_factory
+        self._on_start = on_start
+        self.placement: Placement | None = None
+        self._env: Env | None = None
+
+    @property
+    def env(self) -> Env:
+        if self._env is None:
+            self.start()
+        assert self._env is not None
+        return self._env
+
+    def start(self) -> None:
+        """Run ``on_start`` and build the placement and env (idempotent)."""
+        if self.placement is None:
+            if self._on_start is not None:
+                self._on_start()
+            self.placement = self._placement_factory(self.spec)
+            self._env = self.placement.env
+
+    async def stop(self) -> None:
+        if self.placement is not None:
+            placement, self.placement, self._env = self.placement, None, None
+            await placement.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        scope.setdefault("state", {})["env"] = self.env
+        if kind == "http":
+            limit = self.config.limits.request_bytes
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                await _too_large(declared, limit)(scope, receive, send)
+                return
+            receive, send = _limit_body(receive, send, limit, scope)
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+            return message
+
+        async def send_(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.stop()
+            await send(message)
+
+        await self.app(scope, receive_, send_)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(size: int | None, limit: int) -> Response:
+    what = f"{size} bytes" if size is not None else "over the limit"
+    return JSONResponse(
+        {
+            "error": "request_too_large",
+            "message": f"the request body is {what}; at most {limit} bytes are allowed"
+            " (limit request_bytes)",
+        },
+        status_code=413,
+    )
+
+
+def _limit_body(receive: Receive, send: Send, limit: int, scope: Scope) -> tuple[Receive, Send]:
+    """Count body bytes as the app reads them; past the limit answer 413 and end the request."""
+    seen = 0
+    refused = False
+    started = False
+
+    async def receive_() -> Message:
+        nonlocal seen, refused
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit and not refused:
+                refused = True
+                if not started:
+                    await _too_large(None, limit)(scope, _nothing, send)
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send_(message: Message) -> None:
+        nonlocal started
+        if refused:
+            return
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    return receive_, send_
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+_STATUS = {
+    Overloaded: 503,
+    HostUnavailable: 503,
+}
+
+
+def _install_error_handlers(app: Any) -> None:
+    """Map raydo's errors to HTTP answers on a Starlette app, unless the app chose its own."""
+    if not isinstance(app, Starlette):
+        return
+    handlers = app.exception_handlers
+    if RaydoError not in handlers:
+        app.add_exception_handler(RaydoError, _raydo_error)
+    if LimitExceeded not in handlers:
+        app.add_exception_handler(LimitExceeded, _limit_error)
+
+
+async def _raydo_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RaydoError)
+    status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+    body = {"error": exc.code, "message": str(exc), "retryable": exc.retryable}
+    headers = {"retry-after": "1"} if isinstance(exc, HostUnavailable) and exc.retryable else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _limit_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LimitExceeded)
+    return JSONResponse(
+        {"error": "limit_exceeded", "limit": exc.limit, "message": str(exc)}, status_code=413
+    )

@@ -1,0 +1,465 @@
+"""Loading and checking ``raydo.toml``, the one config file of an app.
+
+:func:`load_config` takes the file, or the folder holding it, and returns a frozen
+:class:`AppConfig`, or raises :class:`ConfigError`, whose message starts with the file's path and
+then the dotted key at fault (``durable_objects.bindings[0].shards: ...``). In order, it:
+
+1. finds the file: a folder means ``<folder>/raydo.toml``;
+2. reads its bytes, refusing files over 1 MiB, and decodes them as UTF-8 (a BOM is allowed);
+3. parses them with :mod:`tomllib`;
+4. checks each table against its table of field specs below: unknown keys first (with the closest
+   known key suggested), then missing required keys, then each value's type and range, in
+   document order. A bool is never accepted as an integer, and TOML has no null, so a spec's parser
+   returns ``None`` to reject a value;
+5. checks across tables: a binding name is used once over every kind of binding, a queue has at
+   most one consumer and is not its own dead-letter queue;
+6. resolves ``storage`` against the file's folder and builds the result.
+
+The platform sections (D1 databases, R2 buckets, KV namespaces, queues) are checked for shape
+only and kept as plain dicts with their defaults filled in; the code serving them reads those.
+Every string that later becomes a name on disk (app, binding, database, bucket, queue, namespace
+id) must match a narrow pattern, so none can hold a path separator, NUL or ``..``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from storage.limits import DEFAULT_LIMITS, Limits, MiB
+
+CONFIG_NAME = "raydo.toml"
+MAX_CONFIG_BYTES = 1 * MiB
+DEFAULT_STORAGE = ".raydo"
+
+_APP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_BINDING_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
+_RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_REPR_MAX = 80
+
+
+class ConfigError(ValueError):
+    """``raydo.toml`` cannot be used. ``key`` is the dotted key at fault, "" for the whole file."""
+
+    def __init__(self, path: Path, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}" if key else f"{path}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[Path, str, str]]:
+        return (type(self), (self.path, self.key, self.reason))
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectBinding:
+    """One ``[[durable_objects.bindings]]`` entry: a namespace of objects of one class."""
+
+    name: str
+    class_name: str
+    shards: int = 4
+    placement: str = "sharded"
+    idle_timeout_s: float = 10.0
+    max_live_objects: int = 10_000
+    mailbox_limit: int = 1000
+    namespace_key: str | None = field(default=None, repr=False)
+    """A secret; when None the runtime derives one from the app's name and the binding."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """A checked ``raydo.toml``; every path in it is absolute."""
+
+    path: Path
+    root: Path
+    name: str
+    main: str
+    storage: Path
+    durability: str = "normal"
+    durable_objects: tuple[ObjectBinding, ...] = ()
+    limits: Limits = DEFAULT_LIMITS
+    d1_databases: tuple[dict[str, object], ...] = ()
+    r2_buckets: tuple[dict[str, object], ...] = ()
+    kv_namespaces: tuple[dict[str, object], ...] = ()
+    queue_producers: tuple[dict[str, object], ...] = ()
+    queue_consumers: tuple[dict[str, object], ...] = ()
+
+    def binding(self, name: str) -> ObjectBinding:
+        """The durable object binding called ``name``; KeyError when there is none."""
+        for binding in self.durable_objects:
+            if binding.name == name:
+                return binding
+        known = ", ".join(b.name for b in self.durable_objects) or "none"
+        raise KeyError(f"{self.path}: no durable object binding named {name!r} (bindings: {known})")
+
+
+# Field specs: what a key must hold, said once for the messages and once as a parser.
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    expected: str
+    parse: Callable[[object], object | None]
+    """The value to keep, or None when the TOML value is not acceptable."""
+    required: bool = False
+    secret: bool = False
+
+
+def _required(spec: _Field) -> _Field:
+    return replace(spec, required=True)
+
+
+def _integer(lo: int, hi: int | None) -> _Field:
+    def parse(value: object) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return value if lo <= value and (hi is None or value <= hi) else None
+
+    if hi is None:
+        return _Field("a positive integer" if lo == 1 else f"an integer of at least {lo}", parse)
+    return _Field(f"an integer from {lo} to {hi}", parse)
+
+
+def _number(lo: int, hi: int, *, above: bool) -> _Field:
+    """An int or float in range, kept as a float; ``above`` excludes ``lo`` itself."""
+
+    def parse(value: object) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        in_range = (lo < value if above else lo <= value) and value <= hi  # NaN fails both
+        return float(value) if in_range else None
+
+    expected = f"greater than {lo} and at most {hi}" if above else f"from {lo} to {hi}"
+    return _Field(f"a number {expected}", parse)
+
+
+def _text(min_len: int = 1, max_len: int | None = None, *, secret: bool = False) -> _Field:
+    def parse(value: object) -> str | None:
+        if not isinstance(value, str) or "\0" in value:
+            return None
+        return (
+            value if min_len <= len(value) and (max_len is None or len(value) <= max_len) else None
+        )
+
+    size = (
+        "a non-empty string"
+        if max_len is None
+        else f"a string of {min_len} to {max_len} characters"
+    )
+    return _Field(f"{size} without NUL", parse, secret=secret)
+
+
+def _name(pattern: re.Pattern[str], what: str) -> _Field:
+    def parse(value: object) -> str | None:
+        if isinstance(value, str) and pattern.fullmatch(value) and ".." not in value:
+            return value
+        return None
+
+    dots = " and without '..'" if "." in pattern.pattern else ""
+    return _Field(f"{what} matching ^{pattern.pattern}${dots}", parse)
+
+
+def _reference(attribute: str) -> _Field:
+    """``module:attribute``: a dotted module path, a colon, one identifier."""
+
+    def parse(value: object) -> str | None:
+        if not isinstance(value, str):
+            return None
+        module, colon, name = value.partition(":")
+        parts = [*module.split("."), name]
+        ok = colon and all(_IDENTIFIER.fullmatch(p) and not keyword.iskeyword(p) for p in parts)
+        return value if ok else None
+
+    return _Field(f"'module:{attribute}' (a dotted module path, a colon, an identifier)", parse)
+
+
+def _choice(*options: str) -> _Field:
+    def parse(value: object) -> str | None:
+        return value if isinstance(value, str) and value in options else None
+
+    return _Field("one of " + ", ".join(repr(o) for o in options), parse)
+
+
+def _table(header: str) -> _Field:
+    return _Field(f"a table ([{header}])", lambda v: v if isinstance(v, dict) else None)
+
+
+def _tables(header: str) -> _Field:
+    return _Field(
+        f"an array of tables ([[{header}]])",
+        lambda v: v if isinstance(v, list) else None,
+    )
+
+
+_BINDING = _required(_name(_BINDING_NAME, "a binding name"))
+
+_TOP_FIELDS = {
+    "name": _required(_name(_APP_NAME, "an app name")),
+    "main": _required(_reference("attribute")),
+    "storage": _text(),
+    "durability": _choice("normal", "full"),
+    "durable_objects": _table("durable_objects"),
+    "limits": _table("limits"),
+    "d1_databases": _tables("d1_databases"),
+    "r2_buckets": _tables("r2_buckets"),
+    "kv_namespaces": _tables("kv_namespaces"),
+    "queues": _table("queues"),
+}
+_DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
+_OBJECT_BINDING_FIELDS = {
+    "name": _BINDING,
+    "class_name": _required(_reference("Class")),
+    "shards": _integer(1, 4096),
+    "placement": _choice("sharded", "dedicated"),
+    "idle_timeout_s": _number(0, 86400, above=True),
+    "max_live_objects": _integer(1, 10_000_000),
+    "mailbox_limit": _integer(1, 1_000_000),
+    "namespace_key": _text(16, 256, secret=True),
+}
+_LIMIT_FIELDS = {name: _integer(1, None) for name in Limits.names()}
+_D1_FIELDS = {
+    "binding": _BINDING,
+    "database_name": _required(_name(_RESOURCE_NAME, "a database name")),
+    "migrations_dir": _text(),
+}
+_R2_FIELDS = {
+    "binding": _BINDING,
+    "bucket_name": _required(_name(_RESOURCE_NAME, "a bucket name")),
+}
+_KV_FIELDS = {"binding": _BINDING, "id": _name(_RESOURCE_NAME, "a namespace id")}
+_QUEUES_FIELDS = {
+    "producers": _tables("queues.producers"),
+    "consumers": _tables("queues.consumers"),
+}
+_QUEUE = _required(_name(_RESOURCE_NAME, "a queue name"))
+_PRODUCER_FIELDS = {"binding": _BINDING, "queue": _QUEUE}
+_CONSUMER_FIELDS = {
+    "queue": _QUEUE,
+    "max_batch_size": _integer(1, 100),
+    "max_batch_timeout": _number(0, 60, above=False),
+    "max_retries": _integer(0, 100),
+    "dead_letter_queue": _name(_RESOURCE_NAME, "a queue name"),
+}
+_D1_DEFAULTS: dict[str, object] = {"migrations_dir": "migrations"}
+_KV_DEFAULTS: dict[str, object] = {"id": None}
+_CONSUMER_DEFAULTS: dict[str, object] = {
+    "max_batch_size": 10,
+    "max_batch_timeout": 5.0,
+    "max_retries": 3,
+    "dead_letter_queue": None,
+}
+
+
+# Reading tables against their specs.
+
+
+def _show(value: object, *, secret: bool = False) -> str:
+    """A value for a message: its repr cut to 80 characters, or only its shape if secret."""
+    if secret:
+        return (
+            f"a string of {len(value)} characters"
+            if isinstance(value, str)
+            else f"a value of type {type(value).__name__}"
+        )
+    text = repr(value)
+    return text if len(text) <= _REPR_MAX else text[: _REPR_MAX - 3] + "..."
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _unknown(name: str, known: Mapping[str, _Field]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {_show(name)}{hint}; known keys: {', '.join(known)}"
+
+
+def _read_table(file: Path, key: str, data: object, fields: Mapping[str, _Field]) -> dict[str, Any]:
+    """Check one table against its specs; return the parsed values of the keys it holds."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, key, f"expected a table, got {_show(data)}")
+    for name in data:
+        if name not in fields:
+            raise ConfigError(file, _join(key, name), _unknown(name, fields))
+    for name, spec in fields.items():
+        if spec.required and name not in data:
+            raise ConfigError(file, _join(key, name), f"missing required key {name!r}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        spec = fields[name]
+        parsed = spec.parse(value)
+        if parsed is None:
+            got = _show(value, secret=spec.secret)
+            raise ConfigError(file, _join(key, name), f"expected {spec.expected}, got {got}")
+        values[name] = parsed
+    return values
+
+
+def _read_array(
+    file: Path, key: str, items: list[object], fields: Mapping[str, _Field]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Check each table of an array of tables; pair each with its key path (``key[i]``)."""
+    return [
+        (f"{key}[{i}]", _read_table(file, f"{key}[{i}]", item, fields))
+        for i, item in enumerate(items)
+    ]
+
+
+def _read_platform(
+    file: Path,
+    key: str,
+    items: list[object],
+    fields: Mapping[str, _Field],
+    defaults: Mapping[str, object] | None = None,
+) -> list[tuple[str, dict[str, object]]]:
+    return [
+        (where, {**(defaults or {}), **values})
+        for where, values in _read_array(file, key, items, fields)
+    ]
+
+
+# Finding, reading and parsing the file.
+
+
+def _locate(given: Path) -> Path:
+    path = given.resolve()
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.exists():
+        missing = (
+            f"no {CONFIG_NAME} in {path.parent}" if path.name == CONFIG_NAME else "no such file"
+        )
+        raise ConfigError(path, "", missing)
+    if not path.is_file():
+        raise ConfigError(path, "", "not a regular file")
+    return path
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot read the file: {e.strerror or e}") from e
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            path,
+            "",
+            f"file is larger than 1 MiB ({MAX_CONFIG_BYTES} bytes); refusing it",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        bad = raw[e.start : e.start + 1]
+        raise ConfigError(path, "", f"not valid UTF-8: byte {bad!r} on line {line}") from e
+
+
+def _parse(path: Path, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "", f"invalid TOML: {e}") from e
+
+
+# Checks across tables.
+
+
+def _check_unique_bindings(file: Path, names: list[tuple[str, object]]) -> None:
+    """``names`` pairs each binding name's key path with the name; the later one is reported."""
+    seen: dict[object, str] = {}
+    for where, name in names:
+        if name in seen:
+            raise ConfigError(file, where, f"binding name {name!r} is already used by {seen[name]}")
+        seen[name] = where
+
+
+def _check_consumers(file: Path, consumers: list[tuple[str, dict[str, object]]]) -> None:
+    seen: dict[object, str] = {}
+    for where, consumer in consumers:
+        queue = consumer["queue"]
+        if queue in seen:
+            raise ConfigError(
+                file,
+                f"{where}.queue",
+                f"queue {queue!r} already has a consumer at {seen[queue]}",
+            )
+        if consumer["dead_letter_queue"] == queue:
+            raise ConfigError(
+                file,
+                f"{where}.dead_letter_queue",
+                f"queue {queue!r} cannot be its own dead-letter queue",
+            )
+        seen[queue] = where
+
+
+def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
+    """Load and check ``raydo.toml``, given the file or its folder; raise :class:`ConfigError`."""
+    path = _locate(Path(path_or_dir))
+    top = _read_table(path, "", _parse(path, _read_text(path)), _TOP_FIELDS)
+
+    durable = _read_table(
+        path, "durable_objects", top.get("durable_objects", {}), _DURABLE_OBJECTS_FIELDS
+    )
+    bindings = [
+        (where, ObjectBinding(**values))
+        for where, values in _read_array(
+            path,
+            "durable_objects.bindings",
+            durable.get("bindings", []),
+            _OBJECT_BINDING_FIELDS,
+        )
+    ]
+    limits = replace(
+        DEFAULT_LIMITS,
+        **_read_table(path, "limits", top.get("limits", {}), _LIMIT_FIELDS),
+    )
+    d1 = _read_platform(path, "d1_databases", top.get("d1_databases", []), _D1_FIELDS, _D1_DEFAULTS)
+    r2 = _read_platform(path, "r2_buckets", top.get("r2_buckets", []), _R2_FIELDS)
+    kv = _read_platform(
+        path, "kv_namespaces", top.get("kv_namespaces", []), _KV_FIELDS, _KV_DEFAULTS
+    )
+    queues = _read_table(path, "queues", top.get("queues", {}), _QUEUES_FIELDS)
+    producers = _read_platform(
+        path, "queues.producers", queues.get("producers", []), _PRODUCER_FIELDS
+    )
+    consumers = _read_platform(
+        path,
+        "queues.consumers",
+        queues.get("consumers", []),
+        _CONSUMER_FIELDS,
+        _CONSUMER_DEFAULTS,
+    )
+
+    _check_unique_bindings(
+        path,
+        [(f"{where}.name", b.name) for where, b in bindings]
+        + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers],
+    )
+    _check_consumers(path, consumers)
+
+    root = path.parent
+    return AppConfig(
+        path=path,
+        root=root,
+        name=top["name"],
+        main=top["main"],
+        storage=(root / top.get("storage", DEFAULT_STORAGE)).resolve(),
+        durability=top.get("durability", "normal"),
+        durable_objects=tuple(b for _, b in bindings),
+        limits=limits,
+        d1_databases=tuple(d for _, d in d1),
+        r2_buckets=tuple(d for _, d in r2),
+        kv_namespaces=tuple(d for _, d in kv),
+        queue_producers=tuple(d for _, d in producers),
+        queue_consumers=tuple(d for _, d in consumers),
+    )

@@ -1,0 +1,87 @@
+"""From a loaded config to what the runtime needs: the hosts' spec and the app's ``env``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from actors import BindingSpec, Env, RuntimeSpec
+
+from .config import AppConfig
+
+
+class AppLoadError(RuntimeError):
+    """The app named by ``main`` (or an object class) cannot be imported."""
+
+
+def runtime_spec(config: AppConfig) -> RuntimeSpec:
+    """The :class:`RuntimeSpec` hosts are built from."""
+    return RuntimeSpec(
+        app_name=config.name,
+        app_root=str(config.root),
+        storage_root=str(config.storage),
+        durability=config.durability,
+        limits=config.limits,
+        bindings=tuple(
+            BindingSpec(
+                name=b.name,
+                class_name=b.class_name,
+                shards=b.shards,
+                placement=b.placement,
+                idle_timeout_s=b.idle_timeout_s,
+                max_live_objects=b.max_live_objects,
+                mailbox_limit=b.mailbox_limit,
+                namespace_key=b.namespace_key,
+            )
+            for b in config.durable_objects
+        ),
+    )
+
+
+def unsupported_bindings(config: AppConfig) -> list[str]:
+    """Config sections this version validates but does not serve yet."""
+    sections = {
+        "[[d1_databases]]": config.d1_databases,
+        "[[r2_buckets]]": config.r2_buckets,
+        "[[kv_namespaces]]": config.kv_namespaces,
+        "[[queues.producers]]": config.queue_producers,
+        "[[queues.consumers]]": config.queue_consumers,
+    }
+    return [name for name, entries in sections.items() if entries]
+
+
+def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
+    """Import ``module:attribute`` with the app's folder first on the import path."""
+    root = str(config.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise AppLoadError(f"{config.path}: cannot import {what} {reference!r}: {exc!r}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise AppLoadError(
+            f"{config.path}: {what} {reference!r}: module {module_name!r} has no {attribute!r}"
+        ) from None
+
+
+def check_classes(config: AppConfig) -> None:
+    """Import every object class now, so a typo fails at start-up rather than on first use."""
+    from actors import DurableObject
+
+    for binding in config.durable_objects:
+        cls = import_attribute(config, binding.class_name, f"class of binding {binding.name}")
+        if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
+            raise AppLoadError(
+                f"{config.path}: durable_objects binding {binding.name}: {binding.class_name}"
+                " is not a subclass of actors.DurableObject"
+            )
+
+
+def env_for(namespaces: Env) -> Env:
+    """The app's ``env``: every binding it configured (Durable Object namespaces today)."""
+    return namespaces

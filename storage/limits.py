@@ -1,0 +1,54 @@
+"""The limits every object and event is held to.
+
+Each breach raises :class:`LimitExceeded` naming the limit (the field name below), and
+nothing is written. All are configurable through the ``[limits]`` table of ``raydo.toml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+class LimitExceeded(ValueError):
+    """A configured limit was breached; ``limit`` names it, nothing was written."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(f"{message} (limit {limit})")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    key_bytes: int = 2 * KiB
+    """A storage key, UTF-8 encoded."""
+    value_bytes: int = 2 * MiB
+    """A storage value, msgpack encoded; also the longest string or blob in SQL."""
+    name_bytes: int = 1 * KiB
+    """An object name given to ``id_from_name``, UTF-8 encoded."""
+    sql_statement_bytes: int = 100_000
+    """One ``sql.exec`` query text."""
+    sql_params: int = 100
+    """Bound parameters of one statement."""
+    storage_bytes: int = 10 * GiB
+    """One object's SQLite file."""
+    request_bytes: int = 8 * MiB
+    """An HTTP request body accepted by the gateway or sent to an object's ``fetch``."""
+    message_bytes: int = 16 * MiB
+    """One encoded event or reply: RPC arguments, results, fetch responses."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def check(self, limit: str, size: int, what: str) -> None:
+        """Raise :class:`LimitExceeded` when ``size`` is over the limit called ``limit``."""
+        allowed = getattr(self, limit)
+        if size > allowed:
+            raise LimitExceeded(limit, f"{what} is {size} bytes; at most {allowed} are allowed")
+
+
+DEFAULT_LIMITS = Limits()

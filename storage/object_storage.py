@@ -1,0 +1,443 @@
+"""One object's storage: a plain SQLite file holding its key-value pairs and its own tables.
+
+Life of a storage, in order:
+
+1. It is created closed; the file is opened (and made) on the first storage call.
+2. The first write of an event opens an implicit transaction; every later write of the event
+   joins it. ``transaction()`` nests savepoints inside it.
+3. The host calls :meth:`ObjectStorage.commit` before anything the event produced leaves the
+   object, and :meth:`ObjectStorage.rollback` when the event raised.
+4. The host calls :meth:`ObjectStorage.close` when it evicts the object.
+
+Key-value pairs live in the table ``_raydo_kv (key TEXT PRIMARY KEY, value BLOB)``, values
+msgpack-encoded (:mod:`storage.codec`), so ``sqlite-utils`` and the ``sqlite3`` shell read them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import codec
+from .errors import SqlError, StorageError, TransactionError
+from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+from .sql import Authorizer, Cursor, SqlStorage, translate_error
+
+KV_TABLE = "_raydo_kv"
+
+# Internal statements carry a per-process random tag: sqlite3 caches prepared statements by
+# their text, and the authorizer only runs when a statement is prepared, so user SQL must
+# never be able to hit the cache entry of an internal statement.
+_TAG = f"/*raydo {secrets.token_hex(8)}*/ "
+_KV_GET = f"{_TAG}SELECT value FROM {KV_TABLE} WHERE key = ?"
+_KV_PUT = (
+    f"{_TAG}INSERT INTO {KV_TABLE} (key, value) VALUES (?, ?)"
+    " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+_KV_DELETE = f"{_TAG}DELETE FROM {KV_TABLE} WHERE key = ?"
+_BEGIN = f"{_TAG}BEGIN"
+_COMMIT = f"{_TAG}COMMIT"
+_ROLLBACK = f"{_TAG}ROLLBACK"
+_KV_CREATE = (
+    f"{_TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE}"
+    " (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+)
+
+
+class ObjectStorage:
+    """``ctx.storage``: synchronous key-value and SQL storage in the object's own SQLite file.
+
+    Calls never yield to the event loop, so nothing else can run inside a storage sequence.
+    """
+
+    def __init__(
+        self, path: Path, *, durability: str = "normal", limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+        self.path = path
+        self.durability = durability
+        self.limits = limits
+        self.sql = SqlStorage(self)
+        self._conn: sqlite3.Connection | None = None
+        self._authorizer = Authorizer()
+        self._has_kv = False
+        self._savepoints = 0
+
+    # ---- lifecycle (called by the host) -------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def in_explicit_transaction(self) -> bool:
+        """True inside ``transaction()``: the event may not let anything out of the object."""
+        return self._savepoints > 0
+
+    def commit(self) -> None:
+        """Commit the event's writes so far (the output gate); a no-op when there are none."""
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            if self._savepoints:
+                raise TransactionError(
+                    "cannot let output leave the object inside storage.transaction():"
+                    " finish the transaction first"
+                )
+            self._internal(_COMMIT)
+
+    def rollback(self) -> None:
+        """Drop every write not yet committed."""
+        conn = self._conn
+        self._savepoints = 0
+        if conn is not None and conn.in_transaction:
+            self._internal(_ROLLBACK)
+
+    def close(self) -> None:
+        """Roll back what was not committed and close the file (eviction)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if conn.in_transaction:
+                self._conn = conn
+                self._internal(_ROLLBACK)
+                self._conn = None
+            conn.close()
+        self._savepoints = 0
+
+    # ---- key-value ----------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default``."""
+        self._check_key(key)
+        row = self._read_one(_KV_GET, (key,))
+        return default if row is None else codec.decode(row[0])
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The stored pairs among ``keys``, in key order; missing keys are left out."""
+        wanted = sorted(set(keys), key=_utf8)
+        for key in wanted:
+            self._check_key(key)
+        found: dict[str, Any] = {}
+        if not wanted or not self._kv_exists():
+            return found
+        step = self.limits.sql_params
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i : i + step]
+            marks = ",".join("?" * len(chunk))
+            rows = self._internal(
+                f"{_TAG}SELECT key, value FROM {KV_TABLE} WHERE key IN ({marks}) ORDER BY key",
+                chunk,
+            ).fetchall()
+            found.update((k, codec.decode(v)) for k, v in rows)
+        return found
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` (in the event's transaction)."""
+        self._check_key(key)
+        data = self._encode_value(key, value)
+        self._write(_KV_PUT, (key, data))
+
+    def put_many(self, entries: Mapping[str, Any]) -> None:
+        """Store every pair of ``entries``, all or none."""
+        if not isinstance(entries, Mapping):
+            raise TypeError(
+                f"put_many takes a mapping of keys to values, got {type(entries).__name__}"
+            )
+        rows = []
+        for key, value in entries.items():
+            self._check_key(key)
+            rows.append((key, self._encode_value(key, value)))
+        if rows:
+            self._ensure_kv()
+            self._begin()
+            self._internal_many(_KV_PUT, rows)
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True when it existed."""
+        self._check_key(key)
+        if not self._kv_exists():
+            return False
+        return self._write(_KV_DELETE, (key,)) > 0
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Delete every key of ``keys``; the number that existed."""
+        keys = list(keys)
+        for key in keys:
+            self._check_key(key)
+        if not keys or not self._kv_exists():
+            return 0
+        self._begin()
+        before = self._connection().total_changes
+        self._internal_many(_KV_DELETE, [(k,) for k in dict.fromkeys(keys)])
+        return self._connection().total_changes - before
+
+    def list(
+        self,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Pairs in key order (UTF-8 byte order), or reversed.
+
+        ``start`` is inclusive, ``end`` exclusive, ``prefix`` narrows the range further;
+        ``reverse`` flips the order, not the bounds; ``limit`` (> 0) caps the count.
+        """
+        for bound in (prefix, start, end):
+            if bound is not None:
+                self._check_key(bound, allow_empty=True)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0
+        ):
+            raise ValueError(f"list limit must be a positive int, got {limit!r}")
+        low, high = start, end
+        if prefix:
+            low = prefix if low is None or _utf8(prefix) > _utf8(low) else low
+            upper = _prefix_upper_bound(prefix)
+            if upper is not None and (high is None or _utf8(upper) < _utf8(high)):
+                high = upper
+        if not self._kv_exists():
+            return {}
+        where, params = [], []
+        if low is not None:
+            where.append("key >= ?")
+            params.append(low)
+        if high is not None:
+            where.append("key < ?")
+            params.append(high)
+        sql = f"{_TAG}SELECT key, value FROM {KV_TABLE}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
+        if limit is not None:
+            sql += f" LIMIT {limit}"
+        return {k: codec.decode(v) for k, v in self._internal(sql, params).fetchall()}
+
+    def delete_all(self) -> None:
+        """Delete every key-value pair and every table, index, view and trigger, atomically."""
+        if self._savepoints:
+            raise TransactionError("delete_all() cannot be called inside storage.transaction()")
+        if not self.path.exists() and self._conn is None:
+            return
+        self._begin()
+        schema = self._internal(
+            f"{_TAG}SELECT type, name FROM sqlite_master"
+            " WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            f" AND name NOT LIKE '\\_raydo\\_%' ESCAPE '\\' AND sql IS NOT NULL"
+        ).fetchall()
+        order = {"trigger": 0, "view": 1, "index": 2, "table": 3}
+        for kind, name in sorted(schema, key=lambda row: order.get(row[0], 9)):
+            quoted = '"' + name.replace('"', '""') + '"'
+            self._internal(f"{_TAG}DROP {kind.upper()} IF EXISTS {quoted}")
+        if self._kv_exists():
+            self._internal(f"{_TAG}DELETE FROM {KV_TABLE}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block atomically: an exception rolls back the block's writes and re-raises.
+
+        Nests (each level is a savepoint). Nothing may leave the object inside it: calls to
+        other objects raise :class:`TransactionError`.
+        """
+        self._begin()
+        name = f"raydo_sp_{self._savepoints}"
+        self._internal(f"{_TAG}SAVEPOINT {name}")
+        self._savepoints += 1
+        try:
+            yield
+        except BaseException:
+            self._savepoints -= 1
+            if self._connection().in_transaction:
+                self._internal(f"{_TAG}ROLLBACK TO {name}")
+                self._internal(f"{_TAG}RELEASE {name}")
+            raise
+        else:
+            self._savepoints -= 1
+            self._internal(f"{_TAG}RELEASE {name}")
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes the database uses (pages in use times page size)."""
+        if self._conn is None and not self.path.exists():
+            return 0
+        count = self._internal(f"{_TAG}PRAGMA page_count").fetchone()[0]
+        size = self._internal(f"{_TAG}PRAGMA page_size").fetchone()[0]
+        return int(count) * int(size)
+
+    # ---- used by SqlStorage -------------------------------------------------------------
+
+    def run_user_sql(self, statements: builtins.list[str], params: tuple[Any, ...]) -> Cursor:
+        statements = [s for s in statements if _strip_comments(s)]
+        if not statements:
+            raise SqlError("the SQL query did not contain a statement")
+        conn = self._connection()
+        self._begin()
+        auth = self._authorizer
+        auth.refusal = None
+        before = conn.total_changes
+        try:
+            for statement in statements[:-1]:
+                conn.execute(statement).fetchall()
+            cur = conn.execute(statements[-1], params)
+            rows = cur.fetchall()
+        except sqlite3.Error as exc:
+            raise translate_error(exc, auth.refusal, self._limit_hint) from None
+        except OverflowError as exc:
+            raise SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}") from None
+        names = [d[0] for d in cur.description] if cur.description else []
+        return Cursor(names, rows, conn.total_changes - before)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            conn = self._open()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, cached_statements=64
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the object's database {self.path}: {exc}") from None
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA trusted_schema=OFF")
+        limits = self.limits
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.value_bytes + limits.key_bytes + 1024)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, max(limits.sql_statement_bytes, 10_000))
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max(limits.sql_params, 1))
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count={max(limits.storage_bytes // page_size, 16)}")
+        self._has_kv = (
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (KV_TABLE,)
+            ).fetchone()
+            is not None
+        )
+        conn.set_authorizer(self._authorizer)
+        self._conn = conn
+        return conn
+
+    def _kv_exists(self) -> bool:
+        if self._conn is None:
+            if not self.path.exists():
+                return False
+            self._open()
+        return self._has_kv
+
+    def _ensure_kv(self) -> None:
+        if not self._kv_exists():
+            self._begin()
+            self._internal(_KV_CREATE)
+            self._has_kv = True
+
+    def _begin(self) -> None:
+        conn = self._connection()
+        if not conn.in_transaction:
+            self._internal(_BEGIN)
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        self._ensure_kv()
+        self._begin()
+        return self._internal(sql, params).rowcount
+
+    def _read_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not self._kv_exists():
+            return None
+        row: tuple[Any, ...] | None = self._internal(sql, params).fetchone()
+        return row
+
+    def _internal(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        auth = self._authorizer
+        auth.trusted = True
+        try:
+            return self._connection().execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        finally:
+            auth.trusted = False
+
+    def _internal_many(self, sql: str, rows: builtins.list[tuple[Any, ...]]) -> None:
+        auth = self._authorizer
+        auth.trusted = True
+        try:
+            self._connection().executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        finally:
+            auth.trusted = False
+
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        return translate_error(exc, None, self._limit_hint)
+
+    def _limit_hint(self, message: str) -> Exception | None:
+        if "database or disk is full" in message and self.path.exists():
+            return LimitExceeded(
+                "storage_bytes",
+                f"the object's database is full at {self.limits.storage_bytes} bytes",
+            )
+        if "too big" in message:
+            return LimitExceeded(
+                "value_bytes",
+                f"a string, blob or row is larger than {self.limits.value_bytes} bytes",
+            )
+        return None
+
+    def _check_key(self, key: object, *, allow_empty: bool = False) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"storage keys are str, got {type(key).__name__}")
+        try:
+            size = len(key.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("storage keys must be valid Unicode (no lone surrogates)") from None
+        self.limits.check("key_bytes", size, "the key")
+
+    def _encode_value(self, key: str, value: Any) -> bytes:
+        data = codec.encode(value)
+        self.limits.check("value_bytes", len(data), f"the value for key {key[:60]!r}")
+        return data
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string starting with ``prefix`` (code point order)."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars[-1]) + 1
+        if 0xD800 <= point <= 0xDFFF:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            chars[-1] = chr(point)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _strip_comments(sql: str) -> str:
+    """``sql`` without its comments and semicolons: empty when it holds no statement."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        if sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            out.append(sql[i])
+            i += 1
+    return "".join(out).strip().strip(";").strip()

@@ -1,0 +1,233 @@
+"""The SQL face of an object's storage: ``ctx.storage.sql.exec`` and its cursor.
+
+User SQL runs on the object's own connection, inside the event's implicit transaction, under
+an authorizer that keeps it away from raydo's own tables (``_raydo_*``), from transaction
+control (use ``ctx.storage.transaction()``), from ATTACH and from PRAGMAs that could change
+durability. Several ``;``-separated statements may be given; the parameters and the cursor
+belong to the last one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import SqlError
+from .limits import LimitExceeded
+
+if TYPE_CHECKING:
+    from .object_storage import ObjectStorage
+
+INTERNAL_PREFIX = "_raydo_"
+
+# PRAGMAs that only read the schema or tune foreign keys; the rest could change durability,
+# the journal or the file itself behind the runtime's back.
+_ALLOWED_PRAGMAS = frozenset(
+    {
+        "table_info",
+        "table_xinfo",
+        "table_list",
+        "index_info",
+        "index_xinfo",
+        "index_list",
+        "foreign_key_list",
+        "foreign_key_check",
+        "foreign_keys",
+        "defer_foreign_keys",
+        "page_count",
+        "page_size",
+        "freelist_count",
+        "quick_check",
+        "integrity_check",
+        "collation_list",
+        "function_list",
+        "data_version",
+    }
+)
+
+_TABLE_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_READ,
+        sqlite3.SQLITE_UPDATE,
+        sqlite3.SQLITE_INSERT,
+        sqlite3.SQLITE_DELETE,
+        sqlite3.SQLITE_CREATE_TABLE,
+        sqlite3.SQLITE_DROP_TABLE,
+        sqlite3.SQLITE_ALTER_TABLE,
+        sqlite3.SQLITE_CREATE_INDEX,
+        sqlite3.SQLITE_DROP_INDEX,
+        sqlite3.SQLITE_CREATE_TRIGGER,
+        sqlite3.SQLITE_DROP_TRIGGER,
+        sqlite3.SQLITE_CREATE_VIEW,
+        sqlite3.SQLITE_DROP_VIEW,
+        sqlite3.SQLITE_ANALYZE,
+        sqlite3.SQLITE_REINDEX,
+    }
+)
+
+_TEMP_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_CREATE_TEMP_TABLE,
+        sqlite3.SQLITE_CREATE_TEMP_INDEX,
+        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+        sqlite3.SQLITE_CREATE_TEMP_VIEW,
+        sqlite3.SQLITE_DROP_TEMP_TABLE,
+        sqlite3.SQLITE_DROP_TEMP_INDEX,
+        sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+        sqlite3.SQLITE_DROP_TEMP_VIEW,
+    }
+)
+
+
+class Authorizer:
+    """SQLite authorizer callback; remembers why it last refused, for a clear error."""
+
+    def __init__(self) -> None:
+        self.trusted = False
+        self.refusal: str | None = None
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
+        if self.trusted:
+            return sqlite3.SQLITE_OK
+        reason = self._refuse(action, arg1, arg2, db)
+        if reason is None:
+            return sqlite3.SQLITE_OK
+        self.refusal = reason
+        return sqlite3.SQLITE_DENY
+
+    @staticmethod
+    def _refuse(action: int, arg1: str | None, arg2: str | None, db: str | None) -> str | None:
+        if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+            return (
+                "transaction statements are not allowed in sql.exec; every event already runs in"
+                " a transaction, and ctx.storage.transaction() nests one inside it"
+            )
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return "ATTACH and DETACH are not allowed: an object owns exactly one database"
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if name in _ALLOWED_PRAGMAS:
+                return None
+            return f"PRAGMA {arg1} is not allowed (allowed: {', '.join(sorted(_ALLOWED_PRAGMAS))})"
+        if action in _TEMP_ACTIONS or db == "temp":
+            return "TEMP tables, views and triggers are not allowed"
+        if action in _TABLE_ACTIONS:
+            for table in (arg1, arg2):
+                if table and table.lower().startswith(INTERNAL_PREFIX):
+                    return (
+                        f"access to {table} is not allowed:"
+                        f" tables named {INTERNAL_PREFIX}* belong to raydo"
+                    )
+        return None
+
+
+def split_statements(query: str) -> list[str]:
+    """Split ``query`` at the semicolons that end complete statements (quotes and triggers kept)."""
+    if ";" not in query:
+        return [query]
+    statements: list[str] = []
+    start = 0
+    for i, char in enumerate(query):
+        if char == ";" and sqlite3.complete_statement(query[start : i + 1]):
+            statements.append(query[start : i + 1])
+            start = i + 1
+    if query[start:].strip():
+        statements.append(query[start:])
+    return statements
+
+
+class Cursor:
+    """The result of one ``sql.exec``: rows as dicts (iterate, ``fetchall``, ``one``) or tuples
+    (``raw``).
+
+    Rows are read in full when the statement runs, so a cursor stays valid after the event's
+    transaction commits. ``rows_read`` counts the rows the statement returned and
+    ``rows_written`` the rows it inserted, updated or deleted.
+    """
+
+    __slots__ = ("_rows", "column_names", "rows_read", "rows_written")
+
+    def __init__(
+        self, column_names: list[str], rows: list[tuple[Any, ...]], rows_written: int
+    ) -> None:
+        self.column_names = column_names
+        self._rows = rows
+        self.rows_read = len(rows)
+        self.rows_written = rows_written
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        names = self.column_names
+        return (dict(zip(names, row, strict=True)) for row in self._rows)
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return list(self)
+
+    def raw(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+    def one(self) -> dict[str, Any]:
+        """The single row of the result; :class:`SqlError` when there are none or several."""
+        if len(self._rows) != 1:
+            kind = "no results" if not self._rows else f"{len(self._rows)} results"
+            raise SqlError(f"expected exactly one result from the SQL query, but got {kind}")
+        return dict(zip(self.column_names, self._rows[0], strict=True))
+
+
+class SqlStorage:
+    """``ctx.storage.sql``: run SQL on the object's own database."""
+
+    def __init__(self, storage: ObjectStorage) -> None:
+        self._storage = storage
+
+    def exec(self, query: str, *params: Any) -> Cursor:
+        """Run ``query`` (one or more statements) inside the event's transaction.
+
+        ``params`` bind the ``?`` placeholders of the last statement. Errors from SQLite come
+        back as :class:`SqlError` carrying SQLite's message; breached limits as
+        :class:`LimitExceeded`.
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"sql.exec takes the query as a str, got {type(query).__name__}")
+        limits = self._storage.limits
+        size = len(query.encode("utf-8", "surrogatepass"))
+        limits.check("sql_statement_bytes", size, "the SQL query")
+        if len(params) > limits.sql_params:
+            raise LimitExceeded(
+                "sql_params",
+                f"{len(params)} parameters given; at most {limits.sql_params} are allowed",
+            )
+        statements = split_statements(query)
+        if "\x00" in query:
+            raise SqlError("the SQL query contains a NUL character")
+        return self._storage.run_user_sql(statements, _check_params(params))
+
+
+def _check_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    for i, value in enumerate(params):
+        if value is None or isinstance(value, (str, bytes, float)):
+            continue
+        if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:
+                raise SqlError(f"parameter {i + 1} is an integer outside SQLite's 64-bit range")
+            continue
+        raise SqlError(
+            f"parameter {i + 1} has type {type(value).__name__}; SQL parameters must be"
+            " None, int, float, str or bytes"
+        )
+    return tuple(params)
+
+
+def translate_error(
+    exc: sqlite3.Error, refusal: str | None, limits_hint: Callable[[str], Exception | None]
+) -> Exception:
+    """Turn a sqlite3 error into the error the user should see."""
+    message = str(exc)
+    if refusal and ("not authorized" in message or "prohibited" in message):
+        return SqlError(f"{message}: {refusal}", "SQLITE_AUTH")
+    hinted = limits_hint(message)
+    if hinted is not None:
+        return hinted
+    return SqlError(message, getattr(exc, "sqlite_errorname", None))
