@@ -152,7 +152,11 @@ class Host:
                 held_event, held_future = intake.held.pop(intake.expected)
                 intake.expected += 1
                 self._admit(held_event, held_future)
-        elif event.seq > intake.expected and len(intake.held) < _MAX_HELD_PER_CALLER:
+        elif (
+            event.seq > intake.expected
+            and event.seq not in intake.held  # a duplicate must not orphan the held event
+            and len(intake.held) < _MAX_HELD_PER_CALLER
+        ):
             intake.held[event.seq] = (event, future)
         else:
             future.set_exception(
@@ -219,7 +223,7 @@ class Host:
         storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
         slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage)
         self._slots[hex_id] = slot
-        self._enforce_live_bound()
+        self._enforce_live_bound(keep=hex_id)
         self._ensure_sweeper()
         return slot
 
@@ -363,14 +367,16 @@ class Host:
         stale = [h for h, s in self._slots.items() if s.last_used <= horizon and s.idle]
         return sum(self.evict(h) for h in stale)
 
-    def _enforce_live_bound(self) -> None:
+    def _enforce_live_bound(self, keep: str) -> None:
         excess = len(self._slots) - self.binding.max_live_objects
         if excess <= 0:
             return
         for hex_id in list(self._slots)[: excess * 2]:
             if excess <= 0:
                 break
-            if self.evict(hex_id):
+            # ``keep`` is the object an event is arriving for: evicting it would hand the
+            # event a closed, detached slot.
+            if hex_id != keep and self.evict(hex_id):
                 excess -= 1
 
     def _ensure_sweeper(self) -> None:
@@ -395,6 +401,8 @@ class Host:
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for caller in list(self._callers):
+            self.forget_caller(caller)
         for slot in list(self._slots.values()):
             while slot.queue:
                 _, future = slot.queue.popleft()

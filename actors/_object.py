@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -10,11 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._ids import ObjectId
+from ._turn import current_turn
 
 if TYPE_CHECKING:
     from storage import ObjectStorage
 
 T = TypeVar("T")
+log = logging.getLogger("raydo.object")
 
 # Handlers the runtime calls; never reachable over RPC.
 HANDLER_NAMES = frozenset(
@@ -39,10 +44,27 @@ class ObjectContext:
         return await fn()
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
-        """Keep the object alive (not evicted) until ``awaitable`` finishes; do not wait for it."""
-        future = asyncio.ensure_future(awaitable)
+        """Keep the object alive (not evicted) until ``awaitable`` finishes; do not wait for it.
+
+        The work runs outside the event that started it: it is not part of that event's
+        transaction, and its failure is logged, not raised anywhere.
+        """
+        if inspect.iscoroutine(awaitable):
+            # A fresh context: the work must not act as the turn that scheduled it.
+            context = contextvars.copy_context()
+            context.run(current_turn.set, None)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_task(
+                awaitable, context=context
+            )
+        else:
+            future = asyncio.ensure_future(awaitable)
         self._background.add(future)
-        future.add_done_callback(self._background.discard)
+        future.add_done_callback(self._background_done)
+
+    def _background_done(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("ctx.wait_until work of %r failed", self.id, exc_info=future.exception())
 
     @property
     def busy_in_background(self) -> bool:

@@ -36,6 +36,7 @@ from .types import Event, EventKind
 log = logging.getLogger("raydo.wire")
 
 HELLO, EVENT, WELCOME, OK, FAIL = 0, 1, 2, 3, 4
+HANDSHAKE_TIMEOUT_S = 3.0
 
 
 def max_frame_bytes(limits: Limits) -> int:
@@ -85,6 +86,12 @@ class HostServerProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._writer = _FrameWriter(self._transport)
+        # A stranger that never completes HELLO must not hold a connection open.
+        asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._end_if_anonymous)
+
+    def _end_if_anonymous(self) -> None:
+        if self._caller is None and self._transport is not None:
+            self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._caller is not None:

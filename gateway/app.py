@@ -102,6 +102,8 @@ class Gateway:
             declared = _content_length(scope)
             if declared is not None and declared > limit:
                 await _too_large(declared, limit)(scope, receive, send)
+                if declared <= _DRAIN_FACTOR * limit:  # let the client finish sending, then read
+                    await _drain(receive)
                 return
             receive, send = _limit_body(receive, send, limit, scope)
         await self.app(scope, receive, send)
@@ -140,11 +142,17 @@ def _too_large(size: int | None, limit: int) -> Response:
             " (limit request_bytes)",
         },
         status_code=413,
+        # The connection's state after a refused body is not worth trusting: start afresh.
+        headers={"connection": "close"},
     )
 
 
 def _limit_body(receive: Receive, send: Send, limit: int, scope: Scope) -> tuple[Receive, Send]:
-    """Count body bytes as the app reads them; past the limit answer 413 and end the request."""
+    """Count body bytes as the app reads them; past the limit answer 413 and end the request.
+
+    The rest of the body is read and dropped (up to a few times the limit) so the client,
+    still sending, gets to read the 413 instead of a reset connection.
+    """
     seen = 0
     refused = False
     started = False
@@ -158,6 +166,8 @@ def _limit_body(receive: Receive, send: Send, limit: int, scope: Scope) -> tuple
                 refused = True
                 if not started:
                     await _too_large(None, limit)(scope, _nothing, send)
+                if message.get("more_body"):
+                    await _drain(receive, _DRAIN_FACTOR * limit)
                 return {"type": "http.disconnect"}
         return message
 
@@ -170,6 +180,19 @@ def _limit_body(receive: Receive, send: Send, limit: int, scope: Scope) -> tuple
         await send(message)
 
     return receive_, send_
+
+
+_DRAIN_FACTOR = 4
+
+
+async def _drain(receive: Receive, most: int | None = None) -> None:
+    """Read and drop the rest of a refused request body (at most ``most`` bytes)."""
+    dropped = 0
+    while True:
+        message = await receive()
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body") or (most is not None and dropped > most):
+            return
 
 
 async def _nothing() -> Message:

@@ -336,7 +336,9 @@ def _locate(given: Path) -> Path:
         path = path / CONFIG_NAME
     if not path.exists():
         missing = (
-            f"no {CONFIG_NAME} in {path.parent}" if path.name == CONFIG_NAME else "no such file"
+            f"no {CONFIG_NAME} in {path.parent}"
+            if path.name == CONFIG_NAME
+            else f"no such file or folder (give an app folder holding {CONFIG_NAME}, or the file)"
         )
         raise ConfigError(path, "", missing)
     if not path.is_file():

@@ -6,7 +6,8 @@ what Python users expect to round-trip exactly:
 * ``EXT_BIGINT``: an int outside the 64-bit range, as signed big-endian bytes;
 * ``EXT_DATETIME``: a datetime, as its ISO 8601 text (naive stays naive, aware keeps its offset).
 
-Tuples come back as lists. Anything else (sets, custom classes, ...) is refused with
+Tuples come back as lists (a tuple used as a dict key comes back as a tuple, since a list
+cannot be a key). Anything else (sets, custom classes, ...) is refused with
 :class:`EncodeError`, which says the type and where in the value it sits.
 """
 
@@ -69,7 +70,29 @@ def decode(data: bytes) -> Any:
     except DecodeError:
         raise
     except Exception as exc:  # noqa: BLE001 - msgpack raises many unrelated types on bad input
-        raise DecodeError(f"not a raydo-encoded value: {exc}") from None
+        error = exc
+    try:
+        # A map key packed from a tuple unpacks as a list, which cannot be a dict key: decode
+        # again (rare, so only on failure) turning such keys back into tuples.
+        return msgpack.unpackb(
+            data,
+            ext_hook=_ext_hook,
+            raw=False,
+            strict_map_key=False,
+            object_pairs_hook=_dict_with_tuple_keys,
+        )
+    except DecodeError:
+        raise
+    except Exception:  # noqa: BLE001 - as above
+        raise DecodeError(f"not a raydo-encoded value: {error}") from None
+
+
+def _dict_with_tuple_keys(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    return {_as_tuple(key): value for key, value in pairs}
+
+
+def _as_tuple(key: Any) -> Any:
+    return tuple(_as_tuple(k) for k in key) if isinstance(key, list) else key
 
 
 def packer() -> msgpack.Packer:
@@ -90,13 +113,21 @@ def _describe_unencodable(value: object) -> str:
     if path is None:
         return "value cannot be encoded"
     where, bad = path
+    if isinstance(bad, str):
+        return f"{where} is a str that is not valid Unicode (it holds a lone surrogate)"
     return f"{where} has type {type(bad).__name__}, which cannot be encoded (allowed: {ENCODABLE})"
 
 
 def _find_unencodable(value: object, where: str, depth: int) -> tuple[str, object] | None:
     if depth > _MAX_DEPTH:
         return (f"{where} (nested over {_MAX_DEPTH} levels)", value)
-    if value is None or isinstance(value, (str, bytes, bool, int, float, _dt.datetime)):
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return (where, value)
+        return None
+    if value is None or isinstance(value, (bytes, bool, int, float, _dt.datetime)):
         return None
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):

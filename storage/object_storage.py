@@ -40,6 +40,7 @@ _KV_PUT = (
     " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
 _KV_DELETE = f"{_TAG}DELETE FROM {KV_TABLE} WHERE key = ?"
+_KV_EXISTS = f"{_TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{KV_TABLE}'"
 _BEGIN = f"{_TAG}BEGIN"
 _COMMIT = f"{_TAG}COMMIT"
 _ROLLBACK = f"{_TAG}ROLLBACK"
@@ -66,7 +67,9 @@ class ObjectStorage:
         self.sql = SqlStorage(self)
         self._conn: sqlite3.Connection | None = None
         self._authorizer = Authorizer()
-        self._has_kv = False
+        self._has_kv: bool | None = None  # None: unknown, look it up (a rollback may undo it)
+        self._began = False  # an implicit transaction of ours is open
+        self._lost: str | None = None  # why SQLite ended that transaction behind our back
         self._savepoints = 0
 
     # ---- lifecycle (called by the host) -------------------------------------------------
@@ -82,6 +85,7 @@ class ObjectStorage:
 
     def commit(self) -> None:
         """Commit the event's writes so far (the output gate); a no-op when there are none."""
+        self._check_not_lost()
         conn = self._conn
         if conn is not None and conn.in_transaction:
             if self._savepoints:
@@ -90,17 +94,23 @@ class ObjectStorage:
                     " finish the transaction first"
                 )
             self._internal(_COMMIT)
+        self._began = False
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
         conn = self._conn
         self._savepoints = 0
+        self._began = False
+        self._lost = None
         if conn is not None and conn.in_transaction:
+            self._has_kv = None
             self._internal(_ROLLBACK)
 
     def close(self) -> None:
         """Roll back what was not committed and close the file (eviction)."""
         conn, self._conn = self._conn, None
+        self._began = False
+        self._lost = None
         if conn is not None:
             if conn.in_transaction:
                 self._conn = conn
@@ -119,9 +129,10 @@ class ObjectStorage:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The stored pairs among ``keys``, in key order; missing keys are left out."""
-        wanted = sorted(set(keys), key=_utf8)
-        for key in wanted:
+        keys = builtins.list(keys)
+        for key in keys:
             self._check_key(key)
+        wanted = sorted(set(keys), key=_utf8)
         found: dict[str, Any] = {}
         if not wanted or not self._kv_exists():
             return found
@@ -255,6 +266,7 @@ class ObjectStorage:
         except BaseException:
             self._savepoints -= 1
             if self._connection().in_transaction:
+                self._has_kv = None
                 self._internal(f"{_TAG}ROLLBACK TO {name}")
                 self._internal(f"{_TAG}RELEASE {name}")
             raise
@@ -277,6 +289,7 @@ class ObjectStorage:
         statements = [s for s in statements if _strip_comments(s)]
         if not statements:
             raise SqlError("the SQL query did not contain a statement")
+        self._check_not_lost()
         conn = self._connection()
         self._begin()
         auth = self._authorizer
@@ -288,9 +301,13 @@ class ObjectStorage:
             cur = conn.execute(statements[-1], params)
             rows = cur.fetchall()
         except sqlite3.Error as exc:
+            self._has_kv = None
+            self._note_lost_transaction(exc)
             raise translate_error(exc, auth.refusal, self._limit_hint) from None
         except OverflowError as exc:
             raise SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}") from None
+        except UnicodeEncodeError as exc:
+            raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
         names = [d[0] for d in cur.description] if cur.description else []
         return Cursor(names, rows, conn.total_changes - before)
 
@@ -313,18 +330,16 @@ class ObjectStorage:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA trusted_schema=OFF")
+        # On, as in D1 and Durable Objects; it cannot change inside the event's transaction,
+        # so user code relaxes it with PRAGMA defer_foreign_keys instead.
+        conn.execute("PRAGMA foreign_keys=ON")
         limits = self.limits
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.value_bytes + limits.key_bytes + 1024)
         conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, max(limits.sql_statement_bytes, 10_000))
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max(limits.sql_params, 1))
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count={max(limits.storage_bytes // page_size, 16)}")
-        self._has_kv = (
-            conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (KV_TABLE,)
-            ).fetchone()
-            is not None
-        )
+        self._has_kv = None
         conn.set_authorizer(self._authorizer)
         self._conn = conn
         return conn
@@ -334,6 +349,8 @@ class ObjectStorage:
             if not self.path.exists():
                 return False
             self._open()
+        if self._has_kv is None:
+            self._has_kv = self._internal(_KV_EXISTS).fetchone() is not None
         return self._has_kv
 
     def _ensure_kv(self) -> None:
@@ -346,6 +363,21 @@ class ObjectStorage:
         conn = self._connection()
         if not conn.in_transaction:
             self._internal(_BEGIN)
+            self._began = True
+
+    def _check_not_lost(self) -> None:
+        if self._lost is not None:
+            raise TransactionError(
+                f"SQLite rolled back this event's transaction after an error ({self._lost});"
+                " its earlier writes are gone, so the event cannot go on: let the error propagate"
+            )
+
+    def _note_lost_transaction(self, exc: sqlite3.Error) -> None:
+        # Some errors (SQLITE_FULL, OR ROLLBACK, RAISE(ROLLBACK)) end the whole transaction.
+        # Carrying on would commit the rest of the event without its start: refuse instead.
+        conn = self._conn
+        if self._began and conn is not None and not conn.in_transaction:
+            self._lost = str(exc)
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> int:
         self._ensure_kv()
@@ -359,11 +391,13 @@ class ObjectStorage:
         return row
 
     def _internal(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        self._check_not_lost()
         auth = self._authorizer
         auth.trusted = True
         try:
             return self._connection().execute(sql, tuple(params))
         except sqlite3.Error as exc:
+            self._note_lost_transaction(exc)
             raise self._translate(exc) from None
         finally:
             auth.trusted = False
@@ -371,14 +405,17 @@ class ObjectStorage:
     def _internal_many(self, sql: str, rows: builtins.list[tuple[Any, ...]]) -> None:
         auth = self._authorizer
         auth.trusted = True
+        self._check_not_lost()
         try:
             self._connection().executemany(sql, rows)
         except sqlite3.Error as exc:
+            self._note_lost_transaction(exc)
             raise self._translate(exc) from None
         finally:
             auth.trusted = False
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
+        self._has_kv = None  # the error may have rolled back the transaction that made the table
         return translate_error(exc, None, self._limit_hint)
 
     def _limit_hint(self, message: str) -> Exception | None:

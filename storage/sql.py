@@ -192,22 +192,35 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError(f"sql.exec takes the query as a str, got {type(query).__name__}")
         limits = self._storage.limits
-        size = len(query.encode("utf-8", "surrogatepass"))
+        try:
+            size = len(query.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise SqlError("the SQL query is not valid Unicode (a lone surrogate)") from None
         limits.check("sql_statement_bytes", size, "the SQL query")
         if len(params) > limits.sql_params:
             raise LimitExceeded(
                 "sql_params",
                 f"{len(params)} parameters given; at most {limits.sql_params} are allowed",
             )
-        statements = split_statements(query)
         if "\x00" in query:
             raise SqlError("the SQL query contains a NUL character")
-        return self._storage.run_user_sql(statements, _check_params(params))
+        statements = split_statements(query)
+        return self._storage.run_user_sql(statements, _check_params(params, limits.value_bytes))
 
 
-def _check_params(params: Sequence[Any]) -> tuple[Any, ...]:
+def _check_params(params: Sequence[Any], value_bytes: int) -> tuple[Any, ...]:
     for i, value in enumerate(params):
-        if value is None or isinstance(value, (str, bytes, float)):
+        if isinstance(value, (str, bytes)):
+            size = len(value)
+            if isinstance(value, str) and size * 4 > value_bytes:  # else surely small enough
+                size = len(value.encode("utf-8", "surrogatepass"))
+            if size > value_bytes:
+                raise LimitExceeded(
+                    "value_bytes",
+                    f"parameter {i + 1} is {size} bytes; at most {value_bytes} are allowed",
+                )
+            continue
+        if value is None or isinstance(value, float):
             continue
         if isinstance(value, int):
             if not -(2**63) <= value < 2**63:

@@ -1,0 +1,188 @@
+"""Real processes for integration tests: a Ray cluster, and raydo gateways served from it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+RAY = str(VENV_BIN / "ray")
+RAYDO = str(VENV_BIN / "raydo")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def quiet_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class RayCluster:
+    """A one-node Ray cluster on 127.0.0.1, started with ``ray start`` in a private temp dir."""
+
+    temp_dir: Path
+    port: int = field(default_factory=free_port)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.temp_dir / "auth_token"
+
+    def use_private_token(self) -> None:
+        """Make this cluster's auth token and point this process (and its children) at it.
+
+        Ray reads these variables when it is imported, so call this before ``import ray``.
+        """
+        self.token_path.write_text(secrets.token_hex(32))
+        self.token_path.chmod(0o600)
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
+
+    def start(self) -> None:
+        """Start the head with token auth."""
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={self.port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={self.temp_dir}",
+            ],
+            check=True,
+            env=quiet_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+
+    def stop(self) -> None:
+        """Kill this cluster's processes only (other Ray clusters on the machine are left alone)."""
+        marker = str(self.temp_dir)
+        roots = [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if any(marker in arg for arg in (p.info["cmdline"] or []))
+        ]
+        doomed: set[psutil.Process] = set(roots)
+        for proc in roots:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                doomed.update(proc.children(recursive=True))
+        for proc in doomed:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(list(doomed), timeout=10)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def make_temp_dir(prefix: str) -> Path:
+    # Ray puts unix sockets under its temp dir: keep the path short.
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def copy_app(source: Path, into: Path, *, name: str | None = None) -> Path:
+    """Copy an app folder and give it a unique name, so its hosts and files are its own."""
+    target = into / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".raydo", "__pycache__"))
+    toml = target / "raydo.toml"
+    text = toml.read_text()
+    unique = name or f"{source.name}-{uuid.uuid4().hex[:8]}"
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("name = "))
+    lines[first] = f'name = "{unique}"'
+    toml.write_text("\n".join(lines) + "\n")
+    return target
+
+
+@dataclass
+class Server:
+    """A ``raydo`` gateway process listening on 127.0.0.1."""
+
+    args: Sequence[str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_path: str = "/__raydo_ready__", timeout: float = 90.0) -> Server:
+        self.proc = subprocess.Popen(
+            list(self.args),
+            env=quiet_env(),
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                httpx.get(self.url + ready_path, timeout=1.0)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def serve(app_dir: Path, cluster: RayCluster, log_dir: Path, *, workers: int = 1) -> Server:
+    port = free_port()
+    args = [
+        RAYDO,
+        "serve",
+        str(app_dir),
+        "--address",
+        cluster.address,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return Server(args, port, log_dir / f"serve-{port}.log").start()

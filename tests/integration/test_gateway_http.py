@@ -1,0 +1,122 @@
+"""The counter example served by real ``raydo serve`` processes, driven by real HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from gateway.config import load_config
+from tests.cluster import Server
+
+Gateway = Callable[..., Server]
+
+
+def test_200_concurrent_increments_on_one_object_end_at_200(
+    app_copy: Callable[[str], Path], gateway: Gateway
+) -> None:
+    server = gateway(app_copy("counter"))
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            replies = await asyncio.gather(
+                *(client.post("/counter/hot/increment") for _ in range(200))
+            )
+            assert all(r.status_code == 200 for r in replies)
+            final = (await client.get("/counter/hot")).json()
+            assert final == {"name": "hot", "value": 200}
+            return [r.json()["value"] for r in replies]
+
+    assert sorted(asyncio.run(main())) == list(range(1, 201))
+
+
+def test_two_gateway_processes_share_ids_and_objects(
+    app_copy: Callable[[str], Path], gateway: Gateway
+) -> None:
+    app = app_copy("counter")
+    first, second = gateway(app), gateway(app)
+
+    async def main() -> None:
+        async with (
+            httpx.AsyncClient(base_url=first.url, timeout=60) as a,
+            httpx.AsyncClient(base_url=second.url, timeout=60) as b,
+        ):
+            ids_a = [(await a.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
+            ids_b = [(await b.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
+            assert ids_a == ids_b
+            assert all(re.fullmatch(r"[0-9a-f]{64}", i) for i in ids_a)
+            assert len(set(ids_a)) == 3
+            replies = await asyncio.gather(
+                *(client.post("/counter/shared/increment") for client in [a, b] * 50)
+            )
+            assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
+            assert (await b.get("/counter/shared")).json()["value"] == 100
+
+    asyncio.run(main())
+
+
+def test_fetch_passes_method_path_query_headers_and_body(
+    app_copy: Callable[[str], Path], gateway: Gateway
+) -> None:
+    server = gateway(app_copy("counter"))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        reply = client.post("/counter/f/fetch?by=5", headers={"x-test": "1"}, content=b"ignored")
+        assert reply.status_code == 200
+        assert reply.json() == {"name": "f", "value": 5}
+        assert reply.headers["content-type"] == "application/json"
+        assert client.get("/counter/f/fetch").json() == {"name": "f", "value": 5}
+
+
+def test_hostile_http_input_gets_clear_errors_and_loses_nothing(
+    app_copy: Callable[[str], Path], gateway: Gateway
+) -> None:
+    app = app_copy("counter")
+    server = gateway(app)
+    storage = load_config(app).storage
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        assert client.post("/counter/safe/increment").json()["value"] == 1
+
+        # A 10 MB body: refused before it reaches the object, declared or chunked.
+        big = b"x" * (10 * 1024 * 1024)
+        reply = client.post("/counter/safe/fetch", content=big)
+        assert reply.status_code == 413
+        assert "request_bytes" in reply.json()["message"]
+
+        def chunks() -> object:
+            for _ in range(10):
+                yield b"y" * (1024 * 1024)
+
+        reply = client.post("/counter/safe/fetch", content=chunks())  # type: ignore[arg-type]
+        assert reply.status_code == 413
+
+        # Names that look like paths or carry NUL bytes are just names (hashed, never paths).
+        for name in ("%2E%2E", "%00", "a%00b", "etc%5Cpasswd", "%F0%9F%94%A5"):
+            reply = client.post(f"/counter/{name}/increment")
+            assert reply.status_code == 200, (name, reply.text)
+            assert reply.json()["value"] == 1
+
+        # An oversized name is refused with the limit's name.
+        reply = client.post(f"/counter/{'n' * 2000}/increment")
+        assert reply.status_code == 413
+        assert reply.json()["limit"] == "name_bytes"
+
+        # An exception inside the object is a 500 that names it; nothing was written.
+        reply = client.post("/counter/safe/fetch?by=notanumber")
+        assert reply.status_code == 500
+        assert reply.json()["error"] == "object"
+        assert "ValueError" in reply.json()["message"]
+
+        assert client.get("/counter/safe").json()["value"] == 1
+        assert client.get("/no/such/route").status_code == 404
+        assert client.delete("/counter/safe/increment").status_code == 405
+
+    files = [p for p in storage.rglob("*") if p.is_file()]
+    assert files, "the objects wrote their files"
+    for path in files:
+        relative = path.relative_to(storage).parts
+        assert relative[0] == "COUNTER"
+        assert re.fullmatch(r"[0-9a-f]{2}", relative[1])
+        assert re.fullmatch(r"[0-9a-f]{64}\.sqlite(-wal|-shm)?", relative[2])
