@@ -26,6 +26,7 @@ import ray.exceptions
 
 from ._env import namespaces_env
 from ._errors import HostUnavailable
+from ._heap import freeze_startup_heap
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
 from ._wire import HostLink, HostServerProtocol
@@ -115,6 +116,7 @@ class HostActor:
         port = server.sockets[0].getsockname()[1]
         self._host = host
         self._endpoint = (address, port, token)
+        freeze_startup_heap()
 
     def endpoint(self) -> tuple[str, int, str]:
         if self._error is not None or self._endpoint is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._heap import freeze_startup_heap
 from ._local import LocalPlacement
 from ._placement import Placement
 from ._spec import RuntimeSpec
@@ -37,4 +38,11 @@ def join_ray(address: str) -> None:
     join(address)
 
 
-__all__ = ["LocalPlacement", "Placement", "join_ray", "ray_placement", "start_local_ray"]
+__all__ = [
+    "LocalPlacement",
+    "Placement",
+    "freeze_startup_heap",
+    "join_ray",
+    "ray_placement",
+    "start_local_ray",
+]

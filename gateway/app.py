@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec
-from actors.placement import Placement
+from actors.placement import Placement, freeze_startup_heap
 from storage.limits import LimitExceeded
 
 from .config import AppConfig
@@ -85,6 +85,7 @@ class Gateway:
                 self._on_start()
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env
+            freeze_startup_heap()
 
     async def stop(self) -> None:
         if self.placement is not None:

@@ -47,6 +47,8 @@ def test_an_idle_object_is_evicted_and_comes_back_from_storage(tmp_path: Path) -
             assert host.live_ids() == []
             assert host.stats["evictions"] == 1
             assert not first.ctx.storage.is_open
+            for each in placement.hosts.values():
+                each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
             # the next event constructs it again: memory reset, storage kept
             assert await stub.memory() == 1
@@ -126,6 +128,8 @@ def test_a_busy_object_is_not_evicted(tmp_path: Path) -> None:
             assert host.evict(hex_id) is True
             assert host.evict(hex_id) is False  # already gone
             assert host.live_objects == 0
+            for each in placement.hosts.values():
+                each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
             assert await stub.read("slow") == 1
             assert Counter.constructed == 2
@@ -174,6 +178,8 @@ def test_wait_until_keeps_an_object_from_idle_eviction(tmp_path: Path) -> None:
             assert host.evict(stub.id.hex) is False
             Counter.background.set()
             await until(lambda: host.live_objects == 0)
+            for each in placement.hosts.values():
+                each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
             assert await stub.memory() == 1
             assert Counter.constructed == 2
@@ -192,6 +198,8 @@ def test_eviction_closes_every_file(tmp_path: Path) -> None:
             sqlite_files = {p for p in open_files_under(tmp_path) if p.endswith(".sqlite")}
             assert len(sqlite_files) == live == 6
             await until(lambda: all(h.live_objects == 0 for h in placement.hosts.values()))
+            for each in placement.hosts.values():
+                each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
             assert not any(inst.ctx.storage.is_open for inst in Counter.instances)
             assert await asyncio.gather(*(s.get() for s in stubs)) == [1] * 6
