@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psutil
 
 from gateway.config import load_config
 from tests.cluster import Server
@@ -120,3 +121,25 @@ def test_hostile_http_input_gets_clear_errors_and_loses_nothing(
         assert relative[0] == "COUNTER"
         assert re.fullmatch(r"[0-9a-f]{2}", relative[1])
         assert re.fullmatch(r"[0-9a-f]{64}\.sqlite(-wal|-shm)?", relative[2])
+
+
+def test_serve_with_two_workers_shares_the_hosts(
+    app_copy: Callable[[str], Path], gateway: Gateway
+) -> None:
+    server = gateway(app_copy("counter"), workers=2)
+    assert server.proc is not None
+    workers = psutil.Process(server.proc.pid).children(recursive=True)
+    assert len([p for p in workers if "spawn" in " ".join(p.cmdline())]) == 2
+
+    async def main() -> None:
+        # Separate clients open separate connections, spread over both worker processes.
+        clients = [httpx.AsyncClient(base_url=server.url, timeout=60) for _ in range(10)]
+        try:
+            replies = await asyncio.gather(
+                *(c.post("/counter/both/increment") for c in clients for _ in range(10))
+            )
+            assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+    asyncio.run(main())
