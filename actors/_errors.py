@@ -45,9 +45,11 @@ class Overloaded(RaydoError):
 
 
 class ObjectReset(RaydoError):
-    """The object was reset while the event was pending; its in-memory state is gone."""
+    """The object was reset (``ctx.abort``) while handling the event; its in-memory state is
+    gone. A stub that saw this stays broken: get a new stub to reach the object again."""
 
     code = "reset"
+    retry_alarm = True
 
 
 class CallRefused(RaydoError):

@@ -22,6 +22,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+import itertools
 import logging
 import sqlite3
 import sys
@@ -36,10 +37,18 @@ from typing import Any
 from storage import ObjectStorage, codec
 from storage.limits import LimitExceeded
 
-from ._errors import CallRefused, HostUnavailable, ObjectError, Overloaded, RaydoError
+from ._alarms import MAX_RETRIES, AlarmIndex, AlarmInfo, AlarmTimer, backoff_s, now_ms
+from ._errors import (
+    CallRefused,
+    HostUnavailable,
+    ObjectError,
+    ObjectReset,
+    Overloaded,
+    RaydoError,
+)
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
-from ._object import RESERVED_NAMES, DurableObject, ObjectContext
+from ._object import RESERVED_NAMES, Aborted, DurableObject, ObjectContext
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
@@ -69,6 +78,7 @@ class ObjectSlot:
         "chains",
         "ctx",
         "draining",
+        "evict_requested",
         "instance",
         "last_used",
         "object_id",
@@ -87,6 +97,7 @@ class ObjectSlot:
         self.draining = False
         self.chains: list[str] = []
         self.last_used = time.monotonic()
+        self.evict_requested = False
 
     @property
     def idle(self) -> bool:
@@ -137,7 +148,23 @@ class Host:
         # Closing a WAL file checkpoints it (~1 ms of I/O, the GIL released): evicting a
         # thousand objects inline would stall every other object of the host for a second.
         self._closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raydo-close")
-        self.stats = {"events": 0, "activations": 0, "evictions": 0, "overloads": 0, "resets": 0}
+        self.stats = {
+            "events": 0,
+            "activations": 0,
+            "evictions": 0,
+            "overloads": 0,
+            "resets": 0,
+            "alarms": 0,
+            "alarm_retries": 0,
+        }
+        self.alarm_index = AlarmIndex(self._storage_dir / "_alarms.sqlite")
+        self.alarms = AlarmTimer(self.fire_alarm)
+        self._has_alarm_handler = getattr(self.cls, "alarm", None) is not None
+
+    def start(self) -> None:
+        """Arm every alarm the index holds for this host (call once, inside the event loop)."""
+        for object_hex, name, due in self.alarm_index.of_host(self.key.label):
+            self.alarms.arm(object_hex, name, due)
 
     # ---- intake -------------------------------------------------------------------------
 
@@ -226,6 +253,7 @@ class Host:
         )
         path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
         storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
+        storage.alarm_handler = self._has_alarm_handler
         slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage)
         self._slots[hex_id] = slot
         self._enforce_live_bound(keep=hex_id)
@@ -250,19 +278,16 @@ class Host:
         except CallRefused as exc:
             _settle(future, exc)
             return
-        token = current_turn.set(Turn(event.chain, slot.storage))
+        commit = functools.partial(self._commit, slot)
+        token = current_turn.set(Turn(event.chain, slot.storage, commit))
         slot.chains.append(event.chain)
         try:
             reply = await handler(slot, event)
-            slot.storage.commit()
+            if slot.ctx.reset_requested:  # a critical section failed, even if it was caught
+                raise Aborted("block_concurrency_while() raised", retry_alarm=True)
+            commit()
         except BaseException as exc:
-            self.stats["resets"] += 1
-            try:
-                slot.reset()
-            except Exception:  # a failing rollback must not hide the event's own error
-                log.exception("rollback failed for %s", slot.object_id)
-                slot.storage.close()
-                slot.instance = None
+            self._reset(slot)
             _settle(future, _as_caller_error(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -273,6 +298,36 @@ class Host:
             slot.chains.remove(event.chain)
             current_turn.reset(token)
             slot.last_used = time.monotonic()
+            if slot.evict_requested and slot.idle:
+                self.evict(slot.object_id.hex)
+
+    def _reset(self, slot: ObjectSlot) -> None:
+        self.stats["resets"] += 1
+        slot.ctx.reset_requested = False
+        try:
+            slot.reset()
+        except Exception:  # a failing rollback must not hide the event's own error
+            log.exception("rollback failed for %s", slot.object_id)
+            slot.storage.close()
+            slot.instance = None
+
+    def _commit(self, slot: ObjectSlot) -> None:
+        """Commit the event's writes; an alarm it set or deleted is indexed around the commit."""
+        storage = slot.storage
+        if not storage.alarm_touched:
+            storage.commit()
+            return
+        object_id = slot.object_id
+        due = storage.get_alarm()
+        if due is not None:
+            self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
+        storage.commit()
+        storage.alarm_touched = False
+        self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
+        if due is None:
+            self.alarms.disarm(object_id.hex)
+        else:
+            self.alarms.arm(object_id.hex, object_id.name, due)
 
     def _handler(self, event: Event) -> Any:
         """Check the event before any user code runs; refusals reset nothing."""
@@ -295,7 +350,92 @@ class Host:
             if not isinstance(event.payload, list) or len(event.payload) != 5:
                 raise CallRefused("malformed fetch event")
             return self._call_fetch
+        if event.kind == EventKind.ALARM:
+            retries, mode = event.payload
+            return functools.partial(self._call_alarm, int(retries), str(mode))
+        if event.kind == EventKind.CONTROL:
+            if not isinstance(event.payload, list) or not event.payload:
+                raise CallRefused("malformed control event")
+            operation, *arguments = event.payload
+            if operation == "alarm":
+                return functools.partial(self._call_alarm, 0, "now")
+            if operation == "sql" and len(arguments) == 2:
+                return functools.partial(self._call_sql, arguments[0], list(arguments[1]))
+            if operation == "evict":
+                return self._call_evict
+            raise CallRefused(f"unknown control operation {operation!r}")
         raise CallRefused(f"unknown event kind {event.kind!r}")
+
+    async def _call_alarm(self, retries: int, mode: str, slot: ObjectSlot, event: Event) -> bool:
+        """Run the object's alarm if it is due (or at once for mode "now"); True if it ran."""
+        storage = slot.storage
+        due = storage.get_alarm()
+        if due is None:
+            self.alarm_index.settle(self.key.label, slot.object_id.hex, None, None)
+            return False
+        if mode == "drop" or not self._has_alarm_handler:
+            storage.delete_alarm()
+            return False
+        if mode == "due" and due > now_ms():
+            self.alarms.arm(slot.object_id.hex, slot.object_id.name, due, retries)
+            return False
+        instance = slot.instance or self._activate(slot)
+        self.stats["alarms"] += 1
+        # The alarm stays stored until the handler succeeds, so a failure (even after the
+        # handler committed some writes) leaves it for the retry; it reads None meanwhile.
+        storage.alarm_running, storage.alarm_replaced = True, False
+        try:
+            await instance.alarm(AlarmInfo(retries, due))  # type: ignore[attr-defined]
+            replaced = storage.alarm_replaced
+        finally:
+            storage.alarm_running = storage.alarm_replaced = False
+        if not replaced:
+            storage.delete_alarm()
+        return True
+
+    async def _call_sql(
+        self, query: str, params: list[Any], slot: ObjectSlot, event: Event
+    ) -> bytes:
+        cursor = slot.storage.sql.exec(query, *params)
+        return codec.encode({"columns": cursor.column_names, "rows": cursor.fetchall()})
+
+    async def _call_evict(self, slot: ObjectSlot, event: Event) -> bool:
+        slot.evict_requested = True  # once this turn and the queue behind it are done
+        return True
+
+    def fire_alarm(
+        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
+    ) -> None:
+        """Queue an alarm event for an object (the timer calls this when one is due)."""
+        event = Event(
+            self.binding.name,
+            object_hex,
+            name,
+            _new_alarm_chain(),
+            EventKind.ALARM,
+            [retries, mode],
+        )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(functools.partial(self._alarm_done, object_hex, name, retries))
+        self._admit(event, future)
+
+    def _alarm_done(
+        self, object_hex: str, name: str | None, retries: int, future: asyncio.Future[Any]
+    ) -> None:
+        error = future.exception() if not future.cancelled() else None
+        if error is None:
+            return
+        if isinstance(error, Overloaded):  # the alarm never ran: try again soon, uncounted
+            self.alarms.arm(object_hex, name, now_ms() + 1000, retries)
+            return
+        aborted = isinstance(error, ObjectReset) and not getattr(error, "retry_alarm", True)
+        log.warning("alarm of %s… failed (attempt %d): %s", object_hex[:16], retries + 1, error)
+        if retries >= MAX_RETRIES or aborted:
+            self.fire_alarm(object_hex, name, retries, "drop")
+        else:
+            self.stats["alarm_retries"] += 1
+            due = now_ms() + int(backoff_s(retries + 1) * 1000)
+            self.alarms.arm(object_hex, name, due, retries + 1)
 
     async def _call_rpc(
         self,
@@ -411,6 +551,7 @@ class Host:
     async def close(self) -> None:
         """Stop: fail queued events, close every object's storage."""
         self._closed = True
+        self.alarms.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for caller in list(self._callers):
@@ -423,6 +564,7 @@ class Host:
             slot.storage.close()
         self._slots.clear()
         self._closer.shutdown(wait=True)
+        self.alarm_index.close()
 
 
 class _ConstructorFailed(Exception):
@@ -431,12 +573,23 @@ class _ConstructorFailed(Exception):
         self.cause = cause
 
 
+_alarm_chains = itertools.count()
+
+
+def _new_alarm_chain() -> str:
+    return f"alarm-{next(_alarm_chains)}"
+
+
 def _settle(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
 
 
 def _as_caller_error(exc: BaseException) -> RaydoError:
+    if isinstance(exc, Aborted):
+        reset = ObjectReset(f"the object was reset: {exc.reason}")
+        reset.retry_alarm = exc.retry_alarm
+        return reset
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
         return ObjectError(type(cause).__name__, f"the constructor raised: {cause}")

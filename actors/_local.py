@@ -30,7 +30,13 @@ class LocalPlacement:
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = Host(self.spec, key, self.env)
+            host.start()
         return host
+
+    async def start(self) -> None:
+        """Start every standing host now, so alarms fire without waiting for traffic."""
+        for key in self.spec.standing_hosts():
+            self.host(key)
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         host = self.host(key)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from storage import codec
 from storage.errors import TransactionError
 
-from ._errors import CallRefused
+from ._errors import CallRefused, ObjectReset
 from ._http import payload_response, request_payload, url_payload
 from ._ids import IdScheme, ObjectId
 from ._object import RESERVED_NAMES
@@ -69,6 +69,10 @@ class Namespace:
         """Shorthand for ``get(id_from_name(name))``."""
         return Stub(self, self._ids.from_name(name))
 
+    async def control(self, object_id: ObjectId, operation: str, *arguments: Any) -> Any:
+        """Send a test or inspection hook to an object's host (see ``gateway.testing``)."""
+        return await self._send(object_id, EventKind.CONTROL, [operation, *arguments])
+
     async def _send(self, object_id: ObjectId, kind: EventKind, payload: Any) -> Any:
         turn = current_turn.get()
         if turn is not None:
@@ -78,7 +82,7 @@ class Namespace:
                     "cannot call another object inside storage.transaction():"
                     " a transaction cannot be held across a call"
                 )
-            turn.storage.commit()
+            turn.commit()
             chain = turn.chain
         else:
             chain = _new_chain()
@@ -90,11 +94,21 @@ class Namespace:
 class Stub:
     """A handle on one object: ``await stub.fetch(...)`` and ``await stub.method(...)``."""
 
-    __slots__ = ("_namespace", "id")
+    __slots__ = ("_broken", "_namespace", "id")
 
     def __init__(self, namespace: Namespace, object_id: ObjectId) -> None:
         self._namespace = namespace
         self.id = object_id
+        self._broken: ObjectReset | None = None
+
+    async def _send(self, kind: EventKind, payload: Any) -> Any:
+        if self._broken is not None:
+            raise ObjectReset(f"{self._broken} (this stub stays broken: get a new stub)")
+        try:
+            return await self._namespace._send(self.id, kind, payload)
+        except ObjectReset as exc:
+            self._broken = exc
+            raise
 
     @property
     def name(self) -> str | None:
@@ -126,7 +140,7 @@ class Stub:
                 "fetch takes a starlette Request or a URL string, got"
                 f" {type(request_or_url).__name__}"
             )
-        reply = await self._namespace._send(self.id, EventKind.FETCH, payload)
+        reply = await self._send(EventKind.FETCH, payload)
         return payload_response(reply)
 
     def __getattr__(self, method: str) -> Any:
@@ -141,7 +155,7 @@ class Stub:
             packed = codec.encode([args, kwargs])
             limits = self._namespace._placement.spec.limits
             limits.check("message_bytes", len(packed), f"the arguments of {method}()")
-            result = await self._namespace._send(self.id, EventKind.RPC, [method, packed])
+            result = await self._send(EventKind.RPC, [method, packed])
             return codec.decode(result)
 
         call.__name__ = method

@@ -7,7 +7,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +27,15 @@ HANDLER_NAMES = frozenset(
 )
 
 
+class Aborted(BaseException):
+    """Raised by ``ctx.abort``: not an ``Exception``, so handlers cannot swallow it by accident."""
+
+    def __init__(self, reason: str, retry_alarm: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_alarm = retry_alarm
+
+
 class ObjectContext:
     """``self.ctx``: the object's id, its storage, and its hooks into the runtime."""
 
@@ -34,14 +43,26 @@ class ObjectContext:
         self.id = object_id
         self.storage = storage
         self._background: set[asyncio.Future[Any]] = set()
+        self.reset_requested = False
 
     async def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` with no other event delivered until it finishes.
+        """Run ``fn`` with no other event delivered until it finishes, and return its result.
 
-        Events already run one at a time, so this awaits ``fn``; if it raises, the object is
-        reset (its instance dropped) when the exception leaves the event.
+        Events already run one at a time, so nothing else is delivered meanwhile. If ``fn``
+        raises, the exception propagates and the object is reset when the event ends (its
+        uncommitted writes rolled back, its instance dropped), even if the caller catches it.
         """
-        return await fn()
+        try:
+            return await fn()
+        except BaseException:
+            self.reset_requested = True
+            raise
+
+    def abort(self, reason: str = "", *, retry_alarm: bool = True) -> NoReturn:
+        """Reset the object now: the event's uncommitted writes are dropped, its caller gets
+        ``ObjectReset``, the instance is discarded. Inside ``alarm()``, the alarm is retried
+        unless ``retry_alarm`` is False."""
+        raise Aborted(reason or "ctx.abort() was called", retry_alarm)
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
         """Keep the object alive (not evicted) until ``awaitable`` finishes; do not wait for it.

@@ -27,6 +27,11 @@ class Placement(Protocol):
         """
         ...
 
+    async def start(self) -> None:
+        """Start the hosts that must run without traffic (every shard; dedicated hosts with
+        alarms), so every alarm fires."""
+        ...
+
     async def close(self) -> None:
         """Release connections (and, for in-process hosts, the hosts themselves)."""
         ...

@@ -104,6 +104,7 @@ class HostActor:
         placement = RayPlacement(spec, bind=self._bind)
         host = Host(spec, key, placement.env)
         placement.local = (key, host)
+        host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
@@ -246,6 +247,16 @@ class RayPlacement:
                     ) from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    async def start(self) -> None:
+        """Make sure every standing host runs (creating it if needed) and has armed its alarms."""
+        keys = self.spec.standing_hosts()
+        results = await asyncio.gather(
+            *(self.handle(key).endpoint.remote() for key in keys), return_exceptions=True
+        )
+        for key, result in zip(keys, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("host %s did not start: %s", key.label, result)
 
     async def close(self) -> None:
         for link in self._links.values():

@@ -7,6 +7,7 @@ when they run in a Ray actor) and build their classes, storage and ``env`` from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from storage.limits import DEFAULT_LIMITS, Limits
 
@@ -41,6 +42,13 @@ class HostKey:
             return f"{self.binding}/object/{self.object_hex}"
         return f"{self.binding}/shard/{self.shard}"
 
+    @classmethod
+    def from_label(cls, label: str) -> HostKey:
+        binding, kind, which = label.split("/")
+        if kind == "object":
+            return cls(binding, object_hex=which)
+        return cls(binding, shard=int(which))
+
 
 @dataclass(frozen=True, slots=True)
 class RuntimeSpec:
@@ -63,6 +71,23 @@ class RuntimeSpec:
     def id_scheme(self, binding: BindingSpec) -> IdScheme:
         key = namespace_key(self.app_name, binding.name, binding.namespace_key)
         return IdScheme(binding.name, key, name_bytes=self.limits.name_bytes)
+
+    def standing_hosts(self) -> list[HostKey]:
+        """Hosts that must run even without traffic, so their alarms fire: every shard, and
+        every dedicated host the alarm index names."""
+        from ._alarms import AlarmIndex
+
+        keys: list[HostKey] = []
+        for binding in self.bindings:
+            if binding.placement == "dedicated":
+                index = AlarmIndex(Path(self.storage_root) / binding.name / "_alarms.sqlite")
+                try:
+                    keys += [HostKey.from_label(label) for label in index.hosts()]
+                finally:
+                    index.close()
+            else:
+                keys += [HostKey(binding.name, shard=n) for n in range(binding.shards)]
+        return keys
 
     def host_for(self, binding: BindingSpec, object_hex: str) -> HostKey:
         """The host of an object: by a stable hash of its id, or its own when dedicated."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,10 +13,12 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Turn:
-    """One event being handled: its call chain, and the storage its output must commit first."""
+    """One event being handled: its call chain, its storage, and how to commit its writes
+    before output leaves (the host's commit, which also re-indexes the alarm)."""
 
     chain: str
     storage: ObjectStorage
+    commit: Callable[[], None]
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)

@@ -14,6 +14,10 @@ from typing import Any
 class EventKind(IntEnum):
     FETCH = 0
     RPC = 1
+    ALARM = 2
+    """Sent by a host to itself: ``[retry_count, mode]``, mode "due", "now" or "drop"."""
+    CONTROL = 3
+    """Test and inspection hooks: ``[operation, *arguments]`` (see :mod:`actors._host`)."""
 
 
 @dataclass(slots=True)

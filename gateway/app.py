@@ -16,6 +16,7 @@ What happens, in order:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -70,6 +71,7 @@ class Gateway:
         self._on_start = on_start
         self.placement: Placement | None = None
         self._env: Env | None = None
+        self._starting: asyncio.Future[None] | None = None
 
     @property
     def env(self) -> Env:
@@ -88,6 +90,8 @@ class Gateway:
             freeze_startup_heap()
 
     async def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
         if self.placement is not None:
             placement, self.placement, self._env = self.placement, None, None
             await placement.close()
@@ -114,6 +118,9 @@ class Gateway:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.start()
+                assert self.placement is not None
+                # Standing hosts start in the background: serving need not wait for them.
+                self._starting = asyncio.ensure_future(self.placement.start())
             return message
 
         async def send_(message: Message) -> None:

@@ -16,10 +16,12 @@ msgpack-encoded (:mod:`storage.codec`), so ``sqlite-utils`` and the ``sqlite3`` 
 from __future__ import annotations
 
 import builtins
+import math
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,14 @@ _KV_PUT = (
     " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
 _KV_DELETE = f"{_TAG}DELETE FROM {KV_TABLE} WHERE key = ?"
-_KV_EXISTS = f"{_TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{KV_TABLE}'"
+_TABLE_EXISTS = f"{_TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+META_TABLE = "_raydo_meta"
+_META_CREATE = (
+    f"{_TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
+)
+_ALARM_GET = f"{_TAG}SELECT value FROM {META_TABLE} WHERE key = 'alarm'"
+_ALARM_SET = f"{_TAG}INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES ('alarm', ?)"
+_ALARM_DELETE = f"{_TAG}DELETE FROM {META_TABLE} WHERE key = 'alarm'"
 _BEGIN = f"{_TAG}BEGIN"
 _COMMIT = f"{_TAG}COMMIT"
 _ROLLBACK = f"{_TAG}ROLLBACK"
@@ -67,7 +76,16 @@ class ObjectStorage:
         self.sql = SqlStorage(self)
         self._conn: sqlite3.Connection | None = None
         self._authorizer = Authorizer()
-        self._has_kv: bool | None = None  # None: unknown, look it up (a rollback may undo it)
+        # Which of raydo's tables exist; forgotten whenever a rollback may have undone one.
+        self._tables: dict[str, bool] = {}
+        self.alarm_touched = False
+        """True when this event set or deleted the alarm (the host re-indexes it on commit)."""
+        self.alarm_handler = True
+        """False when the object's class has no ``alarm()``: ``set_alarm`` is then refused."""
+        self.alarm_running = False
+        """True while ``alarm()`` runs: ``get_alarm()`` then reads None until it sets another."""
+        self.alarm_replaced = False
+        """True once the running ``alarm()`` set or deleted the alarm itself."""
         self._began = False  # an implicit transaction of ours is open
         self._lost: str | None = None  # why SQLite ended that transaction behind our back
         self._savepoints = 0
@@ -102,8 +120,9 @@ class ObjectStorage:
         self._savepoints = 0
         self._began = False
         self._lost = None
+        self.alarm_touched = False
         if conn is not None and conn.in_transaction:
-            self._has_kv = None
+            self._tables.clear()
             self._internal(_ROLLBACK)
 
     def close(self, closer: Callable[[sqlite3.Connection], object] | None = None) -> None:
@@ -256,6 +275,40 @@ class ObjectStorage:
             self._internal(f"{_TAG}DROP {kind.upper()} IF EXISTS {quoted}")
         if self._kv_exists():
             self._internal(f"{_TAG}DELETE FROM {KV_TABLE}")
+        self.delete_alarm()
+
+    # ---- the alarm ----------------------------------------------------------------------
+
+    def get_alarm(self) -> int | None:
+        """When the alarm is set for, in epoch milliseconds, or None."""
+        if self.alarm_running and not self.alarm_replaced:
+            return None
+        if not self._table_exists(META_TABLE):
+            return None
+        row = self._internal(_ALARM_GET).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_alarm(self, when: datetime | int | float) -> None:
+        """Set the object's one alarm (replacing any) for ``when``: a datetime (naive means
+        UTC) or epoch milliseconds. A time in the past fires at once. Part of the event's
+        transaction, like every write."""
+        if not self.alarm_handler:
+            raise TypeError("set_alarm() needs an alarm() handler on the object's class")
+        due = alarm_time_ms(when)
+        self._ensure_table(META_TABLE, _META_CREATE)
+        self._begin()
+        self._internal(_ALARM_SET, (due,))
+        self.alarm_touched = True
+        self.alarm_replaced = True
+
+    def delete_alarm(self) -> None:
+        """Remove the alarm, if one is set (a running ``alarm()`` handler is not stopped)."""
+        if not self._table_exists(META_TABLE):
+            return
+        self._begin()
+        self._internal(_ALARM_DELETE)
+        self.alarm_touched = True
+        self.alarm_replaced = True
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -273,7 +326,7 @@ class ObjectStorage:
         except BaseException:
             self._savepoints -= 1
             if self._connection().in_transaction:
-                self._has_kv = None
+                self._tables.clear()
                 self._internal(f"{_TAG}ROLLBACK TO {name}")
                 self._internal(f"{_TAG}RELEASE {name}")
             raise
@@ -308,7 +361,7 @@ class ObjectStorage:
             cur = conn.execute(statements[-1], params)
             rows = cur.fetchall()
         except sqlite3.Error as exc:
-            self._has_kv = None
+            self._tables.clear()
             self._note_lost_transaction(exc)
             raise translate_error(exc, auth.refusal, self._limit_hint) from None
         except OverflowError as exc:
@@ -346,25 +399,34 @@ class ObjectStorage:
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max(limits.sql_params, 1))
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count={max(limits.storage_bytes // page_size, 16)}")
-        self._has_kv = None
+        self._tables.clear()
         conn.set_authorizer(self._authorizer)
         self._conn = conn
         return conn
 
     def _kv_exists(self) -> bool:
+        return self._table_exists(KV_TABLE)
+
+    def _ensure_kv(self) -> None:
+        self._ensure_table(KV_TABLE, _KV_CREATE)
+
+    def _table_exists(self, table: str) -> bool:
         if self._conn is None:
             if not self.path.exists():
                 return False
             self._open()
-        if self._has_kv is None:
-            self._has_kv = self._internal(_KV_EXISTS).fetchone() is not None
-        return self._has_kv
+        known = self._tables.get(table)
+        if known is None:
+            known = self._tables[table] = (
+                self._internal(_TABLE_EXISTS, (table,)).fetchone() is not None
+            )
+        return known
 
-    def _ensure_kv(self) -> None:
-        if not self._kv_exists():
+    def _ensure_table(self, table: str, create: str) -> None:
+        if not self._table_exists(table):
             self._begin()
-            self._internal(_KV_CREATE)
-            self._has_kv = True
+            self._internal(create)
+            self._tables[table] = True
 
     def _begin(self) -> None:
         conn = self._connection()
@@ -422,7 +484,7 @@ class ObjectStorage:
             auth.trusted = False
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        self._has_kv = None  # the error may have rolled back the transaction that made the table
+        self._tables.clear()  # the error may have rolled back the transaction that made one
         return translate_error(exc, None, self._limit_hint)
 
     def _limit_hint(self, message: str) -> Exception | None:
@@ -451,6 +513,22 @@ class ObjectStorage:
         data = codec.encode(value)
         self.limits.check("value_bytes", len(data), f"the value for key {key[:60]!r}")
         return data
+
+
+def alarm_time_ms(when: object) -> int:
+    """``when`` (a datetime, naive meaning UTC, or epoch milliseconds) as epoch milliseconds."""
+    if isinstance(when, datetime):
+        aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        due = aware.timestamp() * 1000
+    elif isinstance(when, (int, float)) and not isinstance(when, bool):
+        due = float(when)
+    else:
+        raise TypeError(
+            f"set_alarm() takes a datetime or epoch milliseconds, got {type(when).__name__}"
+        )
+    if not math.isfinite(due) or due <= 0:
+        raise ValueError(f"set_alarm() needs a time after the epoch, got {when!r}")
+    return int(due)
 
 
 def _utf8(text: str) -> bytes:

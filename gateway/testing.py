@@ -1,0 +1,156 @@
+"""Test an app the way it runs: a real server on 127.0.0.1, real clients, and hooks into objects.
+
+::
+
+    from gateway.testing import start_app
+
+    async def test_counter() -> None:
+        async with start_app("examples/counter") as app:
+            reply = await app.http.post("/counter/a/increment")
+            assert reply.json()["value"] == 1
+            assert await app.sql("COUNTER", "a", "SELECT 1 AS one") == [{"one": 1}]
+            await app.evict("COUNTER", "a")
+            assert await app.list_ids("COUNTER") == [str(app.env.COUNTER.id_from_name("a"))]
+
+What :func:`start_app` does, in order: loads the app's ``raydo.toml``; builds its gateway with
+hosts in this process (the default) or on Ray (``ray=True`` joins the Ray this process is
+connected to, or starts a local one; ``ray="host:port"`` joins that cluster); serves it with
+uvicorn on a free port of 127.0.0.1 in the running event loop; and yields a :class:`TestApp`.
+On exit the server stops and the hosts close (in-process) or stay (Ray).
+
+The hooks (``run_alarm``, ``evict``, ``sql``) travel to the object's host as events, so they
+take their turn like any other event and never race the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from actors import Env, Namespace, ObjectId
+from actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
+from storage import codec
+
+from .app import Gateway
+from .config import AppConfig, load_config
+
+_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
+
+
+@dataclass
+class TestApp:
+    """A running app: its URL, an HTTP client bound to it, its ``env``, and object hooks."""
+
+    __test__ = False  # not a pytest test class
+
+    config: AppConfig
+    gateway: Gateway
+    url: str
+    http: httpx.AsyncClient
+
+    @property
+    def env(self) -> Env:
+        """The app's bindings, as its handlers see them."""
+        return self.gateway.env
+
+    def websocket_url(self, path: str) -> str:
+        """The ``ws://`` URL of ``path`` on this app (for any WebSocket client)."""
+        return "ws" + self.url[len("http") :] + path
+
+    def _namespace(self, binding: str) -> Namespace:
+        namespace = getattr(self.env, binding)
+        if not isinstance(namespace, Namespace):
+            raise TypeError(f"{binding} is not a Durable Object binding")
+        return namespace
+
+    def _id(self, binding: str, target: str | ObjectId) -> ObjectId:
+        if isinstance(target, ObjectId):
+            return target
+        return self._namespace(binding).id_from_name(target)
+
+    async def run_alarm(self, binding: str, target: str | ObjectId) -> bool:
+        """Run the object's alarm now, whenever it is due; True when one was set and ran."""
+        namespace = self._namespace(binding)
+        ran = await namespace.control(self._id(binding, target), "alarm")
+        return bool(ran)
+
+    async def evict(self, binding: str, target: str | ObjectId) -> bool:
+        """Evict the object once its current work is done: its next event constructs it anew."""
+        namespace = self._namespace(binding)
+        return bool(await namespace.control(self._id(binding, target), "evict"))
+
+    async def sql(
+        self, binding: str, target: str | ObjectId, query: str, *params: Any
+    ) -> list[dict[str, Any]]:
+        """Run SQL on one object's storage, in a turn of its own; the rows as dicts."""
+        namespace = self._namespace(binding)
+        packed = await namespace.control(self._id(binding, target), "sql", query, list(params))
+        rows: list[dict[str, Any]] = codec.decode(packed)["rows"]
+        return rows
+
+    async def list_ids(self, binding: str) -> list[str]:
+        """The ids of every object of ``binding`` that has storage, sorted."""
+        namespace = self._namespace(binding)
+        root = self.config.storage / namespace.name
+        found = []
+        for path in root.glob("??/*.sqlite"):
+            if _OBJECT_FILE.fullmatch(path.name):
+                try:
+                    found.append(str(namespace.id_from_string(path.name[:64])))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def start_app(
+    path: str | os.PathLike[str], *, ray: bool | str = False
+) -> AsyncIterator[TestApp]:
+    """Serve the app in ``path`` on 127.0.0.1 for the duration of the block."""
+    config = load_config(path)
+    if ray is False:
+        gateway = Gateway(config, LocalPlacement)
+    else:
+
+        def connect() -> None:
+            import ray as ray_module
+
+            if isinstance(ray, str):
+                join_ray(ray)
+            elif not ray_module.is_initialized():
+                start_local_ray()
+
+        gateway = Gateway(config, ray_placement, on_start=connect)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises why it stopped
+            raise RuntimeError("the test server stopped before it started")
+        await asyncio.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            yield TestApp(config, gateway, url, http)
+    finally:
+        server.should_exit = True
+        await serving
