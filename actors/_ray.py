@@ -127,6 +127,10 @@ class HostActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this host runs on."""
+        return str(ray.get_runtime_context().get_node_id())
+
     def _run(self, fn: Any) -> Any:
         result: ThreadFuture[Any] = ThreadFuture()
 
@@ -211,6 +215,8 @@ class RayPlacement:
                     max_restarts=-1,
                     max_task_retries=0,
                     max_concurrency=4,
+                    # Shards spread over the cluster's nodes: losing one node loses a part.
+                    scheduling_strategy="SPREAD",
                 )
                 .remote(self.spec, key, self.bind)
             )
