@@ -49,6 +49,7 @@ from ._errors import (
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
 from ._object import RESERVED_NAMES, Aborted, DurableObject, ObjectContext
+from ._sockets import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
@@ -56,6 +57,8 @@ from .types import Event, EventKind
 log = logging.getLogger("raydo.host")
 
 _MAX_HELD_PER_CALLER = 100_000
+GATEWAY_GRACE_S = 3.0
+UNDELIVERED_PUSHES = 10_000
 
 
 class SlotState(Enum):
@@ -83,14 +86,16 @@ class ObjectSlot:
         "last_used",
         "object_id",
         "queue",
+        "sockets",
         "state",
         "storage",
     )
 
-    def __init__(self, object_id: ObjectId, storage: ObjectStorage) -> None:
+    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
         self.object_id = object_id
         self.storage = storage
-        self.ctx = ObjectContext(object_id, storage)
+        self.sockets = sockets
+        self.ctx = ObjectContext(object_id, storage, sockets)
         self.instance: DurableObject | None = None
         self.state = SlotState.INACTIVE
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
@@ -105,6 +110,7 @@ class ObjectSlot:
 
     def reset(self) -> None:
         """Drop uncommitted writes and the instance; the next event constructs it again."""
+        self.sockets.discard()
         self.storage.rollback()
         self.instance = None
         self.state = self.state.check(SlotState.INACTIVE)
@@ -157,6 +163,10 @@ class Host:
             "alarms": 0,
             "alarm_retries": 0,
         }
+        self._gateways: dict[str, Callable[[list[Any]], None]] = {}
+        self._gateway_sockets: dict[str, set[tuple[str, str]]] = {}
+        self._gateway_timers: dict[str, asyncio.TimerHandle] = {}
+        self._undelivered: dict[str, deque[list[Any]]] = {}
         self.alarm_index = AlarmIndex(self._storage_dir / "_alarms.sqlite")
         self.alarms = AlarmTimer(self.fire_alarm)
         self._has_alarm_handler = getattr(self.cls, "alarm", None) is not None
@@ -254,7 +264,8 @@ class Host:
         path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
         storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
         storage.alarm_handler = self._has_alarm_handler
-        slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage)
+        sockets = ObjectSockets(storage, self.spec.limits, self.push)
+        slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage, sockets)
         self._slots[hex_id] = slot
         self._enforce_live_bound(keep=hex_id)
         self._ensure_sweeper()
@@ -270,6 +281,8 @@ class Host:
         finally:
             slot.draining = False
             slot.last_used = time.monotonic()
+            if slot.evict_requested:
+                self.evict(slot.object_id.hex)
 
     async def _run(self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]) -> None:
         self.stats["events"] += 1
@@ -288,6 +301,8 @@ class Host:
             commit()
         except BaseException as exc:
             self._reset(slot)
+            if isinstance(exc, Aborted):
+                self._close_all_sockets(slot, 1011, "the object was reset")
             _settle(future, _as_caller_error(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -298,8 +313,6 @@ class Host:
             slot.chains.remove(event.chain)
             current_turn.reset(token)
             slot.last_used = time.monotonic()
-            if slot.evict_requested and slot.idle:
-                self.evict(slot.object_id.hex)
 
     def _reset(self, slot: ObjectSlot) -> None:
         self.stats["resets"] += 1
@@ -311,17 +324,29 @@ class Host:
             slot.storage.close()
             slot.instance = None
 
+    def _close_all_sockets(self, slot: ObjectSlot, code: int, reason: str) -> None:
+        try:
+            for ws in slot.sockets.handles():
+                slot.sockets.queue_close(ws.sid, code, reason)
+            self._commit(slot)
+        except Exception:
+            log.exception("closing the sockets of %s failed", slot.object_id)
+            slot.sockets.discard()
+            slot.storage.rollback()
+
     def _commit(self, slot: ObjectSlot) -> None:
         """Commit the event's writes; an alarm it set or deleted is indexed around the commit."""
         storage = slot.storage
         if not storage.alarm_touched:
             storage.commit()
+            slot.sockets.flush()
             return
         object_id = slot.object_id
         due = storage.get_alarm()
         if due is not None:
             self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
         storage.commit()
+        slot.sockets.flush()
         storage.alarm_touched = False
         self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
         if due is None:
@@ -347,9 +372,13 @@ class Host:
         if event.kind == EventKind.FETCH:
             if self.cls.fetch is DurableObject.fetch:
                 raise CallRefused(f"{self.cls.__name__} has no fetch handler")
-            if not isinstance(event.payload, list) or len(event.payload) != 5:
+            if not isinstance(event.payload, list) or len(event.payload) not in (5, 6):
                 raise CallRefused("malformed fetch event")
             return self._call_fetch
+        if event.kind in (EventKind.WS_MESSAGE, EventKind.WS_CLOSE, EventKind.WS_ERROR):
+            if not isinstance(event.payload, list) or not event.payload:
+                raise CallRefused("malformed WebSocket event")
+            return functools.partial(self._call_socket, event.kind)
         if event.kind == EventKind.ALARM:
             retries, mode = event.payload
             return functools.partial(self._call_alarm, int(retries), str(mode))
@@ -458,8 +487,99 @@ class Host:
 
     async def _call_fetch(self, slot: ObjectSlot, event: Event) -> list[Any]:
         instance = slot.instance or self._activate(slot)
-        response = await instance.fetch(payload_request(event.payload))
-        return await response_payload(response, self.spec.limits)
+        request = payload_request(event.payload[:5])
+        upgrade = event.payload[5] if len(event.payload) == 6 else None
+        if upgrade is not None:
+            request.scope[UPGRADE_SCOPE_KEY] = (str(upgrade[0]), str(upgrade[1]))
+        response = await instance.fetch(request)
+        reply = await response_payload(response, self.spec.limits)
+        if upgrade is not None and reply[0] == 101:
+            sid, gateway = str(upgrade[0]), str(upgrade[1])
+            if slot.sockets.record(sid) is None:
+                raise TypeError("fetch answered 101 without ctx.accept_websocket(request)")
+            self._gateway_sockets.setdefault(gateway, set()).add((slot.object_id.hex, sid))
+            reply.append(slot.sockets.auto_response)
+        return reply
+
+    async def _call_socket(self, kind: EventKind, slot: ObjectSlot, event: Event) -> None:
+        sid = str(event.payload[0])
+        record = slot.sockets.record(sid)
+        if record is None:
+            return  # closed already (by the object, or a duplicate close)
+        instance = slot.instance or self._activate(slot)
+        ws = WebSocket(slot.sockets, sid)
+        if kind == EventKind.WS_MESSAGE:
+            handler = getattr(instance, "web_socket_message", None)
+            if handler is not None:
+                await handler(ws, event.payload[1])
+        elif kind == EventKind.WS_CLOSE:
+            _, code, reason, was_clean = event.payload
+            slot.sockets.forget(sid)
+            self._gateway_sockets.get(record.gateway, set()).discard((slot.object_id.hex, sid))
+            handler = getattr(instance, "web_socket_close", None)
+            if handler is not None:
+                await handler(ws, int(code), str(reason), bool(was_clean))
+        else:
+            handler = getattr(instance, "web_socket_error", None)
+            if handler is not None:
+                await handler(ws, RuntimeError(str(event.payload[1])))
+
+    # ---- gateways (where client sockets live) -------------------------------------------
+
+    def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
+        """A gateway process connected: pushes for its sockets go to ``writer``."""
+        self._gateways[gateway] = writer
+        timer = self._gateway_timers.pop(gateway, None)
+        if timer is not None:
+            timer.cancel()
+        for frame in self._undelivered.pop(gateway, ()):
+            writer(frame)
+
+    def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None:
+        """A (re)connected gateway says which sockets of this host's objects it holds."""
+        known = self._gateway_sockets.setdefault(gateway, set())
+        known.update((str(h), str(sid)) for h, sid in sockets)
+
+    def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
+        """A gateway's connection closed: if it does not come back soon, its sockets are
+        gone, and their objects get ``web_socket_close`` (1006)."""
+        if self._gateways.get(gateway) is writer:
+            del self._gateways[gateway]
+            loop = asyncio.get_running_loop()
+            self._gateway_timers[gateway] = loop.call_later(
+                GATEWAY_GRACE_S, self._gateway_lost, gateway
+            )
+
+    def _gateway_lost(self, gateway: str) -> None:
+        self._gateway_timers.pop(gateway, None)
+        self._undelivered.pop(gateway, None)
+        for object_hex, sid in sorted(self._gateway_sockets.pop(gateway, set())):
+            self.deliver_local(
+                Event(
+                    self.binding.name,
+                    object_hex,
+                    None,
+                    _new_alarm_chain(),
+                    EventKind.WS_CLOSE,
+                    [sid, 1006, "the gateway holding this WebSocket went away", False],
+                )
+            )
+
+    def push(self, gateway: str, frame: list[Any]) -> None:
+        """Send a push frame to a gateway; held briefly while it reconnects."""
+        writer = self._gateways.get(gateway)
+        if writer is not None:
+            writer(frame)
+            return
+        held = self._undelivered.setdefault(gateway, deque(maxlen=UNDELIVERED_PUSHES))
+        held.append(frame)
+
+    def deliver_local(self, event: Event) -> asyncio.Future[Any]:
+        """Queue an event this host makes itself (no caller order to keep)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failure)
+        self._admit(event, future)
+        return future
 
     def _rpc_method(self, name: object) -> Any:
         cls = self.cls
@@ -578,6 +698,11 @@ _alarm_chains = itertools.count()
 
 def _new_alarm_chain() -> str:
     return f"alarm-{next(_alarm_chains)}"
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("an event the host made itself failed: %s", future.exception())
 
 
 def _settle(future: asyncio.Future[Any], exc: BaseException) -> None:

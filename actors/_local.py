@@ -10,6 +10,7 @@ import itertools
 import os
 from typing import Any
 
+from ._bridge import SocketHub
 from ._env import namespaces_env
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
@@ -22,6 +23,7 @@ class LocalPlacement:
     def __init__(self, spec: RuntimeSpec) -> None:
         self.spec = spec
         self.env = namespaces_env(self)
+        self.hub = SocketHub(spec.limits)
         self.hosts: dict[HostKey, Host] = {}
         self._caller = os.urandom(8).hex()
         self._seqs: dict[HostKey, itertools.count[int]] = {}
@@ -30,6 +32,7 @@ class LocalPlacement:
         host = self.hosts.get(key)
         if host is None:
             host = self.hosts[key] = Host(self.spec, key, self.env)
+            host.attach_gateway(self.hub.gateway_id, self.hub.push)
             host.start()
         return host
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket as StarletteWebSocket
 
 from storage import codec
 from storage.errors import TransactionError
@@ -131,6 +132,9 @@ class Stub:
         on) or a URL with ``method``, ``headers`` and ``body``.
         """
         limits = self._namespace._placement.spec.limits
+        if isinstance(request_or_url, StarletteWebSocket):
+            await self._upgrade(request_or_url)
+            return Response(status_code=101)
         if isinstance(request_or_url, Request):
             payload = await request_payload(request_or_url, limits)
         elif isinstance(request_or_url, str):
@@ -142,6 +146,34 @@ class Stub:
             )
         reply = await self._send(EventKind.FETCH, payload)
         return payload_response(reply)
+
+    async def _upgrade(self, websocket: StarletteWebSocket) -> None:
+        """Hand a WebSocket upgrade to the object, then serve the socket until it closes."""
+        placement = self._namespace._placement
+        hub = placement.hub
+        sid = hub.new_sid()
+        scope = websocket.scope
+        headers = [[k, v] for k, v in scope["headers"]]
+        payload = [
+            "GET",
+            scope["path"],
+            scope.get("query_string", b""),
+            headers,
+            b"",
+            [sid, hub.gateway_id],
+        ]
+        reply = await self._send(EventKind.FETCH, payload)
+        if reply[0] != 101:
+            await websocket.send_denial_response(payload_response(reply[:3]))
+            return
+        auto = reply[3] if len(reply) > 3 and reply[3] is not None else None
+        key = placement.spec.host_for(self._namespace.binding, self.id.hex)
+
+        async def send_event(kind: EventKind, event_payload: list[Any]) -> Any:
+            return await self._namespace._send(self.id, kind, event_payload)
+
+        pair = None if auto is None else (str(auto[0]), str(auto[1]))
+        await hub.serve(websocket, sid, key, self.id.hex, pair, send_event)
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("__"):

@@ -6,19 +6,21 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ._ids import ObjectId
+from ._sockets import ObjectSockets, WebSocket, accept_response
 from ._turn import current_turn
 
 if TYPE_CHECKING:
     from storage import ObjectStorage
 
 T = TypeVar("T")
+AUTO_RESPONSE_CHARS = 2048
 log = logging.getLogger("raydo.object")
 
 # Handlers the runtime calls; never reachable over RPC.
@@ -39,11 +41,50 @@ class Aborted(BaseException):
 class ObjectContext:
     """``self.ctx``: the object's id, its storage, and its hooks into the runtime."""
 
-    def __init__(self, object_id: ObjectId, storage: ObjectStorage) -> None:
+    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
         self.id = object_id
         self.storage = storage
+        self.sockets = sockets
         self._background: set[asyncio.Future[Any]] = set()
         self.reset_requested = False
+
+    # ---- WebSockets -----------------------------------------------------------------------
+
+    def accept_websocket(self, request: Request, tags: Iterable[str] = ()) -> Response:
+        """Accept the WebSocket upgrade ``request`` and return the 101 response to give back.
+
+        The socket lives in the gateway; this object keeps its record, ``tags`` (at most 10,
+        256 characters each) and attachment, across eviction and restarts, and receives its
+        events in ``web_socket_message``, ``web_socket_close`` and ``web_socket_error``.
+        """
+        return accept_response(request, self.sockets, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[WebSocket]:
+        """Every open socket of this object, or those with ``tag``; sleeping ones included."""
+        return self.sockets.handles(tag)
+
+    def get_tags(self, ws: WebSocket) -> list[str]:
+        """The tags ``ws`` was accepted with."""
+        if not isinstance(ws, WebSocket) or self.sockets.record(ws.sid) is None:
+            raise ValueError(f"{ws!r} is not an open socket accepted by this object")
+        return ws.tags
+
+    def set_websocket_auto_response(
+        self, request_text: str | None = None, response_text: str | None = None
+    ) -> None:
+        """Have the gateway answer a text message equal to ``request_text`` with
+        ``response_text`` itself, without waking this object; no arguments unset it."""
+        if request_text is None and response_text is None:
+            self.sockets.set_auto_response(None)
+            return
+        if not isinstance(request_text, str) or not isinstance(response_text, str):
+            raise TypeError("set_websocket_auto_response takes two str (or none to unset)")
+        if len(request_text) > AUTO_RESPONSE_CHARS or len(response_text) > AUTO_RESPONSE_CHARS:
+            raise ValueError(f"auto-response texts are at most {AUTO_RESPONSE_CHARS} characters")
+        self.sockets.set_auto_response((request_text, response_text))
+
+    def get_websocket_auto_response(self) -> tuple[str, str] | None:
+        return self.sockets.auto_response
 
     async def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` with no other event delivered until it finishes, and return its result.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ._bridge import SocketHub
 from ._env import Env
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
@@ -19,6 +20,8 @@ class Placement(Protocol):
     spec: RuntimeSpec
     env: Env
     """One namespace per Durable Object binding, routed through this placement."""
+    hub: SocketHub
+    """The client WebSockets this process holds."""
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         """Send ``event`` to the host ``key`` and return its reply payload.

@@ -12,6 +12,7 @@ after a restart.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -24,6 +25,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from ._bridge import SocketHub
 from ._env import namespaces_env
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
@@ -104,13 +106,12 @@ class HostActor:
         placement = RayPlacement(spec, bind=self._bind)
         host = Host(spec, key, placement.env)
         placement.local = (key, host)
+        host.attach_gateway(placement.hub.gateway_id, placement.hub.push)
         host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: HostServerProtocol(
-                host.deliver, host.forget_caller, token, key.label, spec.limits
-            ),
+            lambda: HostServerProtocol(host, token, key.label, spec.limits),
             address,
             0,
         )
@@ -182,11 +183,14 @@ class RayPlacement:
         self.spec = spec
         self.bind = bind
         self.env = namespaces_env(self)
+        self.hub = SocketHub(spec.limits)
         self.local: tuple[HostKey, Host] | None = None
         self._links: dict[HostKey, HostLink] = {}
         self._connecting: dict[HostKey, asyncio.Future[HostLink]] = {}
         self._handles: dict[HostKey, Any] = {}
         self._local_caller = os.urandom(8).hex()
+        self._closing = False
+        self._reconnecting: set[asyncio.Future[HostLink]] = set()
         self._local_seq = 0
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
@@ -237,7 +241,17 @@ class RayPlacement:
         while True:
             try:
                 address, port, token = await self.handle(key).endpoint.remote()
-                link = await HostLink.open(address, port, token, key.label, self.spec.limits)
+                link = await HostLink.open(
+                    address,
+                    port,
+                    token,
+                    key.label,
+                    self.spec.limits,
+                    gateway=self.hub.gateway_id,
+                    sockets=self.hub.sockets_on(key),
+                    on_push=self.hub.push,
+                    on_lost=functools.partial(self._lost, key),
+                )
                 self._links[key] = link
                 return link
             except ray.exceptions.RayTaskError as exc:
@@ -264,7 +278,24 @@ class RayPlacement:
             if isinstance(result, BaseException):
                 log.error("host %s did not start: %s", key.label, result)
 
+    def _lost(self, key: HostKey, link: HostLink) -> None:
+        """A link dropped: if this process holds sockets of that host's objects, reconnect
+        at once (not on the next event), so their pushes keep flowing."""
+        if self._closing or not self.hub.sockets_on(key):
+            return
+        task = asyncio.ensure_future(self._link(key))
+        self._reconnecting.add(task)
+        task.add_done_callback(self._reconnected)
+
+    def _reconnected(self, task: asyncio.Future[HostLink]) -> None:
+        self._reconnecting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reconnecting to a host failed: %s", task.exception())
+
     async def close(self) -> None:
+        self._closing = True
+        for task in self._reconnecting:
+            task.cancel()
         for link in self._links.values():
             link.close()
         self._links.clear()

@@ -23,7 +23,7 @@ import itertools
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import msgpack
 
@@ -35,7 +35,7 @@ from .types import Event, EventKind
 
 log = logging.getLogger("raydo.wire")
 
-HELLO, EVENT, WELCOME, OK, FAIL = 0, 1, 2, 3, 4
+HELLO, EVENT, WELCOME, OK, FAIL, PUSH, SOCKETS = 0, 1, 2, 3, 4, 5, 6
 HANDSHAKE_TIMEOUT_S = 3.0
 
 
@@ -63,19 +63,24 @@ class _FrameWriter:
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
+class HostSide(Protocol):
+    """What a connection needs of its host."""
+
+    def deliver(self, event: Event) -> asyncio.Future[Any]: ...
+    def forget_caller(self, caller: str) -> None: ...
+    def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
+    def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
+    def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None: ...
+
+
 class HostServerProtocol(asyncio.Protocol):
     """The host's side of one caller's connection."""
 
-    def __init__(
-        self,
-        deliver: Callable[[Event], asyncio.Future[Any]],
-        forget: Callable[[str], None],
-        token: str,
-        label: str,
-        limits: Limits,
-    ) -> None:
-        self._deliver = deliver
-        self._forget = forget
+    def __init__(self, host: HostSide, token: str, label: str, limits: Limits) -> None:
+        self._host = host
+        self._deliver = host.deliver
+        self._forget = host.forget_caller
+        self._gateway: str | None = None
         self._token = token
         self._label = label
         self._unpacker = codec.unpacker(max_frame_bytes(limits))
@@ -96,7 +101,13 @@ class HostServerProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._caller is not None:
             self._forget(self._caller)
+        if self._gateway is not None:
+            self._host.detach_gateway(self._gateway, self._push)
         self._writer = None
+
+    def _push(self, frame: list[Any]) -> None:
+        if self._writer is not None:
+            self._writer.write([PUSH, frame])
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -112,13 +123,19 @@ class HostServerProtocol(asyncio.Protocol):
         if not isinstance(frame, list) or not frame:
             raise ValueError("a frame must be a non-empty array")
         if self._caller is None:
-            if frame[0] != HELLO or len(frame) != 3 or not isinstance(frame[1], str):
+            if frame[0] != HELLO or len(frame) != 4 or not isinstance(frame[1], str):
                 raise ValueError("the first frame must be HELLO")
             if not hmac.compare_digest(frame[1].encode(), self._token.encode()):
                 raise ValueError("wrong token")
             self._caller = str(frame[2])
+            self._gateway = str(frame[3])
             assert self._writer is not None
             self._writer.write([WELCOME, self._label])
+            self._host.attach_gateway(self._gateway, self._push)
+            return
+        if frame[0] == SOCKETS and len(frame) == 2 and isinstance(frame[1], list):
+            assert self._gateway is not None
+            self._host.announce_sockets(self._gateway, frame[1])
             return
         if frame[0] != EVENT or len(frame) != 9:
             raise ValueError("expected an EVENT frame")
@@ -155,8 +172,16 @@ class HostServerProtocol(asyncio.Protocol):
 class HostLink(asyncio.Protocol):
     """A caller's connection to one host: sends events, matches replies to them."""
 
-    def __init__(self, label: str, limits: Limits) -> None:
+    def __init__(
+        self,
+        label: str,
+        limits: Limits,
+        on_push: Callable[[list[Any]], None] | None = None,
+        on_lost: Callable[[HostLink], None] | None = None,
+    ) -> None:
         self.label = label
+        self._on_push = on_push
+        self._on_lost = on_lost
         self.caller = os.urandom(8).hex()
         self.closed = False
         self._unpacker = codec.unpacker(max_frame_bytes(limits))
@@ -169,14 +194,30 @@ class HostLink(asyncio.Protocol):
 
     @classmethod
     async def open(
-        cls, address: str, port: int, token: str, label: str, limits: Limits, timeout: float = 10.0
+        cls,
+        address: str,
+        port: int,
+        token: str,
+        label: str,
+        limits: Limits,
+        timeout: float = 10.0,
+        *,
+        gateway: str = "",
+        sockets: list[list[str]] | None = None,
+        on_push: Callable[[list[Any]], None] | None = None,
+        on_lost: Callable[[HostLink], None] | None = None,
     ) -> HostLink:
+        """Connect, prove the token, say which gateway this is and which sockets of the
+        host's objects it holds (after a reconnect, so the host knows them again)."""
         loop = asyncio.get_running_loop()
         _, link = await asyncio.wait_for(
-            loop.create_connection(lambda: cls(label, limits), address, port), timeout
+            loop.create_connection(lambda: cls(label, limits, on_push, on_lost), address, port),
+            timeout,
         )
         assert link._writer is not None
-        link._writer.write([HELLO, token, link.caller])
+        link._writer.write([HELLO, token, link.caller, gateway])
+        if sockets:
+            link._writer.write([SOCKETS, sockets])
         await asyncio.wait_for(asyncio.shield(link.welcomed), timeout)
         return link
 
@@ -221,6 +262,8 @@ class HostLink(asyncio.Protocol):
         if not self.welcomed.done():
             self.welcomed.set_exception(ConnectionError(f"{self.label} closed the connection"))
             self.welcomed.exception()  # read here so an unawaited failure is not logged
+        if self._on_lost is not None:
+            self._on_lost(self)
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -259,6 +302,9 @@ class HostLink(asyncio.Protocol):
                 future.set_result(frame[2])
             else:
                 future.set_exception(error_from_wire(frame[2]))
+        elif kind == PUSH:
+            if self._on_push is not None:
+                self._on_push(frame[1])
         elif kind == WELCOME:
             if not self.welcomed.done():
                 self.welcomed.set_result(None)

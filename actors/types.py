@@ -18,6 +18,12 @@ class EventKind(IntEnum):
     """Sent by a host to itself: ``[retry_count, mode]``, mode "due", "now" or "drop"."""
     CONTROL = 3
     """Test and inspection hooks: ``[operation, *arguments]`` (see :mod:`actors._host`)."""
+    WS_MESSAGE = 4
+    """``[sid, message]``: a client sent a text (str) or binary (bytes) message."""
+    WS_CLOSE = 5
+    """``[sid, code, reason, was_clean]``: the socket closed."""
+    WS_ERROR = 6
+    """``[sid, message]``: the socket failed (other than by closing)."""
 
 
 @dataclass(slots=True)

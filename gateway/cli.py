@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from storage.limits import Limits
+
 from .config import ConfigError, load_config
 from .runtime import AppLoadError
 
@@ -80,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _uvicorn_options(args: argparse.Namespace, host: str) -> dict[str, object]:
+def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dict[str, object]:
     return {
+        # Bigger client messages close the socket with 1009 before reaching anyone.
+        "ws_max_size": limits.websocket_message_bytes,
         "host": host,
         "port": args.port,
         "loop": "uvloop",
@@ -107,7 +111,7 @@ def _dev(args: argparse.Namespace) -> int:
         gateway = Gateway(config, ray_placement, on_start=start_local_ray)
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
     print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
-    uvicorn.run(gateway, **_uvicorn_options(args, "127.0.0.1"))  # type: ignore[arg-type]
+    uvicorn.run(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits))  # type: ignore[arg-type]
     return 0
 
 
@@ -141,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         "gateway._worker:create_app",
         factory=True,
         workers=args.workers,
-        **_uvicorn_options(args, args.host),  # type: ignore[arg-type]
+        **_uvicorn_options(args, args.host, config.limits),  # type: ignore[arg-type]
     )
     return 0
 

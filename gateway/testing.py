@@ -139,7 +139,14 @@ async def start_app(
         gateway = Gateway(config, ray_placement, on_start=connect)
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(gateway, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            gateway,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            ws_max_size=config.limits.websocket_message_bytes,
+        )
     )
     serving = asyncio.ensure_future(server.serve())
     while not server.started:

@@ -39,6 +39,16 @@ class Limits:
     """An HTTP request body accepted by the gateway or sent to an object's ``fetch``."""
     message_bytes: int = 16 * MiB
     """One encoded event or reply: RPC arguments, results, fetch responses."""
+    websocket_message_bytes: int = 1 * MiB
+    """One WebSocket message, either way; a bigger one from a client closes it with 1009."""
+    attachment_bytes: int = 16 * KiB
+    """A socket's attachment (``ws.serialize_attachment``), encoded."""
+    socket_tags: int = 10
+    """Tags on one socket."""
+    tag_chars: int = 256
+    """Characters of one tag."""
+    socket_queue: int = 1024
+    """Messages waiting to be sent to one client; past it the client is closed (1008)."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

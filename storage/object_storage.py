@@ -47,6 +47,9 @@ META_TABLE = "_raydo_meta"
 _META_CREATE = (
     f"{_TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
 )
+_META_GET = f"{_TAG}SELECT value FROM {META_TABLE} WHERE key = ?"
+_META_SET = f"{_TAG}INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)"
+_META_DELETE = f"{_TAG}DELETE FROM {META_TABLE} WHERE key = ?"
 _ALARM_GET = f"{_TAG}SELECT value FROM {META_TABLE} WHERE key = 'alarm'"
 _ALARM_SET = f"{_TAG}INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES ('alarm', ?)"
 _ALARM_DELETE = f"{_TAG}DELETE FROM {META_TABLE} WHERE key = 'alarm'"
@@ -370,6 +373,39 @@ class ObjectStorage:
             raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
         names = [d[0] for d in cur.description] if cur.description else []
         return Cursor(names, rows, conn.total_changes - before)
+
+    # ---- for the package's other records (sockets) ---------------------------------------
+
+    internal_tag = _TAG
+
+    def table_exists(self, table: str) -> bool:
+        return self._table_exists(table)
+
+    def ensure_table(self, table: str, create: str) -> None:
+        self._ensure_table(table, create)
+
+    def begin(self) -> None:
+        self._begin()
+
+    def internal(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self._internal(sql, params)
+
+    def get_meta(self, key: str) -> Any:
+        """A value raydo keeps about the object (not in its KV space)."""
+        if not self._table_exists(META_TABLE):
+            return None
+        row = self._internal(_META_GET, (key,)).fetchone()
+        return None if row is None else codec.decode(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        if value is None:
+            if self._table_exists(META_TABLE):
+                self._begin()
+                self._internal(_META_DELETE, (key,))
+            return
+        self._ensure_table(META_TABLE, _META_CREATE)
+        self._begin()
+        self._internal(_META_SET, (key, codec.encode(value)))
 
     # ---- internals ----------------------------------------------------------------------
 

@@ -1,0 +1,192 @@
+"""The gateway's side of WebSockets: the client sockets a gateway process holds.
+
+What happens to one socket, in order:
+
+1. ``await stub.fetch(websocket)`` sends the upgrade request to the object with a socket id.
+   If the object answers 101 (it called ``ctx.accept_websocket``), the gateway accepts the
+   client; any other answer reaches the client as that HTTP response, before any upgrade.
+2. Each client message becomes a ``WS_MESSAGE`` event for the object, in order, unless it
+   equals the object's auto-response request: then the gateway answers it alone.
+3. Pushes from the object's host (``send``, ``close``, ``auto``) go into the socket's bounded
+   outgoing queue; a client that cannot keep up is closed with 1008.
+4. A close from the client becomes ``WS_CLOSE`` with its code and ``was_clean=True``; a
+   dropped connection, 1006 with ``was_clean=False``; exactly once either way.
+
+Because the socket lives here and not in the object, the object may be evicted while its
+clients stay connected: the next message constructs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from storage.limits import Limits
+
+from ._errors import RaydoError
+from ._spec import HostKey
+from .types import EventKind
+
+log = logging.getLogger("raydo.websockets")
+
+SendEvent = Callable[[EventKind, list[Any]], Awaitable[Any]]
+_CLOSE = object()
+TOO_SLOW = 1008
+TOO_BIG = 1009
+
+
+class ClientSocket:
+    """One accepted client socket and the task that writes to it."""
+
+    def __init__(
+        self, websocket: WebSocket, sid: str, key: HostKey, object_hex: str, limits: Limits
+    ) -> None:
+        self.websocket = websocket
+        self.sid = sid
+        self.key = key
+        self.object_hex = object_hex
+        self.auto: tuple[str, str] | None = None
+        self.closed_by_object = False
+        self.outgoing: asyncio.Queue[Any] = asyncio.Queue(maxsize=limits.socket_queue)
+        self.sender: asyncio.Task[None] | None = None
+
+    def enqueue(self, item: Any) -> bool:
+        """Queue a message (or the close); False when the client is too far behind."""
+        try:
+            self.outgoing.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def write(self) -> None:
+        websocket = self.websocket
+        while True:
+            item = await self.outgoing.get()
+            if websocket.application_state != WebSocketState.CONNECTED:
+                return
+            if isinstance(item, tuple) and item and item[0] is _CLOSE:
+                with contextlib.suppress(Exception):
+                    await websocket.close(item[1], item[2])
+                return
+            try:
+                if isinstance(item, str):
+                    await websocket.send_text(item)
+                else:
+                    await websocket.send_bytes(item)
+            except Exception:  # noqa: BLE001 - the client went away; the reader sees why
+                return
+
+
+class SocketHub:
+    """Every client socket of this gateway process, and the pushes that reach them."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.gateway_id = os.urandom(8).hex()
+        self.limits = limits
+        self._sockets: dict[str, ClientSocket] = {}
+        self._ids = itertools.count()
+
+    def new_sid(self) -> str:
+        return f"{self.gateway_id}.{next(self._ids)}"
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def sockets_on(self, key: HostKey) -> list[list[str]]:
+        """``[object_hex, sid]`` of every socket whose object lives on host ``key``."""
+        return [[s.object_hex, s.sid] for s in self._sockets.values() if s.key == key]
+
+    def push(self, frame: list[Any]) -> None:
+        """Apply a push from a host: ``["send", sids, message]``, ``["close", sids, code,
+        reason]`` or ``["auto", sids, pair]``."""
+        operation, sids = frame[0], frame[1]
+        for sid in sids:
+            sock = self._sockets.get(sid)
+            if sock is None:
+                continue
+            if operation == "send":
+                if not sock.enqueue(frame[2]):
+                    self._too_slow(sock)
+            elif operation == "close":
+                sock.closed_by_object = True
+                sock.outgoing = _unbounded_with(sock.outgoing, (_CLOSE, frame[2], frame[3]))
+            elif operation == "auto":
+                sock.auto = None if frame[2] is None else (frame[2][0], frame[2][1])
+
+    def _too_slow(self, sock: ClientSocket) -> None:
+        log.warning("closing WebSocket %s: its client is not reading fast enough", sock.sid)
+        sock.outgoing = _unbounded_with(
+            sock.outgoing, (_CLOSE, TOO_SLOW, "client too slow: outgoing queue full")
+        )
+
+    async def serve(
+        self,
+        websocket: WebSocket,
+        sid: str,
+        key: HostKey,
+        object_hex: str,
+        auto: tuple[str, str] | None,
+        send_event: SendEvent,
+    ) -> None:
+        """Accept the client and pump its messages to the object until it closes."""
+        await websocket.accept()
+        sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
+        sock.auto = auto
+        self._sockets[sid] = sock
+        sock.sender = asyncio.ensure_future(sock.write())
+        limit = self.limits.websocket_message_bytes
+        code, reason, clean = 1006, "", False
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    code = int(message.get("code") or 1005)
+                    reason = str(message.get("reason") or "")
+                    clean = code != 1006
+                    break
+                text = message.get("text")
+                data: str | bytes = text if text is not None else message.get("bytes") or b""
+                size = len(data.encode()) if isinstance(data, str) else len(data)
+                if size > limit:
+                    code, reason, clean = TOO_BIG, f"message over {limit} bytes", False
+                    sock.enqueue((_CLOSE, TOO_BIG, reason))
+                    break
+                if sock.auto is not None and text is not None and text == sock.auto[0]:
+                    sock.enqueue(sock.auto[1])  # answered here; the object stays asleep
+                    continue
+                await _quietly(send_event(EventKind.WS_MESSAGE, [sid, data]), sid)
+        except Exception as exc:  # noqa: BLE001 - a broken connection is a 1006
+            log.debug("WebSocket %s failed: %s", sid, exc)
+        finally:
+            self._sockets.pop(sid, None)
+            if not sock.closed_by_object:
+                await _quietly(send_event(EventKind.WS_CLOSE, [sid, code, reason, clean]), sid)
+            if sock.sender is not None and not sock.sender.done():
+                await asyncio.wait({sock.sender}, timeout=5)
+                sock.sender.cancel()
+
+
+def _unbounded_with(queue: asyncio.Queue[Any], item: Any) -> asyncio.Queue[Any]:
+    """The close must get through even when the queue is full: it jumps in behind the rest."""
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        # Drop what the slow client would never read anyway, and close it.
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(item)
+    return queue
+
+
+async def _quietly(event: Awaitable[Any], sid: str) -> None:
+    try:
+        await event
+    except RaydoError as exc:
+        log.warning("WebSocket %s: the object's handler failed: %s", sid, exc)
