@@ -91,10 +91,19 @@ class SocketHub:
         self.gateway_id = os.urandom(8).hex()
         self.limits = limits
         self._sockets: dict[str, ClientSocket] = {}
+        self._pending: dict[str, list[list[Any]]] = {}
         self._ids = itertools.count()
 
     def new_sid(self) -> str:
-        return f"{self.gateway_id}.{next(self._ids)}"
+        """A socket id for an upgrade about to be sent. Pushes for it that arrive before the
+        client is accepted (a greeting sent by the accepting event) wait for it."""
+        sid = f"{self.gateway_id}.{next(self._ids)}"
+        self._pending[sid] = []
+        return sid
+
+    def abandon(self, sid: str) -> None:
+        """The upgrade was refused or failed: drop what waited for it."""
+        self._pending.pop(sid, None)
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -110,6 +119,9 @@ class SocketHub:
         for sid in sids:
             sock = self._sockets.get(sid)
             if sock is None:
+                waiting = self._pending.get(sid)
+                if waiting is not None and len(waiting) < self.limits.socket_queue:
+                    waiting.append([operation, [sid], *frame[2:]])
                 continue
             if operation == "send":
                 if not sock.enqueue(frame[2]):
@@ -136,10 +148,13 @@ class SocketHub:
         send_event: SendEvent,
     ) -> None:
         """Accept the client and pump its messages to the object until it closes."""
+        waiting = self._pending.pop(sid, [])
         await websocket.accept()
         sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
         sock.auto = auto
         self._sockets[sid] = sock
+        for frame in waiting:
+            self.push(frame)
         sock.sender = asyncio.ensure_future(sock.write())
         limit = self.limits.websocket_message_bytes
         code, reason, clean = 1006, "", False

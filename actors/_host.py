@@ -508,14 +508,19 @@ class Host:
             return  # closed already (by the object, or a duplicate close)
         instance = slot.instance or self._activate(slot)
         ws = WebSocket(slot.sockets, sid)
+        if kind == EventKind.WS_CLOSE:
+            # The socket is gone whatever the handler does: forget it for good first, then
+            # let the handler see what it was (its tags and attachment).
+            slot.sockets.forget(sid)
+            self._commit(slot)
+            self._gateway_sockets.get(record.gateway, set()).discard((slot.object_id.hex, sid))
+            ws = WebSocket(slot.sockets, sid, closed=record)
         if kind == EventKind.WS_MESSAGE:
             handler = getattr(instance, "web_socket_message", None)
             if handler is not None:
                 await handler(ws, event.payload[1])
         elif kind == EventKind.WS_CLOSE:
             _, code, reason, was_clean = event.payload
-            slot.sockets.forget(sid)
-            self._gateway_sockets.get(record.gateway, set()).discard((slot.object_id.hex, sid))
             handler = getattr(instance, "web_socket_close", None)
             if handler is not None:
                 await handler(ws, int(code), str(reason), bool(was_clean))

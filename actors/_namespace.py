@@ -162,8 +162,13 @@ class Stub:
             b"",
             [sid, hub.gateway_id],
         ]
-        reply = await self._send(EventKind.FETCH, payload)
+        try:
+            reply = await self._send(EventKind.FETCH, payload)
+        except BaseException:
+            hub.abandon(sid)
+            raise
         if reply[0] != 101:
+            hub.abandon(sid)
             await websocket.send_denial_response(payload_response(reply[:3]))
             return
         auto = reply[3] if len(reply) > 3 and reply[3] is not None else None

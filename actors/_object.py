@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._ids import ObjectId
-from ._sockets import ObjectSockets, WebSocket, accept_response
+from ._sockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_response
 from ._turn import current_turn
 
 if TYPE_CHECKING:
@@ -50,8 +50,9 @@ class ObjectContext:
 
     # ---- WebSockets -----------------------------------------------------------------------
 
-    def accept_websocket(self, request: Request, tags: Iterable[str] = ()) -> Response:
-        """Accept the WebSocket upgrade ``request`` and return the 101 response to give back.
+    def accept_websocket(self, request: Request, tags: Iterable[str] = ()) -> WebSocketAccepted:
+        """Accept the WebSocket upgrade ``request`` and return the 101 response to give back
+        (its ``websocket`` attribute is the new socket's handle).
 
         The socket lives in the gateway; this object keeps its record, ``tags`` (at most 10,
         256 characters each) and attachment, across eviction and restarts, and receives its

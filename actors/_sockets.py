@@ -32,11 +32,14 @@ Push = Callable[[str, list[Any]], None]
 class WebSocket:
     """One client socket, from inside its object: ``send``, ``close``, attachments."""
 
-    __slots__ = ("_sockets", "sid")
+    __slots__ = ("_closed", "_sockets", "sid")
 
-    def __init__(self, sockets: ObjectSockets, sid: str) -> None:
+    def __init__(
+        self, sockets: ObjectSockets, sid: str, closed: SocketRecord | None = None
+    ) -> None:
         self._sockets = sockets
         self.sid = sid
+        self._closed = closed  # what a closed socket was, for its web_socket_close handler
 
     def __repr__(self) -> str:
         return f"WebSocket({self.sid})"
@@ -72,14 +75,14 @@ class WebSocket:
 
     def deserialize_attachment(self) -> Any:
         """The value last given to ``serialize_attachment``, or None."""
-        record = self._sockets.record(self.sid)
+        record = self._sockets.record(self.sid) or self._closed
         if record is None or record.attachment is None:
             return None
         return codec.decode(record.attachment)
 
     @property
     def tags(self) -> list[str]:
-        record = self._sockets.record(self.sid)
+        record = self._sockets.record(self.sid) or self._closed
         return [] if record is None else list(record.tags)
 
 
@@ -190,7 +193,18 @@ class ObjectSockets:
         self._cache = None
 
 
-def accept_response(request: Request, sockets: ObjectSockets, tags: Iterable[str]) -> Response:
+class WebSocketAccepted(Response):
+    """The 101 answer to an upgrade; ``websocket`` is the new socket's handle, so the handler
+    can greet it or give it an attachment before returning."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        super().__init__(status_code=101)
+        self.websocket = websocket
+
+
+def accept_response(
+    request: Request, sockets: ObjectSockets, tags: Iterable[str]
+) -> WebSocketAccepted:
     """What ``ctx.accept_websocket`` does: record the socket and answer 101."""
     upgrade = request.scope.get(UPGRADE_SCOPE_KEY)
     if upgrade is None:
@@ -199,4 +213,4 @@ def accept_response(request: Request, sockets: ObjectSockets, tags: Iterable[str
     if sockets.record(sid) is not None:
         raise ValueError("this WebSocket was already accepted")
     sockets.accept(sid, gateway, tags)
-    return Response(status_code=101)
+    return WebSocketAccepted(WebSocket(sockets, sid))
