@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -43,7 +44,21 @@ TOO_BIG = 1009
 
 
 class ClientSocket:
-    """One accepted client socket and the task that writes to it."""
+    """One accepted client socket. Its writer task exists only while messages wait, so an
+    idle socket costs no task (tens of thousands may sit idle)."""
+
+    __slots__ = (
+        "auto",
+        "closed_by_object",
+        "closing",
+        "key",
+        "limit",
+        "object_hex",
+        "outgoing",
+        "sender",
+        "sid",
+        "websocket",
+    )
 
     def __init__(
         self, websocket: WebSocket, sid: str, key: HostKey, object_hex: str, limits: Limits
@@ -54,24 +69,42 @@ class ClientSocket:
         self.object_hex = object_hex
         self.auto: tuple[str, str] | None = None
         self.closed_by_object = False
-        self.outgoing: asyncio.Queue[Any] = asyncio.Queue(maxsize=limits.socket_queue)
-        self.sender: asyncio.Task[None] | None = None
+        self.closing = False
+        self.limit = limits.socket_queue
+        self.outgoing: deque[Any] = deque()
+        self.sender: asyncio.Future[None] | None = None
 
-    def enqueue(self, item: Any) -> bool:
-        """Queue a message (or the close); False when the client is too far behind."""
-        try:
-            self.outgoing.put_nowait(item)
+    def enqueue(self, message: str | bytes) -> bool:
+        """Queue a message; False when the client is too far behind to take it."""
+        if self.closing:
             return True
-        except asyncio.QueueFull:
+        if len(self.outgoing) >= self.limit:
             return False
+        self.outgoing.append(message)
+        self._kick()
+        return True
 
-    async def write(self) -> None:
+    def close_soon(self, code: int, reason: str, *, drop_queued: bool = False) -> None:
+        """Close after what is queued (or at once, dropping it, for a client left behind)."""
+        if self.closing:
+            return
+        self.closing = True
+        if drop_queued:
+            self.outgoing.clear()
+        self.outgoing.append((_CLOSE, code, reason))
+        self._kick()
+
+    def _kick(self) -> None:
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
         websocket = self.websocket
-        while True:
-            item = await self.outgoing.get()
+        while self.outgoing:
+            item = self.outgoing.popleft()
             if websocket.application_state != WebSocketState.CONNECTED:
                 return
-            if isinstance(item, tuple) and item and item[0] is _CLOSE:
+            if isinstance(item, tuple):
                 with contextlib.suppress(Exception):
                     await websocket.close(item[1], item[2])
                 return
@@ -128,15 +161,13 @@ class SocketHub:
                     self._too_slow(sock)
             elif operation == "close":
                 sock.closed_by_object = True
-                sock.outgoing = _unbounded_with(sock.outgoing, (_CLOSE, frame[2], frame[3]))
+                sock.close_soon(frame[2], frame[3])
             elif operation == "auto":
                 sock.auto = None if frame[2] is None else (frame[2][0], frame[2][1])
 
     def _too_slow(self, sock: ClientSocket) -> None:
         log.warning("closing WebSocket %s: its client is not reading fast enough", sock.sid)
-        sock.outgoing = _unbounded_with(
-            sock.outgoing, (_CLOSE, TOO_SLOW, "client too slow: outgoing queue full")
-        )
+        sock.close_soon(TOO_SLOW, "client too slow: outgoing queue full", drop_queued=True)
 
     async def serve(
         self,
@@ -155,7 +186,6 @@ class SocketHub:
         self._sockets[sid] = sock
         for frame in waiting:
             self.push(frame)
-        sock.sender = asyncio.ensure_future(sock.write())
         limit = self.limits.websocket_message_bytes
         code, reason, clean = 1006, "", False
         try:
@@ -171,7 +201,7 @@ class SocketHub:
                 size = len(data.encode()) if isinstance(data, str) else len(data)
                 if size > limit:
                     code, reason, clean = TOO_BIG, f"message over {limit} bytes", False
-                    sock.enqueue((_CLOSE, TOO_BIG, reason))
+                    sock.close_soon(TOO_BIG, reason, drop_queued=True)
                     break
                 if sock.auto is not None and text is not None and text == sock.auto[0]:
                     sock.enqueue(sock.auto[1])  # answered here; the object stays asleep
@@ -186,18 +216,6 @@ class SocketHub:
             if sock.sender is not None and not sock.sender.done():
                 await asyncio.wait({sock.sender}, timeout=5)
                 sock.sender.cancel()
-
-
-def _unbounded_with(queue: asyncio.Queue[Any], item: Any) -> asyncio.Queue[Any]:
-    """The close must get through even when the queue is full: it jumps in behind the rest."""
-    try:
-        queue.put_nowait(item)
-    except asyncio.QueueFull:
-        # Drop what the slow client would never read anyway, and close it.
-        while not queue.empty():
-            queue.get_nowait()
-        queue.put_nowait(item)
-    return queue
 
 
 async def _quietly(event: Awaitable[Any], sid: str) -> None:

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import inspect
 import itertools
 import logging
 import sqlite3
-import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
@@ -48,6 +46,7 @@ from ._errors import (
 )
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
+from ._loading import MissingAttribute, import_from_app
 from ._object import RESERVED_NAMES, Aborted, DurableObject, ObjectContext
 from ._sockets import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
 from ._spec import BindingSpec, HostKey, RuntimeSpec
@@ -79,6 +78,7 @@ class ObjectSlot:
 
     __slots__ = (
         "chains",
+        "committing_alarm",
         "ctx",
         "draining",
         "evict_requested",
@@ -103,6 +103,7 @@ class ObjectSlot:
         self.chains: list[str] = []
         self.last_used = time.monotonic()
         self.evict_requested = False
+        self.committing_alarm: int | None = None
 
     @property
     def idle(self) -> bool:
@@ -266,6 +267,8 @@ class Host:
         storage.alarm_handler = self._has_alarm_handler
         sockets = ObjectSockets(storage, self.spec.limits, self.push)
         slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage, sockets)
+        storage.before_commit = functools.partial(self._before_commit, slot)
+        storage.after_commit = functools.partial(self._after_commit, slot)
         self._slots[hex_id] = slot
         self._enforce_live_bound(keep=hex_id)
         self._ensure_sweeper()
@@ -335,24 +338,30 @@ class Host:
             slot.storage.rollback()
 
     def _commit(self, slot: ObjectSlot) -> None:
-        """Commit the event's writes; an alarm it set or deleted is indexed around the commit."""
+        slot.storage.commit()  # runs _before_commit and _after_commit below
+
+    def _before_commit(self, slot: ObjectSlot) -> None:
+        """An alarm the transaction set goes into the index first (written ahead)."""
         storage = slot.storage
-        if not storage.alarm_touched:
-            storage.commit()
-            slot.sockets.flush()
-            return
-        object_id = slot.object_id
-        due = storage.get_alarm()
-        if due is not None:
-            self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
-        storage.commit()
+        if storage.alarm_touched:
+            due = storage.get_alarm()
+            slot.committing_alarm = due
+            if due is not None:
+                object_id = slot.object_id
+                self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
+
+    def _after_commit(self, slot: ObjectSlot) -> None:
+        """The index and the timer learn the committed alarm; queued sends leave."""
+        storage = slot.storage
+        if storage.alarm_touched:
+            storage.alarm_touched = False
+            due, object_id = slot.committing_alarm, slot.object_id
+            self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
+            if due is None:
+                self.alarms.disarm(object_id.hex)
+            else:
+                self.alarms.arm(object_id.hex, object_id.name, due)
         slot.sockets.flush()
-        storage.alarm_touched = False
-        self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
-        if due is None:
-            self.alarms.disarm(object_id.hex)
-        else:
-            self.alarms.arm(object_id.hex, object_id.name, due)
 
     def _handler(self, event: Event) -> Any:
         """Check the event before any user code runs; refusals reset nothing."""
@@ -731,12 +740,11 @@ def _as_caller_error(exc: BaseException) -> RaydoError:
 
 
 def load_class(app_root: str, class_name: str) -> type[DurableObject]:
-    """Import ``module:Class`` with the app's folder on the import path."""
-    if app_root not in sys.path:
-        sys.path.insert(0, app_root)
-    module_name, _, attr = class_name.partition(":")
-    module = importlib.import_module(module_name)
-    cls = getattr(module, attr, None)
+    """Import ``module:Class`` from the app's folder."""
+    try:
+        cls = import_from_app(app_root, class_name)
+    except MissingAttribute:
+        cls = None
     if not isinstance(cls, type) or not issubclass(cls, DurableObject):
         raise TypeError(f"{class_name} is not a DurableObject subclass")
     return cls

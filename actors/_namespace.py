@@ -178,6 +178,7 @@ class Stub:
             return await self._namespace._send(self.id, kind, event_payload)
 
         pair = None if auto is None else (str(auto[0]), str(auto[1]))
+        del payload, reply, headers  # this frame lives as long as the socket: keep it light
         await hub.serve(websocket, sid, key, self.id.hex, pair, send_event)
 
     def __getattr__(self, method: str) -> Any:

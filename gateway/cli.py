@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true", help="host objects in the gateway process, without Ray"
     )
     dev.add_argument("--access-log", action="store_true", help="log every request")
+    dev.add_argument(
+        "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
+    )
 
     serve = commands.add_parser("serve", help="serve an app on a running Ray cluster")
     serve.add_argument("dir", nargs="?", default=".", help="the app's folder (holding raydo.toml)")
@@ -68,6 +71,9 @@ def parser() -> argparse.ArgumentParser:
         help="where hosts listen for gateways: 127.0.0.1 (one machine) or 'node' (the node's IP)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
+    )
     return top
 
 
@@ -84,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dict[str, object]:
     return {
+        # permessage-deflate keeps zlib state per socket (tens of KiB even when idle).
+        "ws_per_message_deflate": args.ws_compression,
         # Bigger client messages close the socket with 1009 before reaching anyone.
         "ws_max_size": limits.websocket_message_bytes,
         "host": host,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from typing import Any
 
 from actors import BindingSpec, Env, RuntimeSpec
+from actors._loading import MissingAttribute, import_from_app
 
 from .config import AppConfig
 
@@ -53,20 +52,15 @@ def unsupported_bindings(config: AppConfig) -> list[str]:
 
 def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
     """Import ``module:attribute`` with the app's folder first on the import path."""
-    root = str(config.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     module_name, _, attribute = reference.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise AppLoadError(f"{config.path}: cannot import {what} {reference!r}: {exc!r}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
+        return import_from_app(str(config.root), reference)
+    except MissingAttribute:
         raise AppLoadError(
             f"{config.path}: {what} {reference!r}: module {module_name!r} has no {attribute!r}"
         ) from None
+    except Exception as exc:
+        raise AppLoadError(f"{config.path}: cannot import {what} {reference!r}: {exc!r}") from exc
 
 
 def check_classes(config: AppConfig) -> None:

@@ -146,6 +146,7 @@ async def start_app(
             log_level="warning",
             lifespan="on",
             ws_max_size=config.limits.websocket_message_bytes,
+            ws_per_message_deflate=False,
         )
     )
     serving = asyncio.ensure_future(server.serve())

@@ -85,6 +85,10 @@ class ObjectStorage:
         """True when this event set or deleted the alarm (the host re-indexes it on commit)."""
         self.alarm_handler = True
         """False when the object's class has no ``alarm()``: ``set_alarm`` is then refused."""
+        self.before_commit: Callable[[], None] | None = None
+        """Called just before each commit of a transaction (the host indexes the alarm)."""
+        self.after_commit: Callable[[], None] | None = None
+        """Called after every commit, even of nothing (the host lets queued output leave)."""
         self.alarm_running = False
         """True while ``alarm()`` runs: ``get_alarm()`` then reads None until it sets another."""
         self.alarm_replaced = False
@@ -105,7 +109,9 @@ class ObjectStorage:
         return self._savepoints > 0
 
     def commit(self) -> None:
-        """Commit the event's writes so far (the output gate); a no-op when there are none."""
+        """Commit the event's writes so far, then let what the event queued for the outside
+        leave (the output gate). The runtime calls it before any output; calling it yourself
+        makes the writes so far durable now."""
         self._check_not_lost()
         conn = self._conn
         if conn is not None and conn.in_transaction:
@@ -114,8 +120,12 @@ class ObjectStorage:
                     "cannot let output leave the object inside storage.transaction():"
                     " finish the transaction first"
                 )
+            if self.before_commit is not None:
+                self.before_commit()
             self._internal(_COMMIT)
         self._began = False
+        if self.after_commit is not None:
+            self.after_commit()
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""

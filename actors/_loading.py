@@ -1,0 +1,45 @@
+"""Import an app's code by ``module:attribute`` from its folder.
+
+Apps name their modules plainly (``app``, ``objects``, ``room``), so two apps started in one
+process (tests, tools) would share ``sys.modules`` entries and silently get each other's code.
+Before importing, a cached module of the same top-level name that came from another app's
+folder is dropped; modules from anywhere else (the standard library, packages) never are.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+_app_roots: set[Path] = set()
+
+
+def import_from_app(root: str, reference: str) -> Any:
+    """``module:attribute`` imported with ``root`` first on the import path."""
+    folder = Path(root).resolve()
+    module_name, _, attribute = reference.partition(":")
+    top = module_name.split(".")[0]
+    cached = sys.modules.get(top)
+    origin = getattr(cached, "__file__", None)
+    if origin is not None:
+        home = Path(origin).resolve().parent
+        from_other_app = any(home.is_relative_to(r) for r in _app_roots if r != folder)
+        if from_other_app and not home.is_relative_to(folder):
+            for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+                del sys.modules[name]
+    _app_roots.add(folder)
+    if sys.path[:1] != [str(folder)]:
+        if str(folder) in sys.path:
+            sys.path.remove(str(folder))
+        sys.path.insert(0, str(folder))
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise MissingAttribute(f"module {module_name!r} has no {attribute!r}") from None
+
+
+class MissingAttribute(LookupError):
+    """The module imported, but does not define the attribute asked for."""
