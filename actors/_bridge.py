@@ -41,6 +41,7 @@ SendEvent = Callable[[EventKind, list[Any]], Awaitable[Any]]
 _CLOSE = object()
 TOO_SLOW = 1008
 TOO_BIG = 1009
+CUT_AFTER_S = 1.0
 
 
 class ClientSocket:
@@ -51,6 +52,7 @@ class ClientSocket:
         "auto",
         "closed_by_object",
         "closing",
+        "dropped",
         "key",
         "limit",
         "object_hex",
@@ -70,6 +72,7 @@ class ClientSocket:
         self.auto: tuple[str, str] | None = None
         self.closed_by_object = False
         self.closing = False
+        self.dropped: tuple[int, str] | None = None  # why the gateway cut the client off
         self.limit = limits.socket_queue
         self.outgoing: deque[Any] = deque()
         self.sender: asyncio.Future[None] | None = None
@@ -166,8 +169,17 @@ class SocketHub:
                 sock.auto = None if frame[2] is None else (frame[2][0], frame[2][1])
 
     def _too_slow(self, sock: ClientSocket) -> None:
+        """Close a client that does not keep up with 1008, dropping what it has not taken.
+        One that does not read at all would never take the close frame either: if it has not
+        gone after a grace period, its connection is cut."""
         log.warning("closing WebSocket %s: its client is not reading fast enough", sock.sid)
-        sock.close_soon(TOO_SLOW, "client too slow: outgoing queue full", drop_queued=True)
+        reason = "client too slow: outgoing queue full"
+        sock.dropped = (TOO_SLOW, reason)
+        sock.closing = True
+        sock.outgoing.clear()
+        if sock.sender is not None:
+            sock.sender.cancel()
+        sock.sender = asyncio.ensure_future(_close_or_cut(sock.websocket, TOO_SLOW, reason))
 
     async def serve(
         self,
@@ -194,7 +206,9 @@ class SocketHub:
                 if message["type"] == "websocket.disconnect":
                     code = int(message.get("code") or 1005)
                     reason = str(message.get("reason") or "")
-                    clean = code != 1006
+                    clean = _closed_cleanly(websocket, code)
+                    if not clean:
+                        code, reason = 1006, "connection lost without a Close frame"
                     break
                 text = message.get("text")
                 data: str | bytes = text if text is not None else message.get("bytes") or b""
@@ -211,11 +225,48 @@ class SocketHub:
             log.debug("WebSocket %s failed: %s", sid, exc)
         finally:
             self._sockets.pop(sid, None)
+            if sock.dropped is not None:
+                (code, reason), clean = sock.dropped, False
             if not sock.closed_by_object:
                 await _quietly(send_event(EventKind.WS_CLOSE, [sid, code, reason, clean]), sid)
             if sock.sender is not None and not sock.sender.done():
                 await asyncio.wait({sock.sender}, timeout=5)
                 sock.sender.cancel()
+
+
+async def _close_or_cut(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(code, reason), CUT_AFTER_S)
+    await asyncio.sleep(CUT_AFTER_S)
+    transport = _transport_of(websocket)
+    if transport is not None:
+        # Still there after the grace period (a full buffer keeps even a closing transport
+        # open): cut it.
+        transport.abort()
+
+
+def _protocol_of(websocket: WebSocket) -> Any:
+    """The server's protocol object behind an ASGI WebSocket, when the server is uvicorn and no
+    middleware wrapped ``receive``; None otherwise."""
+    return getattr(getattr(websocket, "_receive", None), "__self__", None)
+
+
+def _transport_of(websocket: WebSocket) -> asyncio.Transport | None:
+    transport = getattr(_protocol_of(websocket), "transport", None)
+    return transport if hasattr(transport, "abort") else None
+
+
+def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
+    """Did the client send a Close frame? uvicorn reports a lost connection as 1005, the code
+    of a Close frame without a status too, so ask its protocol which it was."""
+    if code == 1006:
+        return False
+    if code != 1005:
+        return True
+    connection = getattr(_protocol_of(websocket), "conn", None)
+    if connection is None or not hasattr(connection, "close_rcvd"):
+        return True
+    return connection.close_rcvd is not None
 
 
 async def _quietly(event: Awaitable[Any], sid: str) -> None:

@@ -166,25 +166,23 @@ class ObjectSockets:
             self._outbox.append((record.gateway, sid, ["close", code, reason]))
 
     def flush(self) -> None:
-        """After a commit: push what the turn sent. Sends of one message to many sockets of a
-        gateway share a frame (a broadcast is one frame per gateway); closes follow."""
+        """After a commit: push what the turn sent, in order. Consecutive sends of one message
+        to sockets of one gateway share a frame, so a broadcast is one frame per gateway."""
         if not self._outbox:
             return
         outbox, self._outbox = self._outbox, []
-        sends: dict[tuple[str, int], tuple[list[str], Any]] = {}
-        others: list[tuple[str, list[Any]]] = []
+        frames: list[tuple[str, list[Any]]] = []
+        last: dict[str, int] = {}  # gateway -> index of its latest frame
         for gateway, sid, tail in outbox:
-            if tail[0] == "send":
-                entry = sends.get((gateway, id(tail[1])))
-                if entry is None:
-                    sends[(gateway, id(tail[1]))] = ([sid], tail[1])
-                else:
-                    entry[0].append(sid)
-            else:
-                others.append((gateway, [tail[0], [sid], *tail[1:]]))
-        for (gateway, _), (sids, message) in sends.items():
-            self._push(gateway, ["send", sids, message])
-        for gateway, frame in others:
+            index = last.get(gateway)
+            if tail[0] == "send" and index is not None:
+                frame = frames[index][1]
+                if frame[0] == "send" and frame[2] is tail[1]:
+                    frame[1].append(sid)
+                    continue
+            frames.append((gateway, [tail[0], [sid], *tail[1:]]))
+            last[gateway] = len(frames) - 1
+        for gateway, frame in frames:
             self._push(gateway, frame)
 
     def discard(self) -> None:

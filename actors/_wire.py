@@ -81,6 +81,8 @@ class HostServerProtocol(asyncio.Protocol):
         self._deliver = host.deliver
         self._forget = host.forget_caller
         self._gateway: str | None = None
+        # One bound method, kept: attach and detach must see the same writer object.
+        self._pusher: Callable[[list[Any]], None] = self._push
         self._token = token
         self._label = label
         self._unpacker = codec.unpacker(max_frame_bytes(limits))
@@ -102,7 +104,7 @@ class HostServerProtocol(asyncio.Protocol):
         if self._caller is not None:
             self._forget(self._caller)
         if self._gateway is not None:
-            self._host.detach_gateway(self._gateway, self._push)
+            self._host.detach_gateway(self._gateway, self._pusher)
         self._writer = None
 
     def _push(self, frame: list[Any]) -> None:
@@ -131,7 +133,7 @@ class HostServerProtocol(asyncio.Protocol):
             self._gateway = str(frame[3])
             assert self._writer is not None
             self._writer.write([WELCOME, self._label])
-            self._host.attach_gateway(self._gateway, self._push)
+            self._host.attach_gateway(self._gateway, self._pusher)
             return
         if frame[0] == SOCKETS and len(frame) == 2 and isinstance(frame[1], list):
             assert self._gateway is not None

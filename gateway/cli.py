@@ -92,8 +92,10 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
     return {
         # permessage-deflate keeps zlib state per socket (tens of KiB even when idle).
         "ws_per_message_deflate": args.ws_compression,
-        # Bigger client messages close the socket with 1009 before reaching anyone.
-        "ws_max_size": limits.websocket_message_bytes,
+        # Bigger client messages close the socket with 1009 before reaching anyone; with
+        # compression the frame may be a little larger than the message it carries, and the
+        # gateway checks the message itself.
+        "ws_max_size": limits.websocket_message_bytes + (64 * 1024 if args.ws_compression else 0),
         "host": host,
         "port": args.port,
         "loop": "uvloop",

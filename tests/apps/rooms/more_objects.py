@@ -1,0 +1,46 @@
+"""Extra objects for the WebSocket tests (tests/websockets): a Room that also reports what it saw.
+
+``Lab`` speaks the whole ``Room`` protocol, plus:
+
+* ``seen``: the upgrade request its ``fetch`` saw last (method, path, query, headers), as JSON;
+* ``sid``: the socket's id (its prefix names the gateway process holding it);
+* ``interleave N``: sends ``tick``, ``n0``, ``tick``, ``n1``, ... (N pairs) in one event;
+* RPC ``value(key)``: a stored value, to check what an event wrote.
+"""
+
+import json
+from typing import Any
+
+from objects import Room
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+class Lab(Room):
+    async def fetch(self, request: Request) -> Response:
+        self.ctx.storage.put(
+            "seen",
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "query": request.url.query,
+                "params": dict(request.query_params),
+                "headers": dict(request.headers),
+            },
+        )
+        return await super().fetch(request)
+
+    async def web_socket_message(self, ws: Any, message: str | bytes) -> None:
+        if message == "seen":
+            ws.send(json.dumps(self.ctx.storage.get("seen")))
+        elif message == "sid":
+            ws.send(ws.sid)
+        elif isinstance(message, str) and message.startswith("interleave "):
+            for i in range(int(message.split()[1])):
+                ws.send("tick")
+                ws.send(f"n{i}")
+        else:
+            await super().web_socket_message(ws, message)
+
+    async def value(self, key: str) -> Any:
+        return self.ctx.storage.get(key)
