@@ -423,7 +423,13 @@ class Host:
         # handler committed some writes) leaves it for the retry; it reads None meanwhile.
         storage.alarm_running, storage.alarm_replaced = True, False
         try:
-            await instance.alarm(AlarmInfo(retries, due))  # type: ignore[attr-defined]
+            limit = self.spec.limits.alarm_seconds
+            try:
+                await asyncio.wait_for(instance.alarm(AlarmInfo(retries, due)), limit)  # type: ignore[attr-defined]
+            except TimeoutError:
+                raise TimeoutError(
+                    f"alarm() ran longer than {limit} s and was cancelled (limit alarm_seconds)"
+                ) from None
             replaced = storage.alarm_replaced
         finally:
             storage.alarm_running = storage.alarm_replaced = False

@@ -66,6 +66,15 @@ class TestApp:
         """The ``ws://`` URL of ``path`` on this app (for any WebSocket client)."""
         return "ws" + self.url[len("http") :] + path
 
+    def websocket(self, path: str, **options: Any) -> Any:
+        """A WebSocket client connected to ``path``: ``async with app.websocket("/ws") as ws``.
+
+        Uses the ``websockets`` library (a test dependency); ``options`` go to its ``connect``.
+        """
+        import websockets
+
+        return websockets.connect(self.websocket_url(path), **options)
+
     def _namespace(self, binding: str) -> Namespace:
         namespace = getattr(self.env, binding)
         if not isinstance(namespace, Namespace):

@@ -49,6 +49,8 @@ class Limits:
     """Characters of one tag."""
     socket_queue: int = 1024
     """Messages waiting to be sent to one client; past it the client is closed (1008)."""
+    alarm_seconds: int = 900
+    """Wall time of one ``alarm()`` run; past it the run is cancelled and counts as failed."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -43,3 +43,14 @@ def test_hooks_reach_objects_in_their_turn(tmp_path: Path) -> None:
             assert (await app.http.get("/counter/h")).json()["value"] == 5
 
     asyncio.run(main())
+
+
+def test_the_websocket_client_is_bound_to_the_app(tmp_path: Path) -> None:
+    app_dir = copy_app(REPO / "examples" / "chat", tmp_path)
+
+    async def main() -> None:
+        async with start_app(app_dir) as app, app.websocket("/room/r/ws?name=ann") as ws:
+            first = await asyncio.wait_for(ws.recv(), 10)
+            assert '"type": "history"' in first
+
+    asyncio.run(main())

@@ -476,3 +476,23 @@ def test_the_alarm_index_holds_a_row_until_the_alarm_has_run(local_alarms_dir: P
             assert [r["scheduled_time"] for r in runs] == [later]
 
     run(scenario())
+
+
+def test_an_alarm_running_too_long_is_cancelled_and_retried(local_alarms_dir: Path) -> None:
+    """Scenario 42, with alarm_seconds at 1 s instead of 15 minutes."""
+    add_binding(local_alarms_dir, "SLEEPY", "more_objects:Sleepy")
+    toml = local_alarms_dir / "raydo.toml"
+    toml.write_text(toml.read_text() + "\n[limits]\nalarm_seconds = 1\n")
+
+    async def scenario() -> None:
+        async with started(local_alarms_dir, {}) as app:
+            sleepy = app.env.SLEEPY.get_by_name("slow")
+            await sleepy.arm(0)
+            deadline = asyncio.get_running_loop().time() + 15
+            while await sleepy.attempts() != [0, 1]:
+                assert asyncio.get_running_loop().time() < deadline, await sleepy.attempts()
+                await asyncio.sleep(0.2)
+            # The retry (after about 2 s) finished quickly, so the alarm is done.
+            assert await app.run_alarm("SLEEPY", "slow") is False
+
+    run(scenario())

@@ -4,6 +4,7 @@ Their switches live on disk under the app's storage root (not on the class), so 
 them for hosts in this process and for hosts in Ray actors alike.
 """
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,22 @@ class Tricky(DurableObject):
             self.ctx.storage.delete_alarm()
         elif trick == "abort-once" and info.retry_count == 0:
             self.ctx.abort("the first attempt aborts")
+
+
+class Sleepy(DurableObject):
+    """An alarm that takes too long on its first attempt (scenario 42)."""
+
+    async def arm(self, ms: float) -> None:
+        self.ctx.storage.set_alarm(time.time() * 1000 + ms)
+
+    async def alarm(self, info: Any) -> None:
+        attempts = self.ctx.storage.get("attempts", [])
+        attempts.append(info.retry_count)
+        self.ctx.storage.put("attempts", attempts)
+        self.ctx.storage.commit()
+        if info.retry_count == 0:
+            await asyncio.sleep(60)  # far past the test's alarm_seconds
+
+    async def attempts(self) -> list[int]:
+        attempts: list[int] = self.ctx.storage.get("attempts", [])
+        return attempts
