@@ -9,98 +9,21 @@ from a handler resets the object (its in-memory state is dropped), where workerd
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from actors import ObjectError, ObjectReset
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
 from gateway.testing import TestApp, start_app
+from tests.lifecycle.support import add_binding, now_ms, poll, run, set_clock_option, started
 
 T = TypeVar("T")
 
 BROKEN_MARKER = "fragile-constructor-broken"  # more_objects.BROKEN_MARKER
-
-
-# ---- shared set-up (the same helpers live in test_alarms.py) ---------------------------------
-
-
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-def placement(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """``start_app`` keyword arguments: hosts in this process, or in the session's Ray cluster."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return {"ray": True}
-    return {}
-
-
-@pytest.fixture
-def alarms_dir(app_copy: Callable[[str], Path], placement: dict[str, Any]) -> Iterator[Path]:
-    """A fresh copy of the alarms app; its Ray hosts (which outlive ``start_app``) die after."""
-    path = app_copy("alarms")
-    yield path
-    if placement:
-        kill_hosts(path)
-
-
-@pytest.fixture
-def local_alarms_dir(app_copy: Callable[[str], Path]) -> Path:
-    return app_copy("alarms")
-
-
-def kill_hosts(app_dir: Path) -> None:
-    from actors._ray import kill_hosts as kill
-
-    kill(runtime_spec(load_config(app_dir)))
-
-
-@contextlib.asynccontextmanager
-async def started(app_dir: Path, placement: dict[str, Any]) -> AsyncIterator[TestApp]:
-    async with start_app(app_dir, **placement) as app:
-        yield app
-
-
-def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
-    asyncio.run(asyncio.wait_for(scenario, timeout))
-
-
-def add_binding(app_dir: Path, name: str, class_name: str, **extra: Any) -> None:
-    toml = app_dir / "raydo.toml"
-    lines = ["", "[[durable_objects.bindings]]", f'name = "{name}"', f'class_name = "{class_name}"']
-    lines += [f"{key} = {value!r}" for key, value in {"shards": 1, **extra}.items()]
-    toml.write_text(toml.read_text() + "\n".join(lines) + "\n")
-
-
-def set_clock_option(app_dir: Path, key: str, value: Any) -> None:
-    """Add ``key = value`` to the CLOCK binding of a copied app."""
-    toml = app_dir / "raydo.toml"
-    anchor = 'class_name = "objects:Clock"'
-    text = toml.read_text()
-    assert anchor in text
-    toml.write_text(text.replace(anchor, f"{anchor}\n{key} = {value!r}"))
-
-
-async def poll(
-    fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 10.0
-) -> T:
-    """Fetch until ``done(value)``; fail with the last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"not reached in {timeout} s; last value: {value!r}"
-        await asyncio.sleep(0.05)
-
-
-def now_ms() -> float:
-    return time.time() * 1000
 
 
 def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, int]:
