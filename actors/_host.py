@@ -25,10 +25,9 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +43,12 @@ from ._errors import (
     Overloaded,
     RaydoError,
 )
+from ._gateways import GatewayLinks
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
 from ._loading import MissingAttribute, import_from_app
-from ._object import RESERVED_NAMES, Aborted, DurableObject, ObjectContext
+from ._object import RESERVED_NAMES, Aborted, DurableObject
+from ._slot import ObjectSlot, SlotState
 from ._sockets import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
@@ -56,70 +57,6 @@ from .types import Event, EventKind
 log = logging.getLogger("raydo.host")
 
 _MAX_HELD_PER_CALLER = 100_000
-GATEWAY_GRACE_S = 3.0
-UNDELIVERED_PUSHES = 10_000
-
-
-class SlotState(Enum):
-    """An object's life in its host."""
-
-    INACTIVE = "inactive"  # known, no instance (never built, reset, or between events)
-    ACTIVE = "active"  # an instance exists
-    EVICTED = "evicted"  # instance and storage closed; the slot is gone from the host
-
-    def check(self, to: SlotState) -> SlotState:
-        if self is SlotState.EVICTED:
-            raise RuntimeError(f"an evicted object cannot become {to.value}")
-        return to
-
-
-class ObjectSlot:
-    """One object inside a host: its storage, instance, mailbox and call chains in progress."""
-
-    __slots__ = (
-        "chains",
-        "committing_alarm",
-        "ctx",
-        "draining",
-        "evict_requested",
-        "instance",
-        "last_used",
-        "object_id",
-        "queue",
-        "sockets",
-        "state",
-        "storage",
-    )
-
-    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
-        self.object_id = object_id
-        self.storage = storage
-        self.sockets = sockets
-        self.ctx = ObjectContext(object_id, storage, sockets)
-        self.instance: DurableObject | None = None
-        self.state = SlotState.INACTIVE
-        self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
-        self.draining = False
-        self.chains: list[str] = []
-        self.last_used = time.monotonic()
-        self.evict_requested = False
-        self.committing_alarm: int | None = None
-
-    @property
-    def idle(self) -> bool:
-        return not self.queue and not self.chains and not self.ctx.busy_in_background
-
-    def reset(self) -> None:
-        """Drop uncommitted writes and the instance; the next event constructs it again."""
-        self.sockets.discard()
-        self.storage.rollback()
-        self.instance = None
-        self.state = self.state.check(SlotState.INACTIVE)
-
-    def evict(self, closer: Callable[[sqlite3.Connection], object]) -> None:
-        self.instance = None
-        self.storage.close(closer)
-        self.state = self.state.check(SlotState.EVICTED)
 
 
 class _CallerIntake:
@@ -164,10 +101,7 @@ class Host:
             "alarms": 0,
             "alarm_retries": 0,
         }
-        self._gateways: dict[str, Callable[[list[Any]], None]] = {}
-        self._gateway_sockets: dict[str, set[tuple[str, str]]] = {}
-        self._gateway_timers: dict[str, asyncio.TimerHandle] = {}
-        self._undelivered: dict[str, deque[list[Any]]] = {}
+        self.gateways = GatewayLinks(self._socket_lost)
         self.alarm_index = AlarmIndex(self._storage_dir / "_alarms.sqlite")
         self.alarms = AlarmTimer(self.fire_alarm)
         self._has_alarm_handler = getattr(self.cls, "alarm", None) is not None
@@ -512,7 +446,7 @@ class Host:
             sid, gateway = str(upgrade[0]), str(upgrade[1])
             if slot.sockets.record(sid) is None:
                 raise TypeError("fetch answered 101 without ctx.accept_websocket(request)")
-            self._gateway_sockets.setdefault(gateway, set()).add((slot.object_id.hex, sid))
+            self.gateways.holds(gateway, slot.object_id.hex, sid)
             reply.append(slot.sockets.auto_response)
         return reply
 
@@ -528,7 +462,7 @@ class Host:
             # let the handler see what it was (its tags and attachment).
             slot.sockets.forget(sid)
             self._commit(slot)
-            self._gateway_sockets.get(record.gateway, set()).discard((slot.object_id.hex, sid))
+            self.gateways.released(record.gateway, slot.object_id.hex, sid)
             ws = WebSocket(slot.sockets, sid, closed=record)
         if kind == EventKind.WS_MESSAGE:
             handler = getattr(instance, "web_socket_message", None)
@@ -548,51 +482,31 @@ class Host:
 
     def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
         """A gateway process connected: pushes for its sockets go to ``writer``."""
-        self._gateways[gateway] = writer
-        timer = self._gateway_timers.pop(gateway, None)
-        if timer is not None:
-            timer.cancel()
-        for frame in self._undelivered.pop(gateway, ()):
-            writer(frame)
+        self.gateways.attach(gateway, writer)
 
     def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None:
         """A (re)connected gateway says which sockets of this host's objects it holds."""
-        known = self._gateway_sockets.setdefault(gateway, set())
-        known.update((str(h), str(sid)) for h, sid in sockets)
+        self.gateways.announce(gateway, sockets)
 
     def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
-        """A gateway's connection closed: if it does not come back soon, its sockets are
-        gone, and their objects get ``web_socket_close`` (1006)."""
-        if self._gateways.get(gateway) is writer:
-            del self._gateways[gateway]
-            loop = asyncio.get_running_loop()
-            self._gateway_timers[gateway] = loop.call_later(
-                GATEWAY_GRACE_S, self._gateway_lost, gateway
-            )
-
-    def _gateway_lost(self, gateway: str) -> None:
-        self._gateway_timers.pop(gateway, None)
-        self._undelivered.pop(gateway, None)
-        for object_hex, sid in sorted(self._gateway_sockets.pop(gateway, set())):
-            self.deliver_local(
-                Event(
-                    self.binding.name,
-                    object_hex,
-                    None,
-                    _new_alarm_chain(),
-                    EventKind.WS_CLOSE,
-                    [sid, 1006, "the gateway holding this WebSocket went away", False],
-                )
-            )
+        """A gateway's connection closed (see :class:`GatewayLinks`)."""
+        self.gateways.detach(gateway, writer)
 
     def push(self, gateway: str, frame: list[Any]) -> None:
         """Send a push frame to a gateway; held briefly while it reconnects."""
-        writer = self._gateways.get(gateway)
-        if writer is not None:
-            writer(frame)
-            return
-        held = self._undelivered.setdefault(gateway, deque(maxlen=UNDELIVERED_PUSHES))
-        held.append(frame)
+        self.gateways.push(gateway, frame)
+
+    def _socket_lost(self, object_hex: str, sid: str) -> None:
+        self.deliver_local(
+            Event(
+                self.binding.name,
+                object_hex,
+                None,
+                _new_alarm_chain(),
+                EventKind.WS_CLOSE,
+                [sid, 1006, "the gateway holding this WebSocket went away", False],
+            )
+        )
 
     def deliver_local(self, event: Event) -> asyncio.Future[Any]:
         """Queue an event this host makes itself (no caller order to keep)."""

@@ -1,0 +1,70 @@
+"""A host's links to the gateway processes that hold its objects' client sockets.
+
+Pushes (sends, closes) go to the gateway holding each socket. A gateway that disconnects has
+a grace period to come back (its pushes wait, bounded); one that does not is taken as gone,
+and each of its sockets is reported lost, so its object gets ``web_socket_close`` (1006).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+GATEWAY_GRACE_S = 3.0
+UNDELIVERED_PUSHES = 10_000
+
+Writer = Callable[[list[Any]], None]
+
+
+class GatewayLinks:
+    """Which gateways are connected, and which sockets of this host's objects each holds."""
+
+    def __init__(self, socket_lost: Callable[[str, str], None]) -> None:
+        self._socket_lost = socket_lost
+        self._writers: dict[str, Writer] = {}
+        self._sockets: dict[str, set[tuple[str, str]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._undelivered: dict[str, deque[list[Any]]] = {}
+
+    def attach(self, gateway: str, writer: Writer) -> None:
+        self._writers[gateway] = writer
+        timer = self._timers.pop(gateway, None)
+        if timer is not None:
+            timer.cancel()
+        for frame in self._undelivered.pop(gateway, ()):
+            writer(frame)
+
+    def announce(self, gateway: str, sockets: list[list[str]]) -> None:
+        known = self._sockets.setdefault(gateway, set())
+        known.update((str(object_hex), str(sid)) for object_hex, sid in sockets)
+
+    def holds(self, gateway: str, object_hex: str, sid: str) -> None:
+        self._sockets.setdefault(gateway, set()).add((object_hex, sid))
+
+    def released(self, gateway: str, object_hex: str, sid: str) -> None:
+        self._sockets.get(gateway, set()).discard((object_hex, sid))
+
+    def detach(self, gateway: str, writer: Writer) -> None:
+        """The connection closed: if the gateway does not come back within the grace period,
+        its sockets are gone."""
+        if self._writers.get(gateway) is writer:
+            del self._writers[gateway]
+            self._timers[gateway] = asyncio.get_running_loop().call_later(
+                GATEWAY_GRACE_S, self._lost, gateway
+            )
+
+    def _lost(self, gateway: str) -> None:
+        self._timers.pop(gateway, None)
+        self._undelivered.pop(gateway, None)
+        for object_hex, sid in sorted(self._sockets.pop(gateway, set())):
+            self._socket_lost(object_hex, sid)
+
+    def push(self, gateway: str, frame: list[Any]) -> None:
+        writer = self._writers.get(gateway)
+        if writer is not None:
+            writer(frame)
+            return
+        held = self._undelivered.setdefault(gateway, deque(maxlen=UNDELIVERED_PUSHES))
+        held.append(frame)

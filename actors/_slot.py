@@ -1,0 +1,80 @@
+"""One object inside its host: storage, sockets, instance, mailbox and the chains it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from storage import ObjectStorage
+
+from ._ids import ObjectId
+from ._object import DurableObject, ObjectContext
+from ._sockets import ObjectSockets
+from .types import Event
+
+
+class SlotState(Enum):
+    """An object's life in its host."""
+
+    INACTIVE = "inactive"  # known, no instance (never built, reset, or between events)
+    ACTIVE = "active"  # an instance exists
+    EVICTED = "evicted"  # instance and storage closed; the slot is gone from the host
+
+    def check(self, to: SlotState) -> SlotState:
+        if self is SlotState.EVICTED:
+            raise RuntimeError(f"an evicted object cannot become {to.value}")
+        return to
+
+
+class ObjectSlot:
+    """One object inside a host: its storage, instance, mailbox and call chains in progress."""
+
+    __slots__ = (
+        "chains",
+        "committing_alarm",
+        "ctx",
+        "draining",
+        "evict_requested",
+        "instance",
+        "last_used",
+        "object_id",
+        "queue",
+        "sockets",
+        "state",
+        "storage",
+    )
+
+    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
+        self.object_id = object_id
+        self.storage = storage
+        self.sockets = sockets
+        self.ctx = ObjectContext(object_id, storage, sockets)
+        self.instance: DurableObject | None = None
+        self.state = SlotState.INACTIVE
+        self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
+        self.draining = False
+        self.chains: list[str] = []
+        self.last_used = time.monotonic()
+        self.evict_requested = False
+        self.committing_alarm: int | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.chains and not self.ctx.busy_in_background
+
+    def reset(self) -> None:
+        """Drop uncommitted writes and the instance; the next event constructs it again."""
+        self.sockets.discard()
+        self.storage.rollback()
+        self.instance = None
+        self.state = self.state.check(SlotState.INACTIVE)
+
+    def evict(self, closer: Callable[[sqlite3.Connection], object]) -> None:
+        self.instance = None
+        self.storage.close(closer)
+        self.state = self.state.check(SlotState.EVICTED)
