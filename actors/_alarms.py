@@ -149,14 +149,6 @@ class AlarmTimer:
     def disarm(self, object_hex: str) -> None:
         self._due.pop(object_hex, None)  # its heap entries are skipped when they come up
 
-    def due_at(self, object_hex: str) -> int | None:
-        entry = self._due.get(object_hex)
-        return None if entry is None else entry[0]
-
-    def retries(self, object_hex: str) -> int:
-        entry = self._due.get(object_hex)
-        return 0 if entry is None else entry[2]
-
     async def _run(self) -> None:
         while self._due:
             self._wake.clear()

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from storage.limits import Limits
 
-from ._errors import RaydoError
+from ._errors import HostUnavailable, RaydoError
 from ._spec import HostKey
 from .types import EventKind
 
@@ -42,6 +42,7 @@ _CLOSE = object()
 TOO_SLOW = 1008
 TOO_BIG = 1009
 CUT_AFTER_S = 1.0
+CLOSE_ATTEMPTS = 6
 
 
 class ClientSocket:
@@ -192,15 +193,16 @@ class SocketHub:
     ) -> None:
         """Accept the client and pump its messages to the object until it closes."""
         waiting = self._pending.pop(sid, [])
-        await websocket.accept()
         sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
         sock.auto = auto
         self._sockets[sid] = sock
-        for frame in waiting:
-            self.push(frame)
         limit = self.limits.websocket_message_bytes
         code, reason, clean = 1006, "", False
         try:
+            # Inside the try: a client gone before the accept still gets its 1006 reported.
+            await websocket.accept()
+            for frame in waiting:
+                self.push(frame)
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
@@ -228,7 +230,7 @@ class SocketHub:
             if sock.dropped is not None:
                 (code, reason), clean = sock.dropped, False
             if not sock.closed_by_object:
-                await _quietly(send_event(EventKind.WS_CLOSE, [sid, code, reason, clean]), sid)
+                await _report_close(send_event, [sid, code, reason, clean], sid)
             if sock.sender is not None and not sock.sender.done():
                 await asyncio.wait({sock.sender}, timeout=5)
                 sock.sender.cancel()
@@ -267,6 +269,22 @@ def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
     if connection is None or not hasattr(connection, "close_rcvd"):
         return True
     return connection.close_rcvd is not None
+
+
+async def _report_close(send_event: SendEvent, payload: list[Any], sid: str) -> None:
+    """The object must hear of the close exactly once: retry while its host restarts."""
+    for attempt in range(CLOSE_ATTEMPTS):
+        try:
+            await send_event(EventKind.WS_CLOSE, payload)
+            return
+        except HostUnavailable as exc:
+            if attempt == CLOSE_ATTEMPTS - 1:
+                log.error("WebSocket %s: its close never reached the object: %s", sid, exc)
+                return
+            await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+        except RaydoError as exc:
+            log.warning("WebSocket %s: the object's close handler failed: %s", sid, exc)
+            return
 
 
 async def _quietly(event: Awaitable[Any], sid: str) -> None:

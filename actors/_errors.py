@@ -6,6 +6,8 @@ object may be sent again; one that may have run must not be, unless it is idempo
 
 from __future__ import annotations
 
+from storage.limits import LimitExceeded
+
 
 class RaydoError(Exception):
     """Base of the errors raised to callers of objects."""
@@ -72,10 +74,28 @@ class HostUnavailable(RaydoError):
         self.retryable = retryable
 
 
+class RemoteLimitExceeded(RaydoError, LimitExceeded):
+    """A limit was breached inside the object (``.limit`` names it); nothing was written.
+
+    Both a :class:`RaydoError` and a :class:`storage.LimitExceeded`, so either catches it.
+    """
+
+    code = "limit"
+
+    def __init__(self, limit: str, message: str) -> None:
+        Exception.__init__(self, message)
+        self.limit = limit
+
+    def to_wire(self) -> list[object]:
+        return [self.code, self.limit, str(self), False]
+
+
 def error_from_wire(wire: list[object]) -> RaydoError:
     """Rebuild the error a host sent."""
     code, type_name, message, retryable = wire
     text = str(message)
+    if code == RemoteLimitExceeded.code:
+        return RemoteLimitExceeded(str(type_name), text)
     if code == ObjectError.code:
         return ObjectError(str(type_name), text)
     if code == HostUnavailable.code:

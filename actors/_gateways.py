@@ -62,9 +62,24 @@ class GatewayLinks:
             self._socket_lost(object_hex, sid)
 
     def push(self, gateway: str, frame: list[Any]) -> None:
+        if frame[0] == "close":  # the object closed these sockets itself
+            for sid in frame[1]:
+                for entry in [e for e in self._sockets.get(gateway, ()) if e[1] == sid]:
+                    self._sockets[gateway].discard(entry)
         writer = self._writers.get(gateway)
         if writer is not None:
             writer(frame)
             return
-        held = self._undelivered.setdefault(gateway, deque(maxlen=UNDELIVERED_PUSHES))
+        held = self._undelivered.get(gateway)
+        if held is None:
+            held = self._undelivered[gateway] = deque(maxlen=UNDELIVERED_PUSHES)
+            if gateway not in self._timers:  # a gateway that never comes back expires too
+                self._timers[gateway] = asyncio.get_running_loop().call_later(
+                    GATEWAY_GRACE_S, self._lost, gateway
+                )
         held.append(frame)
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -23,6 +23,7 @@ import functools
 import inspect
 import itertools
 import logging
+import os
 import sqlite3
 import time
 from collections import OrderedDict
@@ -42,6 +43,7 @@ from ._errors import (
     ObjectReset,
     Overloaded,
     RaydoError,
+    RemoteLimitExceeded,
 )
 from ._gateways import GatewayLinks
 from ._http import payload_request, response_payload
@@ -150,12 +152,15 @@ class Host:
                     future.set_exception(HostUnavailable("caller went away", retryable=False))
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
+        if self._closed:
+            future.set_exception(HostUnavailable("the host is shutting down", retryable=True))
+            return
         try:
             slot = self._slot(event)
         except RaydoError as exc:
             future.set_exception(exc)
             return
-        if event.chain in slot.chains:
+        if slot.waiting_on(event.chain):
             self._spawn(self._run(slot, event, future))
             return
         if len(slot.queue) >= self.binding.mailbox_limit:
@@ -198,6 +203,7 @@ class Host:
         )
         path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
         storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
+        storage.in_turn = 0  # writes only inside events (see ObjectStorage.in_turn)
         storage.alarm_handler = self._has_alarm_handler
         sockets = ObjectSockets(storage, self.spec.limits, self.push)
         slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage, sockets)
@@ -228,9 +234,14 @@ class Host:
         except CallRefused as exc:
             _settle(future, exc)
             return
+        except Exception as exc:  # noqa: BLE001 - a malformed event must not stall the queue
+            _settle(future, CallRefused(f"malformed event: {exc!r}"))
+            return
         commit = functools.partial(self._commit, slot)
-        token = current_turn.set(Turn(event.chain, slot.storage, commit))
-        slot.chains.append(event.chain)
+        turn = Turn(event.chain, slot.storage, commit)
+        token = current_turn.set(turn)
+        slot.turns.append(turn)
+        slot.storage.in_turn += 1
         try:
             reply = await handler(slot, event)
             if slot.ctx.reset_requested:  # a critical section failed, even if it was caught
@@ -247,7 +258,9 @@ class Host:
             if not future.done():
                 future.set_result(reply)
         finally:
-            slot.chains.remove(event.chain)
+            turn.ended = True
+            slot.storage.in_turn -= 1
+            slot.turns.remove(turn)
             current_turn.reset(token)
             slot.last_used = time.monotonic()
 
@@ -389,7 +402,7 @@ class Host:
             self.binding.name,
             object_hex,
             name,
-            _new_alarm_chain(),
+            _new_own_chain(),
             EventKind.ALARM,
             [retries, mode],
         )
@@ -401,7 +414,7 @@ class Host:
         self, object_hex: str, name: str | None, retries: int, future: asyncio.Future[Any]
     ) -> None:
         error = future.exception() if not future.cancelled() else None
-        if error is None:
+        if error is None or self._closed:
             return
         if isinstance(error, Overloaded):  # the alarm never ran: try again soon, uncounted
             self.alarms.arm(object_hex, name, now_ms() + 1000, retries)
@@ -442,6 +455,8 @@ class Host:
             request.scope[UPGRADE_SCOPE_KEY] = (str(upgrade[0]), str(upgrade[1]))
         response = await instance.fetch(request)
         reply = await response_payload(response, self.spec.limits)
+        if upgrade is not None and reply[0] != 101 and slot.sockets.record(str(upgrade[0])):
+            slot.sockets.forget(str(upgrade[0]))  # accepted, then refused: nobody holds it
         if upgrade is not None and reply[0] == 101:
             sid, gateway = str(upgrade[0]), str(upgrade[1])
             if slot.sockets.record(sid) is None:
@@ -502,7 +517,7 @@ class Host:
                 self.binding.name,
                 object_hex,
                 None,
-                _new_alarm_chain(),
+                _new_own_chain(),
                 EventKind.WS_CLOSE,
                 [sid, 1006, "the gateway holding this WebSocket went away", False],
             )
@@ -606,8 +621,11 @@ class Host:
         """Stop: fail queued events, close every object's storage."""
         self._closed = True
         self.alarms.stop()
+        self.gateways.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         for caller in list(self._callers):
             self.forget_caller(caller)
         for slot in list(self._slots.values()):
@@ -627,11 +645,14 @@ class _ConstructorFailed(Exception):
         self.cause = cause
 
 
-_alarm_chains = itertools.count()
+_own_chains = itertools.count()
+_own_chain_prefix = os.urandom(6).hex()
 
 
-def _new_alarm_chain() -> str:
-    return f"alarm-{next(_alarm_chains)}"
+def _new_own_chain() -> str:
+    """A chain id for an event the host makes itself (alarms, lost sockets): unique across
+    processes, so it never passes for another host's chain."""
+    return f"host-{_own_chain_prefix}-{next(_own_chains)}"
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
@@ -653,7 +674,7 @@ def _as_caller_error(exc: BaseException) -> RaydoError:
         cause = exc.cause
         return ObjectError(type(cause).__name__, f"the constructor raised: {cause}")
     if isinstance(exc, LimitExceeded):
-        return ObjectError("LimitExceeded", str(exc))
+        return RemoteLimitExceeded(exc.limit, str(exc))
     if isinstance(exc, asyncio.CancelledError):
         return HostUnavailable("the event was cancelled", retryable=False)
     return ObjectError(type(exc).__name__, str(exc))

@@ -108,6 +108,11 @@ async def response_payload(response: Any, limits: Limits) -> list[Any]:
         body = b"".join(chunks)
         headers = [[k, v] for k, v in response.raw_headers if k != b"content-length"]
         headers.append([b"content-length", str(len(body)).encode()])
+    elif not hasattr(response, "body"):
+        raise TypeError(
+            f"fetch returned a {type(response).__name__}, which has no body to send back:"
+            " return a Response with a body or a StreamingResponse"
+        )
     else:
         body = bytes(response.body)
         limits.check("message_bytes", len(body), "the response body")

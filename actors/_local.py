@@ -12,6 +12,7 @@ from typing import Any
 
 from ._bridge import SocketHub
 from ._env import namespaces_env
+from ._errors import HostUnavailable
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
@@ -25,11 +26,14 @@ class LocalPlacement:
         self.env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.hosts: dict[HostKey, Host] = {}
+        self._closed = False
         self._caller = os.urandom(8).hex()
         self._seqs: dict[HostKey, itertools.count[int]] = {}
 
     def host(self, key: HostKey) -> Host:
         host = self.hosts.get(key)
+        if host is None and self._closed:
+            raise HostUnavailable("this placement is closed", retryable=False)
         if host is None:
             host = self.hosts[key] = Host(self.spec, key, self.env)
             host.attach_gateway(self.hub.gateway_id, self.hub.push)
@@ -51,6 +55,7 @@ class LocalPlacement:
         return await host.deliver(event)
 
     async def close(self) -> None:
+        self._closed = True
         for host in self.hosts.values():
             await host.close()
         self.hosts.clear()

@@ -76,6 +76,8 @@ class Namespace:
 
     async def _send(self, object_id: ObjectId, kind: EventKind, payload: Any) -> Any:
         turn = current_turn.get()
+        if turn is not None and turn.ended:
+            turn = None  # a task that outlived the event that started it is on its own
         if turn is not None:
             # The output gate: what this object wrote so far commits before the call leaves.
             if turn.storage.in_explicit_transaction:
@@ -89,7 +91,13 @@ class Namespace:
             chain = _new_chain()
         event = Event(self.binding.name, object_id.hex, object_id.name, chain, kind, payload)
         key = self._placement.spec.host_for(self.binding, object_id.hex)
-        return await self._placement.deliver(key, event)
+        if turn is None:
+            return await self._placement.deliver(key, event)
+        turn.calls_out += 1
+        try:
+            return await self._placement.deliver(key, event)
+        finally:
+            turn.calls_out -= 1
 
 
 class Stub:

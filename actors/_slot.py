@@ -15,6 +15,7 @@ from storage import ObjectStorage
 from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
 from ._sockets import ObjectSockets
+from ._turn import Turn
 from .types import Event
 
 
@@ -35,7 +36,6 @@ class ObjectSlot:
     """One object inside a host: its storage, instance, mailbox and call chains in progress."""
 
     __slots__ = (
-        "chains",
         "committing_alarm",
         "ctx",
         "draining",
@@ -47,6 +47,7 @@ class ObjectSlot:
         "sockets",
         "state",
         "storage",
+        "turns",
     )
 
     def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
@@ -58,14 +59,19 @@ class ObjectSlot:
         self.state = SlotState.INACTIVE
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
         self.draining = False
-        self.chains: list[str] = []
+        self.turns: list[Turn] = []  # running now: one, plus calls let back in
         self.last_used = time.monotonic()
         self.evict_requested = False
         self.committing_alarm: int | None = None
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.chains and not self.ctx.busy_in_background
+        return not self.queue and not self.turns and not self.ctx.busy_in_background
+
+    def waiting_on(self, chain: str) -> bool:
+        """True when a turn of ``chain`` is blocked in a call out: a call of the same chain
+        coming back is part of it and may run now."""
+        return any(turn.chain == chain and turn.calls_out > 0 for turn in self.turns)
 
     def reset(self) -> None:
         """Drop uncommitted writes and the instance; the next event constructs it again."""

@@ -141,9 +141,6 @@ class ObjectSockets:
             if tag is None or tag in record.tags
         ]
 
-    def of_gateway(self, gateway: str) -> list[str]:
-        return [sid for sid, record in self._all().items() if record.gateway == gateway]
-
     @property
     def auto_response(self) -> tuple[str, str] | None:
         return self._records.auto_response()

@@ -19,6 +19,11 @@ class Turn:
     chain: str
     storage: ObjectStorage
     commit: Callable[[], None]
+    calls_out: int = 0
+    """Calls to other objects this turn is waiting on: while one is, a call back into the
+    object on the same chain is let in (A calls B, B calls A)."""
+    ended: bool = False
+    """Set when the event is over: a task it started that outlives it is not that turn."""
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)

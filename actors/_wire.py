@@ -37,6 +37,7 @@ log = logging.getLogger("raydo.wire")
 
 HELLO, EVENT, WELCOME, OK, FAIL, PUSH, SOCKETS = 0, 1, 2, 3, 4, 5, 6
 HANDSHAKE_TIMEOUT_S = 3.0
+HELLO_BYTES = 4096
 
 
 def max_frame_bytes(limits: Limits) -> int:
@@ -81,6 +82,7 @@ class HostServerProtocol(asyncio.Protocol):
         self._deliver = host.deliver
         self._forget = host.forget_caller
         self._gateway: str | None = None
+        self._anonymous_bytes = 0
         # One bound method, kept: attach and detach must see the same writer object.
         self._pusher: Callable[[list[Any]], None] = self._push
         self._token = token
@@ -112,6 +114,13 @@ class HostServerProtocol(asyncio.Protocol):
             self._writer.write([PUSH, frame])
 
     def data_received(self, data: bytes) -> None:
+        if self._caller is None:
+            self._anonymous_bytes += len(data)
+            if self._anonymous_bytes > HELLO_BYTES:  # a HELLO is tiny: refuse to buffer more
+                log.warning("closing a connection to %s: no HELLO in its first bytes", self._label)
+                assert self._transport is not None
+                self._transport.abort()
+                return
         try:
             self._unpacker.feed(data)
             for frame in self._unpacker:

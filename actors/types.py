@@ -45,8 +45,7 @@ class Event:
     seq: int = 0
 
 
-# fetch payloads: [method, path, query_string, headers [[name, value], ...], body]
-# fetch replies:  [status, headers [[name, value], ...], body]
+# fetch payloads: [method, path, query_string, headers [[name, value], ...], body, upgrade?]
+# fetch replies:  [status, headers [[name, value], ...], body, auto_response?]
 # rpc payloads:   [method_name, encoded (args, kwargs)]
 # rpc replies:    encoded result
-FetchPayload = list[Any]

@@ -226,6 +226,8 @@ def _install_error_handlers(app: Any) -> None:
 
 async def _raydo_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RaydoError)
+    if isinstance(exc, LimitExceeded):  # a limit breached inside an object
+        return await _limit_error(request, exc)
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
     body = {"error": exc.code, "message": str(exc), "retryable": exc.retryable}
     headers = {"retry-after": "1"} if isinstance(exc, HostUnavailable) and exc.retryable else None

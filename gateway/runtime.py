@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import BindingSpec, Env, RuntimeSpec
+from actors import BindingSpec, RuntimeSpec
 from actors._loading import MissingAttribute, import_from_app
 
 from .config import AppConfig
@@ -74,8 +74,3 @@ def check_classes(config: AppConfig) -> None:
                 f"{config.path}: durable_objects binding {binding.name}: {binding.class_name}"
                 " is not a subclass of actors.DurableObject"
             )
-
-
-def env_for(namespaces: Env) -> Env:
-    """The app's ``env``: every binding it configured (Durable Object namespaces today)."""
-    return namespaces

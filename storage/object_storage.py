@@ -89,6 +89,10 @@ class ObjectStorage:
         """Called just before each commit of a transaction (the host indexes the alarm)."""
         self.after_commit: Callable[[], None] | None = None
         """Called after every commit, even of nothing (the host lets queued output leave)."""
+        self.in_turn = 1
+        """How many events are running on this storage; a host keeps it at 0 between events,
+        so writes from work that outlived its event are refused instead of joining the next
+        event's transaction. Standalone use (tests, tools) leaves it at 1."""
         self.alarm_running = False
         """True while ``alarm()`` runs: ``get_alarm()`` then reads None until it sets another."""
         self.alarm_replaced = False
@@ -475,6 +479,11 @@ class ObjectStorage:
             self._tables[table] = True
 
     def _begin(self) -> None:
+        if self.in_turn <= 0:
+            raise TransactionError(
+                "storage writes happen inside an event: work that outlives its event (a task,"
+                " ctx.wait_until) must call a method of the object through a stub to write"
+            )
         conn = self._connection()
         if not conn.in_transaction:
             self._internal(_BEGIN)

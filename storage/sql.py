@@ -9,6 +9,7 @@ belong to the last one.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from .object_storage import ObjectStorage
 
 INTERNAL_PREFIX = "_raydo_"
+# The authorizer sees the old name of a renamed table or column, never the new one.
+_RENAME_TO_INTERNAL = re.compile(r"\bRENAME\b(?:\s+COLUMN\s+\S+)?\s+TO\s+[\"'`\[]?_raydo_", re.I)
 
 # PRAGMAs that only read the schema or tune foreign keys; the rest could change durability,
 # the journal or the file itself behind the runtime's back.
@@ -112,7 +115,14 @@ class Authorizer:
             if name in _ALLOWED_PRAGMAS:
                 return None
             return f"PRAGMA {arg1} is not allowed (allowed: {', '.join(sorted(_ALLOWED_PRAGMAS))})"
-        if action in _TEMP_ACTIONS or db == "temp":
+        if action in _TEMP_ACTIONS:
+            return "TEMP tables, views and triggers are not allowed"
+        # A rename reads and rewrites the temp schema table as well; that is SQLite's own work.
+        own_schema = arg1 == "sqlite_temp_master" and action in (
+            sqlite3.SQLITE_READ,
+            sqlite3.SQLITE_UPDATE,
+        )
+        if db == "temp" and not own_schema:
             return "TEMP tables, views and triggers are not allowed"
         if action in _TABLE_ACTIONS:
             for table in (arg1, arg2):
@@ -129,11 +139,30 @@ def split_statements(query: str) -> list[str]:
     if ";" not in query:
         return [query]
     statements: list[str] = []
-    start = 0
-    for i, char in enumerate(query):
-        if char == ";" and sqlite3.complete_statement(query[start : i + 1]):
-            statements.append(query[start : i + 1])
-            start = i + 1
+    start = i = 0
+    n = len(query)
+    while i < n:
+        char = query[i]
+        if char in "'\"`[":  # a quoted name or string: skip to its end
+            close = "]" if char == "[" else char
+            end = query.find(close, i + 1)
+            while end != -1 and close != "]" and query.startswith(close * 2, end):
+                end = query.find(close, end + 2)  # a doubled quote is part of the text
+            i = n if end == -1 else end + 1
+        elif query.startswith("--", i):
+            end = query.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif query.startswith("/*", i):
+            end = query.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        elif char == ";":
+            # Outside quotes and comments; a trigger body's inner ';' is not an end yet.
+            if sqlite3.complete_statement(query[start : i + 1]):
+                statements.append(query[start : i + 1])
+                start = i + 1
+            i += 1
+        else:
+            i += 1
     if query[start:].strip():
         statements.append(query[start:])
     return statements
@@ -204,6 +233,8 @@ class SqlStorage:
             )
         if "\x00" in query:
             raise SqlError("the SQL query contains a NUL character")
+        if _RENAME_TO_INTERNAL.search(query):
+            raise SqlError(f"names starting with {INTERNAL_PREFIX} belong to raydo")
         statements = split_statements(query)
         return self._storage.run_user_sql(statements, _check_params(params, limits.value_bytes))
 

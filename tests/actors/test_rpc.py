@@ -232,9 +232,10 @@ def test_an_oversized_result_fails_and_rolls_back(tmp_path: Path) -> None:
         async with placed(spec) as placement:
             stub = placement.env.COUNTER.get_by_name("c")
             await stub.put("kept", 1)
-            with pytest.raises(ObjectError) as info:
+            with pytest.raises(LimitExceeded) as info:
                 await stub.huge_result(2000)
-            assert info.value.type_name == "LimitExceeded"
+            assert info.value.limit == "message_bytes"
+            assert isinstance(info.value, RaydoError)  # catchable as either
             assert "message_bytes" in str(info.value)
             assert await stub.read("huge") is None
             assert await stub.huge_result(10) == b"x" * 10
@@ -468,9 +469,9 @@ def test_fetch_collects_a_streaming_response(tmp_path: Path) -> None:
 def test_a_streaming_response_over_the_message_limit_fails(tmp_path: Path) -> None:
     async def main() -> None:
         async with placed(fetcher_spec(tmp_path, limits=Limits(message_bytes=12))) as placement:
-            with pytest.raises(ObjectError) as info:
+            with pytest.raises(LimitExceeded) as info:
                 await placement.env.FETCHER.get_by_name("web").fetch("/stream")
-            assert info.value.type_name == "LimitExceeded"
+            assert info.value.limit == "message_bytes"
             assert "message_bytes" in str(info.value)
 
     run(main)

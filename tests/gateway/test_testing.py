@@ -54,3 +54,20 @@ def test_the_websocket_client_is_bound_to_the_app(tmp_path: Path) -> None:
             assert '"type": "history"' in first
 
     asyncio.run(main())
+
+
+def test_a_limit_breached_inside_an_object_is_a_413_naming_it(tmp_path: Path) -> None:
+    app_dir = copy_app(REPO / "examples" / "counter", tmp_path)
+    toml = app_dir / "raydo.toml"
+    toml.write_text(toml.read_text() + "\n[limits]\nvalue_bytes = 4\n")
+
+    async def main() -> None:
+        async with start_app(app_dir) as app:
+            # The counter's value (an int) encodes in 1-5 bytes: 5 bytes once it passes 2**16.
+            await app.sql("COUNTER", "big", "SELECT 1")  # exists, nothing stored yet
+            reply = await app.http.post("/counter/big/fetch?by=100000")
+            assert reply.status_code == 413
+            assert reply.json()["limit"] == "value_bytes"
+            assert (await app.http.get("/counter/big")).json()["value"] == 0
+
+    asyncio.run(main())

@@ -583,3 +583,33 @@ def test_size_bytes_grows(storage: ObjectStorage) -> None:
     storage.put("k", b"z" * 20_000)
     storage.commit()
     assert storage.size_bytes >= small + 70_000
+
+
+def test_tables_and_columns_can_be_renamed_but_not_into_raydos_names(
+    storage: ObjectStorage,
+) -> None:
+    storage.sql.exec("CREATE TABLE t (a INTEGER)")
+    storage.sql.exec("ALTER TABLE t RENAME COLUMN a TO b")
+    storage.sql.exec("ALTER TABLE t RENAME TO u")
+    assert storage.sql.exec("SELECT b FROM u").fetchall() == []
+    for sneaky in (
+        "ALTER TABLE u RENAME TO _raydo_kv2",
+        'ALTER TABLE u RENAME TO "_RAYDO_x"',
+        "ALTER TABLE u RENAME COLUMN b TO _raydo_c",
+    ):
+        with pytest.raises(SqlError, match="_raydo_"):
+            storage.sql.exec(sneaky)
+
+
+def test_splitting_a_long_query_with_quoted_semicolons_is_correct() -> None:
+    from storage.sql import split_statements
+
+    literal = "'" + ";" * 20_000 + "'"
+    query = f'SELECT {literal}; -- a ; comment\nSELECT /* ; */ "a;b"; SELECT [c;d]'
+    parts = split_statements(query)
+    assert len(parts) == 3
+    assert parts[0] == f"SELECT {literal};"
+    assert split_statements("SELECT 'it''s; fine'; SELECT 2") == [
+        "SELECT 'it''s; fine';",
+        " SELECT 2",
+    ]

@@ -703,7 +703,7 @@ def test_tag_limits_refuse_the_upgrade(rooms: Path, placement: dict[str, Any]) -
                     with pytest.raises(InvalidStatus) as refused:
                         async with connect(f"{url}?tags={tags}"):
                             pass
-                    assert refused.value.response.status_code == 500
+                    assert refused.value.response.status_code == 413  # a limit, named
                     assert limit in bytes(refused.value.response.body)
                 assert await stub.sockets() == 2
                 assert await ask(a, "count") == "2"
