@@ -11,6 +11,7 @@ from ._errors import (
     ObjectReset,
     Overloaded,
     RaydoError,
+    RemoteLimitExceeded,
 )
 from ._ids import ObjectId
 from ._namespace import Namespace, Stub
@@ -30,6 +31,7 @@ __all__ = [
     "ObjectReset",
     "Overloaded",
     "RaydoError",
+    "RemoteLimitExceeded",
     "RuntimeSpec",
     "Stub",
 ]
