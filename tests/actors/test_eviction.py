@@ -98,6 +98,7 @@ def test_the_live_bound_evicts_the_least_recently_used(tmp_path: Path) -> None:
             assert not by_name["o3"].ctx.storage.is_open
             assert all(by_name[n].ctx.storage.is_open for n in ("o1", "o4", "o5"))
             # every open file under the root belongs to a live object
+            host.wait_for_closes()  # evicted files close on a background thread
             for path in open_files_under(tmp_path):
                 assert any(hexes[n] in path for n in ("o1", "o4", "o5")), path
             # evicted objects come back with their storage, evicting others in turn
