@@ -172,6 +172,21 @@ def _host_class() -> Any:
     return _remote_host
 
 
+def _spread(key: HostKey) -> Any:
+    """Where a new host should go: shard n prefers alive node n mod N (by node id), so hosts
+    spread over the nodes for certain (Ray's SPREAD is best effort and may pack them), and
+    losing a node loses a part. The preference is soft: when that node is gone, Ray places
+    (and restarts) the host elsewhere."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    alive = ray.nodes()  # type: ignore[no-untyped-call]
+    nodes = sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
+    if len(nodes) < 2:
+        return "DEFAULT"
+    which = key.shard if key.object_hex is None else int(key.object_hex[:8], 16)
+    return NodeAffinitySchedulingStrategy(node_id=nodes[which % len(nodes)], soft=True)
+
+
 def actor_name(spec: RuntimeSpec, key: HostKey) -> str:
     return f"raydo:{spec.app_name}:{key.label}"
 
@@ -219,8 +234,7 @@ class RayPlacement:
                     max_restarts=-1,
                     max_task_retries=0,
                     max_concurrency=4,
-                    # Shards spread over the cluster's nodes: losing one node loses a part.
-                    scheduling_strategy="SPREAD",
+                    scheduling_strategy=_spread(key),
                 )
                 .remote(self.spec, key, self.bind)
             )

@@ -4,15 +4,20 @@
     Start an embedded local Ray and serve the app in DIR on 127.0.0.1.
 ``raydo serve [DIR] --address ADDRESS [--host 127.0.0.1] [--port 8787] [--workers N]``
     Join the Ray cluster at ADDRESS and serve the app with N gateway processes.
+``raydo objects list|show|sql|export|import BINDING ...``
+    See inside objects, straight from the app's storage folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from storage.limits import Limits
 
@@ -71,10 +76,123 @@ def parser() -> argparse.ArgumentParser:
         help="where hosts listen for gateways: 127.0.0.1 (one machine) or 'node' (the node's IP)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    _objects_parser(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
     return top
+
+
+def _objects_parser(commands: Any) -> None:
+    objects = commands.add_parser("objects", help="see inside objects (from the storage folder)")
+    actions = objects.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("binding", help="the Durable Object binding, e.g. COUNTER")
+        sub.add_argument("object", help="the object's name, or its 64-hex id")
+        sub.add_argument("--name", action="store_true", help="take OBJECT as a name even if hex")
+        sub.add_argument("--dir", default=".", help="the app's folder (holding raydo.toml)")
+
+    listing = actions.add_parser("list", help="objects with storage: id, size, last write, alarm")
+    listing.add_argument("binding", help="the Durable Object binding, e.g. COUNTER")
+    listing.add_argument("--dir", default=".", help="the app's folder (holding raydo.toml)")
+    listing.add_argument(
+        "--limit",
+        type=_workers_like("--limit", 1, 1_000_000),
+        default=100,
+        help="objects per page (100)",
+    )
+    listing.add_argument("--after", help="the last id of the previous page")
+    listing.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    target(actions.add_parser("show", help="tables, key-value pairs, alarm, open sockets"))
+    sql = actions.add_parser("sql", help="run SQL on an object's file (read-only by default)")
+    target(sql)
+    sql.add_argument("query", help="the SQL to run")
+    sql.add_argument("--write", action="store_true", help="allow changes (stop the app first)")
+    sql.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    export = actions.add_parser("export", help="dump an object's storage")
+    target(export)
+    export.add_argument(
+        "--format",
+        choices=("sql", "jsonl"),
+        default="sql",
+        help="a SQL dump (sql, the default; import reads it) or JSON lines",
+    )
+    imported = actions.add_parser("import", help="create an object from a SQL dump")
+    target(imported)
+    imported.add_argument("file", help="a dump made by `raydo objects export` ('-': stdin)")
+
+
+def _workers_like(flag: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} takes {low} to {high}")
+        return value
+
+    return parse
+
+
+def _objects(args: argparse.Namespace) -> int:
+    from . import inspection
+
+    config = load_config(args.dir)
+    try:
+        if args.action == "list":
+
+            def progress(seen: int) -> None:
+                if sys.stderr.isatty():
+                    print(f"\rcounted {seen:,} objects...", end="", file=sys.stderr, flush=True)
+
+            rows = inspection.list_objects(
+                config, args.binding, after=args.after, limit=args.limit, progress=progress
+            )
+            for row in rows:
+                alarm = "-" if row.alarm is None else row.alarm.isoformat(timespec="seconds")
+                written = row.last_write.isoformat(timespec="seconds")
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                "id": row.id,
+                                "size_bytes": row.size_bytes,
+                                "last_write": written,
+                                "alarm": None if row.alarm is None else row.alarm.isoformat(),
+                            }
+                        )
+                    )
+                else:
+                    print(f"{row.id}  {row.size_bytes:>10,}  {written}  alarm {alarm}")
+            if len(rows) == args.limit:
+                print(f"(more: --after {rows[-1].id})", file=sys.stderr)
+            return 0
+        target = inspection.object_id(config, args.binding, args.object, by_name=args.name)
+        if args.action == "show":
+            print(json.dumps(inspection.show_object(config, target), indent=2))
+        elif args.action == "sql":
+            names, records = inspection.run_sql(config, target, args.query, write=args.write)
+            for record in records:
+                if args.json:
+                    print(json.dumps(dict(zip(names, record, strict=True)), default=repr))
+                else:
+                    print("\t".join("NULL" if v is None else str(v) for v in record))
+        elif args.action == "export":
+            for chunk in inspection.export_object(config, target, args.format):
+                sys.stdout.write(chunk)
+        else:
+            dump = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+            inspection.import_object(config, target, dump)
+            print(f"imported into {inspection.object_path(config, target)}")
+        return 0
+    except BrokenPipeError:  # the reader stopped early (``| head``): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (inspection.InspectionError, ValueError, OSError) as exc:
+        print(f"raydo: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dev":
             return _dev(args)
+        if args.command == "objects":
+            return _objects(args)
         return _serve(args)
     except (ConfigError, AppLoadError) as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,20 +16,25 @@ from storage.limits import Limits
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    for action in parser()._actions:
+def _commands(
+    prefix: str, top: argparse.ArgumentParser
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every command line, nested ones included (``raydo objects sql``...)."""
+    for action in top._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    raise AssertionError("raydo has no subcommands")
+            for name, sub in action.choices.items():
+                yield f"{prefix} {name}", sub
+                yield from _commands(f"{prefix} {name}", sub)
 
 
-@pytest.mark.parametrize("command", sorted(_subcommands()))
+@pytest.mark.parametrize("command", [name for name, _ in _commands("raydo", parser())])
 def test_every_command_and_option_is_in_the_readme(command: str) -> None:
-    assert f"raydo {command}" in README
-    for action in _subcommands()[command]._actions:
+    assert command in README, f"{command} is not in the README"
+    sub = dict(_commands("raydo", parser()))[command]
+    for action in sub._actions:
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
-                assert flag in README, f"raydo {command} {flag} is not in the README"
+                assert flag in README, f"{command} {flag} is not in the README"
 
 
 @pytest.mark.parametrize(

@@ -139,10 +139,37 @@ def two_nodes() -> Iterator[tuple[RayCluster, RayCluster]]:
         timeout=120,
     )
     try:
+        # `ray start` may return before the cluster sees the new node: wait for both.
+        deadline = time.monotonic() + 60
+        while _alive_nodes(head) < 2:
+            assert time.monotonic() < deadline, "the worker node never joined"
+            time.sleep(0.5)
+        time.sleep(2)  # and every raylet's view of the other, which lags the GCS a little
         yield head, worker
     finally:
         worker.stop()
         head.stop()
+
+
+ALIVE_PROBE = """
+import sys, ray
+ray.init(address=sys.argv[1], log_to_driver=False)
+alive = sum(1 for node in ray.nodes() if node["Alive"])
+# A node counts once the cluster's resource view has its CPU too (placement reads that view).
+print(alive if ray.available_resources().get("CPU", 0) >= 2 else 0)
+"""
+
+
+def _alive_nodes(head: RayCluster) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", ALIVE_PROBE, head.address],
+        capture_output=True,
+        text=True,
+        env=quiet_env(),
+        timeout=120,
+        check=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1])
 
 
 def _host_nodes(head: RayCluster, names: list[str]) -> dict[str, str]:

@@ -1,0 +1,240 @@
+"""Seeing inside objects, straight from an app's storage folder (``raydo objects ...``).
+
+Every object is one SQLite file at ``<storage>/<BINDING>/<id[:2]>/<id>.sqlite``; these
+functions open those files themselves, read-only unless asked to write, so they work whether
+or not the app is running (SQLite's WAL lets readers in beside a live host). An object is
+named by its name or its 64-hex id; the config's namespace key turns a name into the id.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from actors import ObjectId
+from storage import codec
+
+from .config import AppConfig
+from .runtime import runtime_spec
+
+RAYDO_TABLES = ("_raydo_kv", "_raydo_meta", "_raydo_sockets")
+
+
+class InspectionError(ValueError):
+    """The object or binding asked for does not exist, or the request cannot be done."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSummary:
+    id: str
+    size_bytes: int
+    last_write: datetime
+    alarm: datetime | None
+
+
+def object_id(config: AppConfig, binding: str, target: str, *, by_name: bool = False) -> ObjectId:
+    """``target`` as an id of ``binding``: its 64-hex id, or the id of the name it is."""
+    spec = runtime_spec(config)
+    try:
+        scheme = spec.id_scheme(spec.binding(binding))
+    except KeyError:
+        known = ", ".join(b.name for b in spec.bindings) or "none"
+        raise InspectionError(
+            f"no Durable Object binding {binding!r} (bindings: {known})"
+        ) from None
+    if not by_name:
+        try:
+            return scheme.from_string(target)
+        except ValueError:
+            pass
+    return scheme.from_name(target)
+
+
+def object_path(config: AppConfig, object_id: ObjectId) -> Path:
+    return config.storage / object_id.namespace / object_id.hex[:2] / f"{object_id.hex}.sqlite"
+
+
+def _alarms(config: AppConfig, binding: str) -> dict[str, int]:
+    index = config.storage / binding / "_alarms.sqlite"
+    if not index.exists():
+        return {}
+    with _read_only(index) as conn:
+        return {h: int(d) for h, d in conn.execute("SELECT object_hex, due_ms FROM alarms")}
+
+
+def list_objects(
+    config: AppConfig,
+    binding: str,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    progress: Callable[[int], None] | None = None,
+) -> list[ObjectSummary]:
+    """Objects of ``binding`` that have storage, by id, ``limit`` at a time after ``after``."""
+    object_id(config, binding, "0" * 64, by_name=True)  # checks the binding exists
+    root = config.storage / binding
+    paths = sorted(p for p in root.glob("??/*.sqlite") if len(p.stem) == 64)
+    alarms = _alarms(config, binding)
+    found: list[ObjectSummary] = []
+    for seen, path in enumerate(paths, 1):
+        if progress is not None and seen % 1000 == 0:
+            progress(seen)
+        if after is not None and path.stem <= after:
+            continue
+        files = [path, path.with_name(path.name + "-wal")]
+        stats = [f.stat() for f in files if f.exists()]
+        due = alarms.get(path.stem)
+        found.append(
+            ObjectSummary(
+                id=path.stem,
+                size_bytes=sum(s.st_size for s in stats),
+                last_write=datetime.fromtimestamp(max(s.st_mtime for s in stats), UTC),
+                alarm=None if due is None else datetime.fromtimestamp(due / 1000, UTC),
+            )
+        )
+        if len(found) >= limit:
+            break
+    return found
+
+
+def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
+    """An object's tables (with row counts), key-value count, alarm and open sockets."""
+    path = _existing(config, target)
+    with _read_only(path) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " ORDER BY name"
+            )
+        ]
+        tables = {
+            n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]
+            for n in names
+            if n not in RAYDO_TABLES
+        }
+        kv = (
+            conn.execute("SELECT count(*) FROM _raydo_kv").fetchone()[0]
+            if "_raydo_kv" in names
+            else 0
+        )
+        alarm = None
+        if "_raydo_meta" in names:
+            row = conn.execute("SELECT value FROM _raydo_meta WHERE key = 'alarm'").fetchone()
+            alarm = None if row is None else datetime.fromtimestamp(int(row[0]) / 1000, UTC)
+        sockets = []
+        if "_raydo_sockets" in names:
+            for sid, gateway, tags in conn.execute("SELECT sid, gateway, tags FROM _raydo_sockets"):
+                sockets.append({"sid": sid, "gateway": gateway, "tags": codec.decode(tags)})
+    return {
+        "id": target.hex,
+        "name": target.name,
+        "file": str(path),
+        "tables": tables,
+        "kv_pairs": kv,
+        "alarm": None if alarm is None else alarm.isoformat(),
+        "sockets": sockets,
+    }
+
+
+def run_sql(
+    config: AppConfig, target: ObjectId, query: str, *, write: bool = False
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``query`` on the object's file: read-only unless ``write``."""
+    path = _existing(config, target)
+    opener = _writable if write else _read_only
+    with opener(path) as conn:
+        try:
+            cursor = conn.execute(query)
+            rows = cursor.fetchall()
+        except sqlite3.Error as exc:
+            hint = " (read-only: pass --write to change it)" if "readonly" in str(exc) else ""
+            raise InspectionError(f"{exc}{hint}") from None
+        names = [d[0] for d in cursor.description] if cursor.description else []
+    return names, rows
+
+
+def export_object(config: AppConfig, target: ObjectId, form: str) -> Iterator[str]:
+    """The object's storage as a SQL dump (``sql``) or JSON lines, one row each (``jsonl``)."""
+    path = _existing(config, target)
+    with _read_only(path) as conn:
+        if form == "sql":
+            yield from (line + "\n" for line in conn.iterdump())
+            return
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " ORDER BY name"
+            )
+        ]
+        for table in tables:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            names = [d[0] for d in cursor.description]
+            for row in cursor:
+                record = {n: _jsonable(table, n, v) for n, v in zip(names, row, strict=True)}
+                yield json.dumps({"table": table, "row": record}) + "\n"
+
+
+def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
+    """Create the object from a SQL dump made by :func:`export_object` (it must not exist)."""
+    path = object_path(config, target)
+    if path.exists():
+        raise InspectionError(f"object {target.hex} already has storage at {path}; not replaced")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".{path.name}.import")
+    partial.unlink(missing_ok=True)
+    conn = sqlite3.connect(partial)
+    try:
+        conn.executescript(dump)
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        conn.close()
+        partial.unlink(missing_ok=True)
+        raise InspectionError(f"the dump does not load: {exc}") from None
+    conn.close()
+    partial.replace(path)
+
+
+def _jsonable(table: str, column: str, value: Any) -> Any:
+    if table == "_raydo_kv" and column == "value" and isinstance(value, bytes):
+        try:
+            return {"$value": json.loads(json.dumps(codec.decode(value), default=str))}
+        except (codec.DecodeError, TypeError, ValueError):
+            pass
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    return value
+
+
+def _existing(config: AppConfig, target: ObjectId) -> Path:
+    path = object_path(config, target)
+    if not path.exists():
+        label = f" ({target.name!r})" if target.name is not None else ""
+        raise InspectionError(f"object {target.hex}{label} has no storage (no {path})")
+    return path
+
+
+class _read_only:
+    """A read-only connection, closed on exit."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._conn
+
+    def __exit__(self, *exc: object) -> None:
+        self._conn.close()
+
+
+class _writable(_read_only):
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None)
+        self._conn.execute("PRAGMA busy_timeout = 5000")

@@ -1,0 +1,98 @@
+"""``raydo objects``: seeing inside objects from the storage folder, as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.testing import start_app
+from tests.cluster import RAYDO, REPO, copy_app, quiet_env
+
+
+def raydo(app: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RAYDO, "objects", *args],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=quiet_env(),
+        input=stdin,
+    )
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    """The counter app with three objects, one with a table of its own and an alarm-free life."""
+    app_dir = copy_app(REPO / "examples" / "counter", tmp_path)
+
+    async def fill() -> None:
+        async with start_app(app_dir) as running:
+            for name in ("a", "b", "b", "%2E%2E"):  # ".." is just a name
+                await running.http.post(f"/counter/{name}/increment")
+            await running.sql("COUNTER", "a", "CREATE TABLE notes (t TEXT)")
+            await running.sql("COUNTER", "a", "INSERT INTO notes VALUES ('hello')")
+
+    asyncio.run(fill())
+    return app_dir
+
+
+def test_list_pages_through_the_objects(app: Path) -> None:
+    everything = raydo(app, "list", "COUNTER", "--json")
+    assert everything.returncode == 0, everything.stderr
+    rows = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert len(rows) == 3
+    assert all(len(r["id"]) == 64 and r["size_bytes"] > 0 and r["alarm"] is None for r in rows)
+    first = raydo(app, "list", "COUNTER", "--limit", "2")
+    assert len(first.stdout.splitlines()) == 2
+    assert "--after" in first.stderr
+    cursor = first.stderr.split("--after ")[1].split(")")[0]
+    rest = raydo(app, "list", "COUNTER", "--after", cursor)
+    assert [line.split()[0] for line in rest.stdout.splitlines()] == [rows[2]["id"]]
+
+
+def test_show_sql_export_and_import(app: Path) -> None:
+    shown = json.loads(raydo(app, "show", "COUNTER", "a").stdout)
+    assert shown["name"] == "a" and shown["tables"] == {"notes": 1} and shown["kv_pairs"] == 1
+    by_id = json.loads(raydo(app, "show", "COUNTER", shown["id"]).stdout)
+    assert by_id["id"] == shown["id"]
+    query = raydo(app, "sql", "COUNTER", "a", "SELECT t FROM notes", "--json")
+    assert json.loads(query.stdout) == {"t": "hello"}
+    refused = raydo(app, "sql", "COUNTER", "a", "DELETE FROM notes")
+    assert refused.returncode == 2 and "--write" in refused.stderr
+    assert raydo(app, "sql", "COUNTER", "a", "DELETE FROM notes", "--write").returncode == 0
+    assert raydo(app, "sql", "COUNTER", "a", "SELECT count(*) FROM notes").stdout.strip() == "0"
+    jsonl = raydo(app, "export", "COUNTER", "b", "--format", "jsonl").stdout
+    assert json.loads(jsonl) == {"table": "_raydo_kv", "row": {"key": "n", "value": {"$value": 2}}}
+    dump = raydo(app, "export", "COUNTER", "b").stdout
+    assert "CREATE TABLE _raydo_kv" in dump
+    assert raydo(app, "import", "COUNTER", "b2", "-", stdin=dump).returncode == 0
+    again = raydo(app, "import", "COUNTER", "b2", "-", stdin=dump)
+    assert again.returncode == 2 and "not replaced" in again.stderr
+
+    async def check() -> None:  # the imported object is a real object of the app
+        async with start_app(app) as running:
+            assert (await running.http.get("/counter/b2")).json()["value"] == 2
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["show", "NOPE", "a"], "no Durable Object binding 'NOPE'"),
+        (["show", "COUNTER", "never-touched"], "has no storage"),
+        (["sql", "COUNTER", "a", "SELEC nonsense"], "syntax error"),
+        (["import", "COUNTER", "fresh", "-"], "does not load"),
+        (["list", "COUNTER", "--limit", "0"], "--limit takes 1 to 1000000"),
+        (["show", "COUNTER", "x" * 5000], "name_bytes"),
+    ],
+)
+def test_bad_requests_are_clear_errors(app: Path, args: list[str], message: str) -> None:
+    result = raydo(app, *args, stdin="this is not SQL;")
+    assert result.returncode == 2
+    assert message in result.stderr
