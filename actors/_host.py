@@ -288,8 +288,14 @@ class Host:
         slot.storage.commit()  # runs _before_commit and _after_commit below
 
     def _before_commit(self, slot: ObjectSlot) -> None:
-        """An alarm the transaction set goes into the index first (written ahead)."""
+        """An alarm the transaction set goes into the index first (written ahead); a name the
+        object's file does not know yet is recorded (for inspection: ids are one-way)."""
         storage = slot.storage
+        name = slot.object_id.name
+        if name is not None and not slot.name_recorded:
+            if storage.get_meta("name") != name:
+                storage.set_meta("name", name)
+            slot.name_recorded = True
         if storage.alarm_touched:
             due = storage.get_alarm()
             slot.committing_alarm = due

@@ -38,6 +38,7 @@ log = logging.getLogger("raydo.ray")
 
 RAY_NAMESPACE = "raydo"
 CONNECT_TIMEOUT_S = 60.0
+RESPREAD_ATTEMPTS = 3
 
 
 def start_local_ray(*, num_cpus: int | None = None) -> None:
@@ -183,8 +184,12 @@ def _spread(key: HostKey) -> Any:
     nodes = sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
     if len(nodes) < 2:
         return "DEFAULT"
+    return NodeAffinitySchedulingStrategy(node_id=_preferred_node(key, nodes), soft=True)
+
+
+def _preferred_node(key: HostKey, nodes: list[str]) -> str:
     which = key.shard if key.object_hex is None else int(key.object_hex[:8], 16)
-    return NodeAffinitySchedulingStrategy(node_id=nodes[which % len(nodes)], soft=True)
+    return nodes[which % len(nodes)]
 
 
 def actor_name(spec: RuntimeSpec, key: HostKey) -> str:
@@ -291,6 +296,45 @@ class RayPlacement:
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("host %s did not start: %s", key.label, result)
+        await self._respread(keys)
+
+    async def _respread(self, keys: list[HostKey]) -> None:
+        """Move standing hosts that landed off their preferred node while it is alive.
+
+        Ray treats the node preference as a hint and, when that node looks busy, places the
+        host elsewhere; then one node's loss would take more than its share. Each misplaced
+        host is re-created once, at start-up, before it holds anything in memory.
+        """
+        alive = ray.nodes()  # type: ignore[no-untyped-call]
+        nodes = sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
+        if len(nodes) < 2:
+            return
+        for key in keys:
+            for _ in range(RESPREAD_ATTEMPTS):
+                if not await self._recreate_if_misplaced(key, nodes):
+                    break
+
+    async def _recreate_if_misplaced(self, key: HostKey, nodes: list[str]) -> bool:
+        """True when the host was off its preferred node and was re-created."""
+        try:
+            where = await self.handle(key).node_id.remote()
+        except ray.exceptions.RayError:
+            return False
+        if where == _preferred_node(key, nodes):
+            return False
+        log.info("re-creating host %s on its preferred node", key.label)
+        ray.kill(self._handles.pop(key), no_restart=True)
+        link = self._links.pop(key, None)
+        if link is not None:
+            link.close()
+        for _ in range(20):  # the name is released a moment after the kill
+            try:
+                await self.handle(key).endpoint.remote()
+                break
+            except ray.exceptions.RayError:
+                self._handles.pop(key, None)
+                await asyncio.sleep(0.1)
+        return True
 
     def _lost(self, key: HostKey, link: HostLink) -> None:
         """A link dropped: if this process holds sockets of that host's objects, reconnect

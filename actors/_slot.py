@@ -42,6 +42,7 @@ class ObjectSlot:
         "evict_requested",
         "instance",
         "last_used",
+        "name_recorded",
         "object_id",
         "queue",
         "sockets",
@@ -59,7 +60,8 @@ class ObjectSlot:
         self.state = SlotState.INACTIVE
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
         self.draining = False
-        self.turns: list[Turn] = []  # running now: one, plus calls let back in
+        self.turns: list[Turn] = []
+        self.name_recorded = False  # running now: one, plus calls let back in
         self.last_used = time.monotonic()
         self.evict_requested = False
         self.committing_alarm: int | None = None

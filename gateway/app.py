@@ -4,8 +4,9 @@ What happens, in order:
 
 1. :class:`Gateway` loads nothing itself: it is given the config and a placement factory,
    imports the app named by ``main`` and every object class (so mistakes fail at start-up).
-2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), then builds the
-   placement and the ``env``, then lets the user app start.
+2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), builds the
+   placement and the ``env``, starts the hosts that must always run (their alarms fire
+   without traffic), then lets the user app start.
 3. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
    bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
    413 before the app reads them.
@@ -16,7 +17,6 @@ What happens, in order:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -71,7 +71,6 @@ class Gateway:
         self._on_start = on_start
         self.placement: Placement | None = None
         self._env: Env | None = None
-        self._starting: asyncio.Future[None] | None = None
 
     @property
     def env(self) -> Env:
@@ -90,8 +89,6 @@ class Gateway:
             freeze_startup_heap()
 
     async def stop(self) -> None:
-        if self._starting is not None:
-            self._starting.cancel()
         if self.placement is not None:
             placement, self.placement, self._env = self.placement, None, None
             await placement.close()
@@ -119,8 +116,9 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 self.start()
                 assert self.placement is not None
-                # Standing hosts start in the background: serving need not wait for them.
-                self._starting = asyncio.ensure_future(self.placement.start())
+                # Standing hosts start (and settle on their nodes) before serving begins, so
+                # no request meets a host that is being moved.
+                await self.placement.start()
             return message
 
         async def send_(message: Message) -> None:

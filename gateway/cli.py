@@ -158,6 +158,7 @@ def _objects(args: argparse.Namespace) -> int:
                         json.dumps(
                             {
                                 "id": row.id,
+                                "name": row.name,
                                 "size_bytes": row.size_bytes,
                                 "last_write": written,
                                 "alarm": None if row.alarm is None else row.alarm.isoformat(),
@@ -165,7 +166,8 @@ def _objects(args: argparse.Namespace) -> int:
                         )
                     )
                 else:
-                    print(f"{row.id}  {row.size_bytes:>10,}  {written}  alarm {alarm}")
+                    name = "-" if row.name is None else json.dumps(row.name)
+                    print(f"{row.id}  {row.size_bytes:>10,}  {written}  alarm {alarm}  {name}")
             if len(rows) == args.limit:
                 print(f"(more: --after {rows[-1].id})", file=sys.stderr)
             return 0

@@ -33,6 +33,7 @@ class InspectionError(ValueError):
 @dataclass(frozen=True, slots=True)
 class ObjectSummary:
     id: str
+    name: str | None
     size_bytes: int
     last_write: datetime
     alarm: datetime | None
@@ -93,6 +94,7 @@ def list_objects(
         found.append(
             ObjectSummary(
                 id=path.stem,
+                name=_recorded_name(path),
                 size_bytes=sum(s.st_size for s in stats),
                 last_write=datetime.fromtimestamp(max(s.st_mtime for s in stats), UTC),
                 alarm=None if due is None else datetime.fromtimestamp(due / 1000, UTC),
@@ -101,6 +103,16 @@ def list_objects(
         if len(found) >= limit:
             break
     return found
+
+
+def _recorded_name(path: Path) -> str | None:
+    """The name the object's host recorded in its file, if it knew one."""
+    with _read_only(path) as conn:
+        try:
+            row = conn.execute("SELECT value FROM _raydo_meta WHERE key = 'name'").fetchone()
+        except sqlite3.OperationalError:  # no meta table: never written with a known name
+            return None
+    return None if row is None else str(codec.decode(row[0]))
 
 
 def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
@@ -134,7 +146,7 @@ def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
                 sockets.append({"sid": sid, "gateway": gateway, "tags": codec.decode(tags)})
     return {
         "id": target.hex,
-        "name": target.name,
+        "name": target.name if target.name is not None else _recorded_name(path),
         "file": str(path),
         "tables": tables,
         "kv_pairs": kv,
