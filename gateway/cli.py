@@ -243,7 +243,7 @@ def _dev(args: argparse.Namespace) -> int:
         gateway = Gateway(config, ray_placement, on_start=start_local_ray)
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
     print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
-    uvicorn.run(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits))  # type: ignore[arg-type]
+    _run_bound(uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits)))  # type: ignore[arg-type]
     return 0
 
 
@@ -273,13 +273,20 @@ def _serve(args: argparse.Namespace) -> int:
         f" ({args.workers} gateway process(es), Ray at {args.address})",
         flush=True,
     )
-    uvicorn.run(
-        "gateway._worker:create_app",
-        factory=True,
-        workers=args.workers,
-        **_uvicorn_options(args, args.host, config.limits),  # type: ignore[arg-type]
-    )
+    options = _uvicorn_options(args, args.host, config.limits)
+    if args.workers > 1:  # the supervisor binds the port before starting its workers
+        uvicorn.run("gateway._worker:create_app", factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
+    else:
+        _run_bound(uvicorn.Config("gateway._worker:create_app", factory=True, **options))  # type: ignore[arg-type]
     return 0
+
+
+def _run_bound(config: Any) -> None:
+    """Claim the port first, then start up (which may take seconds on Ray) and serve."""
+    import uvicorn
+
+    listener = config.bind_socket()
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 if __name__ == "__main__":

@@ -120,13 +120,6 @@ class TestApp:
         return sorted(found)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def start_app(
     path: str | os.PathLike[str], *, ray: bool | str = False
@@ -146,7 +139,10 @@ async def start_app(
                 start_local_ray()
 
         gateway = Gateway(config, ray_placement, on_start=connect)
-    port = _free_port()
+    # Bound now, before start-up (which may take seconds on Ray): nobody can take the port.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             gateway,
@@ -158,7 +154,7 @@ async def start_app(
             ws_per_message_deflate=False,
         )
     )
-    serving = asyncio.ensure_future(server.serve())
+    serving = asyncio.ensure_future(server.serve(sockets=[listener]))
     while not server.started:
         if serving.done():
             serving.result()  # raises why it stopped
