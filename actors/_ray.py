@@ -180,11 +180,16 @@ def _spread(key: HostKey) -> Any:
     (and restarts) the host elsewhere."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    alive = ray.nodes()  # type: ignore[no-untyped-call]
-    nodes = sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
+    nodes = _alive_nodes()
     if len(nodes) < 2:
         return "DEFAULT"
     return NodeAffinitySchedulingStrategy(node_id=_preferred_node(key, nodes), soft=True)
+
+
+def _alive_nodes() -> list[str]:
+    """Ids of the cluster's alive nodes, sorted: the order shard preferences index into."""
+    alive = ray.nodes()  # type: ignore[no-untyped-call]
+    return sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
 
 
 def _preferred_node(key: HostKey, nodes: list[str]) -> str:
@@ -305,8 +310,7 @@ class RayPlacement:
         host elsewhere; then one node's loss would take more than its share. Each misplaced
         host is re-created once, at start-up, before it holds anything in memory.
         """
-        alive = ray.nodes()  # type: ignore[no-untyped-call]
-        nodes = sorted(str(node["NodeID"]) for node in alive if node.get("Alive"))
+        nodes = _alive_nodes()
         if len(nodes) < 2:
             return
         for key in keys:

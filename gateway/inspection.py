@@ -119,13 +119,7 @@ def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
     """An object's tables (with row counts), key-value count, alarm and open sockets."""
     path = _existing(config, target)
     with _read_only(path) as conn:
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                " ORDER BY name"
-            )
-        ]
+        names = _table_names(conn)
         tables = {
             n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]
             for n in names
@@ -179,13 +173,7 @@ def export_object(config: AppConfig, target: ObjectId, form: str) -> Iterator[st
         if form == "sql":
             yield from (line + "\n" for line in conn.iterdump())
             return
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                " ORDER BY name"
-            )
-        ]
+        tables = _table_names(conn)
         for table in tables:
             cursor = conn.execute(f'SELECT * FROM "{table}"')
             names = [d[0] for d in cursor.description]
@@ -212,6 +200,14 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
         raise InspectionError(f"the dump does not load: {exc}") from None
     conn.close()
     partial.replace(path)
+
+
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY name"
+    )
+    return [row[0] for row in rows]
 
 
 def _jsonable(table: str, column: str, value: Any) -> Any:
