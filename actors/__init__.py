@@ -3,7 +3,7 @@
 The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
-from ._env import Env
+from ._env import Env, PlatformContext, env_bindings
 from ._errors import (
     CallRefused,
     HostUnavailable,
@@ -16,7 +16,7 @@ from ._errors import (
 from ._ids import ObjectId
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext
-from ._spec import BindingSpec, RuntimeSpec
+from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 
 __all__ = [
     "BindingSpec",
@@ -30,8 +30,11 @@ __all__ = [
     "ObjectId",
     "ObjectReset",
     "Overloaded",
+    "PlatformContext",
+    "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",
     "RuntimeSpec",
     "Stub",
+    "env_bindings",
 ]

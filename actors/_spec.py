@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storage.limits import DEFAULT_LIMITS, Limits
 
@@ -26,6 +27,23 @@ class BindingSpec:
     max_live_objects: int = 10_000
     mailbox_limit: int = 1000
     namespace_key: str | None = None
+    #: Serves a platform binding (a database, a queue); reachable by the binding's code
+    #: but not through ``env``. Internal names start with "_" so no user binding can clash.
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSpec:
+    """A binding of ``env`` made by code rather than a namespace (``env.DB``, ``env.FILES``).
+
+    ``factory`` names ``module:function``; every process that builds an ``env`` (gateway
+    processes and hosts alike) calls it once with a :class:`actors.PlatformContext`.
+    ``options`` is the binding's config entry, as plain data.
+    """
+
+    name: str
+    factory: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +79,7 @@ class RuntimeSpec:
     durability: str = "normal"
     limits: Limits = DEFAULT_LIMITS
     extra: dict[str, str] = field(default_factory=dict)
+    platform: tuple[PlatformSpec, ...] = ()
 
     def binding(self, name: str) -> BindingSpec:
         for spec in self.bindings:

@@ -7,12 +7,14 @@ What happens, in order:
 2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), builds the
    placement and the ``env``, starts the hosts that must always run (their alarms fire
    without traffic), then lets the user app start.
-3. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
+3. Requests under ``/_raydo/`` go to the routes platform bindings serve themselves (a
+   blob store's presigned URLs, for instance), never to the user app.
+4. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
    bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
    413 before the app reads them.
-4. Errors from objects that escape a handler become JSON responses with a fitting status
+5. Errors from objects that escape a handler become JSON responses with a fitting status
    (overloaded and unavailable: 503; limits: 413; the rest: 500).
-5. On shutdown the user app stops first, then the placement closes its connections.
+6. On shutdown the user app stops first, then the placement closes its connections.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Router
 
-from actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec
+from actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
 from actors.placement import Placement, freeze_startup_heap
 from storage.limits import LimitExceeded
 
@@ -42,6 +45,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 PlacementFactory = Callable[[RuntimeSpec], Placement]
+
+
+#: Where platform bindings serve their own routes; the user app never sees these paths.
+PLATFORM_PREFIX = "/_raydo/"
 
 
 class Gateway:
@@ -71,6 +78,7 @@ class Gateway:
         self._on_start = on_start
         self.placement: Placement | None = None
         self._env: Env | None = None
+        self._platform_routes: Router | None = None
 
     @property
     def env(self) -> Env:
@@ -86,11 +94,21 @@ class Gateway:
                 self._on_start()
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env
+            routes: list[BaseRoute] = []
+            for binding in env_bindings(self._env).values():
+                routes += getattr(binding, "gateway_routes", list)()
+            self._platform_routes = Router(routes) if routes else None
             freeze_startup_heap()
 
     async def stop(self) -> None:
         if self.placement is not None:
-            placement, self.placement, self._env = self.placement, None, None
+            placement, self.placement, env = self.placement, None, self._env
+            self._env = self._platform_routes = None
+            # Bindings first (they may hold clients and caches), then the hosts' links.
+            for binding in env_bindings(env).values() if env is not None else ():
+                aclose = getattr(binding, "aclose", None)
+                if aclose is not None:
+                    await aclose()
             await placement.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,6 +117,9 @@ class Gateway:
             await self._lifespan(scope, receive, send)
             return
         scope.setdefault("state", {})["env"] = self.env
+        if self._platform_routes is not None and scope["path"].startswith(PLATFORM_PREFIX):
+            await self._platform_routes(scope, receive, send)
+            return
         if kind == "http":
             limit = self.config.limits.request_bytes
             declared = _content_length(scope)

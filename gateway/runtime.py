@@ -6,6 +6,7 @@ from typing import Any
 
 from actors import BindingSpec, RuntimeSpec
 from actors._loading import MissingAttribute, import_from_app
+from bindings import Plan
 
 from .config import AppConfig
 
@@ -15,7 +16,9 @@ class AppLoadError(RuntimeError):
 
 
 def runtime_spec(config: AppConfig) -> RuntimeSpec:
-    """The :class:`RuntimeSpec` hosts are built from."""
+    """The :class:`RuntimeSpec` hosts are built from: the app's object bindings, then the
+    internal objects and ``env`` bindings of its platform sections."""
+    plan = platform_plan(config)
     return RuntimeSpec(
         app_name=config.name,
         app_root=str(config.root),
@@ -34,20 +37,33 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
                 namespace_key=b.namespace_key,
             )
             for b in config.durable_objects
-        ),
+        )
+        + tuple(plan.objects),
+        platform=tuple(plan.platform),
     )
+
+
+# Config sections whose bindings this version cannot serve yet; each kind leaves this set
+# when its module in ``bindings`` lands.
+_UNSERVED: set[str] = {"d1_databases", "r2_buckets", "kv_namespaces", "queues"}
+
+
+def platform_plan(config: AppConfig) -> Plan:
+    """Each platform section's internal objects and ``env`` bindings, kind by kind."""
+    plan = Plan()
+    return plan
 
 
 def unsupported_bindings(config: AppConfig) -> list[str]:
     """Config sections this version validates but does not serve yet."""
     sections = {
-        "[[d1_databases]]": config.d1_databases,
-        "[[r2_buckets]]": config.r2_buckets,
-        "[[kv_namespaces]]": config.kv_namespaces,
-        "[[queues.producers]]": config.queue_producers,
-        "[[queues.consumers]]": config.queue_consumers,
+        "[[d1_databases]]": ("d1_databases", config.d1_databases),
+        "[[r2_buckets]]": ("r2_buckets", config.r2_buckets),
+        "[[kv_namespaces]]": ("kv_namespaces", config.kv_namespaces),
+        "[[queues.producers]]": ("queues", config.queue_producers),
+        "[[queues.consumers]]": ("queues", config.queue_consumers),
     }
-    return [name for name, entries in sections.items() if entries]
+    return [name for name, (kind, entries) in sections.items() if entries and kind in _UNSERVED]
 
 
 def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
