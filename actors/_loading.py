@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 _app_roots: set[Path] = set()
+_RAYDO_PACKAGES = frozenset({"actors", "bindings", "gateway", "storage"})
 
 
 def import_from_app(root: str, reference: str) -> Any:
@@ -21,7 +22,9 @@ def import_from_app(root: str, reference: str) -> Any:
     folder = Path(root).resolve()
     module_name, _, attribute = reference.partition(":")
     top = module_name.split(".")[0]
-    cached = sys.modules.get(top)
+    # raydo's own packages are never an app's: an app folder that contains them (a checkout
+    # used as an app root) must not make them load twice, with two sets of classes.
+    cached = None if top in _RAYDO_PACKAGES else sys.modules.get(top)
     origin = getattr(cached, "__file__", None)
     if origin is not None:
         home = Path(origin).resolve().parent
