@@ -38,6 +38,7 @@ from .types import EventKind
 log = logging.getLogger("raydo.websockets")
 
 SendEvent = Callable[[EventKind, list[Any]], Awaitable[Any]]
+from ._metrics import SocketCounts
 _CLOSE = object()
 TOO_SLOW = 1008
 TOO_BIG = 1009
@@ -259,6 +260,7 @@ def _transport_of(websocket: WebSocket) -> asyncio.Transport | None:
 
 
 def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
+        self.counts: dict[str, SocketCounts] = {}  # per binding, for the metrics endpoint
     """Did the client send a Close frame? uvicorn reports a lost connection as 1005, the code
     of a Close frame without a status too, so ask its protocol which it was."""
     if code == 1006:
@@ -274,6 +276,13 @@ def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
 async def _report_close(send_event: SendEvent, payload: list[Any], sid: str) -> None:
     """The object must hear of the close exactly once: retry while its host restarts."""
     for attempt in range(CLOSE_ATTEMPTS):
+    def open_by_binding(self) -> dict[str, int]:
+        """How many client sockets are open, per binding (for the metrics endpoint)."""
+        found: dict[str, int] = {}
+        for sock in list(self._sockets.values()):
+            found[sock.key.binding] = found.get(sock.key.binding, 0) + 1
+        return found
+
         try:
             await send_event(EventKind.WS_CLOSE, payload)
             return

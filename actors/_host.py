@@ -35,6 +35,7 @@ from typing import Any
 from storage import ObjectStorage, codec
 from storage.limits import LimitExceeded
 
+from . import _tracing
 from ._alarms import MAX_RETRIES, AlarmIndex, AlarmInfo, AlarmTimer, backoff_s, now_ms
 from ._errors import (
     CallRefused,
@@ -49,6 +50,7 @@ from ._gateways import GatewayLinks
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
 from ._loading import MissingAttribute, import_from_app
+from ._metrics import HostMetrics
 from ._object import RESERVED_NAMES, Aborted, DurableObject
 from ._slot import ObjectSlot, SlotState
 from ._sockets import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
@@ -102,7 +104,10 @@ class Host:
             "resets": 0,
             "alarms": 0,
             "alarm_retries": 0,
+            "ws_sends": 0,
         }
+        self.metrics = HostMetrics()
+        self._traced = _tracing.enabled()
         self.gateways = GatewayLinks(self._socket_lost)
         self.alarm_index = AlarmIndex(self._storage_dir / "_alarms.sqlite")
         self.alarms = AlarmTimer(self.fire_alarm)
@@ -152,6 +157,8 @@ class Host:
                     future.set_exception(HostUnavailable("caller went away", retryable=False))
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
+        if self._traced:
+            _tracing.event_admitted(self.key.label, event, future)
         if self._closed:
             future.set_exception(HostUnavailable("the host is shutting down", retryable=True))
             return
@@ -229,16 +236,22 @@ class Host:
 
     async def _run(self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]) -> None:
         self.stats["events"] += 1
+        started = time.perf_counter()
         try:
             handler = self._handler(event)
         except CallRefused as exc:
             _settle(future, exc)
+            self.metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         except Exception as exc:  # noqa: BLE001 - a malformed event must not stall the queue
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
+            self.metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
+        if self._traced:
+            handler = _tracing.handler_span(handler, event, self.cls.__name__)
+        failed = True
         commit = functools.partial(self._commit, slot)
-        turn = Turn(event.chain, slot.storage, commit)
+        turn = Turn(event.chain, slot.storage, commit, object_id=slot.object_id)
         token = current_turn.set(turn)
         slot.turns.append(turn)
         slot.storage.in_turn += 1
@@ -255,6 +268,7 @@ class Host:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
+            failed = False
             if not future.done():
                 future.set_result(reply)
         finally:
@@ -263,6 +277,7 @@ class Host:
             slot.turns.remove(turn)
             current_turn.reset(token)
             slot.last_used = time.monotonic()
+            self.metrics.event_done(event.kind, time.perf_counter() - started, failed)
 
     def _reset(self, slot: ObjectSlot) -> None:
         self.stats["resets"] += 1
@@ -515,6 +530,8 @@ class Host:
 
     def push(self, gateway: str, frame: list[Any]) -> None:
         """Send a push frame to a gateway; held briefly while it reconnects."""
+        if frame[0] == "send":
+            self.stats["ws_sends"] += len(frame[1])
         self.gateways.push(gateway, frame)
 
     def _socket_lost(self, object_hex: str, sid: str) -> None:
@@ -619,6 +636,19 @@ class Host:
     @property
     def live_objects(self) -> int:
         return len(self._slots)
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """This host's counters and gauges as plain data (see :mod:`actors._metrics`)."""
+        depths = [len(slot.queue) for slot in self._slots.values()]
+        return {
+            "binding": self.binding.name,
+            "host": self.key.label,
+            "stats": dict(self.stats),
+            "live_objects": len(self._slots),
+            "mailbox_depth": sum(depths),
+            "mailbox_depth_max": max(depths, default=0),
+            **self.metrics.snapshot(),
+        }
 
     def live_ids(self) -> list[str]:
         return list(self._slots)

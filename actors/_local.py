@@ -54,6 +54,9 @@ class LocalPlacement:
         event.seq = next(seq)
         return await host.deliver(event)
 
+    async def host_metrics(self) -> list[dict[str, Any]]:
+        return [host.metrics_snapshot() for host in self.hosts.values()]
+
     async def close(self) -> None:
         self._closed = True
         for host in self.hosts.values():

@@ -6,6 +6,7 @@ object's host, which constructs the object.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from typing import Any
@@ -17,9 +18,11 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 from storage import codec
 from storage.errors import TransactionError
 
+from . import _tracing
 from ._errors import CallRefused, ObjectReset
 from ._http import payload_response, request_payload, url_payload
 from ._ids import IdScheme, ObjectId
+from ._metrics import socket_counts
 from ._object import RESERVED_NAMES
 from ._placement import Placement
 from ._spec import BindingSpec
@@ -41,6 +44,10 @@ class Namespace:
         self.binding = binding
         self._placement = placement
         self._ids: IdScheme = placement.spec.id_scheme(binding)
+        # Decided once: without a tracer, events go straight to the placement.
+        self._deliver = placement.deliver
+        if _tracing.enabled():
+            self._deliver = functools.partial(_tracing.deliver_traced, placement.deliver)
 
     @property
     def name(self) -> str:
@@ -92,10 +99,10 @@ class Namespace:
         event = Event(self.binding.name, object_id.hex, object_id.name, chain, kind, payload)
         key = self._placement.spec.host_for(self.binding, object_id.hex)
         if turn is None:
-            return await self._placement.deliver(key, event)
+            return await self._deliver(key, event)
         turn.calls_out += 1
         try:
-            return await self._placement.deliver(key, event)
+            return await self._deliver(key, event)
         finally:
             turn.calls_out -= 1
 
@@ -181,8 +188,12 @@ class Stub:
             return
         auto = reply[3] if len(reply) > 3 and reply[3] is not None else None
         key = placement.spec.host_for(self._namespace.binding, self.id.hex)
+        counts = socket_counts(hub.counts, key.binding)
+        counts.opened += 1
 
         async def send_event(kind: EventKind, event_payload: list[Any]) -> Any:
+            if kind == EventKind.WS_MESSAGE:
+                counts.messages_in += 1
             return await self._namespace._send(self.id, kind, event_payload)
 
         pair = None if auto is None else (str(auto[0]), str(auto[1]))

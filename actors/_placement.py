@@ -38,3 +38,8 @@ class Placement(Protocol):
     async def close(self) -> None:
         """Release connections (and, for in-process hosts, the hosts themselves)."""
         ...
+
+    async def host_metrics(self) -> list[dict[str, Any]]:
+        """A snapshot of every running host's counters (``Host.metrics_snapshot``); a host
+        that does not answer in time gives only ``{"binding", "host", "up": False}``."""
+        ...

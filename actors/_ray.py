@@ -25,6 +25,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
+from . import _observe
 from ._bridge import SocketHub
 from ._env import namespaces_env
 from ._errors import HostUnavailable
@@ -103,6 +104,7 @@ class HostActor:
 
     async def _start(self) -> None:
         spec, key = self._spec, self._key
+        _observe.apply(spec.extra)  # before the host, so its spans and log records are made
         address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
         placement = RayPlacement(spec, bind=self._bind)
         host = Host(spec, key, placement.env)
@@ -153,6 +155,14 @@ class HostActor:
             lambda: {**host.stats, "live_objects": host.live_objects, "pid": os.getpid()}
         )
         return stats
+
+    def metrics(self) -> dict[str, Any]:
+        """The host's counters and gauges (``Host.metrics_snapshot``), plus its pid."""
+        host = self._host
+        if host is None:
+            return {}
+        snapshot: dict[str, Any] = self._run(host.metrics_snapshot)
+        return {**snapshot, "pid": os.getpid()}
 
     def live_ids(self) -> list[str]:
         host = self._host
@@ -354,6 +364,25 @@ class RayPlacement:
         if not task.cancelled() and task.exception() is not None:
             log.error("reconnecting to a host failed: %s", task.exception())
 
+    async def host_metrics(self) -> list[dict[str, Any]]:
+        """Ask every live host of the app (found by name, dedicated ones too) for its
+        counters, waiting at most ``METRICS_TIMEOUT_S``."""
+        hosts = await asyncio.to_thread(_app_hosts, self.spec, dict(self._handles))
+        asked = [_awaitable(handle.metrics.remote()) for _, handle in hosts]
+        replies = await asyncio.gather(
+            *(asyncio.wait_for(reply, METRICS_TIMEOUT_S) for reply in asked),
+            return_exceptions=True,
+        )
+        snapshots: list[dict[str, Any]] = []
+        for (key, handle), reply in zip(hosts, replies, strict=True):
+            if isinstance(reply, dict) and reply:
+                snapshots.append(reply)
+            else:
+                snapshots.append({"binding": key.binding, "host": key.label, "up": False})
+                if self._handles.get(key) is handle:  # perhaps a dead actor's: look it up anew
+                    self._handles.pop(key, None)
+        return snapshots
+
     async def close(self) -> None:
         self._closing = True
         for task in self._reconnecting:
@@ -361,6 +390,30 @@ class RayPlacement:
         for link in self._links.values():
             link.close()
         self._links.clear()
+
+
+METRICS_TIMEOUT_S = 5.0
+
+
+async def _awaitable(ref: Any) -> Any:
+    return await ref
+
+
+def _app_hosts(spec: RuntimeSpec, known: dict[HostKey, Any]) -> list[tuple[HostKey, Any]]:
+    """Every live host of the app and its handle, from ``known`` or looked up (blocking GCS
+    queries: run in a thread)."""
+    prefix = f"raydo:{spec.app_name}:"
+    hosts = []
+    for info in ray.util.list_named_actors(all_namespaces=True):
+        name = info["name"] if isinstance(info, dict) else info
+        if isinstance(name, str) and name.startswith(prefix):
+            try:
+                key = HostKey.from_label(name[len(prefix) :])
+                handle = known.get(key) or ray.get_actor(name, namespace=RAY_NAMESPACE)
+                hosts.append((key, handle))
+            except ValueError:  # gone since it was listed, or not a host's name
+                continue
+    return hosts
 
 
 def kill_hosts(spec: RuntimeSpec) -> int:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from storage import ObjectStorage
 
+    from ._ids import ObjectId
+
 
 @dataclass(slots=True)
 class Turn:
@@ -24,6 +26,8 @@ class Turn:
     object on the same chain is let in (A calls B, B calls A)."""
     ended: bool = False
     """Set when the event is over: a task it started that outlives it is not that turn."""
+    object_id: ObjectId | None = None
+    """The object running it (log records carry it, see :mod:`actors._logs`)."""
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)

@@ -6,6 +6,7 @@ each) but as msgpack frames over one TCP connection per (caller process, host). 
 ====================  ==================================================================
 caller -> host         ``[HELLO, token, caller]`` first, then
                        ``[EVENT, req_id, seq, binding, object_hex, name, chain, kind, payload]``
+                       (and a trace context map last, while tracing)
 host -> caller         ``[WELCOME, host_label]``, then ``[OK, req_id, reply]`` or
                        ``[FAIL, req_id, [code, type, message, retryable]]``
 ====================  ==================================================================
@@ -148,9 +149,10 @@ class HostServerProtocol(asyncio.Protocol):
             assert self._gateway is not None
             self._host.announce_sockets(self._gateway, frame[1])
             return
-        if frame[0] != EVENT or len(frame) != 9:
+        if frame[0] != EVENT or len(frame) not in (9, 10):
             raise ValueError("expected an EVENT frame")
-        _, req_id, seq, binding, object_hex, name, chain, kind, payload = frame
+        _, req_id, seq, binding, object_hex, name, chain, kind, payload = frame[:9]
+        trace = frame[9] if len(frame) == 10 else None
         if not (
             isinstance(req_id, int)
             and isinstance(seq, int)
@@ -158,9 +160,12 @@ class HostServerProtocol(asyncio.Protocol):
             and isinstance(object_hex, str)
             and isinstance(chain, str)
             and (name is None or isinstance(name, str))
+            and (trace is None or isinstance(trace, dict))
         ):
             raise ValueError("malformed EVENT frame")
-        event = Event(binding, object_hex, name, chain, EventKind(kind), payload, self._caller, seq)
+        event = Event(
+            binding, object_hex, name, chain, EventKind(kind), payload, self._caller, seq, trace
+        )
         future = self._deliver(event)
         future.add_done_callback(lambda f: self._reply(req_id, f))
 
@@ -241,19 +246,20 @@ class HostLink(asyncio.Protocol):
         self._pending[req_id] = future
         event.caller = self.caller
         event.seq = next(self._seq)
-        self._writer.write(
-            [
-                EVENT,
-                req_id,
-                event.seq,
-                event.binding,
-                event.object_hex,
-                event.name,
-                event.chain,
-                int(event.kind),
-                event.payload,
-            ]
-        )
+        frame = [
+            EVENT,
+            req_id,
+            event.seq,
+            event.binding,
+            event.object_hex,
+            event.name,
+            event.chain,
+            int(event.kind),
+            event.payload,
+        ]
+        if event.trace is not None:
+            frame.append(event.trace)
+        self._writer.write(frame)
         try:
             return await future
         finally:

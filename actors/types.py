@@ -43,6 +43,8 @@ class Event:
     payload: Any
     caller: str = ""
     seq: int = 0
+    trace: Any = None
+    """Trace context (a ``traceparent`` map) while tracing; the host's span once admitted."""
 
 
 # fetch payloads: [method, path, query_string, headers [[name, value], ...], body, upgrade?]

@@ -6,6 +6,7 @@ import os
 
 from actors.placement import join_ray, ray_placement
 
+from . import cli_observe
 from .app import Gateway
 from .config import load_config
 
@@ -19,8 +20,9 @@ def create_app() -> Gateway:
     config = load_config(os.environ[APP_DIR])
     address = os.environ[RAY_ADDRESS]
     bind = os.environ.get(HOSTS_BIND, "127.0.0.1")
-    return Gateway(
+    gateway = Gateway(
         config,
         lambda spec: ray_placement(spec, bind=bind),
         on_start=lambda: join_ray(address),
     )
+    return cli_observe.attach(gateway, cli_observe.from_environment())

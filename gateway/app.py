@@ -6,19 +6,22 @@ What happens, in order:
    imports the app named by ``main`` and every object class (so mistakes fail at start-up).
 2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), builds the
    placement and the ``env``, starts the hosts that must always run (their alarms fire
-   without traffic), then lets the user app start.
+   without traffic) and the metrics endpoint if one was asked for (:mod:`gateway.metrics`),
+   then lets the user app start.
 3. Requests under ``/_raydo/`` go to the routes platform bindings serve themselves (a
    blob store's presigned URLs, for instance), never to the user app.
 4. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
    bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
    413 before the app reads them.
 5. Errors from objects that escape a handler become JSON responses with a fitting status
-   (overloaded and unavailable: 503; limits: 413; the rest: 500).
+   (overloaded and unavailable: 503; limits: 413; the rest: 500). Every HTTP request is
+   counted, and traced when a tracer is configured.
 6. On shutdown the user app stops first, then the placement closes its connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -32,6 +35,7 @@ from actors.placement import Placement, freeze_startup_heap
 from storage.limits import LimitExceeded
 
 from .config import AppConfig
+from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
 from .runtime import (
     AppLoadError,
     check_classes,
@@ -60,6 +64,7 @@ class Gateway:
         placement_factory: PlacementFactory,
         *,
         on_start: Callable[[], None] | None = None,
+        metrics: MetricsOptions | None = None,
     ) -> None:
         missing = unsupported_bindings(config)
         if missing:
@@ -79,6 +84,9 @@ class Gateway:
         self.placement: Placement | None = None
         self._env: Env | None = None
         self._platform_routes: Router | None = None
+        self.metrics = GatewayMetrics()
+        self.metrics_options = metrics
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     @property
     def env(self) -> Env:
@@ -101,6 +109,9 @@ class Gateway:
             freeze_startup_heap()
 
     async def stop(self) -> None:
+        if self.metrics_endpoint is not None:
+            endpoint, self.metrics_endpoint = self.metrics_endpoint, None
+            await asyncio.to_thread(endpoint.stop)  # waits out a scrape in progress
         if self.placement is not None:
             placement, self.placement, env = self.placement, None, self._env
             self._env = self._platform_routes = None
@@ -112,6 +123,12 @@ class Gateway:
             await placement.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":  # counted, and traced when a tracer is configured
+            await observe_http(self.metrics, self._serve, scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -140,6 +157,8 @@ class Gateway:
                 # Standing hosts start (and settle on their nodes) before serving begins, so
                 # no request meets a host that is being moved.
                 await self.placement.start()
+                if self.metrics_options is not None:
+                    self.metrics_endpoint = MetricsEndpoint.start(self, self.metrics_options)
             return message
 
         async def send_(message: Message) -> None:

@@ -42,6 +42,7 @@ from storage import codec
 
 from .app import Gateway
 from .config import AppConfig, load_config
+from .metrics import MetricsOptions
 
 _OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
 
@@ -61,6 +62,14 @@ class TestApp:
     def env(self) -> Env:
         """The app's bindings, as its handlers see them."""
         return self.gateway.env
+
+    @property
+    def metrics_url(self) -> str:
+        """The Prometheus endpoint's URL (``start_app(..., metrics=True)`` only)."""
+        endpoint = self.gateway.metrics_endpoint
+        if endpoint is None:
+            raise RuntimeError("no metrics endpoint: start the app with start_app(metrics=True)")
+        return endpoint.url
 
     def websocket_url(self, path: str) -> str:
         """The ``ws://`` URL of ``path`` on this app (for any WebSocket client)."""
@@ -122,12 +131,14 @@ class TestApp:
 
 @asynccontextmanager
 async def start_app(
-    path: str | os.PathLike[str], *, ray: bool | str = False
+    path: str | os.PathLike[str], *, ray: bool | str = False, metrics: bool = False
 ) -> AsyncIterator[TestApp]:
-    """Serve the app in ``path`` on 127.0.0.1 for the duration of the block."""
+    """Serve the app in ``path`` on 127.0.0.1 for the duration of the block (with a metrics
+    endpoint on a free port of 127.0.0.1 when ``metrics``: see ``TestApp.metrics_url``)."""
     config = load_config(path)
+    options = MetricsOptions(port=0) if metrics else None
     if ray is False:
-        gateway = Gateway(config, LocalPlacement)
+        gateway = Gateway(config, LocalPlacement, metrics=options)
     else:
 
         def connect() -> None:
@@ -138,7 +149,7 @@ async def start_app(
             elif not ray_module.is_initialized():
                 start_local_ray()
 
-        gateway = Gateway(config, ray_placement, on_start=connect)
+        gateway = Gateway(config, ray_placement, on_start=connect, metrics=options)
     # Bound now, before start-up (which may take seconds on Ray): nobody can take the port.
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

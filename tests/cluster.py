@@ -172,9 +172,17 @@ class Server:
             proc.wait(timeout=10)
 
 
-def serve(app_dir: Path, cluster: RayCluster, log_dir: Path, *, workers: int = 1) -> Server:
+def serve(
+    app_dir: Path,
+    cluster: RayCluster,
+    log_dir: Path,
+    *,
+    workers: int = 1,
+    args: Sequence[str] = (),
+) -> Server:
+    """``raydo serve`` on a free port, with ``args`` added to its command line."""
     port = free_port()
-    args = [
+    command = [
         RAYDO,
         "serve",
         str(app_dir),
@@ -184,5 +192,6 @@ def serve(app_dir: Path, cluster: RayCluster, log_dir: Path, *, workers: int = 1
         str(port),
         "--workers",
         str(workers),
+        *args,
     ]
-    return Server(args, port, log_dir / f"serve-{port}.log").start()
+    return Server(command, port, log_dir / f"serve-{port}.log").start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -53,8 +53,8 @@ def gateway(ray_cluster: RayCluster, tmp_path: Path) -> Iterator[Callable[..., S
     """Start ``raydo serve`` processes joined to the session cluster; all stop after the test."""
     servers: list[Server] = []
 
-    def start(app_dir: Path, *, workers: int = 1) -> Server:
-        server = serve(app_dir, ray_cluster, tmp_path, workers=workers)
+    def start(app_dir: Path, *, workers: int = 1, args: Sequence[str] = ()) -> Server:
+        server = serve(app_dir, ray_cluster, tmp_path, workers=workers, args=args)
         servers.append(server)
         return server
 
