@@ -14,6 +14,12 @@ What happens to one socket, in order:
 
 Because the socket lives here and not in the object, the object may be evicted while its
 clients stay connected: the next message constructs it again.
+
+When the server offers the ``raydo.detach`` scope extension (raydo's own uvicorn protocol,
+``gateway._ws_protocol``), the socket leaves ASGI once accepted: the app's call returns and
+the socket is held only by its connection and a :class:`ClientSocket`, which receives
+messages as callbacks and has a task only while messages wait to reach the object. Under any
+other server, ``serve`` reads the socket through ASGI until it closes.
 """
 
 from __future__ import annotations
@@ -25,47 +31,83 @@ import logging
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from storage.limits import Limits
 
 from ._errors import HostUnavailable, RaydoError
+from ._metrics import SocketCounts
 from ._spec import HostKey
 from .types import EventKind
 
 log = logging.getLogger("raydo.websockets")
 
 SendEvent = Callable[[EventKind, list[Any]], Awaitable[Any]]
-from ._metrics import SocketCounts
+#: The scope extension a server offers to take an accepted socket out of ASGI.
+DETACH_EXTENSION = "raydo.detach"
 _CLOSE = object()
+# Messages waiting for the object before the client's reading is paused, and resumed.
+INBOX_PAUSE = 8
+INBOX_RESUME = 2
 TOO_SLOW = 1008
 TOO_BIG = 1009
 CUT_AFTER_S = 1.0
 CLOSE_ATTEMPTS = 6
 
 
+class Connection(Protocol):
+    """A socket taken out of ASGI (``gateway._ws_protocol.LeanWebSocketProtocol``)."""
+
+    @property
+    def writable_now(self) -> bool: ...
+
+    def send_message(self, data: str | bytes) -> None: ...
+
+    def close_socket(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def track(self, task: asyncio.Task[Any]) -> None: ...
+
+    def release(self) -> None: ...
+
+
 class ClientSocket:
-    """One accepted client socket. Its writer task exists only while messages wait, so an
-    idle socket costs no task (tens of thousands may sit idle)."""
+    """One accepted client socket. Its tasks exist only while messages wait, so an idle
+    socket costs no task (tens of thousands may sit idle)."""
 
     __slots__ = (
         "auto",
         "closed_by_object",
         "closing",
+        "connection",
         "dropped",
+        "hub",
+        "inbox",
         "key",
         "limit",
         "object_hex",
         "outgoing",
+        "pump",
+        "send_event",
         "sender",
         "sid",
         "websocket",
     )
 
     def __init__(
-        self, websocket: WebSocket, sid: str, key: HostKey, object_hex: str, limits: Limits
+        self,
+        websocket: WebSocket | None,
+        sid: str,
+        key: HostKey,
+        object_hex: str,
+        limits: Limits,
     ) -> None:
         self.websocket = websocket
         self.sid = sid
@@ -78,6 +120,12 @@ class ClientSocket:
         self.limit = limits.socket_queue
         self.outgoing: deque[Any] = deque()
         self.sender: asyncio.Future[None] | None = None
+        # Set once detached from ASGI:
+        self.connection: Connection | None = None
+        self.hub: SocketHub | None = None
+        self.send_event: SendEvent | None = None
+        self.inbox: deque[Any] = deque()
+        self.pump: asyncio.Task[None] | None = None
 
     def enqueue(self, message: str | bytes) -> bool:
         """Queue a message; False when the client is too far behind to take it."""
@@ -100,11 +148,92 @@ class ClientSocket:
         self._kick()
 
     def _kick(self) -> None:
-        if self.sender is None or self.sender.done():
+        if self.connection is not None:
+            self.drain()
+        elif self.sender is None or self.sender.done():
             self.sender = asyncio.ensure_future(self._write())
+
+    # A detached socket: the connection calls these.
+
+    def drain(self) -> None:
+        """Write what is queued while the connection takes it (no task: writes don't block)."""
+        connection = self.connection
+        assert connection is not None
+        while self.outgoing and connection.writable_now:
+            item = self.outgoing.popleft()
+            if isinstance(item, tuple):
+                self.outgoing.clear()
+                connection.close_socket(item[1], item[2])
+                return
+            connection.send_message(item)
+
+    def message(self, data: str | bytes) -> None:
+        """A client message: answered here (auto-response) or queued for the object."""
+        if self.closing:
+            return
+        size = len(data.encode()) if isinstance(data, str) else len(data)
+        limit = self.hub.limits.websocket_message_bytes if self.hub is not None else 0
+        if size > limit:
+            self.dropped = (TOO_BIG, f"message over {limit} bytes")
+            self.close_soon(TOO_BIG, self.dropped[1], drop_queued=True)
+            return
+        if self.auto is not None and isinstance(data, str) and data == self.auto[0]:
+            self.enqueue(self.auto[1])  # answered here; the object stays asleep
+            return
+        self._to_object(data)
+
+    def closed(self, code: int, reason: str, clean: bool) -> None:
+        """The connection ended (reported once): the object hears of it after the messages
+        before it."""
+        self._to_object((_CLOSE, code, reason, clean))
+
+    def _to_object(self, item: Any) -> None:
+        self.inbox.append(item)
+        connection = self.connection
+        assert connection is not None
+        if len(self.inbox) >= INBOX_PAUSE:
+            connection.pause_reading()
+        if self.pump is None:
+            self.pump = asyncio.ensure_future(self._pump())
+            connection.track(self.pump)
+
+    async def _pump(self) -> None:
+        """Deliver the inbox to the object in order, one event at a time, then end."""
+        assert self.connection is not None and self.send_event is not None
+        try:
+            while self.inbox:
+                item = self.inbox.popleft()
+                if len(self.inbox) <= INBOX_RESUME:
+                    self.connection.resume_reading()
+                if isinstance(item, tuple):
+                    await self._finish(item[1], item[2], item[3])
+                    return
+                try:
+                    await _quietly(
+                        self.send_event(EventKind.WS_MESSAGE, [self.sid, item]), self.sid
+                    )
+                except Exception as exc:  # noqa: BLE001 - one lost message, not the socket
+                    log.warning(
+                        "WebSocket %s: a message did not reach the object: %s", self.sid, exc
+                    )
+        finally:
+            self.pump = None
+
+    async def _finish(self, code: int, reason: str, clean: bool) -> None:
+        assert self.hub is not None and self.send_event is not None
+        self.hub._sockets.pop(self.sid, None)
+        self.closing = True
+        if self.dropped is not None:
+            (code, reason), clean = self.dropped, False
+        if not self.closed_by_object:
+            try:
+                await _report_close(self.send_event, [self.sid, code, reason, clean], self.sid)
+            except Exception as exc:  # noqa: BLE001 - logged; nothing else is left to do
+                log.error("WebSocket %s: its close never reached the object: %s", self.sid, exc)
 
     async def _write(self) -> None:
         websocket = self.websocket
+        assert websocket is not None
         while self.outgoing:
             item = self.outgoing.popleft()
             if websocket.application_state != WebSocketState.CONNECTED:
@@ -131,6 +260,7 @@ class SocketHub:
         self._sockets: dict[str, ClientSocket] = {}
         self._pending: dict[str, list[list[Any]]] = {}
         self._ids = itertools.count()
+        self.counts: dict[str, SocketCounts] = {}  # per binding, for the metrics endpoint
 
     def new_sid(self) -> str:
         """A socket id for an upgrade about to be sent. Pushes for it that arrive before the
@@ -145,6 +275,13 @@ class SocketHub:
 
     def __len__(self) -> int:
         return len(self._sockets)
+
+    def open_by_binding(self) -> dict[str, int]:
+        """How many client sockets are open, per binding (for the metrics endpoint)."""
+        found: dict[str, int] = {}
+        for sock in list(self._sockets.values()):
+            found[sock.key.binding] = found.get(sock.key.binding, 0) + 1
+        return found
 
     def sockets_on(self, key: HostKey) -> list[list[str]]:
         """``[object_hex, sid]`` of every socket whose object lives on host ``key``."""
@@ -179,8 +316,13 @@ class SocketHub:
         sock.dropped = (TOO_SLOW, reason)
         sock.closing = True
         sock.outgoing.clear()
+        if sock.connection is not None:
+            sock.connection.close_socket(TOO_SLOW, reason)
+            asyncio.get_running_loop().call_later(2 * CUT_AFTER_S, sock.connection.abort)
+            return
         if sock.sender is not None:
             sock.sender.cancel()
+        assert sock.websocket is not None
         sock.sender = asyncio.ensure_future(_close_or_cut(sock.websocket, TOO_SLOW, reason))
 
     async def serve(
@@ -192,7 +334,8 @@ class SocketHub:
         auto: tuple[str, str] | None,
         send_event: SendEvent,
     ) -> None:
-        """Accept the client and pump its messages to the object until it closes."""
+        """Accept the client, then hand the socket to its connection (returning at once) or,
+        under a server that cannot detach it, pump its messages until it closes."""
         waiting = self._pending.pop(sid, [])
         sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
         sock.auto = auto
@@ -202,6 +345,15 @@ class SocketHub:
         try:
             # Inside the try: a client gone before the accept still gets its 1006 reported.
             await websocket.accept()
+            offer = websocket.scope.get("extensions", {}).get(DETACH_EXTENSION)
+            connection = offer["detach"](sock) if offer is not None else None
+            if connection is not None:
+                sock.connection, sock.hub, sock.send_event = connection, self, send_event
+                sock.websocket = None
+                for frame in waiting:
+                    self.push(frame)
+                connection.release()
+                return
             for frame in waiting:
                 self.push(frame)
             while True:
@@ -227,14 +379,22 @@ class SocketHub:
         except Exception as exc:  # noqa: BLE001 - a broken connection is a 1006
             log.debug("WebSocket %s failed: %s", sid, exc)
         finally:
-            self._sockets.pop(sid, None)
-            if sock.dropped is not None:
-                (code, reason), clean = sock.dropped, False
-            if not sock.closed_by_object:
-                await _report_close(send_event, [sid, code, reason, clean], sid)
-            if sock.sender is not None and not sock.sender.done():
-                await asyncio.wait({sock.sender}, timeout=5)
-                sock.sender.cancel()
+            if sock.connection is None:
+                await self._served(sock, code, reason, clean, send_event)
+
+    async def _served(
+        self, sock: ClientSocket, code: int, reason: str, clean: bool, send_event: SendEvent
+    ) -> None:
+        """The end of a socket read through ASGI: report its close once, finish writing."""
+        sid = sock.sid
+        self._sockets.pop(sid, None)
+        if sock.dropped is not None:
+            (code, reason), clean = sock.dropped, False
+        if not sock.closed_by_object:
+            await _report_close(send_event, [sid, code, reason, clean], sid)
+        if sock.sender is not None and not sock.sender.done():
+            await asyncio.wait({sock.sender}, timeout=5)
+            sock.sender.cancel()
 
 
 async def _close_or_cut(websocket: WebSocket, code: int, reason: str) -> None:
@@ -260,7 +420,6 @@ def _transport_of(websocket: WebSocket) -> asyncio.Transport | None:
 
 
 def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
-        self.counts: dict[str, SocketCounts] = {}  # per binding, for the metrics endpoint
     """Did the client send a Close frame? uvicorn reports a lost connection as 1005, the code
     of a Close frame without a status too, so ask its protocol which it was."""
     if code == 1006:
@@ -276,13 +435,6 @@ def _closed_cleanly(websocket: WebSocket, code: int) -> bool:
 async def _report_close(send_event: SendEvent, payload: list[Any], sid: str) -> None:
     """The object must hear of the close exactly once: retry while its host restarts."""
     for attempt in range(CLOSE_ATTEMPTS):
-    def open_by_binding(self) -> dict[str, int]:
-        """How many client sockets are open, per binding (for the metrics endpoint)."""
-        found: dict[str, int] = {}
-        for sock in list(self._sockets.values()):
-            found[sock.key.binding] = found.get(sock.key.binding, 0) + 1
-        return found
-
         try:
             await send_event(EventKind.WS_CLOSE, payload)
             return
