@@ -21,12 +21,13 @@ from typing import Any
 
 from storage.limits import Limits
 
+from . import cli_db, cli_observe, cli_queues
 from .config import ConfigError, load_config
 from .runtime import AppLoadError
 
 DEFAULT_PORT = 8787
-
 LEAN_WEBSOCKETS = "gateway._ws_protocol:LeanWebSocketProtocol"
+
 
 def _port(text: str) -> int:
     try:
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
+    cli_observe.add_options(dev)
 
     serve = commands.add_parser("serve", help="serve an app on a running Ray cluster")
     serve.add_argument("dir", nargs="?", default=".", help="the app's folder (holding raydo.toml)")
@@ -77,7 +79,10 @@ def parser() -> argparse.ArgumentParser:
         help="where hosts listen for gateways: 127.0.0.1 (one machine) or 'node' (the node's IP)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    cli_observe.add_options(serve)
     _objects_parser(commands)
+    cli_db.add_commands(commands)
+    cli_queues.add_commands(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
@@ -143,14 +148,19 @@ def _objects(args: argparse.Namespace) -> int:
     config = load_config(args.dir)
     try:
         if args.action == "list":
+            from tqdm import tqdm
 
-            def progress(seen: int) -> None:
-                if sys.stderr.isatty():
-                    print(f"\rcounted {seen:,} objects...", end="", file=sys.stderr, flush=True)
+            # A bar on a terminal only: piped output (``--json | jq``) stays clean.
+            with tqdm(
+                desc="objects", unit=" files", disable=not sys.stderr.isatty(), leave=False
+            ) as bar:
 
-            rows = inspection.list_objects(
-                config, args.binding, after=args.after, limit=args.limit, progress=progress
-            )
+                def progress(seen: int) -> None:
+                    bar.update(seen - bar.n)
+
+                rows = inspection.list_objects(
+                    config, args.binding, after=args.after, limit=args.limit, progress=progress
+                )
             for row in rows:
                 alarm = "-" if row.alarm is None else row.alarm.isoformat(timespec="seconds")
                 written = row.last_write.isoformat(timespec="seconds")
@@ -205,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dev(args)
         if args.command == "objects":
             return _objects(args)
+        handler = getattr(args, "handler", None)  # commands added by other modules
+        if handler is not None:
+            return int(handler(args))
         return _serve(args)
     except (ConfigError, AppLoadError) as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)
@@ -222,11 +235,15 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
         "host": host,
         "port": args.port,
         "loop": "uvloop",
+        # uvicorn's sans-I/O protocol, able to take accepted sockets out of ASGI (idle ones
+        # then cost a few KiB instead of a whole call stack).
+        "ws": LEAN_WEBSOCKETS,
         "http": "httptools",
         "lifespan": "on",
         "log_level": "warning",
         "access_log": args.access_log,
         "timeout_graceful_shutdown": 5,
+        **cli_observe.uvicorn_options(args),
     }
 
 
@@ -235,16 +252,15 @@ def _dev(args: argparse.Namespace) -> int:
 
     from actors.placement import LocalPlacement, ray_placement, start_local_ray
 
-        # uvicorn's sans-I/O protocol, able to take accepted sockets out of ASGI (idle ones
-        # then cost a few KiB instead of a whole call stack).
-        "ws": LEAN_WEBSOCKETS,
     from .app import Gateway
 
     config = load_config(args.dir)
+    metrics = cli_observe.setup(args)
     if args.in_process:
         gateway = Gateway(config, LocalPlacement)
     else:
         gateway = Gateway(config, ray_placement, on_start=start_local_ray)
+    cli_observe.attach(gateway, metrics)
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
     print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
     _run_bound(uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits)))  # type: ignore[arg-type]
@@ -267,6 +283,7 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[_worker.APP_DIR] = str(config.root)
     os.environ[_worker.RAY_ADDRESS] = args.address
     os.environ[_worker.HOSTS_BIND] = args.hosts_bind
+    cli_observe.export(args, cli_observe.setup(args, ports=args.workers))
     # Check the app imports before forking workers, so mistakes fail once, clearly.
     from .runtime import check_classes, import_attribute
 

@@ -233,8 +233,32 @@ _D1_FIELDS = {
 _R2_FIELDS = {
     "binding": _BINDING,
     "bucket_name": _required(_name(_RESOURCE_NAME, "a bucket name")),
+    "backend": _choice("filesystem", "s3"),
+    "endpoint_url": _Field(
+        "an http:// or https:// URL",
+        lambda v: (
+            v if isinstance(v, str) and re.fullmatch(r"https?://[^\s\0]{1,2040}", v) else None
+        ),
+    ),
+    "region": _name(_RESOURCE_NAME, "a region name"),
+    "s3_bucket": _name(_RESOURCE_NAME, "an S3 bucket name"),
+    "presign_secret_env": _name(_IDENTIFIER, "an environment variable name"),
 }
-_KV_FIELDS = {"binding": _BINDING, "id": _name(_RESOURCE_NAME, "a namespace id")}
+_R2_S3_ONLY = ("endpoint_url", "region", "s3_bucket")
+_R2_DEFAULTS: dict[str, object] = {
+    "backend": "filesystem",
+    "endpoint_url": None,
+    "region": None,
+    "s3_bucket": None,
+    "presign_secret_env": None,
+}
+_KV_FIELDS = {
+    "binding": _BINDING,
+    "id": _name(_RESOURCE_NAME, "a namespace id"),
+    "cache_ttl": _number(0, 31_536_000, above=False),
+    "min_ttl": _number(0, 31_536_000, above=False),
+    "cache_bytes": _integer(0, None),
+}
 _QUEUES_FIELDS = {
     "producers": _tables("queues.producers"),
     "consumers": _tables("queues.consumers"),
@@ -247,9 +271,17 @@ _CONSUMER_FIELDS = {
     "max_batch_timeout": _number(0, 60, above=False),
     "max_retries": _integer(0, 100),
     "dead_letter_queue": _name(_RESOURCE_NAME, "a queue name"),
+    # Absent: the ``queue`` function of ``main``'s module (a Worker's ``queue()`` handler).
+    "handler": _reference("function"),
+    "retry_delay": _number(0, 43200, above=False),
 }
 _D1_DEFAULTS: dict[str, object] = {"migrations_dir": "migrations"}
-_KV_DEFAULTS: dict[str, object] = {"id": None}
+_KV_DEFAULTS: dict[str, object] = {
+    "id": None,
+    "cache_ttl": 60.0,
+    "min_ttl": 60.0,
+    "cache_bytes": 64 * MiB,
+}
 _CONSUMER_DEFAULTS: dict[str, object] = {
     "max_batch_size": 10,
     "max_batch_timeout": 5.0,
@@ -404,6 +436,18 @@ def _check_consumers(file: Path, consumers: list[tuple[str, dict[str, object]]])
         seen[queue] = where
 
 
+def _check_buckets(file: Path, buckets: list[tuple[str, dict[str, object]]]) -> None:
+    for where, bucket in buckets:
+        if bucket["backend"] != "s3":
+            for name in _R2_S3_ONLY:
+                if bucket[name] is not None:
+                    raise ConfigError(
+                        file,
+                        f"{where}.{name}",
+                        'only used with backend = "s3"; add that or remove it',
+                    )
+
+
 def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
     """Load and check ``raydo.toml``, given the file or its folder; raise :class:`ConfigError`."""
     path = _locate(Path(path_or_dir))
@@ -426,7 +470,8 @@ def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
         **_read_table(path, "limits", top.get("limits", {}), _LIMIT_FIELDS),
     )
     d1 = _read_platform(path, "d1_databases", top.get("d1_databases", []), _D1_FIELDS, _D1_DEFAULTS)
-    r2 = _read_platform(path, "r2_buckets", top.get("r2_buckets", []), _R2_FIELDS)
+    r2 = _read_platform(path, "r2_buckets", top.get("r2_buckets", []), _R2_FIELDS, _R2_DEFAULTS)
+    _check_buckets(path, r2)
     kv = _read_platform(
         path, "kv_namespaces", top.get("kv_namespaces", []), _KV_FIELDS, _KV_DEFAULTS
     )

@@ -45,12 +45,18 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 # Config sections whose bindings this version cannot serve yet; each kind leaves this set
 # when its module in ``bindings`` lands.
-_UNSERVED: set[str] = {"d1_databases", "r2_buckets", "kv_namespaces", "queues"}
+_UNSERVED: set[str] = set()
 
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
+    from bindings import d1, kv, queues, r2
+
     plan = Plan()
+    plan += d1.plan(config.d1_databases)
+    plan += kv.plan(config.kv_namespaces)
+    plan += r2.plan(config.r2_buckets)
+    plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
     return plan
 
 
@@ -90,3 +96,10 @@ def check_classes(config: AppConfig) -> None:
                 f"{config.path}: durable_objects binding {binding.name}: {binding.class_name}"
                 " is not a subclass of actors.DurableObject"
             )
+    from bindings.queues import handler_reference
+
+    for consumer in config.queue_consumers:
+        reference = handler_reference(consumer, config.main)
+        what = f"handler of queue {consumer['queue']!r}"
+        if not callable(import_attribute(config, reference, what)):
+            raise AppLoadError(f"{config.path}: {what}: {reference} is not a function")

@@ -51,6 +51,24 @@ class Limits:
     """Messages waiting to be sent to one client; past it the client is closed (1008)."""
     alarm_seconds: int = 900
     """Wall time of one ``alarm()`` run; past it the run is cancelled and counts as failed."""
+    kv_key_bytes: int = 512
+    """A key of a key-value namespace (``[[kv_namespaces]]``), UTF-8 encoded."""
+    kv_value_bytes: int = 25 * MiB
+    """A value of a key-value namespace; carried in pieces, so it may exceed ``message_bytes``."""
+    kv_metadata_bytes: int = 1 * KiB
+    """The metadata of a key-value pair, serialized as JSON."""
+    queue_message_bytes: int = 128 * KiB
+    """One queue message's body, msgpack encoded (``send``, ``send_batch``)."""
+    queue_batch_bytes: int = 256 * KiB
+    """The bodies of one ``send_batch`` together, encoded."""
+    queue_batch_messages: int = 100
+    """Messages in one ``send_batch``."""
+    blob_key_bytes: int = 1 * KiB
+    """A key of a blob bucket (``[[r2_buckets]]``), UTF-8 encoded."""
+    blob_put_bytes: int = 5 * GiB
+    """One body stored by a single put (or presigned PUT), and one multipart part."""
+    blob_metadata_bytes: int = 2 * KiB
+    """A blob's custom metadata: keys and values together, UTF-8 encoded."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from typing import Any
 from . import codec
 from .errors import SqlError, StorageError, TransactionError
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
-from .sql import Authorizer, Cursor, SqlStorage, translate_error
+from .sql import Authorizer, Cursor, SqlStorage, strip_comments, translate_error
 
 KV_TABLE = "_raydo_kv"
 
@@ -366,7 +366,7 @@ class ObjectStorage:
     # ---- used by SqlStorage -------------------------------------------------------------
 
     def run_user_sql(self, statements: builtins.list[str], params: tuple[Any, ...]) -> Cursor:
-        statements = [s for s in statements if _strip_comments(s)]
+        statements = [s for s in statements if strip_comments(s)]
         if not statements:
             raise SqlError("the SQL query did not contain a statement")
         self._check_not_lost()
@@ -389,7 +389,7 @@ class ObjectStorage:
         except UnicodeEncodeError as exc:
             raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
         names = [d[0] for d in cur.description] if cur.description else []
-        return Cursor(names, rows, conn.total_changes - before)
+        return Cursor(names, rows, conn.total_changes - before, cur.lastrowid or 0)
 
     # ---- for the package's other records (sockets) ---------------------------------------
 
@@ -627,19 +627,3 @@ def _prefix_upper_bound(prefix: str) -> str | None:
             return "".join(chars)
         chars.pop()
     return None
-
-
-def _strip_comments(sql: str) -> str:
-    """``sql`` without its comments and semicolons: empty when it holds no statement."""
-    out, i, n = [], 0, len(sql)
-    while i < n:
-        if sql.startswith("--", i):
-            j = sql.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-        else:
-            out.append(sql[i])
-            i += 1
-    return "".join(out).strip().strip(";").strip()

@@ -168,24 +168,48 @@ def split_statements(query: str) -> list[str]:
     return statements
 
 
+def strip_comments(sql: str) -> str:
+    """``sql`` without its comments and semicolons: empty when it holds no statement."""
+    if "--" not in sql and "/*" not in sql:  # the common case, without a walk in Python
+        return sql.strip().strip(";").strip()
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        if sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        else:
+            out.append(sql[i])
+            i += 1
+    return "".join(out).strip().strip(";").strip()
+
+
 class Cursor:
     """The result of one ``sql.exec``: rows as dicts (iterate, ``fetchall``, ``one``) or tuples
     (``raw``).
 
     Rows are read in full when the statement runs, so a cursor stays valid after the event's
-    transaction commits. ``rows_read`` counts the rows the statement returned and
-    ``rows_written`` the rows it inserted, updated or deleted.
+    transaction commits. ``rows_read`` counts the rows the statement returned,
+    ``rows_written`` the rows it inserted, updated or deleted, and ``last_row_id`` is the
+    connection's last inserted rowid (SQLite's ``last_insert_rowid()``) after it ran.
     """
 
-    __slots__ = ("_rows", "column_names", "rows_read", "rows_written")
+    __slots__ = ("_rows", "column_names", "last_row_id", "rows_read", "rows_written")
 
     def __init__(
-        self, column_names: list[str], rows: list[tuple[Any, ...]], rows_written: int
+        self,
+        column_names: list[str],
+        rows: list[tuple[Any, ...]],
+        rows_written: int,
+        last_row_id: int = 0,
     ) -> None:
         self.column_names = column_names
         self._rows = rows
         self.rows_read = len(rows)
         self.rows_written = rows_written
+        self.last_row_id = last_row_id
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         names = self.column_names

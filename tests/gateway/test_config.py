@@ -104,8 +104,26 @@ def test_full_example_loads(tmp_path: Path) -> None:
     assert config.d1_databases == (
         {"binding": "DB", "database_name": "my-app", "migrations_dir": "migrations"},
     )
-    assert config.r2_buckets == ({"binding": "FILES", "bucket_name": "my-app-files"},)
-    assert config.kv_namespaces == ({"binding": "CONFIG", "id": None},)
+    assert config.r2_buckets == (
+        {
+            "binding": "FILES",
+            "bucket_name": "my-app-files",
+            "backend": "filesystem",
+            "endpoint_url": None,
+            "region": None,
+            "s3_bucket": None,
+            "presign_secret_env": None,
+        },
+    )
+    assert config.kv_namespaces == (
+        {
+            "binding": "CONFIG",
+            "id": None,
+            "cache_ttl": 60.0,
+            "min_ttl": 60.0,
+            "cache_bytes": 64 * 1024 * 1024,
+        },
+    )
     assert config.queue_producers == ({"binding": "JOBS", "queue": "jobs"},)
     assert config.queue_consumers == (
         {

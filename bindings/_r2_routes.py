@@ -1,0 +1,203 @@
+"""The gateway's side of presigned URLs: ``/_raydo/r2/<BINDING>?key=&expires=&signature=``.
+
+In order, for each request: the signature is checked over the request's method, the bucket,
+the expiry and the key (403 JSON when missing, tampered, signed for another method, or
+expired); then the bucket does the operation, streaming:
+
+- ``GET``/``HEAD``: the body (or headers only), with ``Range: bytes=`` (one range; 206, or
+  416 past the end), ``If-None-Match`` (304) and ``If-Match`` (412); 404 when there is none.
+- ``PUT``: the request body becomes the object (``Content-Type`` and the other
+  ``http_metadata`` headers kept; ``If-Match`` / ``If-None-Match`` checked, 412 when they
+  fail). These routes sit before the app's request limit: a body may be up to
+  ``blob_put_bytes`` (5 GiB), not ``request_bytes``. A client that disconnects midway leaves
+  nothing.
+- ``DELETE``: 204.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from storage.blobs import (
+    BlobError,
+    BlobMeta,
+    Conditions,
+    InvalidRange,
+    Range,
+    format_http_date,
+)
+from storage.limits import LimitExceeded
+
+from ._r2_presign import METHODS, PRESIGN_PREFIX, PresignError, Refused
+
+if TYPE_CHECKING:
+    from .r2 import R2Bucket, R2Object
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_PUT_HEADERS = {
+    "content-type": "content_type",
+    "content-language": "content_language",
+    "content-disposition": "content_disposition",
+    "content-encoding": "content_encoding",
+    "cache-control": "cache_control",
+    "expires": "cache_expiry",
+}
+
+
+def presigned_routes(bucket: R2Bucket) -> list[BaseRoute]:
+    async def endpoint(request: Request) -> Response:
+        return await _serve(bucket, request)
+
+    return [Route(f"{PRESIGN_PREFIX}{bucket.binding}", endpoint, methods=list(METHODS))]
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+async def _serve(bucket: R2Bucket, request: Request) -> Response:
+    query = request.query_params
+    try:
+        key = bucket.signer.verify(
+            request.method, query.get("key"), query.get("expires"), query.get("signature")
+        )
+    except Refused as refused:
+        return _error(403, refused.code, str(refused), connection="close")
+    except PresignError as exc:
+        return _error(500, "presign_unavailable", str(exc))
+    try:
+        if request.method == "PUT":
+            return await _put(bucket, key, request)
+        if request.method == "DELETE":
+            await bucket.delete(key)
+            return Response(status_code=204)
+        return await _get(bucket, key, request)
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody reads it; the put left nothing behind
+    except LimitExceeded as exc:
+        return JSONResponse(
+            {"error": "limit_exceeded", "limit": exc.limit, "message": str(exc)},
+            status_code=413,
+            headers={"connection": "close"},
+        )
+    except BlobError as exc:
+        return _error(400, exc.code, str(exc))
+
+
+def _headers(obj: R2Object) -> dict[str, str]:
+    headers = {
+        "etag": obj.http_etag,
+        "last-modified": format_http_date(obj.uploaded),
+        "accept-ranges": "bytes",
+        "content-type": "application/octet-stream",
+    }
+    obj.write_http_metadata(headers)
+    return headers
+
+
+async def _get(bucket: R2Bucket, key: str, request: Request) -> Response:
+    wanted = _range(request.headers.get("range"))
+    only_if = _conditions(request, reading=True)
+    try:
+        found = await bucket.get(key, range=wanted, only_if=only_if)
+    except InvalidRange as exc:
+        head = await bucket.head(key)
+        size = "*" if head is None else str(head.size)
+        return _error(416, exc.code, str(exc), **{"content-range": f"bytes */{size}"})
+    if found is None:
+        return _error(404, "not_found", "no object under this key")
+    from .r2 import R2ObjectBody
+
+    headers = _headers(found)
+    if not isinstance(found, R2ObjectBody):
+        # Failed conditions: 412 when If-Match or If-Unmodified-Since failed, else 304.
+        assert only_if is not None
+        strict = Conditions(
+            etag_matches=only_if.etag_matches, uploaded_before=only_if.uploaded_before
+        )
+        status = 304 if strict.holds(_meta_of(found)) else 412
+        return Response(status_code=status, headers=headers)
+    status = 200
+    length = found.size
+    if found.range is not None:
+        offset, length = found.range["offset"], found.range["length"]
+        status = 206
+        if length:
+            headers["content-range"] = f"bytes {offset}-{offset + length - 1}/{found.size}"
+    headers["content-length"] = str(length)
+    if request.method == "HEAD":
+        await found.aclose()
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(found.body, status_code=status, headers=headers)
+
+
+def _meta_of(obj: R2Object) -> BlobMeta:
+    return BlobMeta(obj.key, obj.size, obj.etag, obj.uploaded, obj.version)
+
+
+def _range(header: str | None) -> Range | None:
+    """One ``bytes=`` range as a :class:`Range`; anything else (several ranges, other
+    units, garbage) is ignored, as HTTP allows, and the whole body is served."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first, last = match.groups()
+    if first and last:
+        if int(last) < int(first):
+            return None
+        return Range(offset=int(first), length=int(last) - int(first) + 1)
+    if first:
+        return Range(offset=int(first))
+    if last and int(last) > 0:
+        return Range(suffix=int(last))
+    return None
+
+
+def _conditions(request: Request, *, reading: bool) -> Conditions | None:
+    headers = request.headers
+    fields: dict[str, Any] = {}
+    if "if-match" in headers:
+        fields["etag_matches"] = headers["if-match"]
+    if "if-none-match" in headers:
+        fields["etag_does_not_match"] = headers["if-none-match"]
+    for header, name in (
+        ("if-unmodified-since", "uploaded_before"),
+        ("if-modified-since", "uploaded_after"),
+    ):
+        if header in headers and (reading or name == "uploaded_before"):
+            try:
+                fields[name] = parsedate_to_datetime(headers[header])
+            except (TypeError, ValueError):
+                continue  # HTTP: an invalid date is ignored
+    return Conditions(**fields) if fields else None
+
+
+async def _put(bucket: R2Bucket, key: str, request: Request) -> Response:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > bucket.limits.blob_put_bytes:
+        raise LimitExceeded(
+            "blob_put_bytes",
+            f"the body is {declared} bytes; at most {bucket.limits.blob_put_bytes} are allowed",
+        )
+    http = {name: request.headers[h] for h, name in _PUT_HEADERS.items() if h in request.headers}
+    stored = await bucket.put(
+        key, request.stream(), http_metadata=http, only_if=_conditions(request, reading=False)
+    )
+    if stored is None:
+        return _error(412, "precondition_failed", "the object does not meet the conditions")
+    return JSONResponse(
+        {
+            "key": stored.key,
+            "size": stored.size,
+            "etag": stored.etag,
+            "version": stored.version,
+            "uploaded": stored.uploaded.isoformat(),
+        },
+        headers={"etag": stored.http_etag},
+    )

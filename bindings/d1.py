@@ -1,0 +1,329 @@
+"""The database binding (``[[d1_databases]]``, ``env.DB``): Cloudflare D1's shape in Python.
+
+::
+
+    row = await env.DB.prepare("SELECT * FROM users WHERE id = ?").bind(7).first()
+    result = await env.DB.prepare("INSERT INTO users (name) VALUES (?)").bind("ada").run()
+    result.meta.last_row_id
+    await env.DB.batch([insert.bind("a"), insert.bind("b")])   # all or nothing
+    await env.DB.exec("CREATE TABLE t (x); CREATE INDEX t_x ON t (x)")
+
+Each database is one object of the internal binding ``_D1`` (:mod:`bindings.d1_object`),
+named by ``database_name``: every call is one event of that object, so a database has one
+writer and reads its own writes from every gateway process, and it is a plain SQLite file at
+``<storage>/_D1/<id[:2]>/<id>.sqlite``. A call travels as one RPC and runs as one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
+
+from . import Plan
+from .d1_object import ALL_ROWS
+
+#: The internal object binding every database of an app lives in.
+INTERNAL_BINDING = "_D1"
+_OBJECT_CLASS = "bindings.d1_object:DatabaseObject"
+_FACTORY = "bindings.d1:database_binding"
+
+_INT64 = range(-(2**63), 2**63)
+
+
+class D1Error(Exception):
+    """A statement failed; the message is SQLite's (or the limit's), and nothing of the call
+    was written.
+
+    ``code`` is SQLite's error name when it gave one (``"SQLITE_CONSTRAINT_UNIQUE"``),
+    ``limit`` names the breached limit when one was, and ``statement`` is the index of the
+    failing statement within a ``batch`` (0 otherwise).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        limit: str | None = None,
+        statement: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.limit = limit
+        self.statement = statement
+
+
+@dataclass(frozen=True, slots=True)
+class D1Meta:
+    """What running a statement did (D1's ``meta``).
+
+    ``duration`` is the SQL's run time in milliseconds inside the database object;
+    ``rows_read`` the rows the statement returned; ``rows_written`` and ``changes`` the rows
+    it inserted, updated or deleted (triggers included); ``last_row_id`` the row id of
+    the last row the statement itself inserted (0 when it inserted none); ``size_after`` the database's size in bytes.
+    """
+
+    duration: float
+    rows_read: int
+    rows_written: int
+    last_row_id: int
+    changes: int
+    changed_db: bool
+    size_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class D1Result:
+    """The rows of a statement as dicts (column name to value), and its ``meta``."""
+
+    results: list[dict[str, Any]]
+    meta: D1Meta
+    success: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape D1 returns: ``{"results", "success", "meta"}``."""
+        return {"results": self.results, "success": self.success, "meta": asdict(self.meta)}
+
+
+@dataclass(frozen=True, slots=True)
+class D1ExecResult:
+    """What ``exec`` did: how many statements ran, and how long they took in milliseconds."""
+
+    count: int
+    duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    columns: list[str]
+    rows: list[list[Any]]
+    meta: D1Meta
+
+    def dicts(self) -> list[dict[str, Any]]:
+        columns = self.columns
+        return [dict(zip(columns, row, strict=True)) for row in self.rows]
+
+
+class PreparedStatement:
+    """One SQL statement and its bound values; immutable (``bind`` returns a new one).
+
+    Nothing is sent until ``first``, ``all``, ``run`` or ``raw`` is awaited, or the statement
+    is part of a ``batch``.
+    """
+
+    __slots__ = ("_database", "params", "sql")
+
+    def __init__(self, database: D1Database, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self._database = database
+        self.sql = sql
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"PreparedStatement({self.sql[:80]!r}, {len(self.params)} params)"
+
+    def bind(self, *values: Any) -> PreparedStatement:
+        """The statement with ``values`` bound to its ``?`` (or ``?NNN``) placeholders, in order.
+
+        Values are ``None``, ``bool`` (stored as 1/0), ``int`` (64-bit), ``float``, ``str`` or
+        bytes-like; anything else raises ``TypeError`` here, before anything is sent.
+        """
+        return PreparedStatement(self._database, self.sql, _bind_values(values))
+
+    async def first(self, column: str | None = None) -> Any:
+        """The first row as a dict, or ``None`` when there is none; with ``column``, that
+        column's value of the first row (``D1Error`` when the result has no such column).
+
+        Only the first row comes back from the database; the query itself is not changed
+        (add ``LIMIT 1`` to spare the database the rest).
+        """
+        if column is not None and not isinstance(column, str):
+            raise TypeError(f"first() takes a column name (str), got {type(column).__name__}")
+        found = (await self._database._run([self], max_rows=1))[0]
+        if column is not None and column not in found.columns:
+            known = ", ".join(found.columns) or "none"
+            raise D1Error(f"column {column!r} not found in the result (columns: {known})")
+        if not found.rows:
+            return None
+        row = dict(zip(found.columns, found.rows[0], strict=True))
+        return row if column is None else row[column]
+
+    async def all(self) -> D1Result:
+        """Every row as a dict, with ``meta``."""
+        found = (await self._database._run([self]))[0]
+        return D1Result(found.dicts(), found.meta)
+
+    async def run(self) -> D1Result:
+        """Run the statement (typically a write); the same result as :meth:`all`."""
+        return await self.all()
+
+    async def raw(self, column_names: bool = False) -> list[list[Any]]:
+        """Every row as a list of values in column order; with ``column_names``, the first
+        list holds the column names."""
+        found = (await self._database._run([self]))[0]
+        return [list(found.columns), *found.rows] if column_names else found.rows
+
+
+class D1Database:
+    """``env.DB``: a database of the app (one ``[[d1_databases]]`` entry)."""
+
+    def __init__(self, namespace: Namespace, database_name: str) -> None:
+        self._namespace = namespace
+        self.database_name = database_name
+        self._id = namespace.id_from_name(database_name)
+
+    def __repr__(self) -> str:
+        return f"D1Database({self.database_name!r})"
+
+    def prepare(self, sql: str) -> PreparedStatement:
+        """A statement to bind and run; exactly one SQL statement (several raise ``D1Error``
+        when run: use :meth:`exec`)."""
+        if not isinstance(sql, str):
+            raise TypeError(f"prepare() takes the SQL as a str, got {type(sql).__name__}")
+        return PreparedStatement(self, sql)
+
+    async def batch(self, statements: Sequence[PreparedStatement]) -> list[D1Result]:
+        """Run ``statements`` in order in one transaction: all of them, or, when one fails,
+        none (``D1Error`` says which, in ``statement``). One result per statement."""
+        if isinstance(statements, (str, bytes)) or not isinstance(statements, Sequence):
+            raise TypeError("batch() takes a list of prepared statements")
+        for i, statement in enumerate(statements):
+            if not isinstance(statement, PreparedStatement):
+                raise TypeError(
+                    f"batch() item {i} is a {type(statement).__name__}, not a prepared statement"
+                )
+            if statement._database is not self:
+                raise ValueError(f"batch() item {i} was prepared on another database")
+        if not statements:
+            return []
+        return [D1Result(found.dicts(), found.meta) for found in await self._run(statements)]
+
+    async def exec(self, sql: str) -> D1ExecResult:
+        """Run one or more ``;``-separated statements without parameters, in one transaction
+        (all or nothing), e.g. a schema; returns how many ran."""
+        if not isinstance(sql, str):
+            raise TypeError(f"exec() takes the SQL as a str, got {type(sql).__name__}")
+        reply = await self._stub().exec(sql)
+        _raise_error(reply)
+        return D1ExecResult(int(reply["count"]), float(reply["duration"]))
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _stub(self) -> Any:
+        # A fresh stub per call: a stub that saw ObjectReset stays broken, a database not.
+        # (Made directly: the id is ours, so get()'s check of it would only cost a MAC.)
+        return Stub(self._namespace, self._id)
+
+    async def _run(
+        self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
+    ) -> list[_Rows]:
+        payload = [[s.sql, list(s.params), max_rows] for s in statements]
+        reply = await self._stub().query(payload)
+        _raise_error(reply)
+        found = []
+        for columns, rows, meta in reply["results"]:
+            written = int(meta["rows_written"])
+            found.append(
+                _Rows(
+                    columns,
+                    rows,
+                    D1Meta(
+                        duration=float(meta["duration"]),
+                        rows_read=int(meta["rows_read"]),
+                        rows_written=written,
+                        last_row_id=int(meta["last_row_id"]),
+                        changes=written,
+                        changed_db=written > 0,
+                        size_after=int(meta["size_after"]),
+                    ),
+                )
+            )
+        return found
+
+
+def _raise_error(reply: Mapping[str, Any]) -> None:
+    error = reply.get("error")
+    if error is not None:
+        raise D1Error(
+            str(error["message"]),
+            code=error.get("code"),
+            limit=error.get("limit"),
+            statement=int(error.get("statement") or 0),
+        )
+
+
+def _bind_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    bound: list[Any] = []
+    for i, value in enumerate(values, 1):
+        if value is None or isinstance(value, (str, bytes)):
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(f"bound value {i} is not valid Unicode") from None
+            bound.append(value)
+        elif isinstance(value, bool):
+            bound.append(int(value))
+        elif isinstance(value, int):
+            if value not in _INT64:
+                raise ValueError(f"bound value {i} is outside SQLite's 64-bit integer range")
+            bound.append(value)
+        elif isinstance(value, float):
+            if math.isnan(value):
+                raise ValueError(f"bound value {i} is NaN, which SQLite cannot store")
+            bound.append(value)
+        elif isinstance(value, (bytearray, memoryview)):
+            bound.append(bytes(value))
+        else:
+            raise TypeError(
+                f"bound value {i} has type {type(value).__name__}; D1 binds None, bool, int,"
+                " float, str and bytes"
+            )
+    return tuple(bound)
+
+
+def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
+    """The internal ``_D1`` binding (when there are databases) and one ``env`` binding per
+    ``[[d1_databases]]`` entry."""
+    result = Plan()
+    if not entries:
+        return result
+    result.objects.append(
+        BindingSpec(
+            name=INTERNAL_BINDING,
+            class_name=_OBJECT_CLASS,
+            # One host for every database of the app: a database is a single writer however
+            # many hosts there are, and a fixed count keeps each database's host stable.
+            shards=1,
+            # Keep the database's file open between bursts; reopening costs a millisecond.
+            idle_timeout_s=300.0,
+            internal=True,
+        )
+    )
+    for entry in entries:
+        result.platform.append(
+            PlatformSpec(name=str(entry["binding"]), factory=_FACTORY, options=dict(entry))
+        )
+    return result
+
+
+def database_binding(ctx: PlatformContext) -> D1Database:
+    """The factory every process calls for each ``[[d1_databases]]`` entry."""
+    return D1Database(ctx.namespace(INTERNAL_BINDING), str(ctx.options["database_name"]))
+
+
+__all__ = [
+    "INTERNAL_BINDING",
+    "D1Database",
+    "D1Error",
+    "D1ExecResult",
+    "D1Meta",
+    "D1Result",
+    "PreparedStatement",
+    "database_binding",
+    "plan",
+]

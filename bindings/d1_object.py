@@ -1,0 +1,104 @@
+"""The object behind a database binding: one per ``database_name``, in the internal binding
+``_D1``.
+
+Every call (a statement, a batch, an ``exec``) is one event of the object, so the database has
+exactly one writer, whichever gateway process sent the call, and each call is one SQLite
+transaction, committed before its reply leaves (the output gate). User SQL runs through the
+object's own ``ctx.storage.sql``, so it gets the same authorizer (no ``_raydo_*`` tables, no
+BEGIN/COMMIT, no ATTACH), limits and plain SQLite file as any object's SQL.
+
+An ordinary SQL error is not raised: raising in an event resets the object. The call's writes
+are rolled back instead, and the error travels back as a value that the client
+(:mod:`bindings.d1`) raises as :class:`~bindings.d1.D1Error`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from actors import DurableObject
+from storage import LimitExceeded, StorageError
+from storage.sql import split_statements, strip_comments
+
+#: Statement shapes a call may ask for: every row, or only the first (``first()``).
+ALL_ROWS = -1
+
+
+class DatabaseObject(DurableObject):
+    """One database: runs the SQL its binding's clients send, one call at a time."""
+
+    _size: int | None = None  # the database's size after the last call that wrote
+
+    async def query(self, statements: list[Any]) -> dict[str, Any]:
+        """Run ``statements`` in order, all in one transaction, and return their results.
+
+        Each statement is ``[sql, params, max_rows]`` (``max_rows`` is ``-1`` for every row).
+        The reply is ``{"results": [[columns, rows, meta], ...]}``, or, when a statement
+        fails, ``{"error": {...}}`` with every statement of the call rolled back.
+        """
+        storage = self.ctx.storage
+        results: list[list[Any]] = []
+        try:
+            for sql, params, max_rows in statements:
+                if ";" in sql and len([s for s in split_statements(sql) if strip_comments(s)]) > 1:
+                    raise StorageError(
+                        "a prepared statement must contain only one SQL statement;"
+                        " use exec() to run several"
+                    )
+                started = time.perf_counter()
+                cursor = storage.sql.exec(sql, *params)
+                duration = (time.perf_counter() - started) * 1000
+                rows = list(cursor.raw())
+                if max_rows != ALL_ROWS:
+                    del rows[max_rows:]
+                meta = {
+                    "duration": duration,
+                    "rows_read": cursor.rows_read,
+                    "rows_written": cursor.rows_written,
+                    "last_row_id": cursor.last_row_id,
+                }
+                results.append([cursor.column_names, rows, meta])
+        except (StorageError, LimitExceeded) as exc:
+            return {"error": self._failed(exc, len(results))}
+        # Only a statement without result columns (DDL, a write) or one that wrote can change
+        # the size: calls of plain reads skip the two PRAGMAs that measure it.
+        if self._size is None or any(not r[0] or r[2]["rows_written"] for r in results):
+            self._size = storage.size_bytes
+        for result in results:
+            result[2]["size_after"] = self._size
+        return {"results": results}
+
+    async def exec(self, sql: str) -> dict[str, Any]:
+        """Run the statements of ``sql`` (no parameters) in one transaction.
+
+        The reply is ``{"count": statements run, "duration": ms}`` or ``{"error": {...}}``,
+        with every statement rolled back.
+        """
+        statements = [s for s in split_statements(sql) if strip_comments(s)]
+        storage = self.ctx.storage
+        started = time.perf_counter()
+        done = 0
+        try:
+            if not statements:
+                raise StorageError("exec() was given no SQL statement")
+            for statement in statements:
+                storage.sql.exec(statement)
+                done += 1
+        except (StorageError, LimitExceeded) as exc:
+            return {"error": self._failed(exc, done)}
+        self._size = None
+        return {"count": len(statements), "duration": (time.perf_counter() - started) * 1000}
+
+    def _failed(self, exc: Exception, index: int) -> dict[str, Any]:
+        """Roll back the whole call and describe why, for the client to raise."""
+        # The call is the whole event, so the event's rollback is exactly the call's. It also
+        # recovers from errors after which SQLite itself ended the transaction (INSERT OR
+        # ROLLBACK, a full disk), which would otherwise fail the event and reset the object.
+        self.ctx.storage.rollback()
+        return {
+            "message": str(exc),
+            "code": getattr(exc, "sqlite_errorname", None),
+            "limit": getattr(exc, "limit", None),
+            "statement": index,
+        }

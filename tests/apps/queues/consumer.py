@@ -1,0 +1,46 @@
+"""The test consumer: each message's body says what to do with it.
+
+``{"do": "ok"}`` (or any other body) is acknowledged implicitly; ``"raise"`` makes the handler
+raise; ``"retry"`` calls ``msg.retry(delay_seconds=body["delay"])``; ``"ack"``, ``"ack_all"``,
+``"retry_all"`` do that; ``"sleep"`` sleeps ``body["seconds"]``. With ``"until": n`` the action
+applies only to attempts before the n-th (later attempts are acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bindings.queues import MessageBatch
+
+
+async def consume(batch: MessageBatch, env: Any) -> None:
+    log = env.LOG.get_by_name("log")
+    await log.record(batch.queue, [[m.id, m.body, m.attempts] for m in batch.messages], time.time())
+    fail = False
+    for message in batch.messages:
+        body = message.body if isinstance(message.body, dict) else {}
+        if message.attempts >= body.get("until", 1_000_000):
+            continue
+        action = body.get("do", "ok")
+        if action == "raise":
+            fail = True
+        elif action == "retry":
+            message.retry(delay_seconds=body.get("delay"))
+        elif action == "ack":
+            message.ack()
+        elif action == "ack_all":
+            batch.ack_all()
+        elif action == "retry_all":
+            batch.retry_all(delay_seconds=body.get("delay"))
+        elif action == "sleep":
+            await asyncio.sleep(body["seconds"])
+    if fail:
+        raise RuntimeError("a poisoned message")
+
+
+async def consume_dead(batch: MessageBatch, env: Any) -> None:
+    """The dead-letter queue's consumer: records what arrived."""
+    log = env.LOG.get_by_name("log")
+    await log.record(batch.queue, [[m.id, m.body, m.attempts] for m in batch.messages], time.time())
