@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import hashlib
 import os
 import re
 import secrets
@@ -31,7 +30,6 @@ from io import BufferedReader
 from pathlib import Path
 from typing import IO
 
-from ..limits import LimitExceeded
 from ._index import BlobIndex, PartRow, Upload, decode_cursor, encode_cursor, object_file
 from ._types import (
     CHUNK_BYTES,
@@ -47,6 +45,7 @@ from ._types import (
     check_parts,
     multipart_etag,
     now,
+    receive_body,
 )
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -152,23 +151,14 @@ class FilesystemBackend:
         On any failure the file is gone before the error leaves."""
         path = self.root / "tmp" / secrets.token_hex(16)
         file = path.open("xb")
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
         try:
-            async for chunk in body:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise LimitExceeded(
-                        "blob_put_bytes", f"the body is over {max_bytes} bytes; not stored"
-                    )
-                md5.update(chunk)
-                file.write(chunk)
+            md5, size = await receive_body(body, file, max_bytes)
             file.flush()
         except BaseException:
             file.close()
             path.unlink(missing_ok=True)
             raise
-        return path, md5.hexdigest(), size, file
+        return path, md5, size, file
 
     def _settle(self, file: IO[bytes], tmp: Path, final: Path) -> None:
         """Make a received body durable and give it its final name."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import re
 import secrets
@@ -30,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from ..limits import LimitExceeded
 from ._index import decode_cursor, encode_cursor
 from ._types import (
     CHUNK_BYTES,
@@ -45,6 +43,7 @@ from ._types import (
     Range,
     check_parts,
     now,
+    receive_body,
 )
 
 T = TypeVar("T")
@@ -119,22 +118,13 @@ class S3Backend:
         file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by callers)
             max_size=_SPOOL_MEMORY, mode="w+b", dir=str(self._spool)
         )
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
         try:
-            async for chunk in body:
-                size += len(chunk)
-                if size > max_bytes:
-                    raise LimitExceeded(
-                        "blob_put_bytes", f"the body is over {max_bytes} bytes; not stored"
-                    )
-                md5.update(chunk)
-                file.write(chunk)
+            md5, size = await receive_body(body, file, max_bytes)
             file.seek(0)
         except BaseException:
             file.close()
             raise
-        return file, md5.hexdigest(), size
+        return file, md5, size
 
     async def _stream(self, stream: Any) -> AsyncIterator[bytes]:
         try:

@@ -11,9 +11,9 @@ import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import IO, Protocol
 
-from ..limits import Limits
+from ..limits import LimitExceeded, Limits
 
 #: Smallest part of a multipart upload, except the last (as S3 and R2 require).
 MIN_PART_BYTES = 5 * 1024 * 1024
@@ -383,3 +383,17 @@ class BlobBackend(Protocol):
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+async def receive_body(body: Body, file: IO[bytes], max_bytes: int) -> tuple[str, int]:
+    """Copy ``body`` into ``file``: ``(md5 hex, size)``. Past ``max_bytes``, LimitExceeded
+    (``blob_put_bytes``) before the extra bytes are written; the caller drops the file."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > max_bytes:
+            raise LimitExceeded("blob_put_bytes", f"the body is over {max_bytes} bytes; not stored")
+        md5.update(chunk)
+        file.write(chunk)
+    return md5.hexdigest(), size
