@@ -32,7 +32,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_target(url: str, receivers: int, seconds: float) -> dict[str, Any]:
+async def run_target(
+    url: str,
+    receivers: int,
+    seconds: float,
+    *,
+    rates: tuple[int, ...] = (20, 100),
+    closed_loop: bool = True,
+) -> dict[str, Any]:
+    """Join ``receivers`` and one sender to one room of the chat app at ``url``; one row per
+    fixed send rate in ``rates`` (messages/s, ``seconds`` each), then, with ``closed_loop``,
+    16 broadcasts kept in flight for ``seconds``."""
     ws_url = url.replace("http", "ws") + "/room/bench/ws?name="
     clients = [await websockets.connect(f"{ws_url}r{i}", max_queue=None) for i in range(receivers)]
     sender = await websockets.connect(f"{ws_url}sender", max_queue=None)
@@ -64,7 +74,7 @@ async def run_target(url: str, receivers: int, seconds: float) -> dict[str, Any]
         sent[n] = time.perf_counter()
         await sender.send(json.dumps({"text": str(n)}))
 
-    for rate in (20, 100):
+    for rate in rates:
         latencies.clear()
         start = time.perf_counter()
         count = int(rate * seconds)
@@ -82,24 +92,25 @@ async def run_target(url: str, receivers: int, seconds: float) -> dict[str, Any]
             "mean_ms": statistics.fmean(latencies) * 1000,
         }
 
-    # Closed loop: keep 16 broadcasts in flight until `seconds` pass.
-    latencies.clear()
-    in_flight = 16
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        while seq - completed >= in_flight:
-            done.clear()
-            await asyncio.wait_for(done.wait(), 30)
-        await send(seq)
-        seq += 1
-    elapsed = time.perf_counter() - start
-    await asyncio.sleep(1.0)
-    results["closed loop, 16 in flight"] = {
-        "deliveries": len(latencies),
-        "deliveries_per_s": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-    }
+    if closed_loop:
+        # Closed loop: keep 16 broadcasts in flight until `seconds` pass.
+        latencies.clear()
+        in_flight = 16
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            while seq - completed >= in_flight:
+                done.clear()
+                await asyncio.wait_for(done.wait(), 30)
+            await send(seq)
+            seq += 1
+        elapsed = time.perf_counter() - start
+        await asyncio.sleep(1.0)
+        results["closed loop, 16 in flight"] = {
+            "deliveries": len(latencies),
+            "deliveries_per_s": len(latencies) / elapsed,
+            "p50_ms": percentile(latencies, 0.50) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+        }
     for reader in readers:
         reader.cancel()
     for ws in [*clients, sender]:
