@@ -65,7 +65,8 @@ class D1Meta:
     ``duration`` is the SQL's run time in milliseconds inside the database object;
     ``rows_read`` the rows the statement returned; ``rows_written`` and ``changes`` the rows
     it inserted, updated or deleted (triggers included); ``last_row_id`` the row id of
-    the last row the statement itself inserted (0 when it inserted none); ``size_after`` the database's size in bytes.
+    the last row the statement itself inserted (0 when it inserted none); ``size_after``
+    the database's size in bytes.
     """
 
     duration: float

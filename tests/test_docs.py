@@ -57,6 +57,6 @@ def test_every_limit_is_in_the_readme() -> None:
 def test_the_quick_start_is_two_commands_and_ci_runs_the_second() -> None:
     block = README.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
-    assert commands == ["scripts/setup && .venv/bin/raydo dev examples/counter", "scripts/test"]
+    assert commands == ["scripts/setup && .venv/bin/raydo dev examples/chat", "scripts/test"]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "\nscripts/test\n" in ci
