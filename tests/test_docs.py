@@ -39,8 +39,24 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
 
 @pytest.mark.parametrize(
     "fields",
-    [config._TOP_FIELDS, config._OBJECT_BINDING_FIELDS],
-    ids=["top level", "durable_objects.bindings"],
+    [
+        config._TOP_FIELDS,
+        config._OBJECT_BINDING_FIELDS,
+        config._D1_FIELDS,
+        config._R2_FIELDS,
+        config._KV_FIELDS,
+        config._PRODUCER_FIELDS,
+        config._CONSUMER_FIELDS,
+    ],
+    ids=[
+        "top level",
+        "durable_objects.bindings",
+        "d1_databases",
+        "r2_buckets",
+        "kv_namespaces",
+        "queues.producers",
+        "queues.consumers",
+    ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:
     for key in fields:
