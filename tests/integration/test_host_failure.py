@@ -74,7 +74,37 @@ def test_sigkilled_host_loses_no_acknowledged_increment(
     assert len(set(acked)) == len(acked), "each acknowledged increment has its own value"
     assert final >= max(acked), "an acknowledged increment was lost"
     assert final >= len(acked)
-    # In-flight events when the host died fail as not safely retryable; later ones may retry.
-    assert failures, "the kill was observed"
+    # Events in flight when the host died fail as unavailable. Whether one was in flight at
+    # that instant is timing (the gateway, not the host, is the bottleneck here): the next
+    # test kills a host under an event that is sure to be running.
     assert all(f["error"] == "unavailable" for f in failures)
-    assert any(f["retryable"] is False for f in failures)
+
+
+def test_an_event_running_when_its_host_dies_fails_as_not_retryable(
+    app_copy: Callable[[str], Path], gateway: Callable[..., Server]
+) -> None:
+    app = app_copy("probe")
+    server = gateway(app)
+    spec = runtime_spec(load_config(app))
+    binding = spec.bindings[0]
+    sleeper = spec.id_scheme(binding).from_name("sleeper")
+    host_name = actor_name(spec, spec.host_for(binding, sleeper.hex))
+
+    async def main() -> None:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            assert (await client.post("/probe/sleeper/increment")).status_code == 200
+            host = ray.get_actor(host_name, RAY_NAMESPACE)
+            pid = await host.pid.remote()
+            running = asyncio.ensure_future(client.post("/probe/sleeper/sleep?seconds=30"))
+            await asyncio.sleep(0.5)  # the sleep is running in the host now
+            os.kill(pid, signal.SIGKILL)
+            reply = await asyncio.wait_for(running, 30)
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"] == "unavailable"
+            assert reply.json()["retryable"] is False  # it may or may not have run
+            assert "in flight" in reply.json()["message"]
+            # The restarted host serves the object again.
+            assert (await client.post("/probe/sleeper/increment")).json()["value"] == 2
+            assert await host.pid.remote() != pid
+
+    asyncio.run(main())

@@ -9,4 +9,14 @@ async def increment(request: Request) -> JSONResponse:
     return JSONResponse({"value": await stub.increment()})
 
 
-app = Starlette(routes=[Route("/probe/{name}/increment", increment, methods=["POST"])])
+async def sleep(request: Request) -> JSONResponse:
+    stub = request.state.env.PROBE.get_by_name(request.path_params["name"])
+    return JSONResponse({"value": await stub.sleep(float(request.query_params["seconds"]))})
+
+
+app = Starlette(
+    routes=[
+        Route("/probe/{name}/increment", increment, methods=["POST"]),
+        Route("/probe/{name}/sleep", sleep, methods=["POST"]),
+    ]
+)
