@@ -37,6 +37,7 @@ from storage.limits import LimitExceeded
 
 from . import _tracing
 from ._alarms import MAX_RETRIES, AlarmIndex, AlarmInfo, AlarmTimer, backoff_s, now_ms
+from ._durability import WalSync, sync_wal
 from ._errors import (
     CallRefused,
     HostUnavailable,
@@ -209,11 +210,16 @@ class Host:
             else None
         )
         path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
-        storage = ObjectStorage(path, durability=self.spec.durability, limits=self.spec.limits)
+        group_commit = self.spec.durability == "full"
+        storage = ObjectStorage(
+            path, durability=self.spec.durability, limits=self.spec.limits, sync_later=group_commit
+        )
         storage.in_turn = 0  # writes only inside events (see ObjectStorage.in_turn)
         storage.alarm_handler = self._has_alarm_handler
         sockets = ObjectSockets(storage, self.spec.limits, self.push)
         slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage, sockets)
+        if group_commit:
+            slot.wal_sync = WalSync(functools.partial(sync_wal, path))
         storage.before_commit = functools.partial(self._before_commit, slot)
         storage.after_commit = functools.partial(self._after_commit, slot)
         self._slots[hex_id] = slot
@@ -259,7 +265,7 @@ class Host:
             reply = await handler(slot, event)
             if slot.ctx.reset_requested:  # a critical section failed, even if it was caught
                 raise Aborted("block_concurrency_while() raised", retry_alarm=True)
-            commit()
+            durable = commit()
         except BaseException as exc:
             self._reset(slot)
             if isinstance(exc, Aborted):
@@ -269,8 +275,11 @@ class Host:
                 raise
         else:
             failed = False
-            if not future.done():
-                future.set_result(reply)
+            if durable is None:
+                if not future.done():
+                    future.set_result(reply)
+            else:  # the reply leaves with the sync that makes the event's writes durable
+                durable.add_done_callback(functools.partial(_reply_when_durable, future, reply))
         finally:
             turn.ended = True
             slot.storage.in_turn -= 1
@@ -299,8 +308,12 @@ class Host:
             slot.sockets.discard()
             slot.storage.rollback()
 
-    def _commit(self, slot: ObjectSlot) -> None:
+    def _commit(self, slot: ObjectSlot) -> asyncio.Future[None] | None:
+        """Commit the event's writes so far; under group commit, the future of their
+        durability (the output of the event waits for it)."""
+        slot.durable = None
         slot.storage.commit()  # runs _before_commit and _after_commit below
+        return slot.durable
 
     def _before_commit(self, slot: ObjectSlot) -> None:
         """An alarm the transaction set goes into the index first (written ahead); a name the
@@ -319,17 +332,43 @@ class Host:
                 self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
 
     def _after_commit(self, slot: ObjectSlot) -> None:
-        """The index and the timer learn the committed alarm; queued sends leave."""
+        """The index and the timer learn the committed alarm; queued sends leave. Under group
+        commit both wait for the sync that makes this commit durable."""
         storage = slot.storage
+        alarm: tuple[int | None] | None = None
         if storage.alarm_touched:
             storage.alarm_touched = False
-            due, object_id = slot.committing_alarm, slot.object_id
+            alarm = (slot.committing_alarm,)
+        durable = (
+            None if slot.wal_sync is None else slot.wal_sync.committed(storage.last_commit_wrote)
+        )
+        if durable is None:
+            self._committed(slot, alarm, slot.sockets.take_frames())
+            return
+        slot.durable = durable
+        frames = slot.sockets.take_frames()
+
+        def release(done: asyncio.Future[None]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                log.error(
+                    "the writes of %s did not become durable; its output is dropped", slot.object_id
+                )
+                return
+            self._committed(slot, alarm, frames)
+
+        durable.add_done_callback(release)
+
+    def _committed(
+        self, slot: ObjectSlot, alarm: tuple[int | None] | None, frames: list[Any]
+    ) -> None:
+        if alarm is not None:
+            due, object_id = alarm[0], slot.object_id
             self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
             if due is None:
                 self.alarms.disarm(object_id.hex)
             else:
                 self.alarms.arm(object_id.hex, object_id.name, due)
-        slot.sockets.flush()
+        slot.sockets.push_frames(frames)
 
     def _handler(self, event: Event) -> Any:
         """Check the event before any user code runs; refusals reset nothing."""
@@ -699,6 +738,20 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 def _settle(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _reply_when_durable(
+    future: asyncio.Future[Any], reply: Any, durable: asyncio.Future[None]
+) -> None:
+    if future.done():
+        return
+    if durable.cancelled() or durable.exception() is not None:
+        why = "cancelled" if durable.cancelled() else repr(durable.exception())
+        future.set_exception(
+            HostUnavailable(f"the event's writes could not be made durable: {why}", retryable=False)
+        )
+        return
+    future.set_result(reply)
 
 
 def _as_caller_error(exc: BaseException) -> RaydoError:

@@ -92,7 +92,9 @@ class Namespace:
                     "cannot call another object inside storage.transaction():"
                     " a transaction cannot be held across a call"
                 )
-            turn.commit()
+            durable = turn.commit()
+            if durable is not None:  # group commit: the call leaves once the writes are durable
+                await durable
             chain = turn.chain
         else:
             chain = _new_chain()

@@ -12,6 +12,7 @@ from typing import Any
 
 from storage import ObjectStorage
 
+from ._durability import WalSync
 from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
 from ._sockets import ObjectSockets
@@ -39,6 +40,7 @@ class ObjectSlot:
         "committing_alarm",
         "ctx",
         "draining",
+        "durable",
         "evict_requested",
         "instance",
         "last_used",
@@ -49,6 +51,7 @@ class ObjectSlot:
         "state",
         "storage",
         "turns",
+        "wal_sync",
     )
 
     def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
@@ -62,6 +65,10 @@ class ObjectSlot:
         self.draining = False
         self.turns: list[Turn] = []
         self.name_recorded = False  # running now: one, plus calls let back in
+        # Group commit (durability "full"): the object's WAL syncs, and the future of the
+        # latest commit's durability, which its output waits for.
+        self.wal_sync: WalSync | None = None
+        self.durable: asyncio.Future[None] | None = None
         self.last_used = time.monotonic()
         self.evict_requested = False
         self.committing_alarm: int | None = None

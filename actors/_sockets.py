@@ -165,8 +165,13 @@ class ObjectSockets:
     def flush(self) -> None:
         """After a commit: push what the turn sent, in order. Consecutive sends of one message
         to sockets of one gateway share a frame, so a broadcast is one frame per gateway."""
+        self.push_frames(self.take_frames())
+
+    def take_frames(self) -> list[tuple[str, list[Any]]]:
+        """What the turn sent so far, as the frames :meth:`flush` would push (and forgotten
+        here): for a host that lets them leave later, once the commit is durable."""
         if not self._outbox:
-            return
+            return []
         outbox, self._outbox = self._outbox, []
         frames: list[tuple[str, list[Any]]] = []
         last: dict[str, int] = {}  # gateway -> index of its latest frame
@@ -179,6 +184,9 @@ class ObjectSockets:
                     continue
             frames.append((gateway, [tail[0], [sid], *tail[1:]]))
             last[gateway] = len(frames) - 1
+        return frames
+
+    def push_frames(self, frames: list[tuple[str, list[Any]]]) -> None:
         for gateway, frame in frames:
             self._push(gateway, frame)
 

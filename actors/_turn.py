@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ class Turn:
 
     chain: str
     storage: ObjectStorage
-    commit: Callable[[], None]
+    commit: Callable[[], asyncio.Future[None] | None]
+    """Commit now; under group commit, a future for when that commit is durable (output waits
+    for it), else None."""
     calls_out: int = 0
     """Calls to other objects this turn is waiting on: while one is, a call back into the
     object on the same chain is let in (A calls B, B calls A)."""

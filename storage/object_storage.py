@@ -72,12 +72,22 @@ class ObjectStorage:
     """
 
     def __init__(
-        self, path: Path, *, durability: str = "normal", limits: Limits = DEFAULT_LIMITS
+        self,
+        path: Path,
+        *,
+        durability: str = "normal",
+        limits: Limits = DEFAULT_LIMITS,
+        sync_later: bool = False,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
         self.path = path
         self.durability = durability
+        # With "full", the caller (a host's group commit) syncs the WAL itself after commits
+        # instead of SQLite syncing inside each COMMIT.
+        self.sync_later = sync_later and durability == "full"
+        self.last_commit_wrote = False
+        """Whether the latest :meth:`commit` committed a transaction (wrote something)."""
         self.limits = limits
         self.sql = SqlStorage(self)
         self._conn: sqlite3.Connection | None = None
@@ -118,9 +128,11 @@ class ObjectStorage:
     def commit(self) -> None:
         """Commit the event's writes so far, then let what the event queued for the outside
         leave (the output gate). The runtime calls it before any output; calling it yourself
-        makes the writes so far durable now."""
+        makes the writes so far durable now (under a host with ``durability = "full"``: at
+        the group sync that follows, before any output of the event leaves)."""
         self._check_not_lost()
         conn = self._conn
+        self.last_commit_wrote = False
         if conn is not None and conn.in_transaction:
             if self._savepoints:
                 raise TransactionError(
@@ -130,6 +142,7 @@ class ObjectStorage:
             if self.before_commit is not None:
                 self.before_commit()
             self._internal(_COMMIT)
+            self.last_commit_wrote = True
         self._began = False
         if self.after_commit is not None:
             self.after_commit()
@@ -443,7 +456,8 @@ class ObjectStorage:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the object's database {self.path}: {exc}") from None
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
+        full_in_commit = self.durability == "full" and not self.sync_later
+        conn.execute(f"PRAGMA synchronous={'FULL' if full_in_commit else 'NORMAL'}")
         conn.execute("PRAGMA trusted_schema=OFF")
         # On, as in D1 and Durable Objects; it cannot change inside the event's transaction,
         # so user code relaxes it with PRAGMA defer_foreign_keys instead.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import ray
 
 from actors._ray import RAY_NAMESPACE, actor_name
@@ -19,10 +20,17 @@ from gateway.runtime import runtime_spec
 from tests.cluster import Server
 
 
+@pytest.mark.parametrize("durability", ["normal", "full"])
 def test_sigkilled_host_loses_no_acknowledged_increment(
-    app_copy: Callable[[str], Path], gateway: Callable[..., Server]
+    app_copy: Callable[[str], Path], gateway: Callable[..., Server], durability: str
 ) -> None:
     app = app_copy("counter")
+    config = app / "raydo.toml"  # "full": replies wait for the group sync of their commits
+    config.write_text(
+        config.read_text().replace(
+            'main = "app:app"', f'main = "app:app"\ndurability = "{durability}"'
+        )
+    )
     server = gateway(app)
     spec = runtime_spec(load_config(app))
     binding = spec.bindings[0]
