@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage import LimitExceeded, Limits, ObjectStorage, StorageError
+from storage.files import connect_read_only
 from storage.sql import split_statements, strip_comments
 
 #: Where applied migrations are recorded, as in D1 (the app's own SQL can read it).
@@ -117,7 +118,7 @@ def migration_status(database: Path, folder: Path) -> list[MigrationStatus]:
     applied: dict[str, str] = {}
     if database.exists():
         try:
-            conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+            conn = connect_read_only(database)
         except sqlite3.Error as exc:
             raise MigrationError(f"cannot open {database}: {exc}") from None
         try:

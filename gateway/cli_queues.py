@@ -23,6 +23,7 @@ from typing import Any
 
 from bindings.queues import OBJECTS
 from storage import codec
+from storage.files import connect_read_only
 
 from .config import AppConfig, load_config
 from .inspection import object_id, object_path
@@ -82,7 +83,7 @@ def queue_counts(config: AppConfig, queue: str) -> QueueCounts:
     if not path.exists():
         return QueueCounts(queue)
     now = int(time.time() * 1000)
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = connect_read_only(path)
     try:
         counters: dict[str, int] = {}
         kv = conn.execute(
@@ -121,7 +122,7 @@ def peek(config: AppConfig, queue: str, limit: int = 10) -> list[dict[str, Any]]
     if not path.exists():
         return []
     now = int(time.time() * 1000)
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = connect_read_only(path)
     try:
         if not _has_messages_table(conn):
             return []

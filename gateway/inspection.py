@@ -19,6 +19,7 @@ from typing import Any
 
 from actors import ObjectId
 from storage import codec
+from storage.files import connect_read_only
 
 from .config import AppConfig
 from .runtime import runtime_spec
@@ -233,7 +234,7 @@ class _read_only:
     """A read-only connection, closed on exit."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self._conn = connect_read_only(path)
 
     def __enter__(self) -> sqlite3.Connection:
         return self._conn
