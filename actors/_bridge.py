@@ -92,6 +92,7 @@ class ClientSocket:
         "inbox",
         "key",
         "limit",
+        "message_limit",
         "object_hex",
         "outgoing",
         "pump",
@@ -118,6 +119,7 @@ class ClientSocket:
         self.closing = False
         self.dropped: tuple[int, str] | None = None  # why the gateway cut the client off
         self.limit = limits.socket_queue
+        self.message_limit = limits.websocket_message_bytes
         self.outgoing: deque[Any] = deque()
         self.sender: asyncio.Future[None] | None = None
         # Set once detached from ASGI:
@@ -167,20 +169,23 @@ class ClientSocket:
                 return
             connection.send_message(item)
 
-    def message(self, data: str | bytes) -> None:
-        """A client message: answered here (auto-response) or queued for the object."""
-        if self.closing:
-            return
+    def admit(self, data: str | bytes) -> bool:
+        """Whether a client message goes on to the object. One over the limit closes the
+        socket (1009); one equal to the auto-response request is answered here."""
         size = len(data.encode()) if isinstance(data, str) else len(data)
-        limit = self.hub.limits.websocket_message_bytes if self.hub is not None else 0
-        if size > limit:
-            self.dropped = (TOO_BIG, f"message over {limit} bytes")
+        if size > self.message_limit:
+            self.dropped = (TOO_BIG, f"message over {self.message_limit} bytes")
             self.close_soon(TOO_BIG, self.dropped[1], drop_queued=True)
-            return
+            return False
         if self.auto is not None and isinstance(data, str) and data == self.auto[0]:
-            self.enqueue(self.auto[1])  # answered here; the object stays asleep
-            return
-        self._to_object(data)
+            self.enqueue(self.auto[1])  # the object stays asleep
+            return False
+        return True
+
+    def message(self, data: str | bytes) -> None:
+        """A client message of a detached socket."""
+        if not self.closing and self.admit(data):
+            self._to_object(data)
 
     def closed(self, code: int, reason: str, clean: bool) -> None:
         """The connection ended (reported once): the object hears of it after the messages
@@ -340,7 +345,6 @@ class SocketHub:
         sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
         sock.auto = auto
         self._sockets[sid] = sock
-        limit = self.limits.websocket_message_bytes
         code, reason, clean = 1006, "", False
         try:
             # Inside the try: a client gone before the accept still gets its 1006 reported.
@@ -367,15 +371,10 @@ class SocketHub:
                     break
                 text = message.get("text")
                 data: str | bytes = text if text is not None else message.get("bytes") or b""
-                size = len(data.encode()) if isinstance(data, str) else len(data)
-                if size > limit:
-                    code, reason, clean = TOO_BIG, f"message over {limit} bytes", False
-                    sock.close_soon(TOO_BIG, reason, drop_queued=True)
+                if sock.admit(data):
+                    await _quietly(send_event(EventKind.WS_MESSAGE, [sid, data]), sid)
+                elif sock.dropped is not None:  # too big: reported as why it was dropped
                     break
-                if sock.auto is not None and text is not None and text == sock.auto[0]:
-                    sock.enqueue(sock.auto[1])  # answered here; the object stays asleep
-                    continue
-                await _quietly(send_event(EventKind.WS_MESSAGE, [sid, data]), sid)
         except Exception as exc:  # noqa: BLE001 - a broken connection is a 1006
             log.debug("WebSocket %s failed: %s", sid, exc)
         finally:
