@@ -25,17 +25,15 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
+from counter_http import CONNECTIONS, wrk  # the counter benchmark's wrk run and parsing
 from servers import REPO, DevServer
 
-CONNECTIONS = 32
 CONCURRENCY = 32
 NAMESPACES = ("CACHED", "DIRECT")
 LUA = """
@@ -43,29 +41,6 @@ request = function()
   return wrk.format(nil, "/kv/{ns}/k" .. math.random(0, 999))
 end
 """
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    distribution = out[out.index("Latency Distribution") :]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": rps,
-        "p50_ms": _ms(re.search(r"50%\s+(\S+)", distribution).group(1)),  # type: ignore[union-attr]
-        "p99_ms": _ms(re.search(r"99%\s+(\S+)", distribution).group(1)),  # type: ignore[union-attr]
-        "non_2xx": int(errors.group(1)) if errors else 0,
-    }
 
 
 def binding_loop(url: str, ns: str, reads: int, op: str = "get") -> dict[str, float]:

@@ -38,7 +38,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -64,7 +63,7 @@ from counter_http import (  # noqa: E402
     create_objects,
     wrk,
 )
-from servers import REPO, DevServer, free_port  # noqa: E402
+from servers import REPO, DevServer, ServerProcess, free_port  # noqa: E402
 from ws_broadcast import run_target  # noqa: E402
 
 WORKERD = HERE / "node_modules" / "@cloudflare" / "workerd-linux-64" / "bin" / "workerd"
@@ -97,9 +96,13 @@ ROWS = (
 # ---------------------------------------------------------------------------------- servers
 
 
-class WorkerdServer:
+class WorkerdServer(ServerProcess):
     """``workerd serve config.capnp`` on a free port of 127.0.0.1, storage in ``workdir``;
     ``memory`` serves ``configMem`` (in-memory object storage)."""
+
+    label = "workerd"
+    ready_timeout = 30.0
+    poll_s = 0.2
 
     def __init__(self, workdir: Path, *, memory: bool = False) -> None:
         storage = Path(tempfile.mkdtemp(prefix="workerd-", dir=workdir))
@@ -115,31 +118,7 @@ class WorkerdServer:
             "--directory-path",
             f"disk={storage}",
         ]
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-
-    def wait(self, path: str = "/", timeout: float = 30) -> WorkerdServer:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"workerd exited with {self.proc.returncode}")
-            try:
-                httpx.get(self.url + path, timeout=5)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit(f"workerd at {self.url} not ready in {timeout} s")
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self._start(args)
 
 
 Server = WorkerdServer | DevServer
