@@ -67,10 +67,6 @@ class WalSync:
             self._covered.append(durable)
         return durable
 
-    @property
-    def idle(self) -> bool:
-        return self._running is None and not self._next
-
     def _start(self) -> None:
         self._dirty = False
         self._covered, self._next = self._next, []

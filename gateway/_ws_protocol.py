@@ -56,7 +56,6 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.sink: SocketSink | None = None
         self._held: list[str | bytes] = []
         self._reported = False
-        self._write_paused = False
 
     # Handing over.
 
@@ -202,14 +201,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     @property
     def writable_now(self) -> bool:
         """Whether the transport takes more without growing past its high-water mark."""
-        return not self._write_paused and not self.close_sent and not self.disconnected
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        super().pause_writing()
+        # uvicorn's ``writable`` event follows the transport's pause_writing/resume_writing.
+        return self.writable.is_set() and not self.close_sent and not self.disconnected
 
     def resume_writing(self) -> None:
-        self._write_paused = False
         super().resume_writing()
         if self.sink is not None:
             self.sink.drain()
