@@ -41,7 +41,6 @@ from .runtime import (
     check_classes,
     import_attribute,
     runtime_spec,
-    unsupported_bindings,
 )
 
 Scope = MutableMapping[str, Any]
@@ -66,12 +65,6 @@ class Gateway:
         on_start: Callable[[], None] | None = None,
         metrics: MetricsOptions | None = None,
     ) -> None:
-        missing = unsupported_bindings(config)
-        if missing:
-            raise AppLoadError(
-                f"{config.path}: {', '.join(missing)} are not served by this raydo version yet;"
-                " remove them or upgrade"
-            )
         self.config = config
         self.spec = runtime_spec(config)
         self.app = import_attribute(config, config.main, "the app (main)")

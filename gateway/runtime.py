@@ -43,11 +43,6 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
     )
 
 
-# Config sections whose bindings this version cannot serve yet; each kind leaves this set
-# when its module in ``bindings`` lands.
-_UNSERVED: set[str] = set()
-
-
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
     from bindings import d1, kv, queues, r2
@@ -58,18 +53,6 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += r2.plan(config.r2_buckets)
     plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
     return plan
-
-
-def unsupported_bindings(config: AppConfig) -> list[str]:
-    """Config sections this version validates but does not serve yet."""
-    sections = {
-        "[[d1_databases]]": ("d1_databases", config.d1_databases),
-        "[[r2_buckets]]": ("r2_buckets", config.r2_buckets),
-        "[[kv_namespaces]]": ("kv_namespaces", config.kv_namespaces),
-        "[[queues.producers]]": ("queues", config.queue_producers),
-        "[[queues.consumers]]": ("queues", config.queue_consumers),
-    }
-    return [name for name, (kind, entries) in sections.items() if entries and kind in _UNSERVED]
 
 
 def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
