@@ -122,10 +122,10 @@ class ClientSocket:
         self.message_limit = limits.websocket_message_bytes
         self.outgoing: deque[Any] = deque()
         self.sender: asyncio.Future[None] | None = None
-        # Set once detached from ASGI:
-        self.connection: Connection | None = None
         self.hub: SocketHub | None = None
         self.send_event: SendEvent | None = None
+        # Set once detached from ASGI:
+        self.connection: Connection | None = None
         self.inbox: deque[Any] = deque()
         self.pump: asyncio.Task[None] | None = None
 
@@ -225,6 +225,7 @@ class ClientSocket:
             self.pump = None
 
     async def _finish(self, code: int, reason: str, clean: bool) -> None:
+        """The socket is gone: the object hears why, once (unless it closed it itself)."""
         assert self.hub is not None and self.send_event is not None
         self.hub._sockets.pop(self.sid, None)
         self.closing = True
@@ -343,7 +344,7 @@ class SocketHub:
         under a server that cannot detach it, pump its messages until it closes."""
         waiting = self._pending.pop(sid, [])
         sock = ClientSocket(websocket, sid, key, object_hex, self.limits)
-        sock.auto = auto
+        sock.auto, sock.hub, sock.send_event = auto, self, send_event
         self._sockets[sid] = sock
         code, reason, clean = 1006, "", False
         try:
@@ -352,7 +353,7 @@ class SocketHub:
             offer = websocket.scope.get("extensions", {}).get(DETACH_EXTENSION)
             connection = offer["detach"](sock) if offer is not None else None
             if connection is not None:
-                sock.connection, sock.hub, sock.send_event = connection, self, send_event
+                sock.connection = connection
                 sock.websocket = None
                 for frame in waiting:
                     self.push(frame)
@@ -379,18 +380,11 @@ class SocketHub:
             log.debug("WebSocket %s failed: %s", sid, exc)
         finally:
             if sock.connection is None:
-                await self._served(sock, code, reason, clean, send_event)
+                await self._served(sock, code, reason, clean)
 
-    async def _served(
-        self, sock: ClientSocket, code: int, reason: str, clean: bool, send_event: SendEvent
-    ) -> None:
+    async def _served(self, sock: ClientSocket, code: int, reason: str, clean: bool) -> None:
         """The end of a socket read through ASGI: report its close once, finish writing."""
-        sid = sock.sid
-        self._sockets.pop(sid, None)
-        if sock.dropped is not None:
-            (code, reason), clean = sock.dropped, False
-        if not sock.closed_by_object:
-            await _report_close(send_event, [sid, code, reason, clean], sid)
+        await sock._finish(code, reason, clean)
         if sock.sender is not None and not sock.sender.done():
             await asyncio.wait({sock.sender}, timeout=5)
             sock.sender.cancel()
