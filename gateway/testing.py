@@ -40,6 +40,7 @@ from actors import Env, Namespace, ObjectId
 from actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
 from storage import codec
 
+from ._ws_protocol import LeanWebSocketProtocol
 from .app import Gateway
 from .config import AppConfig, load_config
 from .metrics import MetricsOptions
@@ -166,7 +167,7 @@ async def start_app(
             lifespan="on",
             ws_max_size=config.limits.websocket_message_bytes,
             ws_per_message_deflate=False,
-            ws="gateway._ws_protocol:LeanWebSocketProtocol",
+            ws=LeanWebSocketProtocol,  # as raydo dev and serve: accepted sockets leave ASGI
         )
     )
     serving = asyncio.ensure_future(server.serve(sockets=[listener]))
