@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketState
 
-from storage.limits import Limits
+from raydo.storage.limits import Limits
 
 from ._errors import HostUnavailable, RaydoError
 from ._metrics import SocketCounts

@@ -6,7 +6,7 @@ object may be sent again; one that may have run must not be, unless it is idempo
 
 from __future__ import annotations
 
-from storage.limits import LimitExceeded
+from raydo.storage.limits import LimitExceeded
 
 
 class RaydoError(Exception):

@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from storage import ObjectStorage, codec
-from storage.limits import LimitExceeded
+from raydo.storage import ObjectStorage, codec
+from raydo.storage.limits import LimitExceeded
 
 from . import _tracing
 from ._alarms import MAX_RETRIES, AlarmIndex, AlarmInfo, AlarmTimer, backoff_s, now_ms

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from storage.limits import LimitExceeded, Limits
+from raydo.storage.limits import LimitExceeded, Limits
 
 _Headers = list[list[bytes]]
 

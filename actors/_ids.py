@@ -12,7 +12,7 @@ import hmac
 import os
 import re
 
-from storage.limits import LimitExceeded
+from raydo.storage.limits import LimitExceeded
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

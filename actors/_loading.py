@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 _app_roots: set[Path] = set()
-_RAYDO_PACKAGES = frozenset({"actors", "bindings", "gateway", "storage"})
+_RAYDO_PACKAGES = frozenset({"raydo"})
 
 
 def import_from_app(root: str, reference: str) -> Any:

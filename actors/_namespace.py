@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket as StarletteWebSocket
 
-from storage import codec
-from storage.errors import TransactionError
+from raydo.storage import codec
+from raydo.storage.errors import TransactionError
 
 from . import _tracing
 from ._errors import CallRefused, ObjectReset

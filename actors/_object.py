@@ -17,7 +17,7 @@ from ._sockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_respon
 from ._turn import current_turn
 
 if TYPE_CHECKING:
-    from storage import ObjectStorage
+    from raydo.storage import ObjectStorage
 
 T = TypeVar("T")
 AUTO_RESPONSE_CHARS = 2048

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from storage import ObjectStorage
+from raydo.storage import ObjectStorage
 
 from ._durability import WalSync
 from ._ids import ObjectId

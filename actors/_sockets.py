@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from storage import codec
-from storage.limits import LimitExceeded, Limits
-from storage.sockets import SocketRecord, SocketRecords
+from raydo.storage import codec
+from raydo.storage.limits import LimitExceeded, Limits
+from raydo.storage.sockets import SocketRecord, SocketRecords
 
 if TYPE_CHECKING:
-    from storage import ObjectStorage
+    from raydo.storage import ObjectStorage
 
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storage.limits import DEFAULT_LIMITS, Limits
+from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 from ._ids import IdScheme, namespace_key
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from storage import ObjectStorage
+    from raydo.storage import ObjectStorage
 
     from ._ids import ObjectId
 

@@ -28,8 +28,8 @@ from typing import Any, Protocol, cast
 
 import msgpack
 
-from storage import codec
-from storage.limits import Limits
+from raydo.storage import codec
+from raydo.storage.limits import Limits
 
 from ._errors import HostUnavailable, ObjectError, RaydoError, error_from_wire
 from .types import Event, EventKind

@@ -35,8 +35,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cli_db import apply_migrations
-from gateway.testing import start_app
+from raydo.gateway.cli_db import apply_migrations
+from raydo.gateway.testing import start_app
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "d1.json"

@@ -38,13 +38,13 @@ if traced:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from actors import _tracing
+    from raydo.actors import _tracing
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     _tracing.use_provider(provider)
-from actors import BindingSpec, RuntimeSpec
-from actors.placement import LocalPlacement
+from raydo.actors import BindingSpec, RuntimeSpec
+from raydo.actors.placement import LocalPlacement
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as storage:

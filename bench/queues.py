@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.cli_queues import queue_counts
-from gateway.testing import start_app
+from raydo.gateway.cli_queues import queue_counts
+from raydo.gateway.testing import start_app
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "queues.json"
@@ -197,9 +197,9 @@ async def main() -> None:
         if not args.no_ray:
             import ray
 
-            from actors._ray import kill_hosts
-            from gateway.config import load_config
-            from gateway.runtime import runtime_spec
+            from raydo.actors._ray import kill_hosts
+            from raydo.gateway.config import load_config
+            from raydo.gateway.runtime import runtime_spec
 
             if ray.is_initialized():
                 for app_dir in folder.glob("r*-ray"):

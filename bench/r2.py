@@ -40,10 +40,10 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from actors import Env  # noqa: E402
-from actors.placement import LocalPlacement  # noqa: E402
-from gateway.app import Gateway  # noqa: E402
-from gateway.config import load_config  # noqa: E402
+from raydo.actors import Env  # noqa: E402
+from raydo.actors.placement import LocalPlacement  # noqa: E402
+from raydo.gateway.app import Gateway  # noqa: E402
+from raydo.gateway.config import load_config  # noqa: E402
 
 MB = 1_000_000
 SIZES = {"1 KB": 1_000, "10 MB": 10 * MB}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from actors import BindingSpec, PlatformSpec
+from raydo.actors import BindingSpec, PlatformSpec
 
 
 @dataclass

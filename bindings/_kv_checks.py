@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from storage.limits import LimitExceeded, Limits
+from raydo.storage.limits import LimitExceeded, Limits
 
 #: 9999-12-31T23:59:59Z: later expirations are refused, they cannot be stored as alarms.
 LATEST_EXPIRATION = 253_402_300_799

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from storage.blobs import (
+from raydo.storage.blobs import (
     BlobError,
     BlobMeta,
     Conditions,
@@ -32,7 +32,7 @@ from storage.blobs import (
     Range,
     format_http_date,
 )
-from storage.limits import LimitExceeded
+from raydo.storage.limits import LimitExceeded
 
 from ._r2_presign import METHODS, PRESIGN_PREFIX, PresignError, Refused
 

@@ -21,15 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
+from raydo.actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
 
 from . import Plan
 from .d1_object import ALL_ROWS
 
 #: The internal object binding every database of an app lives in.
 INTERNAL_BINDING = "_D1"
-_OBJECT_CLASS = "bindings.d1_object:DatabaseObject"
-_FACTORY = "bindings.d1:database_binding"
+_OBJECT_CLASS = "raydo.bindings.d1_object:DatabaseObject"
+_FACTORY = "raydo.bindings.d1:database_binding"
 
 _INT64 = range(-(2**63), 2**63)
 

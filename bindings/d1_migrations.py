@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage import LimitExceeded, Limits, ObjectStorage, StorageError
-from storage.files import connect_read_only
-from storage.sql import split_statements, strip_comments
+from raydo.storage import LimitExceeded, Limits, ObjectStorage, StorageError
+from raydo.storage.files import connect_read_only
+from raydo.storage.sql import split_statements, strip_comments
 
 #: Where applied migrations are recorded, as in D1 (the app's own SQL can read it).
 MIGRATIONS_TABLE = "d1_migrations"

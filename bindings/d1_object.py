@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors import DurableObject
-from storage import LimitExceeded, StorageError
-from storage.sql import split_statements, strip_comments
+from raydo import DurableObject
+from raydo.storage import LimitExceeded, StorageError
+from raydo.storage.sql import split_statements, strip_comments
 
 #: Statement shapes a call may ask for: every row, or only the first (``first()``).
 ALL_ROWS = -1

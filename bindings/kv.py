@@ -19,8 +19,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from actors import BindingSpec, Namespace, ObjectId, PlatformContext, PlatformSpec, Stub
-from storage.limits import Limits, MiB
+from raydo.actors import BindingSpec, Namespace, ObjectId, PlatformContext, PlatformSpec, Stub
+from raydo.storage.limits import Limits, MiB
 
 from . import Plan
 from . import _kv_checks as _checks
@@ -358,7 +358,7 @@ def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
         return Plan()
     store = BindingSpec(
         name=KV_BINDING,
-        class_name="bindings.kv_object:KVStore",
+        class_name="raydo.bindings.kv_object:KVStore",
         # One host for all of an app's namespaces: most reads end in the processes' caches.
         shards=1,
         idle_timeout_s=300.0,
@@ -368,7 +368,8 @@ def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
     return Plan(
         objects=[store],
         platform=[
-            PlatformSpec(str(e["binding"]), "bindings.kv:make_namespace", dict(e)) for e in entries
+            PlatformSpec(str(e["binding"]), "raydo.bindings.kv:make_namespace", dict(e))
+            for e in entries
         ],
     )
 

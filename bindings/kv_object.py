@@ -20,8 +20,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors import DurableObject, ObjectContext
-from storage.limits import LimitExceeded, MiB
+from raydo.actors import DurableObject, ObjectContext
+from raydo.storage.limits import LimitExceeded, MiB
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv_entries (

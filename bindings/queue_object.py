@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from actors import DurableObject, ObjectContext, Overloaded
-from storage import codec
+from raydo.actors import DurableObject, ObjectContext, Overloaded
+from raydo.storage import codec
 
 from .queue_batch import MAX_DELAY_SECONDS, Message, MessageBatch
 from .queues import BROKER, ConsumerSpec, QueueBroker

@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
-from actors._loading import import_from_app
-from storage import codec
-from storage.limits import LimitExceeded, Limits
+from raydo.actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
+from raydo.actors._loading import import_from_app
+from raydo.storage import codec
+from raydo.storage.limits import LimitExceeded, Limits
 
 from . import Plan
 from .queue_batch import Message, MessageBatch, check_delay
@@ -82,7 +82,7 @@ def plan(
     names |= {s.dead_letter_queue for s in specs if s.dead_letter_queue}
     objects = BindingSpec(
         name=OBJECTS,
-        class_name="bindings.queue_object:QueueObject",
+        class_name="raydo.bindings.queue_object:QueueObject",
         shards=min(len(names), MAX_SHARDS),
         idle_timeout_s=60.0,
         # Every producer of every gateway sends to one object per queue.
@@ -91,11 +91,13 @@ def plan(
     )
     broker = PlatformSpec(
         BROKER,
-        "bindings.queues:broker",
+        "raydo.bindings.queues:broker",
         {"consumers": [_as_options(s) for s in specs]},
     )
     queues = [
-        PlatformSpec(str(p["binding"]), "bindings.queues:producer", {"queue": str(p["queue"])})
+        PlatformSpec(
+            str(p["binding"]), "raydo.bindings.queues:producer", {"queue": str(p["queue"])}
+        )
         for p in producers
     ]
     return Plan(objects=[objects], platform=[broker, *queues])

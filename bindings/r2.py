@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors import PlatformContext, PlatformSpec
-from storage.blobs import (
+from raydo.actors import PlatformContext, PlatformSpec
+from raydo.storage.blobs import (
     MAX_BATCH,
     BlobBackend,
     BlobMeta,
@@ -35,7 +35,7 @@ from storage.blobs import (
     check_metadata,
     check_part_number,
 )
-from storage.limits import Limits
+from raydo.storage.limits import Limits
 
 from . import Plan
 from ._r2_presign import MAX_EXPIRES_IN, METHODS, Signer
@@ -418,7 +418,7 @@ def plan(entries: Iterable[Mapping[str, object]]) -> Plan:
     """One ``env`` binding per ``[[r2_buckets]]`` entry; buckets need no internal objects."""
     return Plan(
         platform=[
-            PlatformSpec(str(entry["binding"]), "bindings.r2:make_bucket", dict(entry))
+            PlatformSpec(str(entry["binding"]), "raydo.bindings.r2:make_bucket", dict(entry))
             for entry in entries
         ]
     )

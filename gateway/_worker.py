@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from actors.placement import join_ray, ray_placement
+from raydo.actors.placement import join_ray, ray_placement
 
 from . import cli_observe
 from .app import Gateway

@@ -33,7 +33,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 
-from actors._bridge import DETACH_EXTENSION as DETACH
+from raydo.actors._bridge import DETACH_EXTENSION as DETACH
 
 LOST = (1006, "connection lost without a Close frame")
 

@@ -30,9 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
 
-from actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
-from actors.placement import Placement, freeze_startup_heap
-from storage.limits import LimitExceeded
+from raydo.actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
+from raydo.actors.placement import Placement, freeze_startup_heap
+from raydo.storage.limits import LimitExceeded
 
 from .config import AppConfig
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http

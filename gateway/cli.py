@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from storage.limits import Limits
+from raydo.storage.limits import Limits
 
 from . import cli_db, cli_observe, cli_queues
 from .config import ConfigError, load_config
 from .runtime import AppLoadError
 
 DEFAULT_PORT = 8787
-LEAN_WEBSOCKETS = "gateway._ws_protocol:LeanWebSocketProtocol"
+LEAN_WEBSOCKETS = "raydo.gateway._ws_protocol:LeanWebSocketProtocol"
+WORKER_APP = "raydo.gateway._worker:create_app"
 
 
 def _port(text: str) -> int:
@@ -250,7 +251,7 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
 def _dev(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from actors.placement import LocalPlacement, ray_placement, start_local_ray
+    from raydo.actors.placement import LocalPlacement, ray_placement, start_local_ray
 
     from .app import Gateway
 
@@ -296,9 +297,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     options = _uvicorn_options(args, args.host, config.limits)
     if args.workers > 1:  # the supervisor binds the port before starting its workers
-        uvicorn.run("gateway._worker:create_app", factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
+        uvicorn.run(WORKER_APP, factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
     else:
-        _run_bound(uvicorn.Config("gateway._worker:create_app", factory=True, **options))  # type: ignore[arg-type]
+        _run_bound(uvicorn.Config(WORKER_APP, factory=True, **options))  # type: ignore[arg-type]
     return 0
 
 

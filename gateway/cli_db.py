@@ -3,7 +3,7 @@ folder, and the same for code (tests, an app's set-up script).
 
 ::
 
-    from gateway.cli_db import apply_migrations
+    from raydo.gateway.cli_db import apply_migrations
 
     apply_migrations("examples/seed-backend", "DB")   # before serving the app
 
@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bindings.d1 import INTERNAL_BINDING
-from bindings.d1_migrations import (
+from raydo.bindings.d1 import INTERNAL_BINDING
+from raydo.bindings.d1_migrations import (
     Migration,
     MigrationError,
     MigrationFailed,
     MigrationStatus,
     migration_status,
 )
-from bindings.d1_migrations import apply_migrations as apply_to_file
+from raydo.bindings.d1_migrations import apply_migrations as apply_to_file
 
 from .config import AppConfig, ConfigError, load_config
 from .inspection import object_id, object_path

@@ -18,7 +18,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from actors import _logs, _observe, _tracing
+from raydo.actors import _logs, _observe, _tracing
 
 from .metrics import MetricsOptions
 from .runtime import AppLoadError

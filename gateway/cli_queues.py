@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bindings.queues import OBJECTS
-from storage import codec
-from storage.files import connect_read_only
+from raydo.bindings.queues import OBJECTS
+from raydo.storage import codec
+from raydo.storage.files import connect_read_only
 
 from .config import AppConfig, load_config
 from .inspection import object_id, object_path

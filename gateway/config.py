@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from storage.limits import DEFAULT_LIMITS, Limits, MiB
+from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 
 CONFIG_NAME = "raydo.toml"
 MAX_CONFIG_BYTES = 1 * MiB

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from actors import ObjectId
-from storage import codec
-from storage.files import connect_read_only
+from raydo.actors import ObjectId
+from raydo.storage import codec
+from raydo.storage.files import connect_read_only
 
 from .config import AppConfig
 from .runtime import runtime_spec

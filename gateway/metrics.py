@@ -32,8 +32,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from actors import _tracing
-from actors._metrics import Histogram
+from raydo.actors import _tracing
+from raydo.actors._metrics import Histogram
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

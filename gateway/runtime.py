@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import BindingSpec, RuntimeSpec
-from actors._loading import MissingAttribute, import_from_app
-from bindings import Plan
+from raydo.actors import BindingSpec, RuntimeSpec
+from raydo.actors._loading import MissingAttribute, import_from_app
+from raydo.bindings import Plan
 
 from .config import AppConfig
 
@@ -45,7 +45,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from bindings import d1, kv, queues, r2
+    from raydo.bindings import d1, kv, queues, r2
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
@@ -70,7 +70,7 @@ def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
 
 def check_classes(config: AppConfig) -> None:
     """Import every object class now, so a typo fails at start-up rather than on first use."""
-    from actors import DurableObject
+    from raydo.actors import DurableObject
 
     for binding in config.durable_objects:
         cls = import_attribute(config, binding.class_name, f"class of binding {binding.name}")
@@ -79,7 +79,7 @@ def check_classes(config: AppConfig) -> None:
                 f"{config.path}: durable_objects binding {binding.name}: {binding.class_name}"
                 " is not a subclass of actors.DurableObject"
             )
-    from bindings.queues import handler_reference
+    from raydo.bindings.queues import handler_reference
 
     for consumer in config.queue_consumers:
         reference = handler_reference(consumer, config.main)

@@ -2,7 +2,7 @@
 
 ::
 
-    from gateway.testing import start_app
+    from raydo.gateway.testing import start_app
 
     async def test_counter() -> None:
         async with start_app("examples/counter") as app:
@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from actors import Env, Namespace, ObjectId
-from actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
-from storage import codec
+from raydo.actors import Env, Namespace, ObjectId
+from raydo.actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
+from raydo.storage import codec
 
 from ._ws_protocol import LeanWebSocketProtocol
 from .app import Gateway

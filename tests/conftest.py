@@ -23,7 +23,7 @@ def ray_cluster() -> Iterator[RayCluster]:
     """A Ray cluster on 127.0.0.1 for the whole session; this process joins it as a driver."""
     import ray
 
-    from actors.placement import join_ray
+    from raydo.actors.placement import join_ray
 
     cluster = _CLUSTER
     cluster.start()

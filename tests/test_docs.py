@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config
-from gateway.cli import parser
-from storage.limits import Limits
+from raydo.gateway import config
+from raydo.gateway.cli import parser
+from raydo.storage.limits import Limits
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

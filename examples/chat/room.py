@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from actors import DurableObject
+from raydo import DurableObject
 
 HISTORY = 50
 MAX_NAME = 32

@@ -3,7 +3,7 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Counter(DurableObject):

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bindings.queues import MessageBatch
+from raydo.bindings.queues import MessageBatch
 
 MAX_ADDRESS = 254
 MAX_SUBJECT = 200

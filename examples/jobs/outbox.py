@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors import DurableObject, ObjectContext
+from raydo.actors import DurableObject, ObjectContext
 
 
 class Outbox(DurableObject):

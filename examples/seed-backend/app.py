@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bindings.d1 import D1Error
-from storage.blobs import BlobError
+from raydo.bindings.d1 import D1Error
+from raydo.storage.blobs import BlobError
 
 NOT_FOUND = {"error": "not_found"}
 

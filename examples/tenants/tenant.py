@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import DurableObject, ObjectContext
+from raydo.actors import DurableObject, ObjectContext
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS projects (

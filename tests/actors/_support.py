@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from actors import BindingSpec, RuntimeSpec
-from actors.placement import LocalPlacement
-from storage.limits import DEFAULT_LIMITS, Limits
+from raydo.actors import BindingSpec, RuntimeSpec
+from raydo.actors.placement import LocalPlacement
+from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 REPO_ROOT = str(Path(__file__).parents[2])
 T = TypeVar("T")

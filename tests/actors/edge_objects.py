@@ -3,7 +3,7 @@
 import asyncio
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Edgy(DurableObject):

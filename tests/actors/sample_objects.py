@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from actors import DurableObject, ObjectError
-from storage import codec
+from raydo.actors import DurableObject, ObjectError
+from raydo.storage import codec
 
 
 class Counter(DurableObject):

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from actors._host import Host
-from actors.placement import LocalPlacement
+from raydo.actors._host import Host
+from raydo.actors.placement import LocalPlacement
 from tests.actors.sample_objects import Counter
 
 from ._support import binding, make_spec, open_files_under, placed, run

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import websockets
 
-from actors._durability import WalSync, sync_wal
-from gateway.testing import start_app
-from storage import ObjectStorage
+from raydo.actors._durability import WalSync, sync_wal
+from raydo.gateway.testing import start_app
+from raydo.storage import ObjectStorage
 
 
 class GatedSync:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import Namespace, ObjectId, Stub
-from storage.limits import LimitExceeded, Limits
+from raydo.actors import Namespace, ObjectId, Stub
+from raydo.storage.limits import LimitExceeded, Limits
 
 from ._support import REPO_ROOT, binding, files_under, make_spec, placed, run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors._loading import import_from_app
+from raydo.actors._loading import import_from_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,10 +24,10 @@ def test_two_apps_with_a_module_of_the_same_name_each_get_their_own(tmp_path: Pa
 
 
 def test_raydo_packages_load_once_even_when_an_app_folder_holds_them(tmp_path: Path) -> None:
-    from bindings.d1 import D1Error
+    from raydo.bindings.d1 import D1Error
 
     # A checkout used as an app's folder (``raydo dev .`` in the repository) contains raydo's
     # own packages; another app importing them must still get the very same classes.
-    assert import_from_app(str(REPO), "bindings.d1:D1Error") is D1Error
+    assert import_from_app(str(REPO), "raydo.bindings.d1:D1Error") is D1Error
     other = _app(tmp_path / "other", "x")
-    assert import_from_app(str(other), "bindings.d1:D1Error") is D1Error
+    assert import_from_app(str(other), "raydo.bindings.d1:D1Error") is D1Error

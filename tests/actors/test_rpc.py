@@ -11,10 +11,10 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors import CallRefused, ObjectError, RaydoError
-from actors.placement import LocalPlacement
-from storage import codec
-from storage.limits import LimitExceeded, Limits
+from raydo.actors import CallRefused, ObjectError, RaydoError
+from raydo.actors.placement import LocalPlacement
+from raydo.storage import codec
+from raydo.storage.limits import LimitExceeded, Limits
 from tests.actors.sample_objects import Counter, Fragile
 
 from ._support import binding, files_under, make_spec, placed, run
@@ -162,7 +162,7 @@ def test_refused_methods_are_refused_by_the_host_too(tmp_path: Path) -> None:
 
 
 def _rpc() -> Any:
-    from actors.types import EventKind
+    from raydo.actors.types import EventKind
 
     return EventKind.RPC
 

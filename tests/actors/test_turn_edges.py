@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import CallRefused, ObjectError, RuntimeSpec
-from actors.placement import LocalPlacement
+from raydo.actors import CallRefused, ObjectError, RuntimeSpec
+from raydo.actors.placement import LocalPlacement
 
 from .edge_objects import Edgy
 
@@ -16,7 +16,7 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def spec(tmp_path: Path) -> RuntimeSpec:
-    from actors import BindingSpec
+    from raydo.actors import BindingSpec
 
     return RuntimeSpec(
         "edges", ROOT, str(tmp_path), (BindingSpec("EDGY", "tests.actors.edge_objects:Edgy"),)
@@ -77,7 +77,7 @@ def test_a_malformed_control_event_is_refused_and_the_queue_goes_on(tmp_path: Pa
 
 
 def test_a_response_without_a_body_is_a_clear_error(tmp_path: Path) -> None:
-    from actors import BindingSpec
+    from raydo.actors import BindingSpec
 
     filer = RuntimeSpec(
         "edges", ROOT, str(tmp_path), (BindingSpec("FILER", "tests.actors.edge_objects:Filer"),)
@@ -95,7 +95,7 @@ def test_a_response_without_a_body_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_closed_placement_makes_no_new_hosts(tmp_path: Path) -> None:
-    from actors import HostUnavailable
+    from raydo.actors import HostUnavailable
 
     async def main() -> None:
         placement = LocalPlacement(spec(tmp_path))
@@ -107,8 +107,8 @@ def test_a_closed_placement_makes_no_new_hosts(tmp_path: Path) -> None:
 
 
 def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways() -> None:
-    from actors import _gateways
-    from actors._gateways import GatewayLinks
+    from raydo.actors import _gateways
+    from raydo.actors._gateways import GatewayLinks
 
     async def main() -> None:
         lost: list[tuple[str, str]] = []

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from actors import CallRefused, HostUnavailable, ObjectError, Overloaded
-from actors.types import Event, EventKind
-from storage import codec
+from raydo.actors import CallRefused, HostUnavailable, ObjectError, Overloaded
+from raydo.actors.types import Event, EventKind
+from raydo.storage import codec
 from tests.actors.sample_objects import Counter, Relay
 
 from ._support import binding, files_under, make_spec, placed, run
@@ -177,7 +177,7 @@ def test_calling_an_object_inside_a_transaction_is_refused(tmp_path: Path) -> No
             b = placement.env.RELAY.get_by_name("b")
             assert await a.noop() == 1
             module, name, message, in_tx = await a.call_in_transaction("b")
-            assert (module, name) == ("storage.errors", "TransactionError")
+            assert (module, name) == ("raydo.storage.errors", "TransactionError")
             assert "cannot call another object inside storage.transaction()" in message
             assert in_tx is None  # the transaction's write was rolled back with it
             assert await b.read("noops") is None  # b never ran

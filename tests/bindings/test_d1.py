@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bindings import d1
-from bindings.d1 import D1Database, D1Error, D1Result
-from bindings.d1_migrations import MIGRATIONS_TABLE, MigrationError, find_migrations
-from gateway.cli_db import apply_migrations, database_file, list_migrations
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
-from gateway.testing import TestApp, start_app
+from raydo.bindings import d1
+from raydo.bindings.d1 import D1Database, D1Error, D1Result
+from raydo.bindings.d1_migrations import MIGRATIONS_TABLE, MigrationError, find_migrations
+from raydo.gateway.cli_db import apply_migrations, database_file, list_migrations
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from raydo.gateway.testing import TestApp, start_app
 from tests.cluster import RAYDO, quiet_env
 
 AppCopy = Callable[[str], Path]
@@ -67,11 +67,11 @@ def test_the_plan_adds_one_internal_binding_for_every_database(app_copy: AppCopy
     spec = runtime_spec(load_config(app_copy("d1")))
     internal = [b for b in spec.bindings if b.internal]
     assert [(b.name, b.class_name) for b in internal] == [
-        ("_D1", "bindings.d1_object:DatabaseObject")
+        ("_D1", "raydo.bindings.d1_object:DatabaseObject")
     ]
     assert [(p.name, p.factory, p.options["database_name"]) for p in spec.platform] == [
-        ("DB", "bindings.d1:database_binding", "main"),
-        ("OTHER", "bindings.d1:database_binding", "other"),
+        ("DB", "raydo.bindings.d1:database_binding", "main"),
+        ("OTHER", "raydo.bindings.d1:database_binding", "other"),
     ]
 
 

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from actors import ObjectError
-from bindings import kv_object
-from bindings.kv import KVNamespace, ValueChanged
-from gateway.config import ConfigError, load_config
-from gateway.testing import TestApp, start_app
-from storage import LimitExceeded
-from storage.limits import MiB
+from raydo.actors import ObjectError
+from raydo.bindings import kv_object
+from raydo.bindings.kv import KVNamespace, ValueChanged
+from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.testing import TestApp, start_app
+from raydo.storage import LimitExceeded
+from raydo.storage.limits import MiB
 
 
 @asynccontextmanager

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from actors import ObjectError, RemoteLimitExceeded
-from bindings import Plan, queue_object, queues
-from bindings.queue_batch import Message, MessageBatch
-from gateway.cli import main as cli
-from gateway.cli_queues import queue_counts
-from gateway.config import ConfigError, load_config
-from gateway.runtime import AppLoadError
-from gateway.testing import TestApp, start_app
-from storage import EncodeError, LimitExceeded
+from raydo.actors import ObjectError, RemoteLimitExceeded
+from raydo.bindings import Plan, queue_object, queues
+from raydo.bindings.queue_batch import Message, MessageBatch
+from raydo.gateway.cli import main as cli
+from raydo.gateway.cli_queues import queue_counts
+from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.runtime import AppLoadError
+from raydo.gateway.testing import TestApp, start_app
+from raydo.storage import EncodeError, LimitExceeded
 
 Batch = tuple[str, list[Any], float]
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import ray
 
-from actors import ObjectError
-from actors._ray import RAY_NAMESPACE, actor_name, kill_hosts
-from bindings.queues import OBJECTS
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
-from gateway.testing import start_app
-from storage import LimitExceeded
+from raydo.actors import ObjectError
+from raydo.actors._ray import RAY_NAMESPACE, actor_name, kill_hosts
+from raydo.bindings.queues import OBJECTS
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from raydo.gateway.testing import start_app
+from raydo.storage import LimitExceeded
 from tests.bindings.test_queues import batches, deliveries, drained, until
 from tests.cluster import RayCluster
 

@@ -24,8 +24,8 @@ import httpx
 import psutil
 import pytest
 
-from gateway.config import ConfigError, load_config
-from gateway.testing import TestApp, start_app
+from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.testing import TestApp, start_app
 from tests.cluster import REPO, copy_app, free_port
 
 MiB = 1024 * 1024
@@ -194,7 +194,7 @@ def test_the_binding_api_directly(app_dir: Path) -> None:
         with pytest.raises(TypeError, match="yields bytes"):
             await files.put("bad", not_bytes())
         assert await files.head("bad") is None
-        from storage.blobs import InvalidArgument
+        from raydo.storage.blobs import InvalidArgument
 
         with pytest.raises(InvalidArgument, match="http_metadata"):
             await files.put("bad", b"", http_metadata={"colour": "red"})
@@ -202,7 +202,7 @@ def test_the_binding_api_directly(app_dir: Path) -> None:
             await files.put("bad", b"", http_metadata={"content_type": "a\nb"})
         with pytest.raises(InvalidArgument):
             await files.put("bad", b"", custom_metadata={"a": 1})
-        from storage.limits import LimitExceeded
+        from raydo.storage.limits import LimitExceeded
 
         with pytest.raises(LimitExceeded, match="blob_metadata_bytes"):
             await files.put("bad", b"", custom_metadata={"a": "x" * 3000})
@@ -269,7 +269,7 @@ def test_ranges(app_dir: Path) -> None:
             assert refused.status_code == 400, bad
             assert refused.json()["error"] == code, bad
         files = app.env.FILES
-        from storage.blobs import InvalidArgument, Range
+        from raydo.storage.blobs import InvalidArgument, Range
 
         assert await (await files.get("r", range=Range(offset=2, length=2))).read() == body[2:4]
         with pytest.raises(InvalidArgument, match="unknown range"):
@@ -315,7 +315,7 @@ def test_conditional_put_and_get(app_dir: Path) -> None:
         # etag_matches wins over uploaded_before, as If-Match over If-Unmodified-Since.
         both = {"etag_matches": new_etag, "uploaded_before": past}
         assert await files.put("c", b"3", only_if=both) is not None
-        from storage.blobs import InvalidArgument
+        from raydo.storage.blobs import InvalidArgument
 
         with pytest.raises(InvalidArgument, match="unknown only_if"):
             await files.get("c", only_if={"etag": "x"})
@@ -547,7 +547,7 @@ def test_hostile_keys_stay_inside_the_bucket(app_dir: Path, backend: str) -> Non
             assert why in refused.text
             assert (await get(app, key)).status_code == status
         files = app.env.FILES
-        from storage.blobs import InvalidKey
+        from raydo.storage.blobs import InvalidKey
 
         for bad in ("\ud800", 7, b"bytes"):
             with pytest.raises(InvalidKey):
@@ -659,7 +659,7 @@ def test_presigned_urls(app_dir: Path) -> None:
         assert (await app.http.delete(delete_url)).status_code == 204
         assert await files.head("p/doc.txt") is None
 
-        from storage.blobs import InvalidArgument
+        from raydo.storage.blobs import InvalidArgument
 
         for args in (("k", "POST", 60), ("k", "GET", 0), ("k", "GET", 8 * 24 * 3600)):
             with pytest.raises(InvalidArgument):
@@ -698,7 +698,7 @@ def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
 
     async def test(app: TestApp) -> None:
         await put(app, "k", b"v")
-        from bindings._r2_presign import PresignError
+        from raydo.bindings._r2_presign import PresignError
 
         with pytest.raises(PresignError, match="R2_TEST_SECRET"):
             app.env.FILES.create_presigned_url("k")
@@ -764,7 +764,7 @@ def test_app_routes_stay_under_request_bytes(tmp_path: Path) -> None:
 
 
 def test_full_durability_fsyncs_and_still_serves(tmp_path: Path) -> None:
-    from storage.blobs import FilesystemBackend, Part
+    from raydo.storage.blobs import FilesystemBackend, Part
 
     async def body(data: bytes) -> AsyncIterator[bytes]:
         yield data
@@ -892,7 +892,7 @@ def test_large_bodies_stream_in_bounded_memory(tmp_path: Path) -> None:
 _WRITER = """
 import asyncio, sys
 from pathlib import Path
-from storage.blobs import FilesystemBackend
+from raydo.storage.blobs import FilesystemBackend
 
 async def main() -> None:
     backend = FilesystemBackend(Path(sys.argv[1]))
@@ -912,7 +912,7 @@ def test_processes_sharing_a_bucket_see_whole_objects(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from storage.blobs import FilesystemBackend
+    from raydo.storage.blobs import FilesystemBackend
 
     root = tmp_path / "bucket"
     writers = [
@@ -948,7 +948,7 @@ def test_processes_sharing_a_bucket_see_whole_objects(tmp_path: Path) -> None:
 _CREATOR = """
 import asyncio, sys
 from pathlib import Path
-from storage.blobs import Conditions, FilesystemBackend
+from raydo.storage.blobs import Conditions, FilesystemBackend
 
 async def main() -> None:
     backend = FilesystemBackend(Path(sys.argv[1]))
@@ -981,7 +981,7 @@ def test_create_only_puts_racing_across_processes_have_one_winner(tmp_path: Path
     winner = answers.index("won")
 
     async def read() -> bytes:
-        from storage.blobs import FilesystemBackend
+        from raydo.storage.blobs import FilesystemBackend
 
         backend = FilesystemBackend(root)
         found = await backend.get("once", range=None, only_if=None)
@@ -1046,7 +1046,7 @@ def test_bucket_config_defaults(tmp_path: Path) -> None:
 _SIGNER = """
 import sys
 from pathlib import Path
-from bindings._r2_presign import Signer
+from raydo.bindings._r2_presign import Signer
 
 signer = Signer("FILES", "files", secret_env=None, secret_file=Path(sys.argv[1]))
 print(signer.signature("GET", "k", 1))

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.cli_queues import queue_counts
-from gateway.testing import start_app
+from raydo.gateway.cli_queues import queue_counts
+from raydo.gateway.testing import start_app
 
 
 def test_jobs_are_sent_and_the_poisoned_one_ends_in_the_dead_letter_queue(

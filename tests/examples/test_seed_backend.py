@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from gateway.testing import start_app
+from raydo.gateway.testing import start_app
 from tests.cluster import RAYDO
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.testing import start_app
+from raydo.gateway.testing import start_app
 
 
 def test_each_tenant_sees_only_its_own_data(app_copy: Callable[[str], Path]) -> None:

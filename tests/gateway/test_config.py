@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import (
+from raydo.gateway.config import (
     MAX_CONFIG_BYTES,
     AppConfig,
     ConfigError,
     ObjectBinding,
     load_config,
 )
-from storage.limits import DEFAULT_LIMITS
+from raydo.storage.limits import DEFAULT_LIMITS
 
 FULL = """\
 name = "my-app"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from actors import _logs
-from gateway.testing import start_app
+from raydo.actors import _logs
+from raydo.gateway.testing import start_app
 from tests.cluster import RAYDO, free_port, quiet_env
 
 

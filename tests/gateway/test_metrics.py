@@ -11,8 +11,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors import Overloaded
-from gateway.testing import TestApp, start_app
+from raydo.actors import Overloaded
+from raydo.gateway.testing import TestApp, start_app
 from tests.cluster import Server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -236,7 +236,7 @@ def test_alarm_runs_and_retries(app_copy: Callable[[str], Path]) -> None:
 def test_bad_options_are_clear_errors(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from gateway.cli import main
+    from raydo.gateway.cli import main
 
     for command in (["dev"], ["serve", "--address", "127.0.0.1:1"]):
         with pytest.raises(SystemExit) as exit_info:
@@ -262,7 +262,7 @@ def test_a_taken_metrics_port_is_a_clear_error(
 ) -> None:
     import socket
 
-    from gateway.cli import main
+    from raydo.gateway.cli import main
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -279,7 +279,7 @@ def test_an_unknown_traces_exporter_is_a_clear_error(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from gateway.cli import main
+    from raydo.gateway.cli import main
 
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "carrier-pigeon")
     assert main(["dev", str(app_copy("counter"))]) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.testing import start_app
+from raydo.gateway.testing import start_app
 from tests.cluster import RAYDO, REPO, copy_app, quiet_env
 
 

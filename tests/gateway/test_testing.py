@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from gateway.testing import start_app
+from raydo.gateway.testing import start_app
 from tests.cluster import REPO, copy_app
 
 

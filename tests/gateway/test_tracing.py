@@ -17,13 +17,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from actors import BindingSpec, RuntimeSpec, _tracing
-from actors._host import Host
-from actors._spec import HostKey
-from actors._wire import HostLink, HostServerProtocol
-from actors.types import Event, EventKind
-from gateway.testing import start_app
-from storage.limits import DEFAULT_LIMITS
+from raydo.actors import BindingSpec, RuntimeSpec, _tracing
+from raydo.actors._host import Host
+from raydo.actors._spec import HostKey
+from raydo.actors._wire import HostLink, HostServerProtocol
+from raydo.actors.types import Event, EventKind
+from raydo.gateway.testing import start_app
+from raydo.storage.limits import DEFAULT_LIMITS
 from tests.cluster import RayCluster, Server
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -211,7 +211,7 @@ def _provider(exporter: InMemorySpanExporter) -> TracerProvider:
 
 
 def _speak(spec: RuntimeSpec, carrier: Any) -> Event:
-    from storage import codec
+    from raydo.storage import codec
 
     ids = spec.id_scheme(spec.binding("NOISY"))
     object_id = ids.from_name("a")

@@ -17,10 +17,10 @@ import httpx
 import pytest
 import ray
 
-from actors._ray import RAY_NAMESPACE, actor_name
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
-from gateway.testing import start_app
+from raydo.actors._ray import RAY_NAMESPACE, actor_name
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from raydo.gateway.testing import start_app
 from tests.cluster import RAY, RayCluster, Server, make_temp_dir, quiet_env, serve
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from gateway.config import load_config
+from raydo.gateway.config import load_config
 from tests.cluster import Server
 
 Gateway = Callable[..., Server]

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import ray
 
-from actors._ray import RAY_NAMESPACE, actor_name
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
+from raydo.actors._ray import RAY_NAMESPACE, actor_name
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
 from tests.cluster import Server
 
 

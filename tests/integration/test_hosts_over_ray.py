@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import ray
 
-from actors import CallRefused, HostUnavailable, ObjectError, Overloaded, RuntimeSpec
-from actors.placement import LocalPlacement, ray_placement
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
+from raydo.actors import CallRefused, HostUnavailable, ObjectError, Overloaded, RuntimeSpec
+from raydo.actors.placement import LocalPlacement, ray_placement
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
 from tests.cluster import RayCluster
 
 Scenario = Callable[[Any], Awaitable[None]]
@@ -41,7 +41,7 @@ def run(
 
     yield go
     if request.param == "ray":
-        from actors._ray import kill_hosts
+        from raydo.actors._ray import kill_hosts
 
         kill_hosts(spec)
 
@@ -144,7 +144,7 @@ def test_dedicated_placement_gives_each_object_its_own_actor(
         names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
         assert sum(f"raydo:{spec.app_name}:PROBE/object/" in n for n in names) == 2
     finally:
-        from actors._ray import kill_hosts
+        from raydo.actors._ray import kill_hosts
 
         kill_hosts(spec)
 
@@ -178,15 +178,15 @@ def test_a_host_port_refuses_strangers_and_keeps_serving(
     try:
         asyncio.run(main())
     finally:
-        from actors._ray import kill_hosts
+        from raydo.actors._ray import kill_hosts
 
         kill_hosts(spec)
 
 
 def test_an_unreachable_host_is_a_retryable_error(tmp_path: Path) -> None:
     """A link to a port nobody serves fails as retryable: the event was never sent."""
-    from actors._wire import HostLink
-    from storage.limits import DEFAULT_LIMITS
+    from raydo.actors._wire import HostLink
+    from raydo.storage.limits import DEFAULT_LIMITS
 
     async def main() -> None:
         with socket.socket() as sock:

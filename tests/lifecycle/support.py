@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
-from gateway.testing import TestApp, start_app
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from raydo.gateway.testing import TestApp, start_app
 
 T = TypeVar("T")
 
 
 def kill_hosts(app_dir: Path) -> None:
-    from actors._ray import kill_hosts as kill
+    from raydo.actors._ray import kill_hosts as kill
 
     kill(runtime_spec(load_config(app_dir)))
 

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from actors import ObjectError, ObjectReset
-from gateway.testing import TestApp, start_app
+from raydo.actors import ObjectError, ObjectReset
+from raydo.gateway.testing import TestApp, start_app
 from tests.lifecycle.support import add_binding, now_ms, poll, run, set_clock_option, started
 
 T = TypeVar("T")

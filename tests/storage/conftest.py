@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from storage import ObjectStorage
+from raydo.storage import ObjectStorage
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage.blobs import (
+from raydo.storage.blobs import (
     BlobMeta,
     Conditions,
     InvalidArgument,
@@ -15,8 +15,8 @@ from storage.blobs import (
     Range,
     check_key,
 )
-from storage.blobs._index import decode_cursor, encode_cursor, successor
-from storage.limits import DEFAULT_LIMITS, LimitExceeded
+from raydo.storage.blobs._index import decode_cursor, encode_cursor, successor
+from raydo.storage.limits import DEFAULT_LIMITS, LimitExceeded
 
 WHEN = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 META = BlobMeta("k", 10, "abc", WHEN, "v1")

@@ -9,8 +9,8 @@ from typing import Any
 import msgpack
 import pytest
 
-from storage import codec
-from storage.codec import EXT_BIGINT, EXT_DATETIME, DecodeError, EncodeError
+from raydo.storage import codec
+from raydo.storage.codec import EXT_BIGINT, EXT_DATETIME, DecodeError, EncodeError
 
 
 def roundtrip(value: Any) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.files import connect_read_only
+from raydo.storage.files import connect_read_only
 
 
 def test_a_read_only_connection_opens_the_right_file_and_cannot_write(tmp_path: Path) -> None:

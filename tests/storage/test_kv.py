@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from storage import ObjectStorage, codec
-from storage.limits import LimitExceeded, Limits
+from raydo.storage import ObjectStorage, codec
+from raydo.storage.limits import LimitExceeded, Limits
 
 MakeStorage = Callable[..., ObjectStorage]
 

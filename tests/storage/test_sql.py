@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from storage import Cursor, ObjectStorage, TransactionError
-from storage.errors import SqlError
-from storage.limits import LimitExceeded, Limits
-from storage.sql import split_statements
+from raydo.storage import Cursor, ObjectStorage, TransactionError
+from raydo.storage.errors import SqlError
+from raydo.storage.limits import LimitExceeded, Limits
+from raydo.storage.sql import split_statements
 
 MakeStorage = Callable[..., ObjectStorage]
 
@@ -602,7 +602,7 @@ def test_tables_and_columns_can_be_renamed_but_not_into_raydos_names(
 
 
 def test_splitting_a_long_query_with_quoted_semicolons_is_correct() -> None:
-    from storage.sql import split_statements
+    from raydo.storage.sql import split_statements
 
     literal = "'" + ";" * 20_000 + "'"
     query = f'SELECT {literal}; -- a ; comment\nSELECT /* ; */ "a;b"; SELECT [c;d]'

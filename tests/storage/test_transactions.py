@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from storage import ObjectStorage, codec
-from storage.errors import SqlError, StorageError, TransactionError
-from storage.limits import LimitExceeded, Limits
+from raydo.storage import ObjectStorage, codec
+from raydo.storage.errors import SqlError, StorageError, TransactionError
+from raydo.storage.limits import LimitExceeded, Limits
 
 MakeStorage = Callable[..., ObjectStorage]
 

@@ -16,12 +16,12 @@ import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from actors._bridge import ClientSocket
-from actors.placement import LocalPlacement
-from gateway._ws_protocol import LeanWebSocketProtocol
-from gateway.app import Gateway
-from gateway.config import load_config
-from gateway.testing import start_app
+from raydo.actors._bridge import ClientSocket
+from raydo.actors.placement import LocalPlacement
+from raydo.gateway._ws_protocol import LeanWebSocketProtocol
+from raydo.gateway.app import Gateway
+from raydo.gateway.config import load_config
+from raydo.gateway.testing import start_app
 
 
 def fresh() -> str:

@@ -29,10 +29,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from actors.placement import LocalPlacement
-from gateway.config import load_config
-from gateway.runtime import runtime_spec
-from gateway.testing import TestApp, start_app
+from raydo.actors.placement import LocalPlacement
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from raydo.gateway.testing import TestApp, start_app
 from tests.cluster import RAYDO, REPO, Server, copy_app, free_port
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ def new_app(into: Path, *, socket_queue: int | None = None) -> Path:
 
 
 def kill_hosts(app_dir: Path) -> None:
-    from actors._ray import kill_hosts as kill
+    from raydo.actors._ray import kill_hosts as kill
 
     kill(runtime_spec(load_config(app_dir)))
 
@@ -218,7 +218,7 @@ async def is_live(app: TestApp, binding: str, name: str) -> bool:
         return host is not None and hex_id in host.live_ids()
     import ray
 
-    from actors._ray import RAY_NAMESPACE, actor_name
+    from raydo.actors._ray import RAY_NAMESPACE, actor_name
 
     handle = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
     return hex_id in await handle.live_ids.remote()
@@ -518,7 +518,7 @@ def test_host_restart_keeps_clients_tags_and_attachments(
 ) -> None:
     import ray
 
-    from actors._ray import RAY_NAMESPACE, actor_name
+    from raydo.actors._ray import RAY_NAMESPACE, actor_name
 
     app_dir = shared_app(shared_apps, tmp_path_factory, {"ray": True})
     name = fresh()

@@ -3,7 +3,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class IdleRoom(DurableObject):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 BROKEN_MARKER = "fragile-constructor-broken"
 

@@ -4,7 +4,7 @@ import asyncio
 import time
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Clock(DurableObject):

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bindings.d1 import D1Error
+from raydo.bindings.d1 import D1Error
 
 
 def _decode(value: Any) -> Any:

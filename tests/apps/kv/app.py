@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from storage import LimitExceeded
+from raydo.storage import LimitExceeded
 
 
 def _namespace(request: Request) -> Any:

@@ -1,6 +1,6 @@
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Writer(DurableObject):

@@ -2,7 +2,7 @@
 
 import logging
 
-from actors import DurableObject
+from raydo import DurableObject
 
 log = logging.getLogger(__name__)
 

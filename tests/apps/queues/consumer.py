@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Any
 
-from bindings.queues import MessageBatch
+from raydo.bindings.queues import MessageBatch
 
 
 async def consume(batch: MessageBatch, env: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Log(DurableObject):

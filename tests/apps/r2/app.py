@@ -7,8 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bindings.r2 import R2Object, R2ObjectBody
-from storage.blobs import BlobError
+from raydo.bindings.r2 import R2Object, R2ObjectBody
+from raydo.storage.blobs import BlobError
 
 
 def described(obj: R2Object) -> dict[str, Any]:

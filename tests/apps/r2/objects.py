@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Archiver(DurableObject):

@@ -5,7 +5,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from actors import DurableObject
+from raydo import DurableObject
 
 
 class Room(DurableObject):
