@@ -1,13 +1,24 @@
-"""Session-wide real infrastructure: one Ray cluster shared by every integration test."""
+"""Session-wide real infrastructure and the fixtures every suite shares.
+
+- ``anyio_backend``: every ``async def test_`` runs on asyncio (anyio's pytest plugin, in auto
+  mode: see pyproject.toml); each test gets its own event loop, as ``asyncio.run`` would.
+- ``ray_cluster``: one Ray cluster for the session; this process joins it as a driver.
+- ``placement``: ``start_app`` keyword arguments for hosts in this process or on that Ray.
+- ``app_copy``, ``gateway``: app folders under a unique name, and ``raydo serve`` processes.
+- ``kill_hosts_after``: Ray hosts outlive the test that started them; this kills them after.
+- ``name``: a fresh object name, so tests sharing an app never share an object.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.cluster import REPO, RayCluster, Server, copy_app, make_temp_dir, serve
+from tests.naming import fresh_name
 
 _CLUSTER = RayCluster(make_temp_dir("rdt-"))
 # Before anything imports ray: its auth settings are read at import.
@@ -16,6 +27,11 @@ _CLUSTER.use_private_token()
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _CLUSTER.stop()
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +49,38 @@ def ray_cluster() -> Iterator[RayCluster]:
     finally:
         ray.shutdown()
         cluster.stop()
+
+
+@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def placement(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``start_app`` keyword arguments: hosts in this process, or in the session's Ray cluster."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        return {"ray": True}
+    return {}
+
+
+@pytest.fixture
+def kill_hosts_after() -> Iterator[Callable[[Path], Path]]:
+    """Register an app folder whose Ray hosts die when the test ends (whatever its outcome)."""
+    doomed: list[Path] = []
+
+    def register(app_dir: Path) -> Path:
+        doomed.append(app_dir)
+        return app_dir
+
+    yield register
+    if doomed:
+        from tests.hosts import kill_hosts  # imports ray: only once the cluster is joined
+
+        for app_dir in doomed:
+            kill_hosts(app_dir)
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh object name."""
+    return fresh_name()
 
 
 @pytest.fixture

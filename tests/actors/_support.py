@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol
 
 from raydo.actors import BindingSpec, RuntimeSpec
 from raydo.actors.placement import LocalPlacement
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 REPO_ROOT = str(Path(__file__).parents[2])
-T = TypeVar("T")
 
 
 def binding(name: str, cls: str, **options: Any) -> BindingSpec:
@@ -29,6 +27,14 @@ def make_spec(
     return RuntimeSpec(app_name, REPO_ROOT, str(storage_root), bindings=bindings, limits=limits)
 
 
+class Place(Protocol):
+    """The ``place`` fixture: in-process hosts for these bindings, closed when the test ends."""
+
+    def __call__(
+        self, *bindings: BindingSpec, app_name: str = ..., limits: Limits = ...
+    ) -> LocalPlacement: ...
+
+
 @asynccontextmanager
 async def placed(spec: RuntimeSpec) -> AsyncIterator[LocalPlacement]:
     placement = LocalPlacement(spec)
@@ -36,15 +42,6 @@ async def placed(spec: RuntimeSpec) -> AsyncIterator[LocalPlacement]:
         yield placement
     finally:
         await placement.close()
-
-
-def run(main: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-    """Run an async test body in a fresh event loop, bounded in time."""
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(main(), timeout)
-
-    return asyncio.run(bounded())
 
 
 def files_under(root: Path) -> list[Path]:

@@ -36,71 +36,64 @@ async def _settled(*futures: asyncio.Future[None] | None) -> list[bool]:
     return [f is None or f.done() for f in futures]
 
 
-def test_commits_during_a_sync_share_the_next_one(tmp_path: Path) -> None:
-    async def main() -> None:
-        storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
-        sync = GatedSync(storage.path)
-        group = WalSync(sync)
+async def test_commits_during_a_sync_share_the_next_one(tmp_path: Path) -> None:
+    storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
+    sync = GatedSync(storage.path)
+    group = WalSync(sync)
 
-        def commit(key: str) -> asyncio.Future[None] | None:
-            storage.put(key, 1)
-            storage.commit()
-            return group.committed(storage.last_commit_wrote)
-
-        first = commit("a")  # starts a sync at once
-        assert first is not None
-        second, third = commit("b"), commit("c")  # wait for the next sync
-        assert await _settled(first, second, third) == [False, False, False]
-        sync.gate.set()
-        await asyncio.wait_for(first, 5)
-        assert await _settled(second, third) == [False, False]
-        sync.gate.set()
-        await asyncio.wait_for(asyncio.gather(second, third), 5)  # type: ignore[arg-type]
-        assert sync.runs == 2  # three commits, two syncs
-        assert group.committed(False) is None  # nothing left to make durable
-        storage.close()
-
-    asyncio.run(main())
-
-
-def test_a_read_only_event_waits_for_the_sync_of_what_it_may_have_read(tmp_path: Path) -> None:
-    async def main() -> None:
-        storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
-        sync = GatedSync(storage.path)
-        group = WalSync(sync)
-        storage.put("k", 1)
+    def commit(key: str) -> asyncio.Future[None] | None:
+        storage.put(key, 1)
         storage.commit()
-        written = group.committed(storage.last_commit_wrote)
-        assert storage.get("k") == 1
-        storage.commit()
-        assert not storage.last_commit_wrote
-        read = group.committed(storage.last_commit_wrote)
-        assert read is not None  # it saw data that is not durable yet
-        assert await _settled(written, read) == [False, False]
-        sync.gate.set()
-        await asyncio.wait_for(asyncio.gather(written, read), 5)  # type: ignore[arg-type]
-        assert sync.runs == 1  # covered by the sync already running: no second one
-        storage.close()
+        return group.committed(storage.last_commit_wrote)
 
-    asyncio.run(main())
+    first = commit("a")  # starts a sync at once
+    assert first is not None
+    second, third = commit("b"), commit("c")  # wait for the next sync
+    assert await _settled(first, second, third) == [False, False, False]
+    sync.gate.set()
+    await asyncio.wait_for(first, 5)
+    assert await _settled(second, third) == [False, False]
+    sync.gate.set()
+    await asyncio.wait_for(asyncio.gather(second, third), 5)  # type: ignore[arg-type]
+    assert sync.runs == 2  # three commits, two syncs
+    assert group.committed(False) is None  # nothing left to make durable
+    storage.close()
 
 
-def test_a_failed_sync_fails_the_commits_it_covered(tmp_path: Path) -> None:
-    async def main() -> None:
-        def broken() -> None:
-            raise OSError(5, "Input/output error")
+async def test_a_read_only_event_waits_for_the_sync_of_what_it_may_have_read(
+    tmp_path: Path,
+) -> None:
+    storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
+    sync = GatedSync(storage.path)
+    group = WalSync(sync)
+    storage.put("k", 1)
+    storage.commit()
+    written = group.committed(storage.last_commit_wrote)
+    assert storage.get("k") == 1
+    storage.commit()
+    assert not storage.last_commit_wrote
+    read = group.committed(storage.last_commit_wrote)
+    assert read is not None  # it saw data that is not durable yet
+    assert await _settled(written, read) == [False, False]
+    sync.gate.set()
+    await asyncio.wait_for(asyncio.gather(written, read), 5)  # type: ignore[arg-type]
+    assert sync.runs == 1  # covered by the sync already running: no second one
+    storage.close()
 
-        group = WalSync(broken)
-        durable = group.committed(True)
-        assert durable is not None
-        try:
-            await asyncio.wait_for(durable, 5)
-        except OSError as exc:
-            assert exc.errno == 5
-        else:
-            raise AssertionError("the failed sync went unnoticed")
 
-    asyncio.run(main())
+async def test_a_failed_sync_fails_the_commits_it_covered(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise OSError(5, "Input/output error")
+
+    group = WalSync(broken)
+    durable = group.committed(True)
+    assert durable is not None
+    try:
+        await asyncio.wait_for(durable, 5)
+    except OSError as exc:
+        assert exc.errno == 5
+    else:
+        raise AssertionError("the failed sync went unnoticed")
 
 
 def test_the_connection_leaves_syncing_to_the_host(tmp_path: Path) -> None:
@@ -129,41 +122,37 @@ def _full(folder: Path) -> Path:
     return folder
 
 
-def test_concurrent_increments_of_one_object_are_exact(app_copy: Callable[[str], Path]) -> None:
-    async def main() -> None:
-        async with start_app(_full(app_copy("counter"))) as app:
-            stub = app.env.COUNTER.get_by_name("busy")
-            values = await asyncio.gather(*(stub.increment() for _ in range(200)))
-            assert sorted(values) == list(range(1, 201))
-            assert await stub.value() == 200
-            replies = await asyncio.gather(
-                *(app.http.post("/counter/busy/increment") for _ in range(50))
-            )
-            assert sorted(r.json()["value"] for r in replies) == list(range(201, 251))
-
-    asyncio.run(main())
-
-
-def test_sends_and_replies_keep_their_order_under_group_commit(
+async def test_concurrent_increments_of_one_object_are_exact(
     app_copy: Callable[[str], Path],
 ) -> None:
-    async def main() -> None:
-        folder = _full(app_copy("chat"))
-        async with start_app(folder) as app:
-            url = app.websocket_url("/room/durable/ws")
-            async with (
-                websockets.connect(url + "?name=a") as a,
-                websockets.connect(url + "?name=b") as b,
-            ):
-                for i in range(50):
-                    await a.send(json.dumps({"text": f"m{i}"}))
-                seen: list[str] = []
-                while len(seen) < 50:
-                    event = json.loads(await asyncio.wait_for(b.recv(), 10))
-                    if event["type"] == "message":
-                        seen.append(event["text"])
-                assert seen == [f"m{i}" for i in range(50)]
-            history = (await app.http.get("/room/durable/history")).json()
-            assert [m["text"] for m in history][-50:] == [f"m{i}" for i in range(50)]
+    async with start_app(_full(app_copy("counter"))) as app:
+        stub = app.env.COUNTER.get_by_name("busy")
+        values = await asyncio.gather(*(stub.increment() for _ in range(200)))
+        assert sorted(values) == list(range(1, 201))
+        assert await stub.value() == 200
+        replies = await asyncio.gather(
+            *(app.http.post("/counter/busy/increment") for _ in range(50))
+        )
+        assert sorted(r.json()["value"] for r in replies) == list(range(201, 251))
 
-    asyncio.run(main())
+
+async def test_sends_and_replies_keep_their_order_under_group_commit(
+    app_copy: Callable[[str], Path],
+) -> None:
+    folder = _full(app_copy("chat"))
+    async with start_app(folder) as app:
+        url = app.websocket_url("/room/durable/ws")
+        async with (
+            websockets.connect(url + "?name=a") as a,
+            websockets.connect(url + "?name=b") as b,
+        ):
+            for i in range(50):
+                await a.send(json.dumps({"text": f"m{i}"}))
+            seen: list[str] = []
+            while len(seen) < 50:
+                event = json.loads(await asyncio.wait_for(b.recv(), 10))
+                if event["type"] == "message":
+                    seen.append(event["text"])
+            assert seen == [f"m{i}" for i in range(50)]
+        history = (await app.http.get("/room/durable/history")).json()
+        assert [m["text"] for m in history][-50:] == [f"m{i}" for i in range(50)]
