@@ -3,7 +3,8 @@
 - ``anyio_backend``: every ``async def test_`` runs on asyncio (anyio's pytest plugin, in auto
   mode: see pyproject.toml); each test gets its own event loop, as ``asyncio.run`` would.
 - ``ray_cluster``: one Ray cluster for the session; this process joins it as a driver.
-- ``placement``: ``start_app`` keyword arguments for hosts in this process or on that Ray.
+- ``placement`` (tests/placements.py): ``start_app`` keyword arguments for hosts in this
+  process or on that Ray.
 - ``app_copy``, ``gateway``: app folders under a unique name, and ``raydo serve`` processes.
 - ``kill_hosts_after``: Ray hosts outlive the test that started them; this kills them after.
 - ``name``: a fresh object name, so tests sharing an app never share an object.
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cluster import REPO, RayCluster, Server, copy_app, make_temp_dir, serve
 from tests.naming import fresh_name
+
+pytest_plugins = ["tests.placements"]
 
 _CLUSTER = RayCluster(make_temp_dir("rdt-"))
 # Before anything imports ray: its auth settings are read at import.
@@ -49,15 +51,6 @@ def ray_cluster() -> Iterator[RayCluster]:
     finally:
         ray.shutdown()
         cluster.stop()
-
-
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-def placement(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """``start_app`` keyword arguments: hosts in this process, or in the session's Ray cluster."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return {"ray": True}
-    return {}
 
 
 @pytest.fixture

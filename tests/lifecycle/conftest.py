@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.lifecycle.support import kill_hosts
-
-
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-def placement(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """``start_app`` keyword arguments: hosts in this process, or in the session's Ray cluster."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return {"ray": True}
-    return {}
+from raydo.gateway.testing import TestApp, start_app
+from tests.placements import Placement
 
 
 @pytest.fixture
-def alarms_dir(app_copy: Callable[[str], Path], placement: dict[str, Any]) -> Iterator[Path]:
+def alarms_dir(
+    app_copy: Callable[[str], Path],
+    placement: Placement,
+    kill_hosts_after: Callable[[Path], Path],
+) -> Path:
     """A fresh copy of the alarms app; its Ray hosts (which outlive ``start_app``) die after."""
     path = app_copy("alarms")
-    yield path
-    if placement:
-        kill_hosts(path)
+    return kill_hosts_after(path) if placement else path
 
 
 @pytest.fixture
 def local_alarms_dir(app_copy: Callable[[str], Path]) -> Path:
     return app_copy("alarms")
+
+
+@pytest.fixture
+async def app(alarms_dir: Path, placement: Placement) -> AsyncIterator[TestApp]:
+    """The alarms app, started on the test's placement."""
+    async with start_app(alarms_dir, **placement) as app:
+        yield app

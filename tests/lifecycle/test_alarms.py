@@ -12,14 +12,17 @@ import math
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
 import raydo.actors._host
 from raydo.actors import ObjectError
 from raydo.gateway.testing import TestApp
-from tests.lifecycle.support import add_binding, as_async, kill_hosts, now_ms, poll, run, started
+from tests.hosts import kill_hosts
+from tests.lifecycle.support import add_binding, now_ms, started
+from tests.placements import Placement, local_only
+from tests.polling import as_async, poll
 
 T = TypeVar("T")
 
@@ -40,380 +43,334 @@ def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, tuple[str, int
 # ---- 36: an alarm fires once, never early, and reads None inside and after --------------------
 
 
-def test_an_alarm_fires_once_no_earlier_than_its_time(
-    alarms_dir: Path, placement: dict[str, Any]
-) -> None:
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            clock = app.env.CLOCK.get_by_name("on-time")
-            before = now_ms()
-            due = await clock.set_in(200)
-            after = now_ms()
-            assert isinstance(due, int)
-            assert before + 200 - 1 <= due <= after + 200
-            assert await clock.get_alarm() == due
-            runs = await poll(clock.runs, lambda runs: len(runs) >= 1)
-            assert len(runs) == 1
-            [first] = runs
-            assert first["at"] >= due, "the alarm ran before its time"
-            assert first["scheduled_time"] == due
-            assert first["retry_count"] == 0
-            assert first["is_retry"] is False
-            assert first["alarm_inside"] is None
-            assert await clock.get_alarm() is None
-            await asyncio.sleep(0.3)
-            assert await clock.runs() == runs, "the alarm ran more than once"
-
-    run(scenario())
+async def test_an_alarm_fires_once_no_earlier_than_its_time(app: TestApp) -> None:
+    clock = app.env.CLOCK.get_by_name("on-time")
+    before = now_ms()
+    due = await clock.set_in(200)
+    after = now_ms()
+    assert isinstance(due, int)
+    assert before + 200 - 1 <= due <= after + 200
+    assert await clock.get_alarm() == due
+    runs = await poll(clock.runs, lambda runs: len(runs) >= 1)
+    assert len(runs) == 1
+    [first] = runs
+    assert first["at"] >= due, "the alarm ran before its time"
+    assert first["scheduled_time"] == due
+    assert first["retry_count"] == 0
+    assert first["is_retry"] is False
+    assert first["alarm_inside"] is None
+    assert await clock.get_alarm() is None
+    await asyncio.sleep(0.3)
+    assert await clock.runs() == runs, "the alarm ran more than once"
 
 
 # ---- 37: a deleted alarm never fires; a handler can set the next one --------------------------
 
 
-def test_a_deleted_alarm_never_fires(alarms_dir: Path, placement: dict[str, Any]) -> None:
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            clock = app.env.CLOCK.get_by_name("cancelled")
-            due = await clock.set_in(150)
-            assert due is not None
-            assert clock.id.hex in index_rows(app)
-            await clock.delete_alarm()
-            assert await clock.get_alarm() is None
-            assert clock.id.hex not in index_rows(app)
-            while now_ms() < due + 300:  # well past the time it was set for
-                await asyncio.sleep(0.05)
-            assert await clock.runs() == []
-            assert await app.run_alarm("CLOCK", "cancelled") is False
-
-    run(scenario())
+async def test_a_deleted_alarm_never_fires(app: TestApp) -> None:
+    clock = app.env.CLOCK.get_by_name("cancelled")
+    due = await clock.set_in(150)
+    assert due is not None
+    assert clock.id.hex in index_rows(app)
+    await clock.delete_alarm()
+    assert await clock.get_alarm() is None
+    assert clock.id.hex not in index_rows(app)
+    while now_ms() < due + 300:  # well past the time it was set for
+        await asyncio.sleep(0.05)
+    assert await clock.runs() == []
+    assert await app.run_alarm("CLOCK", "cancelled") is False
 
 
-def test_an_alarm_set_inside_the_handler_runs_next(
-    alarms_dir: Path, placement: dict[str, Any]
+async def test_an_alarm_set_inside_the_handler_runs_next(
+    alarms_dir: Path, placement: Placement
 ) -> None:
     add_binding(alarms_dir, "TRICKY", "more_objects:Tricky")
 
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            clock = app.env.CLOCK.get_by_name("again")
-            await clock.plan(again_in_ms=150)
-            due = await clock.set_in(50)
-            runs = await poll(clock.runs, lambda runs: len(runs) >= 2)
-            first, second = runs
-            assert first["scheduled_time"] == due
-            assert second["scheduled_time"] >= first["at"] + 150 - 1
-            assert second["at"] >= second["scheduled_time"]
-            assert [r["retry_count"] for r in runs] == [0, 0]
-            assert await clock.get_alarm() is None
-            # Set then deleted inside the handler: the handler ran once and nothing is queued.
-            tricky = app.env.TRICKY.get_by_name("set-then-delete")
-            await tricky.arm("set-then-delete", 50)
-            await poll(tricky.attempts, lambda attempts: len(attempts) >= 1)
-            assert await tricky.get_alarm() is None
-            await asyncio.sleep(0.4)  # the deleted alarm was set for 50 ms after the run
-            assert len(await tricky.attempts()) == 1
-            assert len(await clock.runs()) == 2, "the re-set alarm ran more than once"
-
-    run(scenario())
+    async with started(alarms_dir, placement) as app:
+        clock = app.env.CLOCK.get_by_name("again")
+        await clock.plan(again_in_ms=150)
+        due = await clock.set_in(50)
+        runs = await poll(clock.runs, lambda runs: len(runs) >= 2)
+        first, second = runs
+        assert first["scheduled_time"] == due
+        assert second["scheduled_time"] >= first["at"] + 150 - 1
+        assert second["at"] >= second["scheduled_time"]
+        assert [r["retry_count"] for r in runs] == [0, 0]
+        assert await clock.get_alarm() is None
+        # Set then deleted inside the handler: the handler ran once and nothing is queued.
+        tricky = app.env.TRICKY.get_by_name("set-then-delete")
+        await tricky.arm("set-then-delete", 50)
+        await poll(tricky.attempts, lambda attempts: len(attempts) >= 1)
+        assert await tricky.get_alarm() is None
+        await asyncio.sleep(0.4)  # the deleted alarm was set for 50 ms after the run
+        assert len(await tricky.attempts()) == 1
+        assert len(await clock.runs()) == 2, "the re-set alarm ran more than once"
 
 
 # ---- 38: a failing handler is retried with backoff, then cleared or dropped --------------------
 
 
-def test_a_failing_alarm_is_retried_after_2_then_4_seconds(local_alarms_dir: Path) -> None:
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            clock = app.env.CLOCK.get_by_name("flaky")
-            await clock.plan(failures=2)
-            due = await clock.set_in(50)
-            await poll(clock.runs, lambda runs: len(runs) >= 1)
-            # Failed, its retry not begun: the alarm is still set (for its original time).
-            assert await clock.get_alarm() == due
-            assert index_rows(app)[clock.id.hex][1] == due
-            runs = await poll(clock.runs, lambda runs: len(runs) >= 3, timeout=20)
-            assert [r["retry_count"] for r in runs] == [0, 1, 2]
-            assert [r["is_retry"] for r in runs] == [False, True, True]
-            assert {r["scheduled_time"] for r in runs} == {due}
-            assert runs[0]["at"] >= due
-            for n, base_s in ((1, 2.0), (2, 4.0)):
-                gap_s = (runs[n]["at"] - runs[n - 1]["at"]) / 1000
-                assert base_s <= gap_s < base_s * 1.25 + 2, (n, gap_s)
-            # The third attempt succeeded: the alarm is cleared, in the object and the index.
-            assert await clock.get_alarm() is None
-            assert clock.id.hex not in index_rows(app)
-            await asyncio.sleep(0.3)
-            assert len(await clock.runs()) == 3
-
-    run(scenario(), timeout=40)
+@local_only
+async def test_a_failing_alarm_is_retried_after_2_then_4_seconds(app: TestApp) -> None:
+    clock = app.env.CLOCK.get_by_name("flaky")
+    await clock.plan(failures=2)
+    due = await clock.set_in(50)
+    await poll(clock.runs, lambda runs: len(runs) >= 1)
+    # Failed, its retry not begun: the alarm is still set (for its original time).
+    assert await clock.get_alarm() == due
+    assert index_rows(app)[clock.id.hex][1] == due
+    runs = await poll(clock.runs, lambda runs: len(runs) >= 3, timeout=20)
+    assert [r["retry_count"] for r in runs] == [0, 1, 2]
+    assert [r["is_retry"] for r in runs] == [False, True, True]
+    assert {r["scheduled_time"] for r in runs} == {due}
+    assert runs[0]["at"] >= due
+    for n, base_s in ((1, 2.0), (2, 4.0)):
+        gap_s = (runs[n]["at"] - runs[n - 1]["at"]) / 1000
+        assert base_s <= gap_s < base_s * 1.25 + 2, (n, gap_s)
+    # The third attempt succeeded: the alarm is cleared, in the object and the index.
+    assert await clock.get_alarm() is None
+    assert clock.id.hex not in index_rows(app)
+    await asyncio.sleep(0.3)
+    assert len(await clock.runs()) == 3
 
 
-def test_an_alarm_that_always_fails_is_dropped_after_seven_attempts(
+async def test_an_alarm_that_always_fails_is_dropped_after_seven_attempts(
     local_alarms_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.02 * retry)
 
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            clock = app.env.CLOCK.get_by_name("hopeless")
-            await clock.plan(failures=1000)
-            due = await clock.set_in(20)
-            runs = await poll(clock.runs, lambda runs: len(runs) >= 7)
-            await poll(clock.get_alarm, lambda alarm: alarm is None)
-            await asyncio.sleep(0.5)  # many times the last backoff
-            runs = await clock.runs()
-            assert [r["retry_count"] for r in runs] == list(range(7))
-            assert [r["is_retry"] for r in runs] == [False] + [True] * 6
-            assert {r["scheduled_time"] for r in runs} == {due}
-            assert clock.id.hex not in index_rows(app)
-            assert await app.run_alarm("CLOCK", "hopeless") is False
-
-    run(scenario())
+    async with started(local_alarms_dir, {}) as app:
+        clock = app.env.CLOCK.get_by_name("hopeless")
+        await clock.plan(failures=1000)
+        due = await clock.set_in(20)
+        runs = await poll(clock.runs, lambda runs: len(runs) >= 7)
+        await poll(clock.get_alarm, lambda alarm: alarm is None)
+        await asyncio.sleep(0.5)  # many times the last backoff
+        runs = await clock.runs()
+        assert [r["retry_count"] for r in runs] == list(range(7))
+        assert [r["is_retry"] for r in runs] == [False] + [True] * 6
+        assert {r["scheduled_time"] for r in runs} == {due}
+        assert clock.id.hex not in index_rows(app)
+        assert await app.run_alarm("CLOCK", "hopeless") is False
 
 
 # ---- 39: ctx.abort(retry_alarm=False) is not retried; failures and plain aborts are ------------
 
 
-def test_abort_without_retry_inside_an_alarm_is_not_retried(
-    alarms_dir: Path, placement: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+async def test_abort_without_retry_inside_an_alarm_is_not_retried(
+    alarms_dir: Path, placement: Placement, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # In-process, a retry would come at once. A Ray host keeps the real backoff (2 s), so there
     # the proof is that the alarm is gone: a failed alarm awaiting its retry stays stored.
     monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.05)
 
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            clock = app.env.CLOCK.get_by_name("give-up")
-            await clock.plan(abort="enough")
-            await clock.set_in(50)
-            await poll(clock.runs, lambda runs: len(runs) >= 1)
-            await poll(clock.get_alarm, lambda alarm: alarm is None, timeout=5)
-            assert clock.id.hex not in index_rows(app)
-            await asyncio.sleep(0.4)
-            runs = await clock.runs()
-            assert [r["retry_count"] for r in runs] == [0]
-
-    run(scenario())
+    async with started(alarms_dir, placement) as app:
+        clock = app.env.CLOCK.get_by_name("give-up")
+        await clock.plan(abort="enough")
+        await clock.set_in(50)
+        await poll(clock.runs, lambda runs: len(runs) >= 1)
+        await poll(clock.get_alarm, lambda alarm: alarm is None, timeout=5)
+        assert clock.id.hex not in index_rows(app)
+        await asyncio.sleep(0.4)
+        runs = await clock.runs()
+        assert [r["retry_count"] for r in runs] == [0]
 
 
-def test_a_failure_or_a_plain_abort_inside_an_alarm_is_retried(
+async def test_a_failure_or_a_plain_abort_inside_an_alarm_is_retried(
     local_alarms_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.05)
     add_binding(local_alarms_dir, "TRICKY", "more_objects:Tricky")
 
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            clock = app.env.CLOCK.get_by_name("fails-once")
-            await clock.plan(failures=1)
-            await clock.set_in(20)
-            runs = await poll(clock.runs, lambda runs: len(runs) >= 2)
-            assert [r["retry_count"] for r in runs] == [0, 1]
-            assert await clock.get_alarm() is None
+    async with started(local_alarms_dir, {}) as app:
+        clock = app.env.CLOCK.get_by_name("fails-once")
+        await clock.plan(failures=1)
+        await clock.set_in(20)
+        runs = await poll(clock.runs, lambda runs: len(runs) >= 2)
+        assert [r["retry_count"] for r in runs] == [0, 1]
+        assert await clock.get_alarm() is None
 
-            tricky = app.env.TRICKY.get_by_name("aborts-once")
-            await tricky.arm("abort-once", 20)
-            attempts = await poll(tricky.attempts, lambda attempts: len(attempts) >= 2)
-            assert [a["retry_count"] for a in attempts] == [0, 1]
-            assert await tricky.get_alarm() is None
-            await asyncio.sleep(0.3)
-            assert len(await tricky.attempts()) == 2
-            assert len(await clock.runs()) == 2
-
-    run(scenario())
+        tricky = app.env.TRICKY.get_by_name("aborts-once")
+        await tricky.arm("abort-once", 20)
+        attempts = await poll(tricky.attempts, lambda attempts: len(attempts) >= 2)
+        assert [a["retry_count"] for a in attempts] == [0, 1]
+        assert await tricky.get_alarm() is None
+        await asyncio.sleep(0.3)
+        assert len(await tricky.attempts()) == 2
+        assert len(await clock.runs()) == 2
 
 
 # ---- 40: times in the past fire at once; bad times and classes without alarm() are refused ----
 
 
-def test_set_alarm_fires_past_times_at_once_refuses_bad_ones_and_takes_datetimes(
-    alarms_dir: Path, placement: dict[str, Any]
+async def test_set_alarm_fires_past_times_at_once_refuses_bad_ones_and_takes_datetimes(
+    app: TestApp,
 ) -> None:
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            overdue = app.env.CLOCK.get_by_name("overdue")
-            past = int(now_ms()) - 60_000
-            set_at = now_ms()
-            assert await overdue.set_at(past) == past
-            runs = await poll(overdue.runs, lambda runs: len(runs) >= 1, timeout=5)
-            assert runs[0]["scheduled_time"] == past
-            assert runs[0]["at"] >= set_at
-            assert runs[0]["retry_count"] == 0
-            assert await overdue.get_alarm() is None
+    overdue = app.env.CLOCK.get_by_name("overdue")
+    past = int(now_ms()) - 60_000
+    set_at = now_ms()
+    assert await overdue.set_at(past) == past
+    runs = await poll(overdue.runs, lambda runs: len(runs) >= 1, timeout=5)
+    assert runs[0]["scheduled_time"] == past
+    assert runs[0]["at"] >= set_at
+    assert runs[0]["retry_count"] == 0
+    assert await overdue.get_alarm() is None
 
-            clock = app.env.CLOCK.get_by_name("picky")
-            refused = [
-                (0, "ValueError"),
-                (-1, "ValueError"),
-                (-1.5, "ValueError"),
-                (math.nan, "ValueError"),
-                (math.inf, "ValueError"),
-                ("tomorrow", "TypeError"),
-                (True, "TypeError"),
-                (None, "TypeError"),
-            ]
-            for when, type_name in refused:
-                with pytest.raises(ObjectError) as caught:
-                    await clock.set_at(when)
-                assert caught.value.type_name == type_name, when
-                assert caught.value.remote is True
-                assert "set_alarm()" in str(caught.value)
-            assert await clock.get_alarm() is None  # nothing was set by the refused calls
+    clock = app.env.CLOCK.get_by_name("picky")
+    refused = [
+        (0, "ValueError"),
+        (-1, "ValueError"),
+        (-1.5, "ValueError"),
+        (math.nan, "ValueError"),
+        (math.inf, "ValueError"),
+        ("tomorrow", "TypeError"),
+        (True, "TypeError"),
+        (None, "TypeError"),
+    ]
+    for when, type_name in refused:
+        with pytest.raises(ObjectError) as caught:
+            await clock.set_at(when)
+        assert caught.value.type_name == type_name, when
+        assert caught.value.remote is True
+        assert "set_alarm()" in str(caught.value)
+    assert await clock.get_alarm() is None  # nothing was set by the refused calls
 
-            plus_two = timezone(timedelta(hours=2))
-            aware = datetime(2031, 5, 6, 7, 8, 9, 250_000, tzinfo=plus_two)
-            expected = int(aware.timestamp() * 1000)
-            in_utc = datetime(2031, 5, 6, 5, 8, 9, 250_000, tzinfo=UTC)
-            assert expected == int(in_utc.timestamp() * 1000)
-            assert await clock.set_at(aware) == expected
-            naive = datetime(2031, 5, 6, 7, 8, 9)  # naive means UTC
-            expected_naive = int(datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC).timestamp() * 1000)
-            assert await clock.set_at(naive) == expected_naive
-            assert await clock.get_alarm() == expected_naive
-            assert index_rows(app)[clock.id.hex][1] == expected_naive
+    plus_two = timezone(timedelta(hours=2))
+    aware = datetime(2031, 5, 6, 7, 8, 9, 250_000, tzinfo=plus_two)
+    expected = int(aware.timestamp() * 1000)
+    in_utc = datetime(2031, 5, 6, 5, 8, 9, 250_000, tzinfo=UTC)
+    assert expected == int(in_utc.timestamp() * 1000)
+    assert await clock.set_at(aware) == expected
+    naive = datetime(2031, 5, 6, 7, 8, 9)  # naive means UTC
+    expected_naive = int(datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC).timestamp() * 1000)
+    assert await clock.set_at(naive) == expected_naive
+    assert await clock.get_alarm() == expected_naive
+    assert index_rows(app)[clock.id.hex][1] == expected_naive
 
-            plain = app.env.PLAIN.get_by_name("no-handler")
-            message = await plain.try_alarm()
-            assert "alarm() handler" in message
-            assert await app.run_alarm("PLAIN", "no-handler") is False
-
-    run(scenario())
+    plain = app.env.PLAIN.get_by_name("no-handler")
+    message = await plain.try_alarm()
+    assert "alarm() handler" in message
+    assert await app.run_alarm("PLAIN", "no-handler") is False
 
 
 # ---- 41: alarms survive a restart, and fire after it without any request ----------------------
 
 
-def test_alarms_survive_a_restart(alarms_dir: Path, placement: dict[str, Any]) -> None:
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            far = await app.env.CLOCK.get_by_name("far").set_in(3_600_000)
-            # Long enough for the app (on Ray: its hosts) to stop before it is due.
-            soon = await app.env.CLOCK.get_by_name("soon").set_in(1500 if placement else 500)
-            soon_hex = app.env.CLOCK.id_from_name("soon").hex
-        if placement:
-            kill_hosts(alarms_dir)  # on Ray, hosts outlive the gateway: kill them to restart
-        assert soon is not None
-        assert now_ms() < soon, "the app took too long to stop for this test to mean anything"
-        while now_ms() < soon + 200:  # "soon" comes due while nothing runs
-            await asyncio.sleep(0.05)
+async def test_alarms_survive_a_restart(alarms_dir: Path, placement: Placement) -> None:
+    async with started(alarms_dir, placement) as app:
+        far = await app.env.CLOCK.get_by_name("far").set_in(3_600_000)
+        # Long enough for the app (on Ray: its hosts) to stop before it is due.
+        soon = await app.env.CLOCK.get_by_name("soon").set_in(1500 if placement else 500)
+        soon_hex = app.env.CLOCK.id_from_name("soon").hex
+    if placement:
+        kill_hosts(alarms_dir)  # on Ray, hosts outlive the gateway: kill them to restart
+    assert soon is not None
+    assert now_ms() < soon, "the app took too long to stop for this test to mean anything"
+    while now_ms() < soon + 200:  # "soon" comes due while nothing runs
+        await asyncio.sleep(0.05)
 
-        restarted = now_ms()
-        async with started(alarms_dir, placement) as app:
-            # Wait on the index file alone: no event reaches "soon" until it has run.
-            await poll(as_async(lambda: index_rows(app)), lambda rows: soon_hex not in rows, 30)
-            first_call = now_ms()
-            runs = await app.env.CLOCK.get_by_name("soon").runs()
-            assert len(runs) == 1
-            assert runs[0]["scheduled_time"] == soon
-            assert restarted <= runs[0]["at"] < first_call, "it ran only when called"
-            assert await app.env.CLOCK.get_by_name("far").get_alarm() == far
-
-    run(scenario(), timeout=90)
+    restarted = now_ms()
+    async with started(alarms_dir, placement) as app:
+        # Wait on the index file alone: no event reaches "soon" until it has run.
+        await poll(as_async(lambda: index_rows(app)), lambda rows: soon_hex not in rows, 30)
+        first_call = now_ms()
+        runs = await app.env.CLOCK.get_by_name("soon").runs()
+        assert len(runs) == 1
+        assert runs[0]["scheduled_time"] == soon
+        assert restarted <= runs[0]["at"] < first_call, "it ran only when called"
+        assert await app.env.CLOCK.get_by_name("far").get_alarm() == far
 
 
-def test_a_dedicated_objects_alarm_fires_after_a_restart(local_alarms_dir: Path) -> None:
+async def test_a_dedicated_objects_alarm_fires_after_a_restart(local_alarms_dir: Path) -> None:
     add_binding(local_alarms_dir, "SOLO", "objects:Clock", placement="dedicated")
 
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            solo = app.env.SOLO.get_by_name("solo")
-            due = await solo.set_in(600)
-            assert index_rows(app, "SOLO")[solo.id.hex][0] == f"SOLO/object/{solo.id.hex}"
-        assert now_ms() < due
-        while now_ms() < due + 100:
-            await asyncio.sleep(0.05)
-        async with started(local_alarms_dir, {}) as app:
-            await poll(as_async(lambda: index_rows(app, "SOLO")), lambda rows: not rows)
-            first_call = now_ms()
-            runs = await app.env.SOLO.get_by_name("solo").runs()
-            assert [r["scheduled_time"] for r in runs] == [due]
-            assert runs[0]["at"] < first_call
-
-    run(scenario())
+    async with started(local_alarms_dir, {}) as app:
+        solo = app.env.SOLO.get_by_name("solo")
+        due = await solo.set_in(600)
+        assert index_rows(app, "SOLO")[solo.id.hex][0] == f"SOLO/object/{solo.id.hex}"
+    assert now_ms() < due
+    while now_ms() < due + 100:
+        await asyncio.sleep(0.05)
+    async with started(local_alarms_dir, {}) as app:
+        await poll(as_async(lambda: index_rows(app, "SOLO")), lambda rows: not rows)
+        first_call = now_ms()
+        runs = await app.env.SOLO.get_by_name("solo").runs()
+        assert [r["scheduled_time"] for r in runs] == [due]
+        assert runs[0]["at"] < first_call
 
 
-def test_an_alarm_committed_before_the_event_failed_still_fires(local_alarms_dir: Path) -> None:
+async def test_an_alarm_committed_before_the_event_failed_still_fires(
+    local_alarms_dir: Path,
+) -> None:
     add_binding(local_alarms_dir, "TRICKY", "more_objects:Tricky")
 
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            tricky = app.env.TRICKY.get_by_name("committed")
-            with pytest.raises(ObjectError, match="failed after committing an alarm"):
-                await tricky.arm_then_fail(100)
-            due = await tricky.get_alarm()
-            assert due is not None  # committed: it is the object's alarm now
-            assert index_rows(app, "TRICKY").get(tricky.id.hex, (None, None))[1] == due
-            attempts = await poll(tricky.attempts, lambda attempts: len(attempts) >= 1, 3)
-            assert attempts[0]["at"] >= due
-
-    run(scenario())
+    async with started(local_alarms_dir, {}) as app:
+        tricky = app.env.TRICKY.get_by_name("committed")
+        with pytest.raises(ObjectError, match="failed after committing an alarm"):
+            await tricky.arm_then_fail(100)
+        due = await tricky.get_alarm()
+        assert due is not None  # committed: it is the object's alarm now
+        assert index_rows(app, "TRICKY").get(tricky.id.hex, (None, None))[1] == due
+        attempts = await poll(tricky.attempts, lambda attempts: len(attempts) >= 1, 3)
+        assert attempts[0]["at"] >= due
 
 
 # ---- 43: the harness runs an alarm now -----------------------------------------------------------
 
 
-def test_run_alarm_runs_a_set_alarm_now_once(alarms_dir: Path, placement: dict[str, Any]) -> None:
-    async def scenario() -> None:
-        async with started(alarms_dir, placement) as app:
-            clock = app.env.CLOCK.get_by_name("now")
-            await clock.plan(again_in_ms=None)
-            due = await clock.set_in(600_000)
-            assert await app.run_alarm("CLOCK", "now") is True
-            runs = await clock.runs()
-            assert len(runs) == 1
-            assert runs[0]["scheduled_time"] == due
-            assert runs[0]["retry_count"] == 0
-            assert runs[0]["at"] < due
-            assert await clock.get_alarm() is None
-            assert clock.id.hex not in index_rows(app)
-            assert await app.run_alarm("CLOCK", "now") is False
-            assert len(await clock.runs()) == 1
-            assert await app.run_alarm("CLOCK", "never-set") is False
-            assert await app.env.CLOCK.get_by_name("never-set").runs() == []
-            assert await app.run_alarm("PLAIN", "no-handler") is False
-
-    run(scenario())
+async def test_run_alarm_runs_a_set_alarm_now_once(app: TestApp) -> None:
+    clock = app.env.CLOCK.get_by_name("now")
+    await clock.plan(again_in_ms=None)
+    due = await clock.set_in(600_000)
+    assert await app.run_alarm("CLOCK", "now") is True
+    runs = await clock.runs()
+    assert len(runs) == 1
+    assert runs[0]["scheduled_time"] == due
+    assert runs[0]["retry_count"] == 0
+    assert runs[0]["at"] < due
+    assert await clock.get_alarm() is None
+    assert clock.id.hex not in index_rows(app)
+    assert await app.run_alarm("CLOCK", "now") is False
+    assert len(await clock.runs()) == 1
+    assert await app.run_alarm("CLOCK", "never-set") is False
+    assert await app.env.CLOCK.get_by_name("never-set").runs() == []
+    assert await app.run_alarm("PLAIN", "no-handler") is False
 
 
 # ---- the per-binding alarm index --------------------------------------------------------------
 
 
-def test_the_alarm_index_holds_a_row_until_the_alarm_has_run(local_alarms_dir: Path) -> None:
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            clock = app.env.CLOCK.get_by_name("indexed")
-            reply = await app.http.post("/clock/indexed/alarm", params={"in": "300"})
-            assert reply.status_code == 200
-            due = reply.json()["due"]
-            path = app.config.storage / "CLOCK" / "_alarms.sqlite"
-            assert path.is_file()
-            host, indexed_due = index_rows(app)[clock.id.hex]
-            assert indexed_due == due
-            assert host.startswith("CLOCK/shard/")
-            later = await clock.set_in(400)  # replacing the alarm replaces the row
-            assert index_rows(app)[clock.id.hex][1] == later
-            await poll(clock.runs, lambda runs: len(runs) >= 1)
-            assert clock.id.hex not in index_rows(app)
-            runs = (await app.http.get("/clock/indexed/runs")).json()
-            assert [r["scheduled_time"] for r in runs] == [later]
-
-    run(scenario())
+@local_only
+async def test_the_alarm_index_holds_a_row_until_the_alarm_has_run(app: TestApp) -> None:
+    clock = app.env.CLOCK.get_by_name("indexed")
+    reply = await app.http.post("/clock/indexed/alarm", params={"in": "300"})
+    assert reply.status_code == 200
+    due = reply.json()["due"]
+    path = app.config.storage / "CLOCK" / "_alarms.sqlite"
+    assert path.is_file()
+    host, indexed_due = index_rows(app)[clock.id.hex]
+    assert indexed_due == due
+    assert host.startswith("CLOCK/shard/")
+    later = await clock.set_in(400)  # replacing the alarm replaces the row
+    assert index_rows(app)[clock.id.hex][1] == later
+    await poll(clock.runs, lambda runs: len(runs) >= 1)
+    assert clock.id.hex not in index_rows(app)
+    runs = (await app.http.get("/clock/indexed/runs")).json()
+    assert [r["scheduled_time"] for r in runs] == [later]
 
 
-def test_an_alarm_running_too_long_is_cancelled_and_retried(local_alarms_dir: Path) -> None:
+async def test_an_alarm_running_too_long_is_cancelled_and_retried(local_alarms_dir: Path) -> None:
     """Scenario 42, with alarm_seconds at 1 s instead of 15 minutes."""
     add_binding(local_alarms_dir, "SLEEPY", "more_objects:Sleepy")
     toml = local_alarms_dir / "raydo.toml"
     toml.write_text(toml.read_text() + "\n[limits]\nalarm_seconds = 1\n")
 
-    async def scenario() -> None:
-        async with started(local_alarms_dir, {}) as app:
-            sleepy = app.env.SLEEPY.get_by_name("slow")
-            await sleepy.arm(0)
-            deadline = asyncio.get_running_loop().time() + 15
-            while await sleepy.attempts() != [0, 1]:
-                assert asyncio.get_running_loop().time() < deadline, await sleepy.attempts()
-                await asyncio.sleep(0.2)
-            # The retry (after about 2 s) finished quickly, so the alarm is done.
-            assert await app.run_alarm("SLEEPY", "slow") is False
-
-    run(scenario())
+    async with started(local_alarms_dir, {}) as app:
+        sleepy = app.env.SLEEPY.get_by_name("slow")
+        await sleepy.arm(0)
+        deadline = asyncio.get_running_loop().time() + 15
+        while await sleepy.attempts() != [0, 1]:
+            assert asyncio.get_running_loop().time() < deadline, await sleepy.attempts()
+            await asyncio.sleep(0.2)
+        # The retry (after about 2 s) finished quickly, so the alarm is done.
+        assert await app.run_alarm("SLEEPY", "slow") is False
