@@ -8,17 +8,22 @@
 - ``app_copy``, ``gateway``: app folders under a unique name, and ``raydo serve`` processes.
 - ``kill_hosts_after``: Ray hosts outlive the test that started them; this kills them after.
 - ``name``: a fresh object name, so tests sharing an app never share an object.
+- ``app``: the module's ``app_dir`` served in-process (overridden where both placements run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.cluster import REPO, RayCluster, Server, copy_app, make_temp_dir, serve
 from tests.naming import fresh_name
+
+if TYPE_CHECKING:  # imported for real inside the fixtures, once Ray's settings are made
+    from raydo.gateway.testing import TestApp
 
 pytest_plugins = ["tests.placements"]
 
@@ -87,6 +92,18 @@ def app_copy(tmp_path: Path) -> Callable[[str], Path]:
         raise LookupError(name)
 
     return copy
+
+
+@pytest.fixture
+async def app(app_dir: Path) -> AsyncIterator[TestApp]:
+    """The module's app (its ``app_dir`` fixture) served in-process for the test.
+
+    Suites that run on both placements override this with one that takes ``placement``.
+    """
+    from raydo.gateway.testing import start_app
+
+    async with start_app(app_dir) as app:
+        yield app
 
 
 @pytest.fixture

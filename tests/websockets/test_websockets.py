@@ -2,10 +2,7 @@
 
 Real clients (the ``websockets`` library, and raw TCP for malformed input) talk to the
 ``tests/apps/rooms`` app served by ``gateway.testing.start_app``, with hosts in this process or
-in the session's Ray cluster. Each app copy gets an ``app.py`` with two routes: ``/room/{name}``
-(``Room``, the text command protocol of ``tests/apps/rooms/objects.py``) and
-``/lab/{name}/...`` (``Lab`` of ``more_objects.py``: a Room that also reports its upgrade
-request, its socket ids, and stored values).
+in the session's Ray cluster (the app and its routes: ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -17,715 +14,388 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from raydo.actors.placement import LocalPlacement
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
-from raydo.gateway.testing import TestApp, start_app
-from tests.cluster import RAYDO, REPO, Server, copy_app, free_port
+from raydo.gateway.testing import TestApp
+from tests.cluster import RAYDO, Server, free_port
+from tests.placements import Placement, local_only
+from tests.polling import poll
+from tests.websockets.clients import (
+    ask,
+    closed_by_server,
+    connect,
+    evicted,
+    is_live,
+    port_of,
+    recv,
+)
+from tests.websockets.rooms import SLOW_QUEUE, Room, make_app, shared_app, started
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-APP_MODULES = ("app", "objects", "more_objects")
-
-ROUTES = """\
-from starlette.applications import Starlette
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
-
-
-async def room(websocket: WebSocket) -> None:
-    stub = websocket.state.env.ROOM.get_by_name(websocket.path_params["name"])
-    await stub.fetch(websocket)
-
-
-async def lab(websocket: WebSocket) -> None:
-    stub = websocket.state.env.LAB.get_by_name(websocket.path_params["name"])
-    await stub.fetch(websocket)
-
-
-app = Starlette(
-    routes=[
-        WebSocketRoute("/room/{name}", room),
-        WebSocketRoute("/lab/{name}", lab),
-        WebSocketRoute("/lab/{name}/{rest:path}", lab),
-    ]
-)
-"""
-
-LAB_BINDING = """
-[[durable_objects.bindings]]
-name = "LAB"
-class_name = "more_objects:Lab"
-shards = 1
-"""
-
-
-# ---- app copies and placement ----------------------------------------------------------------
-
-
-def make_app(app_dir: Path, *, socket_queue: int | None = None) -> Path:
-    """Turn a copy of ``tests/apps/rooms`` into the test app: both routes, the LAB binding, and
-    optionally a small per-socket outgoing queue."""
-    (app_dir / "app.py").write_text(ROUTES)
-    toml = app_dir / "raydo.toml"
-    text = toml.read_text() + LAB_BINDING
-    if socket_queue is not None:
-        text += f"\n[limits]\nsocket_queue = {socket_queue}\n"
-    toml.write_text(text)
-    return app_dir
-
-
-def new_app(into: Path, *, socket_queue: int | None = None) -> Path:
-    return make_app(copy_app(REPO / "tests" / "apps" / "rooms", into), socket_queue=socket_queue)
-
-
-def kill_hosts(app_dir: Path) -> None:
-    from raydo.actors._ray import kill_hosts as kill
-
-    kill(runtime_spec(load_config(app_dir)))
-
-
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-def placement(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """``start_app`` keyword arguments: hosts in this process, or in the session's Ray cluster."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return {"ray": True}
-    return {}
-
-
-@pytest.fixture(scope="module")
-def shared_apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """App copies shared by the tests of this module (each test uses its own object names),
-    so Ray hosts start once; those hosts are killed when the module is done."""
-    made: dict[str, Path] = {}
-    yield made
-    for kind, path in made.items():
-        if kind.startswith("ray"):
-            kill_hosts(path)
-
-
-def shared_app(
-    shared: dict[str, Path],
-    factory: pytest.TempPathFactory,
-    placement: dict[str, Any],
-    *,
-    socket_queue: int | None = None,
-) -> Path:
-    kind = ("ray" if placement else "local") + (f"-q{socket_queue}" if socket_queue else "")
-    if kind not in shared:
-        shared[kind] = new_app(factory.mktemp(f"rooms-{kind}"), socket_queue=socket_queue)
-    return shared[kind]
-
-
-@pytest.fixture
-def local_rooms(shared_apps: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_app(shared_apps, tmp_path_factory, {})
-
-
-@pytest.fixture
-def rooms(
-    shared_apps: dict[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    placement: dict[str, Any],
-) -> Path:
-    return shared_app(shared_apps, tmp_path_factory, placement)
-
-
-def forget_other_apps(app_dir: Path) -> None:
-    """Drop app modules another app copy imported: in-process, modules are cached by bare name."""
-    for name in APP_MODULES:
-        module = sys.modules.get(name)
-        file = getattr(module, "__file__", None)
-        if module is not None and (file is None or Path(file).resolve().parent != app_dir):
-            del sys.modules[name]
-
-
-@contextlib.asynccontextmanager
-async def started(app_dir: Path, placement: dict[str, Any]) -> AsyncIterator[TestApp]:
-    forget_other_apps(app_dir.resolve())
-    async with start_app(app_dir, **placement) as app:
-        yield app
-
-
-# ---- client helpers ---------------------------------------------------------------------------
-
-
-def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
-    asyncio.run(asyncio.wait_for(scenario, timeout))
-
-
-def fresh() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def connect(url: str, **options: Any) -> websockets.connect:
-    return websockets.connect(url, open_timeout=30, close_timeout=5, **options)
-
-
-async def recv(ws: ClientConnection, timeout: float = 10.0) -> str | bytes:
-    return await asyncio.wait_for(ws.recv(), timeout)
-
-
-async def ask(ws: ClientConnection, message: str | bytes, timeout: float = 10.0) -> str | bytes:
-    await ws.send(message)
-    return await recv(ws, timeout)
-
-
-async def closed_by_server(ws: ClientConnection, timeout: float = 10.0) -> ConnectionClosed:
-    """Wait for the connection to end; fail if a message arrives first."""
-    try:
-        message = await asyncio.wait_for(ws.recv(), timeout)
-    except ConnectionClosed as exc:
-        return exc
-    raise AssertionError(f"expected the connection to close, got a message: {message!r:.80}")
-
-
-async def poll(
-    fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 10.0
-) -> T:
-    """Fetch until ``done(value)``; fail with the last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r} after {timeout} s")
-        await asyncio.sleep(0.05)
-
-
-async def is_live(app: TestApp, binding: str, name: str) -> bool:
-    """Whether the object has an instance in its host right now (not evicted)."""
-    spec = app.gateway.spec
-    hex_id = getattr(app.env, binding).id_from_name(name).hex
-    key = spec.host_for(spec.binding(binding), hex_id)
-    placement = app.gateway.placement
-    if isinstance(placement, LocalPlacement):
-        host = placement.hosts.get(key)
-        return host is not None and hex_id in host.live_ids()
-    import ray
-
-    from raydo.actors._ray import RAY_NAMESPACE, actor_name
-
-    handle = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
-    return hex_id in await handle.live_ids.remote()
-
-
-async def evicted(app: TestApp, binding: str, name: str) -> None:
-    assert await app.evict(binding, name)
-    await poll(lambda: is_live(app, binding, name), lambda live: not live)
-
-
-def port_of(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
-
 
 # ---- upgrade ----------------------------------------------------------------------------------
 
 
-def test_upgrade_fetch_sees_path_query_and_headers(rooms: Path, placement: dict[str, Any]) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/lab/{name}/deep/path?x=1&y=two%20words")
-            async with connect(url, additional_headers={"X-Probe": "hello"}) as ws:
-                seen = json.loads(await ask(ws, "seen"))
-                assert await ask(ws, "echo accepted") == "accepted"
-            assert seen["method"] == "GET"
-            assert seen["path"] == f"/lab/{name}/deep/path"
-            assert seen["query"] == "x=1&y=two%20words"
-            assert seen["params"] == {"x": "1", "y": "two words"}
-            headers = seen["headers"]
-            assert headers["x-probe"] == "hello"
-            assert headers["upgrade"].lower() == "websocket"
-            assert headers["host"] == app.url.removeprefix("http://")
-            assert headers["sec-websocket-key"]
-
-    run(scenario())
+async def test_upgrade_fetch_sees_path_query_and_headers(app: TestApp, name: str) -> None:
+    url = app.websocket_url(f"/lab/{name}/deep/path?x=1&y=two%20words")
+    async with connect(url, additional_headers={"X-Probe": "hello"}) as ws:
+        seen = json.loads(await ask(ws, "seen"))
+        assert await ask(ws, "echo accepted") == "accepted"
+    assert seen["method"] == "GET"
+    assert seen["path"] == f"/lab/{name}/deep/path"
+    assert seen["query"] == "x=1&y=two%20words"
+    assert seen["params"] == {"x": "1", "y": "two words"}
+    headers = seen["headers"]
+    assert headers["x-probe"] == "hello"
+    assert headers["upgrade"].lower() == "websocket"
+    assert headers["host"] == app.url.removeprefix("http://")
+    assert headers["sec-websocket-key"]
 
 
-def test_refused_upgrade_gets_the_objects_status_before_any_upgrade(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(url) as ws:
-                assert await ask(ws, "count") == "1"
-                with pytest.raises(InvalidStatus) as refused:
-                    async with connect(url + "?refuse=1"):
-                        pass
-                assert refused.value.response.status_code == 403
-                assert bytes(refused.value.response.body) == b"not welcome"
-                # The refused socket was never recorded; the accepted one is unaffected.
-                assert await ask(ws, "count") == "1"
-                assert await stub.sockets() == 1
-            closes = await poll(stub.closes, lambda c: len(c) == 1)
-            assert [c[1:] for c in closes] == [[1000, "", True]]
-            assert await stub.sockets() == 0
-
-    run(scenario())
+async def test_refused_upgrade_gets_the_objects_status_before_any_upgrade(room: Room) -> None:
+    async with connect(room.url) as ws:
+        assert await ask(ws, "count") == "1"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(room.url + "?refuse=1"):
+                pass
+        assert refused.value.response.status_code == 403
+        assert bytes(refused.value.response.body) == b"not welcome"
+        # The refused socket was never recorded; the accepted one is unaffected.
+        assert await ask(ws, "count") == "1"
+        assert await room.stub.sockets() == 1
+    closes = await poll(room.stub.closes, lambda c: len(c) == 1)
+    assert [c[1:] for c in closes] == [[1000, "", True]]
+    assert await room.stub.sockets() == 0
 
 
 # ---- messages ---------------------------------------------------------------------------------
 
 
-def test_messages_are_handled_in_order_text_and_binary(
-    rooms: Path, placement: dict[str, Any]
+async def test_messages_are_handled_in_order_text_and_binary(room: Room) -> None:
+    async with connect(room.url) as ws:
+        for i in range(100):
+            await ws.send(f"echo {i}")
+        assert [await recv(ws) for _ in range(100)] == [str(i) for i in range(100)]
+        blob = os.urandom(5000)
+        assert await ask(ws, blob) == blob[::-1]
+        for message in ("echo a", b"\x01\x02\x03", "echo héllo ✓", b"z", "echo b"):
+            await ws.send(message)
+        received = [await recv(ws) for _ in range(5)]
+        assert received == ["a", b"\x03\x02\x01", "héllo ✓", b"z", "b"]
+
+
+async def test_a_flood_of_2000_messages_is_processed_in_order(
+    rooms: Path, placement: Placement, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with (
-            started(rooms, placement) as app,
-            connect(app.websocket_url(f"/room/{name}")) as ws,
-        ):
-            for i in range(100):
-                await ws.send(f"echo {i}")
-            assert [await recv(ws) for _ in range(100)] == [str(i) for i in range(100)]
-            blob = os.urandom(5000)
-            assert await ask(ws, blob) == blob[::-1]
-            for message in ("echo a", b"\x01\x02\x03", "echo héllo ✓", b"z", "echo b"):
-                await ws.send(message)
-            received = [await recv(ws) for _ in range(5)]
-            assert received == ["a", b"\x03\x02\x01", "héllo ✓", b"z", "b"]
-
-    run(scenario())
-
-
-def test_a_flood_of_2000_messages_is_processed_in_order(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
     count = 2000
 
-    async def scenario() -> None:
-        async with (
-            started(rooms, placement) as app,
-            connect(app.websocket_url(f"/room/{name}")) as ws,
-        ):
-            got: list[str | bytes] = []
+    async with (
+        started(rooms, placement) as app,
+        connect(app.websocket_url(f"/room/{name}")) as ws,
+    ):
+        got: list[str | bytes] = []
 
-            async def reader() -> None:
-                while len(got) < count:
-                    got.append(await ws.recv())
+        async def reader() -> None:
+            while len(got) < count:
+                got.append(await ws.recv())
 
-            reading = asyncio.ensure_future(reader())
-            for i in range(count):
-                await ws.send(f"echo {i}")
-            await asyncio.wait_for(reading, 40)
-            assert got == [str(i) for i in range(count)]
-            assert await ask(ws, "count") == "1"
-
-    run(scenario())
+        reading = asyncio.ensure_future(reader())
+        for i in range(count):
+            await ws.send(f"echo {i}")
+        await asyncio.wait_for(reading, 40)
+        assert got == [str(i) for i in range(count)]
+        assert await ask(ws, "count") == "1"
 
 
-def test_sends_of_one_event_arrive_in_the_order_they_were_made(
-    rooms: Path, placement: dict[str, Any]
+async def test_sends_of_one_event_arrive_in_the_order_they_were_made(
+    app: TestApp, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with (
-            started(rooms, placement) as app,
-            connect(app.websocket_url(f"/lab/{name}")) as ws,
-        ):
-            await ws.send("interleave 3")
-            received = [await recv(ws) for _ in range(6)]
-            assert received == ["tick", "n0", "tick", "n1", "tick", "n2"]
-
-    run(scenario())
+    async with connect(app.websocket_url(f"/lab/{name}")) as ws:
+        await ws.send("interleave 3")
+        received = [await recv(ws) for _ in range(6)]
+        assert received == ["tick", "n0", "tick", "n1", "tick", "n2"]
 
 
 # ---- closes -----------------------------------------------------------------------------------
 
 
-def test_client_close_reaches_the_object_once_with_code_and_reason(
-    rooms: Path, placement: dict[str, Any]
+async def test_client_close_reaches_the_object_once_with_code_and_reason(room: Room) -> None:
+    async with connect(room.url) as other:
+        ws = await connect(room.url)
+        assert await ask(ws, "echo before") == "before"  # scenario 51: message, close
+        assert await ask(other, "count") == "2"
+        await ws.close(4000, "bye")
+        closes = await poll(room.stub.closes, lambda c: len(c) >= 1)
+        await asyncio.sleep(0.3)  # a duplicate would have arrived by now
+        closes = await room.stub.closes()
+        assert [c[1:] for c in closes] == [[4000, "bye", True]]
+        assert await room.stub.sockets() == 1
+        assert await ask(other, "count") == "1"
+
+
+async def test_a_dropped_connection_is_reported_once_and_leaves_the_sockets(room: Room) -> None:
+    async with connect(room.url) as other:
+        ws = await connect(room.url)
+        assert await ask(ws, "count") == "2"
+        ws.transport.abort()  # no Close frame: the TCP connection just ends
+        await ws.wait_closed()
+        closes = await poll(room.stub.closes, lambda c: len(c) >= 1)
+        await asyncio.sleep(0.3)
+        assert len(await room.stub.closes()) == 1 == len(closes)
+        assert await room.stub.sockets() == 1
+        assert await ask(other, "count") == "1"
+
+
+async def test_a_dropped_connection_closes_with_1006_not_clean(room: Room) -> None:
+    ws = await connect(room.url)
+    assert await ask(ws, "count") == "1"
+    ws.transport.abort()
+    await ws.wait_closed()
+    closes = await poll(room.stub.closes, lambda c: len(c) >= 1)
+    assert [[c[1], c[3]] for c in closes] == [[1006, False]]
+
+
+async def test_close_from_the_object_reaches_the_client_and_is_not_reported_back(
+    room: Room,
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(url) as other:
-                ws = await connect(url)
-                assert await ask(ws, "echo before") == "before"  # scenario 51: message, close
-                assert await ask(other, "count") == "2"
-                await ws.close(4000, "bye")
-                closes = await poll(stub.closes, lambda c: len(c) >= 1)
-                await asyncio.sleep(0.3)  # a duplicate would have arrived by now
-                closes = await stub.closes()
-                assert [c[1:] for c in closes] == [[4000, "bye", True]]
-                assert await stub.sockets() == 1
-                assert await ask(other, "count") == "1"
-
-    run(scenario())
+    async with connect(room.url) as ws:
+        # 62 two-byte characters: 124 bytes of UTF-8, over the 123-byte limit.
+        await ws.send("close 3000 " + "é" * 62)
+        # The handler raised ValueError: nothing was sent and the socket stays open.
+        assert await ask(ws, "echo still open") == "still open"
+        await ws.send("close 1001 not-an-application-code")
+        assert await ask(ws, "echo still open 2") == "still open 2"
+        reason = "r" * 123
+        await ws.send(f"close 4001 {reason}")
+        closed = await closed_by_server(ws)
+        assert closed.rcvd is not None
+        assert (closed.rcvd.code, closed.rcvd.reason) == (4001, reason)
+    await poll(room.stub.sockets, lambda n: n == 0)
+    await asyncio.sleep(0.3)
+    assert await room.stub.closes() == []
 
 
-def test_a_dropped_connection_is_reported_once_and_leaves_the_sockets(
-    rooms: Path, placement: dict[str, Any]
+async def test_abort_closes_every_socket_of_the_object_even_hibernated_ones(
+    app: TestApp, room: Room, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(url) as other:
-                ws = await connect(url)
-                assert await ask(ws, "count") == "2"
-                ws.transport.abort()  # no Close frame: the TCP connection just ends
-                await ws.wait_closed()
-                closes = await poll(stub.closes, lambda c: len(c) >= 1)
-                await asyncio.sleep(0.3)
-                assert len(await stub.closes()) == 1 == len(closes)
-                assert await stub.sockets() == 1
-                assert await ask(other, "count") == "1"
-
-    run(scenario())
-
-
-def test_a_dropped_connection_closes_with_1006_not_clean(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            stub = app.env.ROOM.get_by_name(name)
-            ws = await connect(app.websocket_url(f"/room/{name}"))
-            assert await ask(ws, "count") == "1"
-            ws.transport.abort()
-            await ws.wait_closed()
-            closes = await poll(stub.closes, lambda c: len(c) >= 1)
-            assert [[c[1], c[3]] for c in closes] == [[1006, False]]
-
-    run(scenario())
-
-
-def test_close_from_the_object_reaches_the_client_and_is_not_reported_back(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(app.websocket_url(f"/room/{name}")) as ws:
-                # 62 two-byte characters: 124 bytes of UTF-8, over the 123-byte limit.
-                await ws.send("close 3000 " + "é" * 62)
-                # The handler raised ValueError: nothing was sent and the socket stays open.
-                assert await ask(ws, "echo still open") == "still open"
-                await ws.send("close 1001 not-an-application-code")
-                assert await ask(ws, "echo still open 2") == "still open 2"
-                reason = "r" * 123
-                await ws.send(f"close 4001 {reason}")
-                closed = await closed_by_server(ws)
-                assert closed.rcvd is not None
-                assert (closed.rcvd.code, closed.rcvd.reason) == (4001, reason)
-            await poll(stub.sockets, lambda n: n == 0)
-            await asyncio.sleep(0.3)
-            assert await stub.closes() == []
-
-    run(scenario())
-
-
-def test_abort_closes_every_socket_of_the_object_even_hibernated_ones(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(url) as a, connect(url) as b:
-                assert await ask(b, "count") == "2"
-                await evicted(app, "ROOM", name)
-                await a.send("abort")
-                for ws in (a, b):
-                    closed = await closed_by_server(ws)
-                    assert closed.rcvd is not None and closed.rcvd.code == 1011
-            assert await stub.sockets() == 0
-            await asyncio.sleep(0.3)
-            assert await stub.closes() == []
-
-    run(scenario())
+    async with connect(room.url) as a, connect(room.url) as b:
+        assert await ask(b, "count") == "2"
+        await evicted(app, "ROOM", name)
+        await a.send("abort")
+        for ws in (a, b):
+            closed = await closed_by_server(ws)
+            assert closed.rcvd is not None and closed.rcvd.code == 1011
+    assert await room.stub.sockets() == 0
+    await asyncio.sleep(0.3)
+    assert await room.stub.closes() == []
 
 
 # ---- hibernation ------------------------------------------------------------------------------
 
 
-def test_eviction_keeps_clients_tags_and_attachments(
-    rooms: Path, placement: dict[str, Any]
+async def test_eviction_keeps_clients_tags_and_attachments(
+    app: TestApp, room: Room, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            async with (
-                connect(url + "?tags=red,blue") as a,
-                connect(url + "?tags=red") as b,
-                connect(url) as c,
-            ):
-                assert await ask(a, "attach alice") == "attached"
-                before = int(await ask(c, "constructed"))
-                await evicted(app, "ROOM", name)
-                assert await ask(b, "count") == "3"  # the message constructs it again
-                assert int(await ask(c, "constructed")) > before
-                assert await ask(a, "tags") == "red,blue"
-                assert await ask(b, "tags") == "red"
-                assert await ask(c, "tags") == ""
-                assert await ask(a, "whoami") == "{'who': 'alice'}"
-                assert await ask(b, "whoami") == "None"
-                await a.send("tagged red hi")
-                assert await recv(a) == "hi"
-                assert await recv(b) == "hi"
-                assert await ask(c, "echo marker") == "marker"  # c has no "red" tag
-                # Scenario 52: a sleeping object's RPC can send to its sockets.
-                await evicted(app, "ROOM", name)
-                assert await stub.send_all("to all") == 3
-                for ws in (a, b, c):
-                    assert await recv(ws) == "to all"
-
-    run(scenario())
+    async with (
+        connect(room.url + "?tags=red,blue") as a,
+        connect(room.url + "?tags=red") as b,
+        connect(room.url) as c,
+    ):
+        assert await ask(a, "attach alice") == "attached"
+        before = int(await ask(c, "constructed"))
+        await evicted(app, "ROOM", name)
+        assert await ask(b, "count") == "3"  # the message constructs it again
+        assert int(await ask(c, "constructed")) > before
+        assert await ask(a, "tags") == "red,blue"
+        assert await ask(b, "tags") == "red"
+        assert await ask(c, "tags") == ""
+        assert await ask(a, "whoami") == "{'who': 'alice'}"
+        assert await ask(b, "whoami") == "None"
+        await a.send("tagged red hi")
+        assert await recv(a) == "hi"
+        assert await recv(b) == "hi"
+        assert await ask(c, "echo marker") == "marker"  # c has no "red" tag
+        # Scenario 52: a sleeping object's RPC can send to its sockets.
+        await evicted(app, "ROOM", name)
+        assert await room.stub.send_all("to all") == 3
+        for ws in (a, b, c):
+            assert await recv(ws) == "to all"
 
 
 @pytest.mark.ray
-def test_host_restart_keeps_clients_tags_and_attachments(
-    shared_apps: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, ray_cluster: Any
+async def test_host_restart_keeps_clients_tags_and_attachments(
+    shared_apps: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    ray_cluster: Any,
+    name: str,
 ) -> None:
     import ray
 
     from raydo.actors._ray import RAY_NAMESPACE, actor_name
 
     app_dir = shared_app(shared_apps, tmp_path_factory, {"ray": True})
-    name = fresh()
 
-    async def scenario() -> None:
-        async with started(app_dir, {"ray": True}) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            spec = runtime_spec(load_config(app_dir))
-            key = spec.host_for(spec.binding("ROOM"), stub.id.hex)
-            async with (
-                connect(url + "?tags=red,blue") as a,
-                connect(url + "?tags=red") as b,
-                connect(url) as c,
-            ):
-                assert await ask(a, "attach alice") == "attached"
-                assert await ask(c, "count") == "3"
-                host = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
-                pid = await host.pid.remote()
-                os.kill(pid, signal.SIGKILL)
+    async with started(app_dir, {"ray": True}) as app:
+        url = app.websocket_url(f"/room/{name}")
+        stub = app.env.ROOM.get_by_name(name)
+        spec = runtime_spec(load_config(app_dir))
+        key = spec.host_for(spec.binding("ROOM"), stub.id.hex)
+        async with (
+            connect(url + "?tags=red,blue") as a,
+            connect(url + "?tags=red") as b,
+            connect(url) as c,
+        ):
+            assert await ask(a, "attach alice") == "attached"
+            assert await ask(c, "count") == "3"
+            host = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
+            pid = await host.pid.remote()
+            os.kill(pid, signal.SIGKILL)
 
-                async def sockets() -> int | None:
-                    try:
-                        return int(await stub.sockets())
-                    except Exception:  # noqa: BLE001 - the host is restarting
-                        return None
+            async def sockets() -> int | None:
+                try:
+                    return int(await stub.sockets())
+                except Exception:  # noqa: BLE001 - the host is restarting
+                    return None
 
-                assert await poll(sockets, lambda n: n is not None, timeout=45) == 3
-                host = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
-                assert await host.pid.remote() != pid
-                assert await ask(b, "count") == "3"
-                assert await ask(a, "tags") == "red,blue"
-                assert await ask(b, "tags") == "red"
-                assert await ask(a, "whoami") == "{'who': 'alice'}"
-                await c.send("broadcast after restart")
-                for ws in (a, b, c):
-                    assert await recv(ws) == "after restart"
-
-    run(scenario(), timeout=90)
+            assert await poll(sockets, lambda n: n is not None, timeout=45) == 3
+            host = ray.get_actor(actor_name(spec, key), RAY_NAMESPACE)
+            assert await host.pid.remote() != pid
+            assert await ask(b, "count") == "3"
+            assert await ask(a, "tags") == "red,blue"
+            assert await ask(b, "tags") == "red"
+            assert await ask(a, "whoami") == "{'who': 'alice'}"
+            await c.send("broadcast after restart")
+            for ws in (a, b, c):
+                assert await recv(ws) == "after restart"
 
 
-def test_auto_response_is_answered_without_waking_the_object(
-    rooms: Path, placement: dict[str, Any]
+async def test_auto_response_is_answered_without_waking_the_object(
+    app: TestApp, room: Room, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            async with connect(url) as a:
-                assert await ask(a, "auto ping pong") == "auto set"
+    async with connect(room.url) as a:
+        assert await ask(a, "auto ping pong") == "auto set"
+        assert await ask(a, "ping") == "pong"
+        async with connect(room.url) as b:  # accepted after the pair was set
+            assert await ask(b, "ping") == "pong"
+            before = int(await ask(a, "constructed"))
+            await evicted(app, "ROOM", name)
+            for _ in range(3):
                 assert await ask(a, "ping") == "pong"
-                async with connect(url) as b:  # accepted after the pair was set
-                    assert await ask(b, "ping") == "pong"
-                    before = int(await ask(a, "constructed"))
-                    await evicted(app, "ROOM", name)
-                    for _ in range(3):
-                        assert await ask(a, "ping") == "pong"
-                        assert await ask(b, "ping") == "pong"
-                    assert not await is_live(app, "ROOM", name)
-                    # Anything else still reaches the object, which wakes once for it.
-                    assert int(await ask(a, "constructed")) == before + 1
-                    assert await is_live(app, "ROOM", name)
-                    await b.send("PING")  # not the pair: the object gets it and says nothing
-                    assert await ask(b, "echo marker") == "marker"
-
-    run(scenario())
+                assert await ask(b, "ping") == "pong"
+            assert not await is_live(app, "ROOM", name)
+            # Anything else still reaches the object, which wakes once for it.
+            assert int(await ask(a, "constructed")) == before + 1
+            assert await is_live(app, "ROOM", name)
+            await b.send("PING")  # not the pair: the object gets it and says nothing
+            assert await ask(b, "echo marker") == "marker"
 
 
 # ---- the output gate --------------------------------------------------------------------------
 
 
-def test_sends_leave_only_with_a_committed_event(rooms: Path, placement: dict[str, Any]) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            lab = app.env.LAB.get_by_name(name)
-            async with connect(app.websocket_url(f"/lab/{name}")) as ws:
-                await ws.send("write-then-fail")
-                assert await ask(ws, "echo marker") == "marker"  # never "should never arrive"
-                assert await lab.value("n") is None  # its write rolled back too
-                assert await ask(ws, "write-then-send abc") == "written abc"
-                assert await lab.value("written") == "abc"
-
-    run(scenario())
+async def test_sends_leave_only_with_a_committed_event(app: TestApp, name: str) -> None:
+    lab = app.env.LAB.get_by_name(name)
+    async with connect(app.websocket_url(f"/lab/{name}")) as ws:
+        await ws.send("write-then-fail")
+        assert await ask(ws, "echo marker") == "marker"  # never "should never arrive"
+        assert await lab.value("n") is None  # its write rolled back too
+        assert await ask(ws, "write-then-send abc") == "written abc"
+        assert await lab.value("written") == "abc"
 
 
 # ---- limits -----------------------------------------------------------------------------------
 
 
-def test_a_message_over_1_mib_closes_the_client_with_1009(
-    rooms: Path, placement: dict[str, Any]
-) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(app.websocket_url(f"/room/{name}"), compression=None) as ws:
-                blob = os.urandom(MiB)  # exactly at the limit: fine
-                assert await ask(ws, blob, timeout=30) == blob[::-1]
-                await ws.send(os.urandom(MiB + 1))
-                closed = await closed_by_server(ws)
-                assert closed.rcvd is not None and closed.rcvd.code == 1009
-            closes = await poll(stub.closes, lambda c: len(c) >= 1)
-            assert [c[1] for c in closes] == [1009]
-            assert await stub.sockets() == 0
-
-    run(scenario())
+async def test_a_message_over_1_mib_closes_the_client_with_1009(room: Room) -> None:
+    async with connect(room.url, compression=None) as ws:
+        blob = os.urandom(MiB)  # exactly at the limit: fine
+        assert await ask(ws, blob, timeout=30) == blob[::-1]
+        await ws.send(os.urandom(MiB + 1))
+        closed = await closed_by_server(ws)
+        assert closed.rcvd is not None and closed.rcvd.code == 1009
+    closes = await poll(room.stub.closes, lambda c: len(c) >= 1)
+    assert [c[1] for c in closes] == [1009]
+    assert await room.stub.sockets() == 0
 
 
-def test_a_1_mib_message_from_a_client_offering_deflate_is_accepted(local_rooms: Path) -> None:
+@local_only
+async def test_a_1_mib_message_from_a_client_offering_deflate_is_accepted(room: Room) -> None:
     """The gateway declines permessage-deflate by default, so the limit is the message's."""
-    name = fresh()
 
-    async def scenario() -> None:
-        async with (
-            started(local_rooms, {}) as app,
-            connect(app.websocket_url(f"/room/{name}")) as ws,
-        ):  # offers deflate
-            assert ws.protocol.extensions == []
-            blob = os.urandom(MiB)
-            assert await ask(ws, blob, timeout=30) == blob[::-1]
-
-    run(scenario())
+    async with connect(room.url) as ws:
+        assert ws.protocol.extensions == []
+        blob = os.urandom(MiB)
+        assert await ask(ws, blob, timeout=30) == blob[::-1]
 
 
 @pytest.mark.ray
-def test_a_1_mib_message_is_accepted_with_ws_compression(
-    app_copy: Callable[[str], Path], ray_cluster: Any, tmp_path: Path
+async def test_a_1_mib_message_is_accepted_with_ws_compression(
+    app_copy: Callable[[str], Path],
+    ray_cluster: Any,
+    tmp_path: Path,
+    name: str,
+    kill_hosts_after: Callable[[Path], Path],
 ) -> None:
-    app_dir = make_app(app_copy("rooms"))
+    app_dir = kill_hosts_after(make_app(app_copy("rooms")))
     port = free_port()
     args = [RAYDO, "serve", str(app_dir), "--address", ray_cluster.address, "--port", str(port)]
     server = Server([*args, "--ws-compression"], port, tmp_path / "serve.log").start()
-    name = fresh()
 
-    async def scenario() -> None:
+    try:
         # The client's own limit applies to the compressed echo (slightly over 1 MiB).
         async with connect(f"ws://127.0.0.1:{port}/room/{name}", max_size=2 * MiB) as ws:
             assert ws.protocol.extensions  # permessage-deflate was negotiated
             blob = os.urandom(MiB)
             assert await ask(ws, blob, timeout=30) == blob[::-1]
-
-    try:
-        run(scenario())
     finally:
         server.stop()
-        kill_hosts(app_dir)
 
 
-def test_a_closed_sockets_handler_returns_promptly(local_rooms: Path) -> None:
+async def test_a_closed_sockets_handler_returns_promptly(local_rooms: Path, name: str) -> None:
     """Nothing of a closed socket lingers: the server's shutdown right after waits for nothing."""
-    name = fresh()
 
-    async def scenario() -> None:
-        async with started(local_rooms, {}) as app:
-            async with connect(app.websocket_url(f"/room/{name}")) as ws:
-                assert await ask(ws, "count") == "1"
-            stub = app.env.ROOM.get_by_name(name)
-            await poll(stub.closes, lambda c: len(c) == 1)  # the close was handled
-            leaving = time.monotonic()
-        assert time.monotonic() - leaving < 2.0
-
-    run(scenario())
+    async with started(local_rooms, {}) as app:
+        async with connect(app.websocket_url(f"/room/{name}")) as ws:
+            assert await ask(ws, "count") == "1"
+        stub = app.env.ROOM.get_by_name(name)
+        await poll(stub.closes, lambda c: len(c) == 1)  # the close was handled
+        leaving = time.monotonic()
+    assert time.monotonic() - leaving < 2.0
 
 
-def test_tag_limits_refuse_the_upgrade(rooms: Path, placement: dict[str, Any]) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            url = app.websocket_url(f"/room/{name}")
-            stub = app.env.ROOM.get_by_name(name)
-            ten = ",".join(f"t{i}" for i in range(10))
-            long = "x" * 256
-            async with connect(f"{url}?tags={ten}") as a, connect(f"{url}?tags={long}") as b:
-                assert await ask(a, "tags") == ten
-                assert await ask(b, "tags") == long
-                for tags, limit in ((ten + ",t10", b"socket_tags"), ("y" * 257, b"tag_chars")):
-                    with pytest.raises(InvalidStatus) as refused:
-                        async with connect(f"{url}?tags={tags}"):
-                            pass
-                    assert refused.value.response.status_code == 413  # a limit, named
-                    assert limit in bytes(refused.value.response.body)
-                assert await stub.sockets() == 2
-                assert await ask(a, "count") == "2"
-
-    run(scenario())
+async def test_tag_limits_refuse_the_upgrade(room: Room) -> None:
+    ten = ",".join(f"t{i}" for i in range(10))
+    long = "x" * 256
+    async with connect(f"{room.url}?tags={ten}") as a, connect(f"{room.url}?tags={long}") as b:
+        assert await ask(a, "tags") == ten
+        assert await ask(b, "tags") == long
+        for tags, limit in ((ten + ",t10", b"socket_tags"), ("y" * 257, b"tag_chars")):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(f"{room.url}?tags={tags}"):
+                    pass
+            assert refused.value.response.status_code == 413  # a limit, named
+            assert limit in bytes(refused.value.response.body)
+        assert await room.stub.sockets() == 2
+        assert await ask(a, "count") == "2"
 
 
-def test_an_attachment_over_16_kib_is_refused(rooms: Path, placement: dict[str, Any]) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with (
-            started(rooms, placement) as app,
-            connect(app.websocket_url(f"/room/{name}")) as ws,
-        ):
-            fits = "x" * 16_000
-            assert await ask(ws, f"attach {fits}") == "attached"
-            await ws.send("attach " + "y" * 17_000)  # LimitExceeded: the event fails
-            assert await ask(ws, "echo marker") == "marker"
-            assert await ask(ws, "whoami") == str({"who": fits})
-
-    run(scenario())
+async def test_an_attachment_over_16_kib_is_refused(room: Room) -> None:
+    async with connect(room.url) as ws:
+        fits = "x" * 16_000
+        assert await ask(ws, f"attach {fits}") == "attached"
+        await ws.send("attach " + "y" * 17_000)  # LimitExceeded: the event fails
+        assert await ask(ws, "echo marker") == "marker"
+        assert await ask(ws, "whoami") == str({"who": fits})
 
 
 async def raw_request(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -758,59 +428,41 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-def test_malformed_input_is_closed_and_the_room_keeps_serving(
-    rooms: Path, placement: dict[str, Any]
+async def test_malformed_input_is_closed_and_the_room_keeps_serving(
+    app: TestApp, room: Room, name: str
 ) -> None:
-    name = fresh()
-
-    async def scenario() -> None:
-        async with started(rooms, placement) as app:
-            port = port_of(app.url)
-            path = f"/room/{name}"
-            stub = app.env.ROOM.get_by_name(name)
-            async with connect(app.websocket_url(path)) as keeper:
-                assert await ask(keeper, "count") == "1"
-                # An upgrade request without Sec-WebSocket-Key, then plain garbage.
-                for data in (
-                    upgrade_request(port, path, key=False),
-                    b"\x16\x03\x01\xff\x00junk\r\n\r\n",
-                ):
-                    reader, writer = await raw_request(port, data)
-                    answer = await read_to_end(reader)
-                    await close_writer(writer)
-                    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
-                # A real upgrade, then frames no client may send: a reserved opcode, an
-                # unmasked frame.
-                for frame in (b"\x8f\x80\x00\x00\x00\x00", b"\x81\x05hello"):
-                    reader, writer = await raw_request(port, upgrade_request(port, path))
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                    assert head.startswith(b"HTTP/1.1 101"), head
-                    writer.write(frame)
-                    rest = await read_to_end(reader)
-                    await close_writer(writer)
-                    assert rest[:1] == b"\x88"  # a Close frame ...
-                    assert int.from_bytes(rest[2:4], "big") == 1002  # ... protocol error
-                closes = await poll(stub.closes, lambda c: len(c) >= 2)
-                assert [c[1] for c in closes] == [1002, 1002]
-                assert await stub.sockets() == 1
-                assert await ask(keeper, "count") == "1"
-                assert await ask(keeper, "echo still serving") == "still serving"
-
-    run(scenario())
+    port = port_of(app.url)
+    path = f"/room/{name}"
+    async with connect(app.websocket_url(path)) as keeper:
+        assert await ask(keeper, "count") == "1"
+        # An upgrade request without Sec-WebSocket-Key, then plain garbage.
+        for data in (
+            upgrade_request(port, path, key=False),
+            b"\x16\x03\x01\xff\x00junk\r\n\r\n",
+        ):
+            reader, writer = await raw_request(port, data)
+            answer = await read_to_end(reader)
+            await close_writer(writer)
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+        # A real upgrade, then frames no client may send: a reserved opcode, an
+        # unmasked frame.
+        for frame in (b"\x8f\x80\x00\x00\x00\x00", b"\x81\x05hello"):
+            reader, writer = await raw_request(port, upgrade_request(port, path))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 101"), head
+            writer.write(frame)
+            rest = await read_to_end(reader)
+            await close_writer(writer)
+            assert rest[:1] == b"\x88"  # a Close frame ...
+            assert int.from_bytes(rest[2:4], "big") == 1002  # ... protocol error
+        closes = await poll(room.stub.closes, lambda c: len(c) >= 2)
+        assert [c[1] for c in closes] == [1002, 1002]
+        assert await room.stub.sockets() == 1
+        assert await ask(keeper, "count") == "1"
+        assert await ask(keeper, "echo still serving") == "still serving"
 
 
 # ---- slow clients -----------------------------------------------------------------------------
-
-SLOW_QUEUE = 50
-
-
-@pytest.fixture
-def slow_rooms(
-    shared_apps: dict[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-    placement: dict[str, Any],
-) -> Path:
-    return shared_app(shared_apps, tmp_path_factory, placement, socket_queue=SLOW_QUEUE)
 
 
 def flood_size(message_bytes: int) -> int:
@@ -836,80 +488,71 @@ def payload(i: int) -> str:
     return f"{i:06d} " + base64.b64encode(os.urandom(7500)).decode()
 
 
-def test_a_slow_client_is_closed_with_1008_and_the_room_carries_on(
-    slow_rooms: Path, placement: dict[str, Any]
+async def test_a_slow_client_is_closed_with_1008_and_the_room_carries_on(
+    slow_rooms: Path, placement: Placement, name: str
 ) -> None:
-    name = fresh()
 
-    async def scenario() -> None:
-        async with started(slow_rooms, placement) as app:
-            path = f"/room/{name}"
-            stub = app.env.ROOM.get_by_name(name)
-            slow = await non_reading_client(app, path)
-            async with slow, connect(app.websocket_url(path), compression=None) as fast:
-                assert await ask(fast, "count") == "2"
-                total = flood_size(10_000)
-                got: list[int] = []
+    async with started(slow_rooms, placement) as app:
+        path = f"/room/{name}"
+        stub = app.env.ROOM.get_by_name(name)
+        slow = await non_reading_client(app, path)
+        async with slow, connect(app.websocket_url(path), compression=None) as fast:
+            assert await ask(fast, "count") == "2"
+            total = flood_size(10_000)
+            got: list[int] = []
 
-                async def reader() -> None:
-                    while len(got) < total:
-                        message = await fast.recv()
-                        got.append(int(message[:6]))
+            async def reader() -> None:
+                while len(got) < total:
+                    message = await fast.recv()
+                    got.append(int(message[:6]))
 
-                reading = asyncio.ensure_future(reader())
-                for i in range(total):
-                    await stub.send_all(payload(i))
-                await asyncio.wait_for(reading, 30)
-                assert got == list(range(total))  # the reading client lost nothing
-                # Now the slow client reads: what was buffered, then the 1008 close.
-                seen: list[int] = []
-                with pytest.raises(ConnectionClosed) as closed:
-                    while True:
-                        seen.append(int((await recv(slow))[:6]))
-                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-                assert seen == list(range(len(seen)))
-                assert len(seen) < total
-                closes = await poll(stub.closes, lambda c: len(c) >= 1)
-                assert [c[1] for c in closes] == [1008]
-                assert await stub.sockets() == 1
-                assert await ask(fast, "echo carries on") == "carries on"
-
-    run(scenario(), timeout=90)
+            reading = asyncio.ensure_future(reader())
+            for i in range(total):
+                await stub.send_all(payload(i))
+            await asyncio.wait_for(reading, 30)
+            assert got == list(range(total))  # the reading client lost nothing
+            # Now the slow client reads: what was buffered, then the 1008 close.
+            seen: list[int] = []
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    seen.append(int((await recv(slow))[:6]))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert seen == list(range(len(seen)))
+            assert len(seen) < total
+            closes = await poll(stub.closes, lambda c: len(c) >= 1)
+            assert [c[1] for c in closes] == [1008]
+            assert await stub.sockets() == 1
+            assert await ask(fast, "echo carries on") == "carries on"
 
 
-def test_a_client_that_never_reads_is_dropped(
-    shared_apps: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+async def test_a_client_that_never_reads_is_dropped(
+    shared_apps: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> None:
-    # The behaviour is the gateway's own: checked in-process only.
     app_dir = shared_app(shared_apps, tmp_path_factory, {}, socket_queue=SLOW_QUEUE)
-    name = fresh()
 
-    async def scenario() -> None:
-        async with started(app_dir, {}) as app:
-            path = f"/room/{name}"
-            stub = app.env.ROOM.get_by_name(name)
-            slow = await non_reading_client(app, path)
-            try:
-                async with connect(app.websocket_url(path)) as fast:
-                    assert await ask(fast, "count") == "2"
-                    taken = 0
+    async with started(app_dir, {}) as app:
+        path = f"/room/{name}"
+        stub = app.env.ROOM.get_by_name(name)
+        slow = await non_reading_client(app, path)
+        try:
+            async with connect(app.websocket_url(path)) as fast:
+                assert await ask(fast, "count") == "2"
+                taken = 0
 
-                    async def keep_reading() -> None:
-                        nonlocal taken
-                        async for _ in fast:
-                            taken += 1
+                async def keep_reading() -> None:
+                    nonlocal taken
+                    async for _ in fast:
+                        taken += 1
 
-                    reader = asyncio.ensure_future(keep_reading())
-                    for i in range(flood_size(10_000)):
-                        await stub.send_all(payload(i))
-                    await poll(stub.sockets, lambda n: n == 1, timeout=5)
-                    reader.cancel()
-                    assert taken > 0, "the reading client kept receiving"
-            finally:
-                slow.transport.abort()
-                await slow.wait_closed()
-
-    run(scenario(), timeout=90)
+                reader = asyncio.ensure_future(keep_reading())
+                for i in range(flood_size(10_000)):
+                    await stub.send_all(payload(i))
+                await poll(stub.sockets, lambda n: n == 1, timeout=5)
+                reader.cancel()
+                assert taken > 0, "the reading client kept receiving"
+        finally:
+            slow.transport.abort()
+            await slow.wait_closed()
 
 
 # ---- across gateways (Ray) --------------------------------------------------------------------
@@ -926,78 +569,70 @@ def kill_server(server: Server) -> None:
 
 
 @pytest.mark.ray
-def test_broadcast_reaches_the_clients_of_every_gateway(
-    app_copy: Callable[[str], Path], gateway: Callable[..., Server]
+async def test_broadcast_reaches_the_clients_of_every_gateway(
+    app_copy: Callable[[str], Path],
+    gateway: Callable[..., Server],
+    name: str,
+    kill_hosts_after: Callable[[Path], Path],
 ) -> None:
-    app_dir = make_app(app_copy("rooms"))
-    name = fresh()
+    app_dir = kill_hosts_after(make_app(app_copy("rooms")))
     server_a, server_b = gateway(app_dir), gateway(app_dir)
 
-    async def scenario() -> None:
-        async with (
-            connect(lab_url(server_a, name) + "?tags=a") as a1,
-            connect(lab_url(server_a, name)) as a2,
-            connect(lab_url(server_b, name) + "?tags=b") as b1,
-            connect(lab_url(server_b, name) + "?tags=a") as b2,
-        ):
-            every = (a1, a2, b1, b2)
-            sids = {ws: str(await ask(ws, "sid")) for ws in every}
-            gateway_of = {ws: sid.split(".")[0] for ws, sid in sids.items()}
-            assert gateway_of[a1] == gateway_of[a2] != gateway_of[b1] == gateway_of[b2]
-            await a1.send("broadcast from a")
-            for ws in every:
-                assert await recv(ws) == "from a"
-            await b1.send("broadcast from b")
-            for ws in every:
-                assert await recv(ws) == "from b"
-            await b1.send("tagged a to tag a")  # one socket on each gateway
-            assert await recv(a1) == "to tag a"
-            assert await recv(b2) == "to tag a"
-            for ws in (a2, b1):
-                assert await ask(ws, "echo marker") == "marker"
+    async with (
+        connect(lab_url(server_a, name) + "?tags=a") as a1,
+        connect(lab_url(server_a, name)) as a2,
+        connect(lab_url(server_b, name) + "?tags=b") as b1,
+        connect(lab_url(server_b, name) + "?tags=a") as b2,
+    ):
+        every = (a1, a2, b1, b2)
+        sids = {ws: str(await ask(ws, "sid")) for ws in every}
+        gateway_of = {ws: sid.split(".")[0] for ws, sid in sids.items()}
+        assert gateway_of[a1] == gateway_of[a2] != gateway_of[b1] == gateway_of[b2]
+        await a1.send("broadcast from a")
+        for ws in every:
+            assert await recv(ws) == "from a"
+        await b1.send("broadcast from b")
+        for ws in every:
+            assert await recv(ws) == "from b"
+        await b1.send("tagged a to tag a")  # one socket on each gateway
+        assert await recv(a1) == "to tag a"
+        assert await recv(b2) == "to tag a"
+        for ws in (a2, b1):
+            assert await ask(ws, "echo marker") == "marker"
 
-            kill_server(server_b)
-            for ws in (b1, b2):
-                await closed_by_server(ws)  # their gateway is gone
-            await a2.send("broadcast after b")
-            for ws in (a1, a2):
-                assert await recv(ws) == "after b"
-
-    try:
-        run(scenario(), timeout=60)
-    finally:
-        kill_hosts(app_dir)
+        kill_server(server_b)
+        for ws in (b1, b2):
+            await closed_by_server(ws)  # their gateway is gone
+        await a2.send("broadcast after b")
+        for ws in (a1, a2):
+            assert await recv(ws) == "after b"
 
 
 @pytest.mark.ray
-def test_a_lost_gateways_sockets_close_with_1006(
-    app_copy: Callable[[str], Path], gateway: Callable[..., Server]
+async def test_a_lost_gateways_sockets_close_with_1006(
+    app_copy: Callable[[str], Path],
+    gateway: Callable[..., Server],
+    name: str,
+    kill_hosts_after: Callable[[Path], Path],
 ) -> None:
-    app_dir = make_app(app_copy("rooms"))
-    name = fresh()
+    app_dir = kill_hosts_after(make_app(app_copy("rooms")))
     server_b = gateway(app_dir)
 
-    async def scenario() -> None:
-        async with (
-            started(app_dir, {"ray": True}) as app,  # gateway A, in this process
-            connect(lab_url(app, name)) as a1,
-            connect(lab_url(app, name)) as a2,
-            connect(lab_url(server_b, name)) as b1,
-            connect(lab_url(server_b, name)) as b2,
-        ):
-            lab = app.env.LAB.get_by_name(name)
-            sids = {ws: str(await ask(ws, "sid")) for ws in (a1, a2, b1, b2)}
-            assert await lab.sockets() == 4
-            kill_server(server_b)
-            for ws in (b1, b2):
-                await closed_by_server(ws)
-            closes = await poll(lab.closes, lambda c: len(c) >= 2, timeout=10)
-            assert sorted(c[0] for c in closes) == sorted([sids[b1], sids[b2]])
-            assert [[c[1], c[3]] for c in closes] == [[1006, False], [1006, False]]
-            assert await lab.sockets() == 2
-            assert await ask(a1, "count") == "2"
-
-    try:
-        run(scenario(), timeout=60)
-    finally:
-        kill_hosts(app_dir)
+    async with (
+        started(app_dir, {"ray": True}) as app,  # gateway A, in this process
+        connect(lab_url(app, name)) as a1,
+        connect(lab_url(app, name)) as a2,
+        connect(lab_url(server_b, name)) as b1,
+        connect(lab_url(server_b, name)) as b2,
+    ):
+        lab = app.env.LAB.get_by_name(name)
+        sids = {ws: str(await ask(ws, "sid")) for ws in (a1, a2, b1, b2)}
+        assert await lab.sockets() == 4
+        kill_server(server_b)
+        for ws in (b1, b2):
+            await closed_by_server(ws)
+        closes = await poll(lab.closes, lambda c: len(c) >= 2, timeout=10)
+        assert sorted(c[0] for c in closes) == sorted([sids[b1], sids[b2]])
+        assert [[c[1], c[3]] for c in closes] == [[1006, False], [1006, False]]
+        assert await lab.sockets() == 2
+        assert await ask(a1, "count") == "2"
