@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import subprocess
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,6 @@ from raydo.gateway.testing import TestApp, start_app
 from tests.cluster import RAYDO, quiet_env
 
 AppCopy = Callable[[str], Path]
-
-
-def run_app(app_dir: Path, body: Callable[[TestApp], Awaitable[None]]) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await body(app)
-
-    asyncio.run(main())
 
 
 async def query(app: TestApp, sql: str, *params: Any, **options: Any) -> httpx.Response:
@@ -78,288 +70,264 @@ def test_the_plan_adds_one_internal_binding_for_every_database(app_copy: AppCopy
 # ---- statements -------------------------------------------------------------------------
 
 
-def test_first_all_run_and_raw_over_http(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        inserted = await value(
-            app, "INSERT INTO users (name, email) VALUES (?, ?)", "ada", "a@x", mode="run"
-        )
-        assert inserted["success"] is True and inserted["results"] == []
-        meta = inserted["meta"]
-        assert meta["last_row_id"] == 1 and meta["rows_written"] == 1 and meta["changes"] == 1
-        assert meta["changed_db"] is True and meta["size_after"] > 0 and meta["duration"] >= 0
-        await value(app, "INSERT INTO users (name) VALUES (?)", "bob", mode="run")
+async def test_first_all_run_and_raw_over_http(app: TestApp) -> None:
+    inserted = await value(
+        app, "INSERT INTO users (name, email) VALUES (?, ?)", "ada", "a@x", mode="run"
+    )
+    assert inserted["success"] is True and inserted["results"] == []
+    meta = inserted["meta"]
+    assert meta["last_row_id"] == 1 and meta["rows_written"] == 1 and meta["changes"] == 1
+    assert meta["changed_db"] is True and meta["size_after"] > 0 and meta["duration"] >= 0
+    await value(app, "INSERT INTO users (name) VALUES (?)", "bob", mode="run")
 
-        everyone = await value(app, "SELECT id, name, email FROM users ORDER BY id")
-        assert everyone["results"] == [
-            {"id": 1, "name": "ada", "email": "a@x"},
-            {"id": 2, "name": "bob", "email": None},
-        ]
-        assert everyone["meta"]["rows_read"] == 2 and everyone["meta"]["rows_written"] == 0
-        assert everyone["meta"]["changed_db"] is False
+    everyone = await value(app, "SELECT id, name, email FROM users ORDER BY id")
+    assert everyone["results"] == [
+        {"id": 1, "name": "ada", "email": "a@x"},
+        {"id": 2, "name": "bob", "email": None},
+    ]
+    assert everyone["meta"]["rows_read"] == 2 and everyone["meta"]["rows_written"] == 0
+    assert everyone["meta"]["changed_db"] is False
 
-        first = "SELECT id, name FROM users ORDER BY id"
-        assert await value(app, first, mode="first") == {"id": 1, "name": "ada"}
-        assert await value(app, first, mode="first", column="name") == "ada"
-        none = "SELECT id FROM users WHERE name = ?"
-        assert await value(app, none, "nobody", mode="first") is None
-        assert await value(app, none, "nobody", mode="first", column="id") is None
-        missing = await error(app, first, mode="first", column="nope")
-        assert "'nope' not found" in missing["error"] and "id, name" in missing["error"]
+    first = "SELECT id, name FROM users ORDER BY id"
+    assert await value(app, first, mode="first") == {"id": 1, "name": "ada"}
+    assert await value(app, first, mode="first", column="name") == "ada"
+    none = "SELECT id FROM users WHERE name = ?"
+    assert await value(app, none, "nobody", mode="first") is None
+    assert await value(app, none, "nobody", mode="first", column="id") is None
+    missing = await error(app, first, mode="first", column="nope")
+    assert "'nope' not found" in missing["error"] and "id, name" in missing["error"]
 
-        assert await value(app, first, mode="raw") == [[1, "ada"], [2, "bob"]]
-        assert await value(app, first, mode="raw", column_names=True) == [
-            ["id", "name"],
-            [1, "ada"],
-            [2, "bob"],
-        ]
-        # A write that returns rows: first() gives the first, and the write is done.
-        returned = "INSERT INTO users (name) VALUES (?), (?) RETURNING id"
-        assert await value(app, returned, "c", "d", mode="first", column="id") == 3
-        assert await value(app, "SELECT count(*) AS n FROM users", mode="first") == {"n": 4}
-        # ?NNN placeholders, and a statement's trailing semicolon and comment.
-        numbered = "SELECT ?2 AS b, ?1 AS a; -- done"
-        assert await value(app, numbered, "x", "y", mode="first") == {"b": "y", "a": "x"}
-
-    run_app(app_dir, body)
+    assert await value(app, first, mode="raw") == [[1, "ada"], [2, "bob"]]
+    assert await value(app, first, mode="raw", column_names=True) == [
+        ["id", "name"],
+        [1, "ada"],
+        [2, "bob"],
+    ]
+    # A write that returns rows: first() gives the first, and the write is done.
+    returned = "INSERT INTO users (name) VALUES (?), (?) RETURNING id"
+    assert await value(app, returned, "c", "d", mode="first", column="id") == 3
+    assert await value(app, "SELECT count(*) AS n FROM users", mode="first") == {"n": 4}
+    # ?NNN placeholders, and a statement's trailing semicolon and comment.
+    numbered = "SELECT ?2 AS b, ?1 AS a; -- done"
+    assert await value(app, numbered, "x", "y", mode="first") == {"b": "y", "a": "x"}
 
 
-def test_values_come_back_exact(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        await value(app, "CREATE TABLE v (i INTEGER, r REAL, t TEXT, b BLOB)", mode="run")
-        rows = [
-            [2**63 - 1, 1.5, "nul\x00inside", b64(b"\x00\xff" * 10)],
-            [-(2**63), -0.0, "ünïcødé ✓ 𝄞", b64(b"")],
-            [0, 1e308, "", None],
-        ]
-        for row in rows:
-            await value(app, "INSERT INTO v VALUES (?, ?, ?, ?)", *row, mode="run")
-        back = await value(app, "SELECT i, r, t, b FROM v ORDER BY rowid", mode="raw")
-        assert back == rows
-        # Computed in SQL and compared in SQL: nothing was rounded through a float.
-        assert await value(app, "SELECT max(i) - 1 AS m FROM v", mode="first", column="m") == (
-            2**63 - 2
-        )
-        exact = "SELECT count(*) AS n FROM v WHERE i = ?"
-        assert await value(app, exact, 2**63 - 1, mode="first", column="n") == 1
-        # Booleans bind as 1 and 0, as in D1.
-        truth = await value(app, "SELECT ? AS t, ? AS f", True, False, mode="first")
-        assert truth == {"t": 1, "f": 0}
-
-    run_app(app_dir, body)
+async def test_values_come_back_exact(app: TestApp) -> None:
+    await value(app, "CREATE TABLE v (i INTEGER, r REAL, t TEXT, b BLOB)", mode="run")
+    rows = [
+        [2**63 - 1, 1.5, "nul\x00inside", b64(b"\x00\xff" * 10)],
+        [-(2**63), -0.0, "ünïcødé ✓ 𝄞", b64(b"")],
+        [0, 1e308, "", None],
+    ]
+    for row in rows:
+        await value(app, "INSERT INTO v VALUES (?, ?, ?, ?)", *row, mode="run")
+    back = await value(app, "SELECT i, r, t, b FROM v ORDER BY rowid", mode="raw")
+    assert back == rows
+    # Computed in SQL and compared in SQL: nothing was rounded through a float.
+    assert await value(app, "SELECT max(i) - 1 AS m FROM v", mode="first", column="m") == (
+        2**63 - 2
+    )
+    exact = "SELECT count(*) AS n FROM v WHERE i = ?"
+    assert await value(app, exact, 2**63 - 1, mode="first", column="n") == 1
+    # Booleans bind as 1 and 0, as in D1.
+    truth = await value(app, "SELECT ? AS t, ? AS f", True, False, mode="first")
+    assert truth == {"t": 1, "f": 0}
 
 
-def test_the_binding_in_code_and_inside_objects(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        db = app.env.DB
-        assert isinstance(db, D1Database) and repr(db) == "D1Database('main')"
-        statement = db.prepare("SELECT ? AS x")
-        assert statement.bind(1) is not statement and statement.params == ()
-        result = await statement.bind(b"\x01").all()
-        assert isinstance(result, D1Result) and result.results == [{"x": b"\x01"}]
-        assert result.to_dict()["meta"]["rows_read"] == 1
-        assert await db.prepare("SELECT ? AS x").bind(bytearray(b"ab")).first("x") == b"ab"
-        # An object reaches env.DB from its host like a handler does from the gateway.
-        ids = [(await app.http.post(f"/users/{name}")).json()["id"] for name in ("o1", "o2")]
-        assert ids == [1, 2]
-        assert await db.prepare("SELECT count(*) AS n FROM users").first("n") == 2
-        # A second database is another file, with its own migrations.
-        assert apply_migrations(app.config, "OTHER") == ["0001_notes.sql"]
-        await app.env.OTHER.prepare("INSERT INTO notes (body) VALUES ('n')").run()
-        with pytest.raises(D1Error, match="no such table: notes"):
-            await db.prepare("SELECT * FROM notes").all()
-        files = {database_file(app.config, "DB"), database_file(app.config, "OTHER")}
-        assert len(files) == 2 and all(f.is_file() for f in files)
-        assert all(f.parent.parent.name == "_D1" for f in files)
-
-    run_app(app_dir, body)
+async def test_the_binding_in_code_and_inside_objects(app: TestApp) -> None:
+    db = app.env.DB
+    assert isinstance(db, D1Database) and repr(db) == "D1Database('main')"
+    statement = db.prepare("SELECT ? AS x")
+    assert statement.bind(1) is not statement and statement.params == ()
+    result = await statement.bind(b"\x01").all()
+    assert isinstance(result, D1Result) and result.results == [{"x": b"\x01"}]
+    assert result.to_dict()["meta"]["rows_read"] == 1
+    assert await db.prepare("SELECT ? AS x").bind(bytearray(b"ab")).first("x") == b"ab"
+    # An object reaches env.DB from its host like a handler does from the gateway.
+    ids = [(await app.http.post(f"/users/{name}")).json()["id"] for name in ("o1", "o2")]
+    assert ids == [1, 2]
+    assert await db.prepare("SELECT count(*) AS n FROM users").first("n") == 2
+    # A second database is another file, with its own migrations.
+    assert apply_migrations(app.config, "OTHER") == ["0001_notes.sql"]
+    await app.env.OTHER.prepare("INSERT INTO notes (body) VALUES ('n')").run()
+    with pytest.raises(D1Error, match="no such table: notes"):
+        await db.prepare("SELECT * FROM notes").all()
+    files = {database_file(app.config, "DB"), database_file(app.config, "OTHER")}
+    assert len(files) == 2 and all(f.is_file() for f in files)
+    assert all(f.parent.parent.name == "_D1" for f in files)
 
 
 # ---- errors -----------------------------------------------------------------------------
 
 
-def test_sql_errors_carry_sqlites_message_and_change_nothing(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        await value(app, "INSERT INTO users (name) VALUES ('ada')", mode="run")
-        cases = [
-            ("SELEC 1", "syntax error", "SQLITE_ERROR"),
-            ("SELECT * FROM nowhere", "no such table: nowhere", "SQLITE_ERROR"),
-            ("SELECT nope FROM users", "no such column: nope", "SQLITE_ERROR"),
-            (
-                "INSERT INTO users (name) VALUES ('ada')",
-                "UNIQUE constraint failed: users.name",
-                "SQLITE_CONSTRAINT_UNIQUE",
-            ),
-            ("INSERT INTO users (id) VALUES (9)", "NOT NULL constraint failed", None),
-            ("SELECT * FROM _raydo_kv", "belong to raydo", "SQLITE_AUTH"),
-            ("BEGIN", "transaction statements are not allowed", "SQLITE_AUTH"),
-            ("ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH and DETACH are not allowed", None),
-            ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode is not allowed", None),
-            ("", "did not contain a statement", None),
-            ("-- only a comment", "did not contain a statement", None),
-            ("SELECT 1; SELECT 2", "only one SQL statement", None),
-            ("SELECT 1\x00", "NUL character", None),
-        ]
-        for sql, message, code in cases:
-            failed = await error(app, sql)
-            assert message in failed["error"], (sql, failed)
-            if code is not None:
-                assert failed["code"] == code, (sql, failed)
-        wrong_count = await error(app, "SELECT ?, ?", 1)
-        assert "bindings" in wrong_count["error"]
-        # SQLite itself ends the transaction here; the call is rolled back, nothing resets.
-        await value(app, "CREATE TABLE r (x UNIQUE)", mode="run")
-        await value(app, "INSERT INTO r VALUES (1)", mode="run")
-        rolled = await error(app, "INSERT OR ROLLBACK INTO r VALUES (1)")
-        assert "UNIQUE constraint failed" in rolled["error"]
-        assert await value(app, "SELECT count(*) AS n FROM r", mode="first", column="n") == 1
-        everyone = await value(app, "SELECT name FROM users", mode="raw")
-        assert everyone == [["ada"]]
-
-    run_app(app_dir, body)
+async def test_sql_errors_carry_sqlites_message_and_change_nothing(app: TestApp) -> None:
+    await value(app, "INSERT INTO users (name) VALUES ('ada')", mode="run")
+    cases = [
+        ("SELEC 1", "syntax error", "SQLITE_ERROR"),
+        ("SELECT * FROM nowhere", "no such table: nowhere", "SQLITE_ERROR"),
+        ("SELECT nope FROM users", "no such column: nope", "SQLITE_ERROR"),
+        (
+            "INSERT INTO users (name) VALUES ('ada')",
+            "UNIQUE constraint failed: users.name",
+            "SQLITE_CONSTRAINT_UNIQUE",
+        ),
+        ("INSERT INTO users (id) VALUES (9)", "NOT NULL constraint failed", None),
+        ("SELECT * FROM _raydo_kv", "belong to raydo", "SQLITE_AUTH"),
+        ("BEGIN", "transaction statements are not allowed", "SQLITE_AUTH"),
+        ("ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH and DETACH are not allowed", None),
+        ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode is not allowed", None),
+        ("", "did not contain a statement", None),
+        ("-- only a comment", "did not contain a statement", None),
+        ("SELECT 1; SELECT 2", "only one SQL statement", None),
+        ("SELECT 1\x00", "NUL character", None),
+    ]
+    for sql, message, code in cases:
+        failed = await error(app, sql)
+        assert message in failed["error"], (sql, failed)
+        if code is not None:
+            assert failed["code"] == code, (sql, failed)
+    wrong_count = await error(app, "SELECT ?, ?", 1)
+    assert "bindings" in wrong_count["error"]
+    # SQLite itself ends the transaction here; the call is rolled back, nothing resets.
+    await value(app, "CREATE TABLE r (x UNIQUE)", mode="run")
+    await value(app, "INSERT INTO r VALUES (1)", mode="run")
+    rolled = await error(app, "INSERT OR ROLLBACK INTO r VALUES (1)")
+    assert "UNIQUE constraint failed" in rolled["error"]
+    assert await value(app, "SELECT count(*) AS n FROM r", mode="first", column="n") == 1
+    everyone = await value(app, "SELECT name FROM users", mode="raw")
+    assert everyone == [["ada"]]
 
 
-def test_hostile_bound_values_fail_before_anything_is_sent(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        db = app.env.DB
-        statement = db.prepare("SELECT ?")
-        for bad in ({1}, {"a": 1}, [1], object(), 1j, Path("/")):
-            with pytest.raises(TypeError, match="D1 binds None, bool, int, float, str and bytes"):
-                statement.bind(bad)
-        for bad_value, message in (
-            (2**63, "64-bit"),
-            (-(2**63) - 1, "64-bit"),
-            (float("nan"), "NaN"),
-            ("\ud800", "not valid Unicode"),
-        ):
-            with pytest.raises(ValueError, match=message):
-                statement.bind(bad_value)
-        with pytest.raises(TypeError):
-            db.prepare(b"SELECT 1")  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
-            await statement.first(1)  # type: ignore[arg-type]
-        with pytest.raises(TypeError):
-            await db.batch("SELECT 1")  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="item 1 is a str"):
-            await db.batch([db.prepare("SELECT 1"), "SELECT 1"])  # type: ignore[list-item]
-        with pytest.raises(ValueError, match="another database"):
-            await db.batch([app.env.OTHER.prepare("SELECT 1")])
-        with pytest.raises(TypeError):
-            await db.exec(None)  # type: ignore[arg-type]
-        # Over HTTP the app answers 422 with the binding's message.
-        reply = await query(app, "SELECT ?", 2**64)
-        assert reply.status_code == 422 and "64-bit" in reply.json()["error"]
-
-    run_app(app_dir, body)
+async def test_hostile_bound_values_fail_before_anything_is_sent(app: TestApp) -> None:
+    db = app.env.DB
+    statement = db.prepare("SELECT ?")
+    for bad in ({1}, {"a": 1}, [1], object(), 1j, Path("/")):
+        with pytest.raises(TypeError, match="D1 binds None, bool, int, float, str and bytes"):
+            statement.bind(bad)
+    for bad_value, message in (
+        (2**63, "64-bit"),
+        (-(2**63) - 1, "64-bit"),
+        (float("nan"), "NaN"),
+        ("\ud800", "not valid Unicode"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            statement.bind(bad_value)
+    with pytest.raises(TypeError):
+        db.prepare(b"SELECT 1")
+    with pytest.raises(TypeError):
+        await statement.first(1)
+    with pytest.raises(TypeError):
+        await db.batch("SELECT 1")
+    with pytest.raises(TypeError, match="item 1 is a str"):
+        await db.batch([db.prepare("SELECT 1"), "SELECT 1"])
+    with pytest.raises(ValueError, match="another database"):
+        await db.batch([app.env.OTHER.prepare("SELECT 1")])
+    with pytest.raises(TypeError):
+        await db.exec(None)
+    # Over HTTP the app answers 422 with the binding's message.
+    reply = await query(app, "SELECT ?", 2**64)
+    assert reply.status_code == 422 and "64-bit" in reply.json()["error"]
 
 
-def test_huge_sql_and_rows_within_and_beyond_the_limits(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        limits = app.config.limits
-        # Huge rows inside the limits succeed, whole.
-        big = "x" * (limits.value_bytes - 100)
-        await value(app, "CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT)", mode="run")
-        await value(app, "INSERT INTO big (body) VALUES (?)", big, mode="run")
-        await value(app, "INSERT INTO big (body) VALUES (?)", big, mode="run")
-        assert await value(app, "SELECT body FROM big WHERE id = 1", mode="first") == {"body": big}
-        # A value over value_bytes is refused naming the limit, and nothing is written.
-        over = await error(app, "INSERT INTO big (body) VALUES (?)", "y" * (limits.value_bytes + 1))
-        assert over["limit"] == "value_bytes" and "value_bytes" in over["error"]
-        size = (await value(app, "SELECT 1", mode="run"))["meta"]["size_after"]
-        assert size > 2 * len(big)  # two big rows, none of the refused one
-        grown = await error(app, "UPDATE big SET body = body || body WHERE id = 1")
-        assert grown["limit"] == "value_bytes"
-        # The SQL text and the count of parameters have limits of their own.
-        long_sql = "SELECT 1" + " " * limits.sql_statement_bytes
-        assert (await error(app, long_sql))["limit"] == "sql_statement_bytes"
-        many = "SELECT " + ", ".join("?" * (limits.sql_params + 1))
-        assert (await error(app, many, *range(limits.sql_params + 1)))["limit"] == "sql_params"
-        # A result larger than one message: 413 naming message_bytes; the database carries on.
-        rows = (limits.message_bytes // (limits.value_bytes - 100)) + 1
-        huge = await query(
-            app,
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-            " SELECT i, (SELECT body FROM big WHERE id = 1) AS body FROM n",
-            rows,
-        )
-        assert huge.status_code == 413 and huge.json()["limit"] == "message_bytes"
-        count = "SELECT count(*) AS n FROM big"
-        assert await value(app, count, mode="first", column="n") == 2
-
-    run_app(app_dir, body)
+async def test_huge_sql_and_rows_within_and_beyond_the_limits(app: TestApp) -> None:
+    limits = app.config.limits
+    # Huge rows inside the limits succeed, whole.
+    big = "x" * (limits.value_bytes - 100)
+    await value(app, "CREATE TABLE big (id INTEGER PRIMARY KEY, body TEXT)", mode="run")
+    await value(app, "INSERT INTO big (body) VALUES (?)", big, mode="run")
+    await value(app, "INSERT INTO big (body) VALUES (?)", big, mode="run")
+    assert await value(app, "SELECT body FROM big WHERE id = 1", mode="first") == {"body": big}
+    # A value over value_bytes is refused naming the limit, and nothing is written.
+    over = await error(app, "INSERT INTO big (body) VALUES (?)", "y" * (limits.value_bytes + 1))
+    assert over["limit"] == "value_bytes" and "value_bytes" in over["error"]
+    size = (await value(app, "SELECT 1", mode="run"))["meta"]["size_after"]
+    assert size > 2 * len(big)  # two big rows, none of the refused one
+    grown = await error(app, "UPDATE big SET body = body || body WHERE id = 1")
+    assert grown["limit"] == "value_bytes"
+    # The SQL text and the count of parameters have limits of their own.
+    long_sql = "SELECT 1" + " " * limits.sql_statement_bytes
+    assert (await error(app, long_sql))["limit"] == "sql_statement_bytes"
+    many = "SELECT " + ", ".join("?" * (limits.sql_params + 1))
+    assert (await error(app, many, *range(limits.sql_params + 1)))["limit"] == "sql_params"
+    # A result larger than one message: 413 naming message_bytes; the database carries on.
+    rows = (limits.message_bytes // (limits.value_bytes - 100)) + 1
+    huge = await query(
+        app,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        " SELECT i, (SELECT body FROM big WHERE id = 1) AS body FROM n",
+        rows,
+    )
+    assert huge.status_code == 413 and huge.json()["limit"] == "message_bytes"
+    count = "SELECT count(*) AS n FROM big"
+    assert await value(app, count, mode="first", column="n") == 2
 
 
 # ---- batch and exec ---------------------------------------------------------------------
 
 
-def test_batch_is_all_or_nothing(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        insert = "INSERT INTO users (name) VALUES (?)"
-        ok = await app.http.post(
-            "/batch",
-            json={
-                "statements": [
-                    {"sql": insert, "params": ["a"]},
-                    {"sql": insert, "params": ["b"]},
-                    {"sql": "SELECT name FROM users ORDER BY name"},
-                ]
-            },
-        )
-        assert ok.status_code == 200, ok.text
-        results = ok.json()["value"]
-        assert [r["meta"]["last_row_id"] for r in results[:2]] == [1, 2]
-        assert results[2]["results"] == [{"name": "a"}, {"name": "b"}]
-        # The second statement fails: the first (and the third) leave no trace.
-        failed = await app.http.post(
-            "/batch",
-            json={
-                "statements": [
-                    {"sql": insert, "params": ["c"]},
-                    {"sql": insert, "params": ["a"]},
-                    {"sql": insert, "params": ["d"]},
-                ]
-            },
-        )
-        assert failed.status_code == 400
-        assert failed.json()["statement"] == 1
-        assert "UNIQUE constraint failed: users.name" in failed.json()["error"]
-        bad_sql = await app.http.post(
-            "/batch",
-            json={"statements": [{"sql": insert, "params": ["e"]}, {"sql": "DROP TABLE nope"}]},
-        )
-        assert bad_sql.status_code == 400 and "no such table" in bad_sql.json()["error"]
-        names = await value(app, "SELECT name FROM users ORDER BY name", mode="raw")
-        assert names == [["a"], ["b"]]
-        assert await app.env.DB.batch([]) == []
-        # A big batch is still one call and one transaction.
-        many = [app.env.DB.prepare(insert).bind(f"m{i}") for i in range(500)]
-        results = await app.env.DB.batch(many)
-        assert [r.meta.last_row_id for r in results] == list(range(3, 503))
-
-    run_app(app_dir, body)
+async def test_batch_is_all_or_nothing(app: TestApp) -> None:
+    insert = "INSERT INTO users (name) VALUES (?)"
+    ok = await app.http.post(
+        "/batch",
+        json={
+            "statements": [
+                {"sql": insert, "params": ["a"]},
+                {"sql": insert, "params": ["b"]},
+                {"sql": "SELECT name FROM users ORDER BY name"},
+            ]
+        },
+    )
+    assert ok.status_code == 200, ok.text
+    results = ok.json()["value"]
+    assert [r["meta"]["last_row_id"] for r in results[:2]] == [1, 2]
+    assert results[2]["results"] == [{"name": "a"}, {"name": "b"}]
+    # The second statement fails: the first (and the third) leave no trace.
+    failed = await app.http.post(
+        "/batch",
+        json={
+            "statements": [
+                {"sql": insert, "params": ["c"]},
+                {"sql": insert, "params": ["a"]},
+                {"sql": insert, "params": ["d"]},
+            ]
+        },
+    )
+    assert failed.status_code == 400
+    assert failed.json()["statement"] == 1
+    assert "UNIQUE constraint failed: users.name" in failed.json()["error"]
+    bad_sql = await app.http.post(
+        "/batch",
+        json={"statements": [{"sql": insert, "params": ["e"]}, {"sql": "DROP TABLE nope"}]},
+    )
+    assert bad_sql.status_code == 400 and "no such table" in bad_sql.json()["error"]
+    names = await value(app, "SELECT name FROM users ORDER BY name", mode="raw")
+    assert names == [["a"], ["b"]]
+    assert await app.env.DB.batch([]) == []
+    # A big batch is still one call and one transaction.
+    many = [app.env.DB.prepare(insert).bind(f"m{i}") for i in range(500)]
+    results = await app.env.DB.batch(many)
+    assert [r.meta.last_row_id for r in results] == list(range(3, 503))
 
 
-def test_exec_runs_several_statements_atomically(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        script = """
-            -- a schema with a trigger, whose body holds semicolons
-            CREATE TABLE log (msg TEXT);
-            CREATE TRIGGER users_log AFTER INSERT ON users BEGIN
-                INSERT INTO log VALUES ('added ' || new.name);
-            END;
-            INSERT INTO users (name) VALUES ('x'); /* trailing comment */
-        """
-        done = await app.http.post("/exec", content=script)
-        assert done.status_code == 200 and done.json()["count"] == 3
-        assert await value(app, "SELECT msg FROM log", mode="raw") == [["added x"]]
-        broken = "INSERT INTO users (name) VALUES ('y'); INSERT INTO nowhere VALUES (1)"
-        failed = await app.http.post("/exec", content=broken)
-        assert failed.status_code == 400 and failed.json()["statement"] == 1
-        assert "no such table: nowhere" in failed.json()["error"]
-        assert await value(app, "SELECT name FROM users", mode="raw") == [["x"]]
-        empty = await app.http.post("/exec", content="  -- nothing ")
-        assert empty.status_code == 400 and "no SQL statement" in empty.json()["error"]
-
-    run_app(app_dir, body)
+async def test_exec_runs_several_statements_atomically(app: TestApp) -> None:
+    script = """
+        -- a schema with a trigger, whose body holds semicolons
+        CREATE TABLE log (msg TEXT);
+        CREATE TRIGGER users_log AFTER INSERT ON users BEGIN
+            INSERT INTO log VALUES ('added ' || new.name);
+        END;
+        INSERT INTO users (name) VALUES ('x'); /* trailing comment */
+    """
+    done = await app.http.post("/exec", content=script)
+    assert done.status_code == 200 and done.json()["count"] == 3
+    assert await value(app, "SELECT msg FROM log", mode="raw") == [["added x"]]
+    broken = "INSERT INTO users (name) VALUES ('y'); INSERT INTO nowhere VALUES (1)"
+    failed = await app.http.post("/exec", content=broken)
+    assert failed.status_code == 400 and failed.json()["statement"] == 1
+    assert "no such table: nowhere" in failed.json()["error"]
+    assert await value(app, "SELECT name FROM users", mode="raw") == [["x"]]
+    empty = await app.http.post("/exec", content="  -- nothing ")
+    assert empty.status_code == 400 and "no SQL statement" in empty.json()["error"]
 
 
 # ---- migrations -------------------------------------------------------------------------
@@ -375,7 +343,7 @@ def db_cli(app_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_migrations_list_and_apply_through_the_cli(app_copy: AppCopy) -> None:
+async def test_migrations_list_and_apply_through_the_cli(app_copy: AppCopy) -> None:
     app_dir = app_copy("d1")
     listed = db_cli(app_dir, "list", "DB")
     assert listed.returncode == 0, listed.stderr
@@ -405,7 +373,7 @@ def test_migrations_list_and_apply_through_the_cli(app_copy: AppCopy) -> None:
     assert statuses["0002_add_email.sql"] is not None
     assert statuses["0003_broken.sql"] is None and statuses["0004_after.sql"] is None
 
-    async def check(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         tables = await app.env.DB.prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).raw()
@@ -413,8 +381,6 @@ def test_migrations_list_and_apply_through_the_cli(app_copy: AppCopy) -> None:
         assert names == [MIGRATIONS_TABLE, "sqlite_sequence", "users"]  # no "orders"
         recorded = await app.env.DB.prepare(f"SELECT name FROM {MIGRATIONS_TABLE}").raw()
         assert recorded == [["0001_create_users.sql"], ["0002_add_email.sql"]]
-
-    run_app(app_dir, check)
     # The database is an object's file like any other: `raydo objects` sees inside it.
     shown = subprocess.run(
         [RAYDO, "objects", "show", "_D1", "main", "--dir", str(app_dir)],
@@ -485,30 +451,29 @@ def test_migrations_apply_in_numeric_order_each_once(tmp_path: Path) -> None:
         find_migrations(tmp_path / "absent")
 
 
-def test_migrations_applied_beside_a_running_app_are_seen_at_once(app_dir: Path) -> None:
-    async def body(app: TestApp) -> None:
-        db = app.env.DB
-        await db.prepare("INSERT INTO users (name) VALUES ('ada')").run()
-        (app_dir / "migrations" / "0003_add_age.sql").write_text(
-            "ALTER TABLE users ADD COLUMN age INTEGER NOT NULL DEFAULT 7;"
-        )
-        # The database object keeps its connection open; SQLite notices the new schema.
-        assert await asyncio.to_thread(apply_migrations, app_dir, "DB") == ["0003_add_age.sql"]
-        assert await db.prepare("SELECT name, age FROM users").first() == {
-            "name": "ada",
-            "age": 7,
-        }
-        await db.prepare("INSERT INTO users (name, age) VALUES ('bob', 40)").run()
-        assert await db.prepare("SELECT sum(age) AS s FROM users").first("s") == 47
-
-    run_app(app_dir, body)
+async def test_migrations_applied_beside_a_running_app_are_seen_at_once(
+    app: TestApp, app_dir: Path
+) -> None:
+    db = app.env.DB
+    await db.prepare("INSERT INTO users (name) VALUES ('ada')").run()
+    (app_dir / "migrations" / "0003_add_age.sql").write_text(
+        "ALTER TABLE users ADD COLUMN age INTEGER NOT NULL DEFAULT 7;"
+    )
+    # The database object keeps its connection open; SQLite notices the new schema.
+    assert await asyncio.to_thread(apply_migrations, app_dir, "DB") == ["0003_add_age.sql"]
+    assert await db.prepare("SELECT name, age FROM users").first() == {
+        "name": "ada",
+        "age": 7,
+    }
+    await db.prepare("INSERT INTO users (name, age) VALUES ('bob', 40)").run()
+    assert await db.prepare("SELECT sum(age) AS s FROM users").first("s") == 47
 
 
 # ---- two gateway processes --------------------------------------------------------------
 
 
 @pytest.mark.ray
-def test_two_gateway_processes_write_one_database(
+async def test_two_gateway_processes_write_one_database(
     app_copy: AppCopy, gateway: Callable[..., Any]
 ) -> None:
     app_dir = app_copy("d1")
@@ -534,19 +499,16 @@ def test_two_gateway_processes_write_one_database(
 
             return list(await asyncio.gather(*(one(i) for i in range(per_client))))
 
-    async def main() -> None:
-        ids_a, ids_b = await asyncio.gather(writer(first.url, "a"), writer(second.url, "b"))
-        # One writer: every insert got its own row id, with none lost or repeated.
-        assert sorted(ids_a + ids_b) == list(range(1, 2 * per_client + 1))
-        async with httpx.AsyncClient(base_url=second.url, timeout=60) as http:
-            reply = await http.post(
-                "/query", json={"sql": "SELECT name FROM users ORDER BY name", "mode": "raw"}
-            )
-        names = {row[0] for row in reply.json()["value"]}
-        assert names == {f"{p}{i}" for p in "ab" for i in range(per_client)}
-        # An object in its own Ray host reaches the database's host through its env.
-        async with httpx.AsyncClient(base_url=first.url, timeout=60) as http:
-            added = await http.post("/users/from-an-object")
-        assert added.status_code == 200 and added.json()["id"] == 2 * per_client + 1
-
-    asyncio.run(main())
+    ids_a, ids_b = await asyncio.gather(writer(first.url, "a"), writer(second.url, "b"))
+    # One writer: every insert got its own row id, with none lost or repeated.
+    assert sorted(ids_a + ids_b) == list(range(1, 2 * per_client + 1))
+    async with httpx.AsyncClient(base_url=second.url, timeout=60) as http:
+        reply = await http.post(
+            "/query", json={"sql": "SELECT name FROM users ORDER BY name", "mode": "raw"}
+        )
+    names = {row[0] for row in reply.json()["value"]}
+    assert names == {f"{p}{i}" for p in "ab" for i in range(per_client)}
+    # An object in its own Ray host reaches the database's host through its env.
+    async with httpx.AsyncClient(base_url=first.url, timeout=60) as http:
+        added = await http.post("/users/from-an-object")
+    assert added.status_code == 200 and added.json()["id"] == 2 * per_client + 1

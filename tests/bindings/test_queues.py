@@ -11,7 +11,7 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,6 @@ from raydo.storage import EncodeError, LimitExceeded
 Batch = tuple[str, list[Any], float]
 
 
-def run(scenario: Coroutine[Any, Any, None], timeout: float = 60.0) -> None:
-    asyncio.run(asyncio.wait_for(scenario, timeout))
-
-
 async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not await check():
@@ -43,7 +39,7 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float 
 
 async def batches(app: TestApp, queue: str | None = None) -> list[Batch]:
     found = await app.env.LOG.get_by_name("log").batches()
-    return [tuple(b) for b in found if queue is None or b[0] == queue]  # type: ignore[misc]
+    return [tuple(b) for b in found if queue is None or b[0] == queue]
 
 
 def deliveries(found: list[Batch]) -> list[tuple[Any, int]]:
@@ -61,285 +57,242 @@ def app_dir(app_copy: Callable[[str], Path]) -> Path:
     return app_copy("queues")
 
 
-def test_a_full_batch_goes_at_once_in_send_order(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.BATCHED.send_batch([{"body": {"n": n}} for n in range(20)])
-            await until(lambda: drained(app, "batched"), "20 messages consumed")
-            found = await batches(app, "batched")
-            assert [len(messages) for _, messages, _ in found] == [4] * 5
-            assert [body["n"] for body, _ in deliveries(found)] == list(range(20))
-            assert queue_counts(app.config, "batched").acked == 20
-
-    run(main())
+async def test_a_full_batch_goes_at_once_in_send_order(app: TestApp) -> None:
+    await app.env.BATCHED.send_batch([{"body": {"n": n}} for n in range(20)])
+    await until(lambda: drained(app, "batched"), "20 messages consumed")
+    found = await batches(app, "batched")
+    assert [len(messages) for _, messages, _ in found] == [4] * 5
+    assert [body["n"] for body, _ in deliveries(found)] == list(range(20))
+    assert queue_counts(app.config, "batched").acked == 20
 
 
-def test_a_partial_batch_waits_for_the_timeout_then_goes(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            sent = time.time()
-            await app.env.BATCHED.send_batch([{"body": {"n": 1}}, {"body": {"n": 2}}])
-            await until(lambda: drained(app, "batched"), "the partial batch consumed")
-            found = await batches(app, "batched")
-            assert [[m[1]["n"] for m in messages] for _, messages, _ in found] == [[1, 2]]
-            # max_batch_timeout is 0.5 s: never delivered before the oldest message waited it.
-            assert found[0][2] >= sent + 0.5 - 0.01
-
-    run(main())
+async def test_a_partial_batch_waits_for_the_timeout_then_goes(app: TestApp) -> None:
+    sent = time.time()
+    await app.env.BATCHED.send_batch([{"body": {"n": 1}}, {"body": {"n": 2}}])
+    await until(lambda: drained(app, "batched"), "the partial batch consumed")
+    found = await batches(app, "batched")
+    assert [[m[1]["n"] for m in messages] for _, messages, _ in found] == [[1, 2]]
+    # max_batch_timeout is 0.5 s: never delivered before the oldest message waited it.
+    assert found[0][2] >= sent + 0.5 - 0.01
 
 
-def test_unbatched_queue_delivers_one_by_one_in_order_and_bodies_round_trip(app_dir: Path) -> None:
-    bodies: list[Any] = ["text", 7, 2**70, None, [1, "two"], {"k": b"\x00bytes"}, 1.5]
-
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            for body in bodies:
-                await app.env.JOBS.send(body)
-            await until(lambda: drained(app, "jobs"), "every body consumed")
-            assert [body for body, _ in deliveries(await batches(app, "jobs"))] == bodies
-
-    run(main())
-
-
-def test_an_unhandled_exception_retries_the_whole_batch(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.JOBS.send_batch(
-                [
-                    {"body": {"n": 1}},
-                    {"body": {"n": 2, "do": "raise", "until": 2}},
-                    {"body": {"n": 3}},
-                ]
-            )
-            await until(lambda: drained(app, "jobs"), "the batch consumed")
-            found = await batches(app, "jobs")
-            assert [[(m[1]["n"], m[2]) for m in messages] for _, messages, _ in found] == [
-                [(1, 1), (2, 1), (3, 1)],
-                [(1, 2), (2, 2), (3, 2)],
-            ]
-            counts = queue_counts(app.config, "jobs")
-            assert (counts.acked, counts.retried, counts.dead_lettered) == (3, 3, 0)
-
-    run(main())
-
-
-def test_explicit_acks_and_retries_win_over_the_batch_and_the_exception(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.JOBS.send_batch(
-                [
-                    {"body": {"n": 1, "do": "ack"}},  # acked, then the handler raises
-                    {"body": {"n": 2, "do": "retry", "until": 2, "delay": 0}},
-                    {"body": {"n": 3, "do": "raise", "until": 2}},
-                    {"body": {"n": 4}},  # undecided: retried with the exception
-                ]
-            )
-            await until(lambda: drained(app, "jobs"), "the batch consumed")
-            found = deliveries(await batches(app, "jobs"))
-            assert [(body["n"], a) for body, a in found[:4]] == [(n, 1) for n in (1, 2, 3, 4)]
-            # Retried with different delays, so not necessarily in one batch again.
-            assert sorted((body["n"], a) for body, a in found[4:]) == [(2, 2), (3, 2), (4, 2)]
-
-    run(main())
-
-
-def test_retry_all_and_ack_all_cover_the_undecided(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.JOBS.send_batch(
-                [
-                    {"body": {"n": 1, "do": "ack"}},
-                    {"body": {"n": 2, "do": "retry_all", "until": 2, "delay": 0}},
-                    {"body": {"n": 3}},
-                ]
-            )
-            await until(lambda: drained(app, "jobs"), "retry_all consumed")
-            found = await batches(app, "jobs")
-            assert [[(m[1]["n"], m[2]) for m in messages] for _, messages, _ in found] == [
-                [(1, 1), (2, 1), (3, 1)],
-                [(2, 2), (3, 2)],
-            ]
-            # ack_all holds even though the handler then raises.
-            await app.env.JOBS.send_batch(
-                [{"body": {"n": 4, "do": "ack_all"}}, {"body": {"n": 5, "do": "raise"}}]
-            )
-            await until(lambda: drained(app, "jobs"), "ack_all consumed")
-            later = (await batches(app, "jobs"))[len(found) :]
-            assert [[m[1]["n"] for m in messages] for _, messages, _ in later] == [[4, 5]]
-
-    run(main())
-
-
-def test_a_poisoned_message_ends_in_the_dead_letter_queue_after_max_retries(
+async def test_unbatched_queue_delivers_one_by_one_in_order_and_bodies_round_trip(
     app_dir: Path,
 ) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.JOBS.send({"n": "poison", "do": "raise"})
-            await app.env.JOBS.send({"n": "fine"})
-            await until(
-                lambda: _has(app, "jobs-dlq"), "the poisoned message reached the dead-letter queue"
-            )
-            await until(lambda: drained(app, "jobs"), "jobs emptied")
-            jobs = deliveries(await batches(app, "jobs"))
-            # max_retries = 2: delivered 1 + 2 times, then dead-lettered with its id and body.
-            assert [a for body, a in jobs if body["n"] == "poison"] == [1, 2, 3]
-            assert [a for body, a in jobs if body["n"] == "fine"] == [1]
-            dead = await batches(app, "jobs-dlq")
-            assert [(m[1], m[2]) for _, messages, _ in dead for m in messages] == [
-                ({"n": "poison", "do": "raise"}, 1)
-            ]
-            poison_ids = {m[0] for _, messages, _ in await batches(app, "jobs") for m in messages}
-            assert dead[0][1][0][0] in poison_ids
-            assert queue_counts(app.config, "jobs").dead_lettered == 1
+    bodies: list[Any] = ["text", 7, 2**70, None, [1, "two"], {"k": b"\x00bytes"}, 1.5]
 
-    run(main())
+    async with start_app(app_dir) as app:
+        for body in bodies:
+            await app.env.JOBS.send(body)
+        await until(lambda: drained(app, "jobs"), "every body consumed")
+        assert [body for body, _ in deliveries(await batches(app, "jobs"))] == bodies
+
+
+async def test_an_unhandled_exception_retries_the_whole_batch(app: TestApp) -> None:
+    await app.env.JOBS.send_batch(
+        [
+            {"body": {"n": 1}},
+            {"body": {"n": 2, "do": "raise", "until": 2}},
+            {"body": {"n": 3}},
+        ]
+    )
+    await until(lambda: drained(app, "jobs"), "the batch consumed")
+    found = await batches(app, "jobs")
+    assert [[(m[1]["n"], m[2]) for m in messages] for _, messages, _ in found] == [
+        [(1, 1), (2, 1), (3, 1)],
+        [(1, 2), (2, 2), (3, 2)],
+    ]
+    counts = queue_counts(app.config, "jobs")
+    assert (counts.acked, counts.retried, counts.dead_lettered) == (3, 3, 0)
+
+
+async def test_explicit_acks_and_retries_win_over_the_batch_and_the_exception(app: TestApp) -> None:
+    await app.env.JOBS.send_batch(
+        [
+            {"body": {"n": 1, "do": "ack"}},  # acked, then the handler raises
+            {"body": {"n": 2, "do": "retry", "until": 2, "delay": 0}},
+            {"body": {"n": 3, "do": "raise", "until": 2}},
+            {"body": {"n": 4}},  # undecided: retried with the exception
+        ]
+    )
+    await until(lambda: drained(app, "jobs"), "the batch consumed")
+    found = deliveries(await batches(app, "jobs"))
+    assert [(body["n"], a) for body, a in found[:4]] == [(n, 1) for n in (1, 2, 3, 4)]
+    # Retried with different delays, so not necessarily in one batch again.
+    assert sorted((body["n"], a) for body, a in found[4:]) == [(2, 2), (3, 2), (4, 2)]
+
+
+async def test_retry_all_and_ack_all_cover_the_undecided(app: TestApp) -> None:
+    await app.env.JOBS.send_batch(
+        [
+            {"body": {"n": 1, "do": "ack"}},
+            {"body": {"n": 2, "do": "retry_all", "until": 2, "delay": 0}},
+            {"body": {"n": 3}},
+        ]
+    )
+    await until(lambda: drained(app, "jobs"), "retry_all consumed")
+    found = await batches(app, "jobs")
+    assert [[(m[1]["n"], m[2]) for m in messages] for _, messages, _ in found] == [
+        [(1, 1), (2, 1), (3, 1)],
+        [(2, 2), (3, 2)],
+    ]
+    # ack_all holds even though the handler then raises.
+    await app.env.JOBS.send_batch(
+        [{"body": {"n": 4, "do": "ack_all"}}, {"body": {"n": 5, "do": "raise"}}]
+    )
+    await until(lambda: drained(app, "jobs"), "ack_all consumed")
+    later = (await batches(app, "jobs"))[len(found) :]
+    assert [[m[1]["n"] for m in messages] for _, messages, _ in later] == [[4, 5]]
+
+
+async def test_a_poisoned_message_ends_in_the_dead_letter_queue_after_max_retries(
+    app: TestApp,
+) -> None:
+    await app.env.JOBS.send({"n": "poison", "do": "raise"})
+    await app.env.JOBS.send({"n": "fine"})
+    await until(lambda: _has(app, "jobs-dlq"), "the poisoned message reached the dead-letter queue")
+    await until(lambda: drained(app, "jobs"), "jobs emptied")
+    jobs = deliveries(await batches(app, "jobs"))
+    # max_retries = 2: delivered 1 + 2 times, then dead-lettered with its id and body.
+    assert [a for body, a in jobs if body["n"] == "poison"] == [1, 2, 3]
+    assert [a for body, a in jobs if body["n"] == "fine"] == [1]
+    dead = await batches(app, "jobs-dlq")
+    assert [(m[1], m[2]) for _, messages, _ in dead for m in messages] == [
+        ({"n": "poison", "do": "raise"}, 1)
+    ]
+    poison_ids = {m[0] for _, messages, _ in await batches(app, "jobs") for m in messages}
+    assert dead[0][1][0][0] in poison_ids
+    assert queue_counts(app.config, "jobs").dead_lettered == 1
 
 
 async def _has(app: TestApp, queue: str) -> bool:
     return bool(await batches(app, queue))
 
 
-def test_without_a_dead_letter_queue_a_poisoned_message_is_dropped(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.BATCHED.send_batch([{"body": {"n": n, "do": "raise"}} for n in range(4)])
-            await until(lambda: drained(app, "batched"), "the poisoned batch dropped")
-            attempts = [a for _, a in deliveries(await batches(app, "batched"))]
-            assert attempts == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4  # max_retries = 3
-            counts = queue_counts(app.config, "batched")
-            assert (counts.dropped, counts.dead_lettered, counts.acked) == (4, 0, 0)
-
-    run(main())
+async def test_without_a_dead_letter_queue_a_poisoned_message_is_dropped(app: TestApp) -> None:
+    await app.env.BATCHED.send_batch([{"body": {"n": n, "do": "raise"}} for n in range(4)])
+    await until(lambda: drained(app, "batched"), "the poisoned batch dropped")
+    attempts = [a for _, a in deliveries(await batches(app, "batched"))]
+    assert attempts == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4  # max_retries = 3
+    counts = queue_counts(app.config, "batched")
+    assert (counts.dropped, counts.dead_lettered, counts.acked) == (4, 0, 0)
 
 
-def test_delayed_messages_and_retry_delays_are_never_early(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            sent = time.time()
-            await app.env.JOBS.send({"n": "later"}, delay_seconds=2)
-            await app.env.JOBS.send_batch(
-                [{"body": {"n": "now"}}, {"body": {"n": "batch-later"}, "delay_seconds": 2.5}]
-            )
-            assert queue_counts(app.config, "jobs").delayed == 2
-            await app.env.JOBS.send({"n": "again", "do": "retry", "delay": 1, "until": 2})
-            await until(lambda: drained(app, "jobs"), "every delayed message consumed", 30)
-            found = await batches(app, "jobs")
-            at = {(m[1]["n"], m[2]): when for _, messages, when in found for m in messages}
-            assert at[("later", 1)] >= sent + 2 - 0.01
-            assert at[("batch-later", 1)] >= sent + 2.5 - 0.01
-            assert at[("again", 2)] >= at[("again", 1)] + 1 - 0.01
-
-    run(main())
+async def test_delayed_messages_and_retry_delays_are_never_early(app: TestApp) -> None:
+    sent = time.time()
+    await app.env.JOBS.send({"n": "later"}, delay_seconds=2)
+    await app.env.JOBS.send_batch(
+        [{"body": {"n": "now"}}, {"body": {"n": "batch-later"}, "delay_seconds": 2.5}]
+    )
+    assert queue_counts(app.config, "jobs").delayed == 2
+    await app.env.JOBS.send({"n": "again", "do": "retry", "delay": 1, "until": 2})
+    await until(lambda: drained(app, "jobs"), "every delayed message consumed", 30)
+    found = await batches(app, "jobs")
+    at = {(m[1]["n"], m[2]): when for _, messages, when in found for m in messages}
+    assert at[("later", 1)] >= sent + 2 - 0.01
+    assert at[("batch-later", 1)] >= sent + 2.5 - 0.01
+    assert at[("again", 2)] >= at[("again", 1)] + 1 - 0.01
 
 
-def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_restart(
+async def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_restart(
     app_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(queue_object, "CONFIG_RETRY_MS", 200)  # 5 s in production
 
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.PARKED.send({"n": 1})  # no consumer: it waits
-            # The handler vanishes (a host that cannot import it): messages stay untouched.
-            module = sys.modules["consumer"]
-            consume = module.consume
-            del module.consume
-            try:
-                await app.env.JOBS.send({"n": 2})
-                for queue in ("parked", "jobs"):
-                    counts = queue_counts(app.config, queue)
-                    assert (counts.ready, counts.in_flight) == (1, 0)
-            finally:
-                module.consume = consume
-            # Tried again a little later: delivered once, on its first attempt.
-            await until(lambda: drained(app, "jobs"), "the waiting message consumed")
-            assert deliveries(await batches(app, "jobs")) == [({"n": 2}, 1)]
-        async with start_app(app_dir) as app:
-            assert queue_counts(app.config, "parked").ready == 1
-            await app.env.PARKED.send({"n": 3})
-            assert queue_counts(app.config, "parked").ready == 2
-
-    run(main())
+    async with start_app(app_dir) as app:
+        await app.env.PARKED.send({"n": 1})  # no consumer: it waits
+        # The handler vanishes (a host that cannot import it): messages stay untouched.
+        module = sys.modules["consumer"]
+        consume = module.consume
+        del module.consume
+        try:
+            await app.env.JOBS.send({"n": 2})
+            for queue in ("parked", "jobs"):
+                counts = queue_counts(app.config, queue)
+                assert (counts.ready, counts.in_flight) == (1, 0)
+        finally:
+            vars(module)["consume"] = consume
+        # Tried again a little later: delivered once, on its first attempt.
+        await until(lambda: drained(app, "jobs"), "the waiting message consumed")
+        assert deliveries(await batches(app, "jobs")) == [({"n": 2}, 1)]
+    async with start_app(app_dir) as app:
+        assert queue_counts(app.config, "parked").ready == 1
+        await app.env.PARKED.send({"n": 3})
+        assert queue_counts(app.config, "parked").ready == 2
 
 
-def test_a_handler_that_cannot_be_imported_fails_the_start(app_dir: Path) -> None:
+async def test_a_handler_that_cannot_be_imported_fails_the_start(app_dir: Path) -> None:
     toml = app_dir / "raydo.toml"
     text = toml.read_text()
-
-    async def start() -> None:
-        async with start_app(app_dir):
-            pass
-
     toml.write_text(text.replace('handler = "consumer:consume_dead"', 'handler = "consumer:nope"'))
     with pytest.raises(AppLoadError, match=r"handler of queue 'jobs-dlq'.*consumer:nope"):
-        run(start())
+        async with start_app(app_dir):
+            pass
     # Without `handler`, the consumer's handler is the `queue` function of main's module.
     toml.write_text(text.replace('handler = "consumer:consume_dead"\n', ""))
     with pytest.raises(AppLoadError, match="app:queue"):
-        run(start())
+        async with start_app(app_dir):
+            pass
 
 
-def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(app_dir: Path) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            jobs = app.env.PARKED
-            with pytest.raises(LimitExceeded) as too_big:
-                await jobs.send(b"x" * (128 * 1024))
-            assert too_big.value.limit == "queue_message_bytes"
-            await jobs.send(b"x" * (128 * 1024 - 8))  # just fits, encoded
-            with pytest.raises(LimitExceeded) as too_many:
-                await jobs.send_batch([{"body": n} for n in range(101)])
-            assert too_many.value.limit == "queue_batch_messages"
-            with pytest.raises(LimitExceeded) as too_much:
-                await jobs.send_batch([{"body": b"x" * 100_000} for _ in range(3)])
-            assert too_much.value.limit == "queue_batch_bytes"
-            with pytest.raises(EncodeError, match="queue message body"):
-                await jobs.send({"a": {1, 2}})
-            with pytest.raises(EncodeError):
-                await jobs.send_batch([{"body": 1}, {"body": object()}])
-            for delay in (-1, 43_201, math.nan, math.inf):
-                with pytest.raises(ValueError, match="delay"):
-                    await jobs.send(1, delay_seconds=delay)
-            for bad_delay in (True, "5", None):
-                with pytest.raises(TypeError, match="delay_seconds"):
-                    await jobs.send(1, delay_seconds=bad_delay)  # type: ignore[arg-type]
-            for batch in ("abc", {"body": 1}, [1], [{"bdy": 1}], [{"body": 1, "delay": 1}], 5):
-                with pytest.raises(TypeError):
-                    await jobs.send_batch(batch)  # type: ignore[arg-type]
-            with pytest.raises(ValueError, match="delay"):
-                await jobs.send_batch([{"body": 1, "delay_seconds": -5}])
-            await jobs.send_batch([])  # nothing to send is not an error
-            assert queue_counts(app.config, "parked").ready == 1
+async def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(
+    app: TestApp,
+) -> None:
+    jobs = app.env.PARKED
+    with pytest.raises(LimitExceeded) as too_big:
+        await jobs.send(b"x" * (128 * 1024))
+    assert too_big.value.limit == "queue_message_bytes"
+    await jobs.send(b"x" * (128 * 1024 - 8))  # just fits, encoded
+    with pytest.raises(LimitExceeded) as too_many:
+        await jobs.send_batch([{"body": n} for n in range(101)])
+    assert too_many.value.limit == "queue_batch_messages"
+    with pytest.raises(LimitExceeded) as too_much:
+        await jobs.send_batch([{"body": b"x" * 100_000} for _ in range(3)])
+    assert too_much.value.limit == "queue_batch_bytes"
+    with pytest.raises(EncodeError, match="queue message body"):
+        await jobs.send({"a": {1, 2}})
+    with pytest.raises(EncodeError):
+        await jobs.send_batch([{"body": 1}, {"body": object()}])
+    for delay in (-1, 43_201, math.nan, math.inf):
+        with pytest.raises(ValueError, match="delay"):
+            await jobs.send(1, delay_seconds=delay)
+    for bad_delay in (True, "5", None):
+        with pytest.raises(TypeError, match="delay_seconds"):
+            await jobs.send(1, delay_seconds=bad_delay)
+    for batch in ("abc", {"body": 1}, [1], [{"bdy": 1}], [{"body": 1, "delay": 1}], 5):
+        with pytest.raises(TypeError):
+            await jobs.send_batch(batch)
+    with pytest.raises(ValueError, match="delay"):
+        await jobs.send_batch([{"body": 1, "delay_seconds": -5}])
+    await jobs.send_batch([])  # nothing to send is not an error
+    assert queue_counts(app.config, "parked").ready == 1
 
-            # The queue object checks what reaches it directly too.
-            stub = app.env._QUEUE_BROKER.stub("parked")
-            good = ["0" * 32, b"\x01", 0, None]
-            for item in (
-                ["../x", b"\x01", 0, None],
-                ["0" * 32, "not bytes", 0, None],
-                ["0" * 32, b"\x01", -1, None],
-                ["0" * 32, b"\x01", 10**12, None],
-                ["0" * 32, b"\x01", 0, "yesterday"],
-                ["0" * 32, b"\x01"],
-                "junk",
-            ):
-                with pytest.raises(ObjectError):
-                    await app.env._QUEUE_BROKER.stub("parked").enqueue([item])
-            with pytest.raises(RemoteLimitExceeded):
-                await stub.enqueue([["1" * 32, b"x" * (200 * 1024), 0, None]])
-            with pytest.raises(ObjectError):
-                await app.env._QUEUE_BROKER.stub("parked").enqueue("junk")
-            stub = app.env._QUEUE_BROKER.stub("parked")
-            assert await stub.enqueue([good, good]) == 1  # a repeated id is ignored
-            assert queue_counts(app.config, "parked").ready == 2
+    # The queue object checks what reaches it directly too.
+    stub = app.env._QUEUE_BROKER.stub("parked")
+    good = ["0" * 32, b"\x01", 0, None]
+    for item in (
+        ["../x", b"\x01", 0, None],
+        ["0" * 32, "not bytes", 0, None],
+        ["0" * 32, b"\x01", -1, None],
+        ["0" * 32, b"\x01", 10**12, None],
+        ["0" * 32, b"\x01", 0, "yesterday"],
+        ["0" * 32, b"\x01"],
+        "junk",
+    ):
+        with pytest.raises(ObjectError):
+            await app.env._QUEUE_BROKER.stub("parked").enqueue([item])
+    with pytest.raises(RemoteLimitExceeded):
+        await stub.enqueue([["1" * 32, b"x" * (200 * 1024), 0, None]])
+    with pytest.raises(ObjectError):
+        await app.env._QUEUE_BROKER.stub("parked").enqueue("junk")
+    stub = app.env._QUEUE_BROKER.stub("parked")
+    assert await stub.enqueue([good, good]) == 1  # a repeated id is ignored
+    assert queue_counts(app.config, "parked").ready == 2
 
-            # Over HTTP, the app's handler lets the limit through as a 413.
-            reply = await app.http.post("/send/PARKED", json={"messages": ["y" * 200_000]})
-            assert reply.status_code == 413
-            assert reply.json()["limit"] == "queue_message_bytes"
-
-    run(main())
+    # Over HTTP, the app's handler lets the limit through as a 413.
+    reply = await app.http.post("/send/PARKED", json={"messages": ["y" * 200_000]})
+    assert reply.status_code == 413
+    assert reply.json()["limit"] == "queue_message_bytes"
 
 
 def test_message_and_batch_decisions() -> None:
@@ -398,17 +351,14 @@ def test_the_plan_and_the_consumer_config(tmp_path: Path) -> None:
     assert (consumer["handler"], consumer["retry_delay"]) == ("jobs.work:consume", 0.0)
 
 
-def test_the_queues_cli_lists_shows_and_purges(
+async def test_the_queues_cli_lists_shows_and_purges(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def fill() -> None:
-        async with start_app(app_dir) as app:
-            await app.env.PARKED.send_batch([{"body": {"n": n}} for n in range(3)])
-            await app.env.PARKED.send({"n": "later"}, delay_seconds=3600)
-
     assert cli(["queues", "list", "--dir", str(app_dir)]) == 0  # before any storage exists
     assert "parked\t0\t0\t0\t0\t0" in capsys.readouterr().out
-    run(fill())
+    async with start_app(app_dir) as app:
+        await app.env.PARKED.send_batch([{"body": {"n": n}} for n in range(3)])
+        await app.env.PARKED.send({"n": "later"}, delay_seconds=3600)
     assert cli(["queues", "list", "--dir", str(app_dir)]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0] == "queue\tready\tdelayed\tin_flight\tdead_lettered\tdropped"

@@ -91,14 +91,6 @@ def app_dir(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Pat
     return r2_app(tmp_path, backend, endpoint)
 
 
-def serve(app_dir: Path, test: Callable[[TestApp], Any]) -> None:
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            await test(app)
-
-    asyncio.run(main())
-
-
 def bucket_dir(app: TestApp, name: str = "files") -> Path:
     return app.config.storage / "_r2" / name
 
@@ -107,220 +99,202 @@ async def put(app: TestApp, key: str, body: bytes | str, **headers: str) -> http
     return await app.http.put("/o", params={"key": key}, content=body, headers=headers)
 
 
-async def get(app: TestApp, key: str, headers: dict[str, str] | None = None, **q: Any) -> Any:
+async def get(app: TestApp, key: str, *, headers: dict[str, str] | None = None, **q: Any) -> Any:
     return await app.http.get("/o", params={"key": key, **q}, headers=headers)
 
 
 # ---- the basic calls ----------------------------------------------------------------------
 
 
-def test_put_get_head_delete(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        body = b"hello, bucket"
-        stored = await put(
-            app, "docs/a.txt", body, **{"content-type": "text/plain", "x-meta-owner": "ann"}
-        )
-        assert stored.status_code == 200
-        meta = stored.json()
-        assert meta["size"] == len(body)
-        assert meta["etag"] == hashlib.md5(body).hexdigest()
-        assert meta["http_etag"] == f'"{meta["etag"]}"'
-        assert meta["http_metadata"] == {"content_type": "text/plain"}
-        assert meta["custom_metadata"] == {"owner": "ann"}
+async def test_put_get_head_delete(app: TestApp) -> None:
+    body = b"hello, bucket"
+    stored = await put(
+        app, "docs/a.txt", body, **{"content-type": "text/plain", "x-meta-owner": "ann"}
+    )
+    assert stored.status_code == 200
+    meta = stored.json()
+    assert meta["size"] == len(body)
+    assert meta["etag"] == hashlib.md5(body).hexdigest()
+    assert meta["http_etag"] == f'"{meta["etag"]}"'
+    assert meta["http_metadata"] == {"content_type": "text/plain"}
+    assert meta["custom_metadata"] == {"owner": "ann"}
 
-        head = (await app.http.get("/head", params={"key": "docs/a.txt"})).json()
-        assert {k: head[k] for k in ("size", "etag", "version", "custom_metadata")} == {
-            k: meta[k] for k in ("size", "etag", "version", "custom_metadata")
-        }
-        got = await get(app, "docs/a.txt")
-        assert got.status_code == 200
-        assert got.content == body
-        assert got.headers["content-type"] == "text/plain"
-        assert got.headers["x-etag"] == meta["etag"]
+    head = (await app.http.get("/head", params={"key": "docs/a.txt"})).json()
+    assert {k: head[k] for k in ("size", "etag", "version", "custom_metadata")} == {
+        k: meta[k] for k in ("size", "etag", "version", "custom_metadata")
+    }
+    got = await get(app, "docs/a.txt")
+    assert got.status_code == 200
+    assert got.content == body
+    assert got.headers["content-type"] == "text/plain"
+    assert got.headers["x-etag"] == meta["etag"]
 
-        again = (await put(app, "docs/a.txt", b"v2")).json()
-        assert again["version"] != meta["version"]
-        assert (await get(app, "docs/a.txt")).content == b"v2"
+    again = (await put(app, "docs/a.txt", b"v2")).json()
+    assert again["version"] != meta["version"]
+    assert (await get(app, "docs/a.txt")).content == b"v2"
 
-        assert (await app.http.delete("/o", params={"key": "docs/a.txt"})).status_code == 204
-        assert (await app.http.get("/head", params={"key": "docs/a.txt"})).status_code == 404
-        assert (await get(app, "docs/a.txt")).status_code == 404
-        # Deleting what is not there is fine.
-        assert (await app.http.delete("/o", params={"key": "docs/a.txt"})).status_code == 204
-        # An empty body is an object too.
-        empty = (await put(app, "empty", b"")).json()
-        assert empty["size"] == 0 and empty["etag"] == hashlib.md5(b"").hexdigest()
-        assert (await get(app, "empty")).content == b""
-
-    serve(app_dir, test)
+    assert (await app.http.delete("/o", params={"key": "docs/a.txt"})).status_code == 204
+    assert (await app.http.get("/head", params={"key": "docs/a.txt"})).status_code == 404
+    assert (await get(app, "docs/a.txt")).status_code == 404
+    # Deleting what is not there is fine.
+    assert (await app.http.delete("/o", params={"key": "docs/a.txt"})).status_code == 204
+    # An empty body is an object too.
+    empty = (await put(app, "empty", b"")).json()
+    assert empty["size"] == 0 and empty["etag"] == hashlib.md5(b"").hexdigest()
+    assert (await get(app, "empty")).content == b""
 
 
-def test_the_binding_api_directly(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        files = app.env.FILES
+async def test_the_binding_api_directly(app: TestApp) -> None:
+    files = app.env.FILES
 
-        async def chunks() -> AsyncIterator[bytes]:
-            for i in range(3):
-                yield bytes([65 + i]) * 10
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(3):
+            yield bytes([65 + i]) * 10
 
-        stored = await files.put("k", chunks(), http_metadata={"cache_control": "no-store"})
-        assert stored is not None and stored.size == 30
-        found = await files.get("k")
-        assert await found.text() == "A" * 10 + "B" * 10 + "C" * 10
-        with pytest.raises(RuntimeError, match="already read"):
-            found.body  # noqa: B018 (a body is read once)
-        await files.put("j", '{"a": [1, 2]}')
-        assert await (await files.get("j")).json() == {"a": [1, 2]}
-        await files.put("list", [b"x", bytearray(b"y"), memoryview(b"z")])
-        assert await (await files.get("list")).read() == b"xyz"
-        await files.put("none", None)
-        assert (await files.head("none")).size == 0
-        # Copying one object's body into another streams it.
-        copied = await files.put("copy", await files.get("list"))
-        assert copied.etag == hashlib.md5(b"xyz").hexdigest()
-        headers: dict[str, str] = {}
-        (await files.head("k")).write_http_metadata(headers)
-        assert headers == {"cache-control": "no-store"}
-        # An unread body can be let go.
-        unread = await files.get("k")
-        await unread.aclose()
+    stored = await files.put("k", chunks(), http_metadata={"cache_control": "no-store"})
+    assert stored is not None and stored.size == 30
+    found = await files.get("k")
+    assert await found.text() == "A" * 10 + "B" * 10 + "C" * 10
+    with pytest.raises(RuntimeError, match="already read"):
+        found.body  # noqa: B018 (a body is read once)
+    await files.put("j", '{"a": [1, 2]}')
+    assert await (await files.get("j")).json() == {"a": [1, 2]}
+    await files.put("list", [b"x", bytearray(b"y"), memoryview(b"z")])
+    assert await (await files.get("list")).read() == b"xyz"
+    await files.put("none", None)
+    assert (await files.head("none")).size == 0
+    # Copying one object's body into another streams it.
+    copied = await files.put("copy", await files.get("list"))
+    assert copied.etag == hashlib.md5(b"xyz").hexdigest()
+    headers: dict[str, str] = {}
+    (await files.head("k")).write_http_metadata(headers)
+    assert headers == {"cache-control": "no-store"}
+    # An unread body can be let go.
+    unread = await files.get("k")
+    await unread.aclose()
 
-        with pytest.raises(TypeError, match="put value"):
-            await files.put("bad", 12)
+    with pytest.raises(TypeError, match="put value"):
+        await files.put("bad", 12)
 
-        async def not_bytes() -> AsyncIterator[Any]:
-            yield "text"
+    async def not_bytes() -> AsyncIterator[Any]:
+        yield "text"
 
-        with pytest.raises(TypeError, match="yields bytes"):
-            await files.put("bad", not_bytes())
-        assert await files.head("bad") is None
-        from raydo.storage.blobs import InvalidArgument
+    with pytest.raises(TypeError, match="yields bytes"):
+        await files.put("bad", not_bytes())
+    assert await files.head("bad") is None
+    from raydo.storage.blobs import InvalidArgument
 
-        with pytest.raises(InvalidArgument, match="http_metadata"):
-            await files.put("bad", b"", http_metadata={"colour": "red"})
-        with pytest.raises(InvalidArgument, match="printable ASCII"):
-            await files.put("bad", b"", http_metadata={"content_type": "a\nb"})
-        with pytest.raises(InvalidArgument):
-            await files.put("bad", b"", custom_metadata={"a": 1})
-        from raydo.storage.limits import LimitExceeded
+    with pytest.raises(InvalidArgument, match="http_metadata"):
+        await files.put("bad", b"", http_metadata={"colour": "red"})
+    with pytest.raises(InvalidArgument, match="printable ASCII"):
+        await files.put("bad", b"", http_metadata={"content_type": "a\nb"})
+    with pytest.raises(InvalidArgument):
+        await files.put("bad", b"", custom_metadata={"a": 1})
+    from raydo.storage.limits import LimitExceeded
 
-        with pytest.raises(LimitExceeded, match="blob_metadata_bytes"):
-            await files.put("bad", b"", custom_metadata={"a": "x" * 3000})
-        with pytest.raises(InvalidArgument, match="at most 1000"):
-            await files.delete([f"k{i}" for i in range(1001)])
-        assert await files.head("bad") is None
-
-    serve(app_dir, test)
+    with pytest.raises(LimitExceeded, match="blob_metadata_bytes"):
+        await files.put("bad", b"", custom_metadata={"a": "x" * 3000})
+    with pytest.raises(InvalidArgument, match="at most 1000"):
+        await files.delete([f"k{i}" for i in range(1001)])
+    assert await files.head("bad") is None
 
 
-def test_buckets_never_see_each_others_keys(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        await put(app, "same", b"files")
-        await app.http.put("/o", params={"key": "same", "bucket": "OTHER"}, content=b"other")
-        assert (await get(app, "same")).content == b"files"
-        assert (await get(app, "same", bucket="OTHER")).content == b"other"
-        await app.http.delete("/o", params={"key": "same", "bucket": "OTHER"})
-        assert (await get(app, "same")).content == b"files"
-
-    serve(app_dir, test)
+async def test_buckets_never_see_each_others_keys(app: TestApp) -> None:
+    await put(app, "same", b"files")
+    await app.http.put("/o", params={"key": "same", "bucket": "OTHER"}, content=b"other")
+    assert (await get(app, "same")).content == b"files"
+    assert (await get(app, "same", bucket="OTHER")).content == b"other"
+    await app.http.delete("/o", params={"key": "same", "bucket": "OTHER"})
+    assert (await get(app, "same")).content == b"files"
 
 
-def test_objects_reach_buckets_through_their_env(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        etag = (await app.http.post("/archive", params={"key": "o", "text": "kept"})).json()
-        assert etag["etag"] == hashlib.md5(b"kept").hexdigest()
-        assert (await app.http.get("/archive", params={"key": "o"})).json() == {"text": "kept"}
-        head = (await app.http.get("/head", params={"key": "o"})).json()
-        assert head["custom_metadata"] == {"by": "archiver"}
-
-    serve(app_dir, test)
+async def test_objects_reach_buckets_through_their_env(app: TestApp) -> None:
+    etag = (await app.http.post("/archive", params={"key": "o", "text": "kept"})).json()
+    assert etag["etag"] == hashlib.md5(b"kept").hexdigest()
+    assert (await app.http.get("/archive", params={"key": "o"})).json() == {"text": "kept"}
+    head = (await app.http.get("/head", params={"key": "o"})).json()
+    assert head["custom_metadata"] == {"by": "archiver"}
 
 
 # ---- ranges and conditions ----------------------------------------------------------------
 
 
-def test_ranges(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        body = bytes(range(256)) * 4  # 1,024 bytes
-        await put(app, "r", body)
-        cases = [
-            ({"offset": 10, "length": 5}, body[10:15], "10,5"),
-            ({"offset": 1000}, body[1000:], "1000,24"),
-            ({"suffix": 24}, body[-24:], "1000,24"),
-            ({"suffix": 5000}, body, "0,1024"),
-            ({"offset": 1020, "length": 100}, body[1020:], "1020,4"),
-            ({"length": 3}, body[:3], "0,3"),
-            ({"offset": 5, "length": 0}, b"", "5,0"),
-        ]
-        for wanted, expected, served in cases:
-            got = await get(app, "r", **wanted)
-            assert got.status_code == 200, (wanted, got.text)
-            assert got.content == expected, wanted
-            assert got.headers["x-range"] == served, wanted
-            assert got.headers["x-size"] == "1024"
-        for bad, code in [
-            ({"offset": 1024}, "invalid_range"),
-            ({"offset": 5000}, "invalid_range"),
-            ({"offset": -1}, "invalid_argument"),
-            ({"suffix": 0}, "invalid_argument"),
-            ({"suffix": 4, "offset": 1}, "invalid_argument"),
-        ]:
-            refused = await get(app, "r", **bad)
-            assert refused.status_code == 400, bad
-            assert refused.json()["error"] == code, bad
-        files = app.env.FILES
-        from raydo.storage.blobs import InvalidArgument, Range
+async def test_ranges(app: TestApp) -> None:
+    body = bytes(range(256)) * 4  # 1,024 bytes
+    await put(app, "r", body)
+    cases = [
+        ({"offset": 10, "length": 5}, body[10:15], "10,5"),
+        ({"offset": 1000}, body[1000:], "1000,24"),
+        ({"suffix": 24}, body[-24:], "1000,24"),
+        ({"suffix": 5000}, body, "0,1024"),
+        ({"offset": 1020, "length": 100}, body[1020:], "1020,4"),
+        ({"length": 3}, body[:3], "0,3"),
+        ({"offset": 5, "length": 0}, b"", "5,0"),
+    ]
+    for wanted, expected, served in cases:
+        got = await app.http.get("/o", params={"key": "r", **wanted})
+        assert got.status_code == 200, (wanted, got.text)
+        assert got.content == expected, wanted
+        assert got.headers["x-range"] == served, wanted
+        assert got.headers["x-size"] == "1024"
+    for bad, code in [
+        ({"offset": 1024}, "invalid_range"),
+        ({"offset": 5000}, "invalid_range"),
+        ({"offset": -1}, "invalid_argument"),
+        ({"suffix": 0}, "invalid_argument"),
+        ({"suffix": 4, "offset": 1}, "invalid_argument"),
+    ]:
+        refused = await app.http.get("/o", params={"key": "r", **bad})
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"] == code, bad
+    files = app.env.FILES
+    from raydo.storage.blobs import InvalidArgument, Range
 
-        assert await (await files.get("r", range=Range(offset=2, length=2))).read() == body[2:4]
-        with pytest.raises(InvalidArgument, match="unknown range"):
-            await files.get("r", range={"start": 1})
-        with pytest.raises(InvalidArgument):
-            await files.get("r", range={"offset": "1"})
-
-    serve(app_dir, test)
+    assert await (await files.get("r", range=Range(offset=2, length=2))).read() == body[2:4]
+    with pytest.raises(InvalidArgument, match="unknown range"):
+        await files.get("r", range={"start": 1})
+    with pytest.raises(InvalidArgument):
+        await files.get("r", range={"offset": "1"})
 
 
-def test_conditional_put_and_get(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        created = await put(app, "c", b"one", **{"if-none-match": "*"})
-        assert created.status_code == 200
-        etag = created.json()["etag"]
-        # Create-only fails once the object exists; nothing is written.
-        assert (await put(app, "c", b"two", **{"if-none-match": "*"})).status_code == 412
-        assert (await put(app, "c", b"two", **{"if-match": '"0000"'})).status_code == 412
-        assert (await get(app, "c")).content == b"one"
-        replaced = await put(app, "c", b"two", **{"if-match": f'"{etag}"'})
-        assert replaced.status_code == 200
-        new_etag = replaced.json()["etag"]
-        # If-Match on a missing object fails.
-        assert (await put(app, "missing", b"x", **{"if-match": "*"})).status_code == 412
-        assert (await app.http.get("/head", params={"key": "missing"})).status_code == 404
+async def test_conditional_put_and_get(app: TestApp) -> None:
+    created = await put(app, "c", b"one", **{"if-none-match": "*"})
+    assert created.status_code == 200
+    etag = created.json()["etag"]
+    # Create-only fails once the object exists; nothing is written.
+    assert (await put(app, "c", b"two", **{"if-none-match": "*"})).status_code == 412
+    assert (await put(app, "c", b"two", **{"if-match": '"0000"'})).status_code == 412
+    assert (await get(app, "c")).content == b"one"
+    replaced = await put(app, "c", b"two", **{"if-match": f'"{etag}"'})
+    assert replaced.status_code == 200
+    new_etag = replaced.json()["etag"]
+    # If-Match on a missing object fails.
+    assert (await put(app, "missing", b"x", **{"if-match": "*"})).status_code == 412
+    assert (await app.http.get("/head", params={"key": "missing"})).status_code == 404
 
-        # A get whose conditions fail answers the metadata without a body.
-        failed = await get(app, "c", headers={"if-match": etag})
-        assert failed.status_code == 412 and failed.json()["etag"] == new_etag
-        assert (await get(app, "c", headers={"if-none-match": new_etag})).status_code == 412
-        assert (await get(app, "c", headers={"if-match": new_etag})).content == b"two"
-        assert (await get(app, "c", headers={"if-none-match": etag})).content == b"two"
+    # A get whose conditions fail answers the metadata without a body.
+    failed = await get(app, "c", headers={"if-match": etag})
+    assert failed.status_code == 412 and failed.json()["etag"] == new_etag
+    assert (await get(app, "c", headers={"if-none-match": new_etag})).status_code == 412
+    assert (await get(app, "c", headers={"if-match": new_etag})).content == b"two"
+    assert (await get(app, "c", headers={"if-none-match": etag})).content == b"two"
 
-        files = app.env.FILES
-        past = datetime(2000, 1, 1, tzinfo=UTC)
-        future = datetime.now(UTC) + timedelta(days=1)
-        body = await files.get("c", only_if={"uploaded_after": past})
-        assert await body.read() == b"two"
-        without = await files.get("c", only_if={"uploaded_after": future})
-        assert not hasattr(without, "body") and without.etag == new_etag
-        assert not hasattr(await files.get("c", only_if={"uploaded_before": past}), "body")
-        assert await files.put("c", b"3", only_if={"uploaded_before": past}) is None
-        # etag_matches wins over uploaded_before, as If-Match over If-Unmodified-Since.
-        both = {"etag_matches": new_etag, "uploaded_before": past}
-        assert await files.put("c", b"3", only_if=both) is not None
-        from raydo.storage.blobs import InvalidArgument
+    files = app.env.FILES
+    past = datetime(2000, 1, 1, tzinfo=UTC)
+    future = datetime.now(UTC) + timedelta(days=1)
+    body = await files.get("c", only_if={"uploaded_after": past})
+    assert await body.read() == b"two"
+    without = await files.get("c", only_if={"uploaded_after": future})
+    assert not hasattr(without, "body") and without.etag == new_etag
+    assert not hasattr(await files.get("c", only_if={"uploaded_before": past}), "body")
+    assert await files.put("c", b"3", only_if={"uploaded_before": past}) is None
+    # etag_matches wins over uploaded_before, as If-Match over If-Unmodified-Since.
+    both = {"etag_matches": new_etag, "uploaded_before": past}
+    assert await files.put("c", b"3", only_if=both) is not None
+    from raydo.storage.blobs import InvalidArgument
 
-        with pytest.raises(InvalidArgument, match="unknown only_if"):
-            await files.get("c", only_if={"etag": "x"})
-
-    serve(app_dir, test)
+    with pytest.raises(InvalidArgument, match="unknown only_if"):
+        await files.get("c", only_if={"etag": "x"})
 
 
 # ---- listing ------------------------------------------------------------------------------
@@ -359,119 +333,110 @@ async def list_all(app: TestApp, **q: Any) -> tuple[list[str], list[str], int]:
         cursor = page["cursor"]
 
 
-def test_list_pages_and_delimiters(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        for key in reversed(KEYS):
-            await put(app, key, key.encode(), **{"x-meta-k": "v", "content-type": "text/x"})
-        by_bytes = sorted(KEYS, key=lambda k: k.encode())
-        keys, prefixes, pages = await list_all(app, limit=3)
-        assert keys == by_bytes and prefixes == [] and pages == 4
-        keys, prefixes, _ = await list_all(app, delimiter="/", limit=2)
-        assert keys == ["a\u00e9", "c"]
-        assert prefixes == ["a/", "b/", "d/", "\u4e2d/"]
-        keys, prefixes, _ = await list_all(app, prefix="a/", delimiter="/", limit=1)
-        assert keys == ["a/1", "a/2", "a/c"] and prefixes == ["a/b/"]
-        keys, prefixes, _ = await list_all(app, prefix="a/", limit=1000)
-        assert keys == ["a/1", "a/2", "a/b/3", "a/b/4", "a/c"] and prefixes == []
-        keys, _, _ = await list_all(app, start_after="b/1")
-        assert keys == by_bytes[by_bytes.index("b/1") + 1 :]
-        keys, _, _ = await list_all(app, prefix="zz")
-        assert keys == []
+async def test_list_pages_and_delimiters(app: TestApp) -> None:
+    for key in reversed(KEYS):
+        await put(app, key, key.encode(), **{"x-meta-k": "v", "content-type": "text/x"})
+    by_bytes = sorted(KEYS, key=lambda k: k.encode())
+    keys, prefixes, pages = await list_all(app, limit=3)
+    assert keys == by_bytes and prefixes == [] and pages == 4
+    keys, prefixes, _ = await list_all(app, delimiter="/", limit=2)
+    assert keys == ["a\u00e9", "c"]
+    assert prefixes == ["a/", "b/", "d/", "\u4e2d/"]
+    keys, prefixes, _ = await list_all(app, prefix="a/", delimiter="/", limit=1)
+    assert keys == ["a/1", "a/2", "a/c"] and prefixes == ["a/b/"]
+    keys, prefixes, _ = await list_all(app, prefix="a/", limit=1000)
+    assert keys == ["a/1", "a/2", "a/b/3", "a/b/4", "a/c"] and prefixes == []
+    keys, _, _ = await list_all(app, start_after="b/1")
+    assert keys == by_bytes[by_bytes.index("b/1") + 1 :]
+    keys, _, _ = await list_all(app, prefix="zz")
+    assert keys == []
 
-        plain = (await app.http.get("/list", params={"prefix": "c"})).json()["objects"][0]
-        assert plain["http_metadata"] == {} and plain["custom_metadata"] == {}
-        assert plain["size"] == 1 and plain["etag"] == hashlib.md5(b"c").hexdigest()
-        params = [("prefix", "c"), ("include", "http_metadata"), ("include", "custom_metadata")]
-        full = (await app.http.get("/list", params=params)).json()["objects"][0]
-        assert full["http_metadata"] == {"content_type": "text/x"}
-        assert full["custom_metadata"] == {"k": "v"}
+    plain = (await app.http.get("/list", params={"prefix": "c"})).json()["objects"][0]
+    assert plain["http_metadata"] == {} and plain["custom_metadata"] == {}
+    assert plain["size"] == 1 and plain["etag"] == hashlib.md5(b"c").hexdigest()
+    params = (("prefix", "c"), ("include", "http_metadata"), ("include", "custom_metadata"))
+    full = (await app.http.get("/list", params=params)).json()["objects"][0]
+    assert full["http_metadata"] == {"content_type": "text/x"}
+    assert full["custom_metadata"] == {"k": "v"}
 
-        for bad in ({"limit": "0"}, {"limit": "1001"}, {"cursor": "%%%"}, {"delimiter": ""}):
-            refused = await app.http.get("/list", params=bad)
-            assert refused.status_code == 400, bad
-        refused = await app.http.get("/list", params={"include": "everything"})
-        assert refused.status_code == 400
-
-    serve(app_dir, test)
+    for bad in ({"limit": "0"}, {"limit": "1001"}, {"cursor": "%%%"}, {"delimiter": ""}):
+        refused = await app.http.get("/list", params=bad)
+        assert refused.status_code == 400, bad
+    refused = await app.http.get("/list", params={"include": "everything"})
+    assert refused.status_code == 400
 
 
-def test_delete_many(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        for key in KEYS:
-            await put(app, key, b"x")
-        gone = ["a/1", "c", "never-there", "c"]
-        assert (await app.http.post("/delete", json=gone)).status_code == 204
-        keys, _, _ = await list_all(app)
-        assert sorted(keys) == sorted(set(KEYS) - set(gone))
-
-    serve(app_dir, test)
+async def test_delete_many(app: TestApp) -> None:
+    for key in KEYS:
+        await put(app, key, b"x")
+    gone = ["a/1", "c", "never-there", "c"]
+    assert (await app.http.post("/delete", json=gone)).status_code == 204
+    keys, _, _ = await list_all(app)
+    assert sorted(keys) == sorted(set(KEYS) - set(gone))
 
 
 # ---- multipart ----------------------------------------------------------------------------
 
 
-def test_multipart_upload(app_dir: Path, backend: str) -> None:
-    async def test(app: TestApp) -> None:
-        key = "big/file.bin"
-        upload_id = (await app.http.post("/mpu/create", params={"key": key})).json()["upload_id"]
-        first = os.urandom(5 * MiB)
-        last = b"tail" * 1000
-        q = {"key": key, "upload_id": upload_id}
-        # Parts may arrive out of order; uploading a number again replaces it.
-        p2 = (await app.http.put("/mpu/part", params={**q, "n": 2}, content=b"old")).json()
-        p2 = (await app.http.put("/mpu/part", params={**q, "n": 2}, content=last)).json()
-        p1 = (await app.http.put("/mpu/part", params={**q, "n": 1}, content=first)).json()
-        assert p1["etag"] == hashlib.md5(first).hexdigest()
-        # Before completion nothing is visible.
-        assert (await app.http.get("/head", params={"key": key})).status_code == 404
-        # A part that is not the last must be at least 5 MiB.
-        small = await app.http.post("/mpu/complete", params=q, json=[p2, p1])
-        assert small.status_code == 400 and small.json()["error"] == "invalid_part"
-        wrong = await app.http.post("/mpu/complete", params=q, json=[{**p1, "etag": "ab"}])
-        assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_part"
-        done = await app.http.post("/mpu/complete", params=q, json=[p1, p2])
-        assert done.status_code == 200, done.text
-        meta = done.json()
-        digests = hashlib.md5(bytes.fromhex(p1["etag"]) + bytes.fromhex(p2["etag"])).hexdigest()
-        assert meta["etag"] == f"{digests}-2"
-        assert meta["size"] == len(first) + len(last)
-        assert meta["custom_metadata"] == {"kind": "multipart"}
-        got = await get(app, key)
-        assert hashlib.md5(got.content).digest() == hashlib.md5(first + last).digest()
-        ranged = await get(app, key, offset=5 * MiB - 2, length=6)
-        assert ranged.content == first[-2:] + last[:4]
-        # The upload is over.
-        again = await app.http.put("/mpu/part", params={**q, "n": 3}, content=b"x")
-        assert again.status_code == 400 and again.json()["error"] == "no_such_upload"
+async def test_multipart_upload(app: TestApp, backend: str) -> None:
+    key = "big/file.bin"
+    upload_id = (await app.http.post("/mpu/create", params={"key": key})).json()["upload_id"]
+    first = os.urandom(5 * MiB)
+    last = b"tail" * 1000
+    q = {"key": key, "upload_id": upload_id}
+    # Parts may arrive out of order; uploading a number again replaces it.
+    p2 = (await app.http.put("/mpu/part", params={**q, "n": 2}, content=b"old")).json()
+    p2 = (await app.http.put("/mpu/part", params={**q, "n": 2}, content=last)).json()
+    p1 = (await app.http.put("/mpu/part", params={**q, "n": 1}, content=first)).json()
+    assert p1["etag"] == hashlib.md5(first).hexdigest()
+    # Before completion nothing is visible.
+    assert (await app.http.get("/head", params={"key": key})).status_code == 404
+    # A part that is not the last must be at least 5 MiB.
+    small = await app.http.post("/mpu/complete", params=q, json=[p2, p1])
+    assert small.status_code == 400 and small.json()["error"] == "invalid_part"
+    wrong = await app.http.post("/mpu/complete", params=q, json=[{**p1, "etag": "ab"}])
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_part"
+    done = await app.http.post("/mpu/complete", params=q, json=[p1, p2])
+    assert done.status_code == 200, done.text
+    meta = done.json()
+    digests = hashlib.md5(bytes.fromhex(p1["etag"]) + bytes.fromhex(p2["etag"])).hexdigest()
+    assert meta["etag"] == f"{digests}-2"
+    assert meta["size"] == len(first) + len(last)
+    assert meta["custom_metadata"] == {"kind": "multipart"}
+    got = await get(app, key)
+    assert hashlib.md5(got.content).digest() == hashlib.md5(first + last).digest()
+    ranged = await get(app, key, offset=5 * MiB - 2, length=6)
+    assert ranged.content == first[-2:] + last[:4]
+    # The upload is over.
+    again = await app.http.put("/mpu/part", params={**q, "n": 3}, content=b"x")
+    assert again.status_code == 400 and again.json()["error"] == "no_such_upload"
 
-        other = (await app.http.post("/mpu/create", params={"key": "x"})).json()["upload_id"]
-        q2 = {"key": "x", "upload_id": other}
-        await app.http.put("/mpu/part", params={**q2, "n": 1}, content=b"abc")
-        assert (await app.http.post("/mpu/abort", params=q2)).status_code == 204
-        aborted = await app.http.post(
-            "/mpu/complete", params=q2, json=[{"part_number": 1, "etag": "x"}]
+    other = (await app.http.post("/mpu/create", params={"key": "x"})).json()["upload_id"]
+    q2 = {"key": "x", "upload_id": other}
+    await app.http.put("/mpu/part", params={**q2, "n": 1}, content=b"abc")
+    assert (await app.http.post("/mpu/abort", params=q2)).status_code == 204
+    aborted = await app.http.post(
+        "/mpu/complete", params=q2, json=[{"part_number": 1, "etag": "x"}]
+    )
+    assert aborted.status_code == 400
+    assert aborted.json()["error"] in ("no_such_upload", "invalid_part")
+    for bogus in ("../../etc", "0" * 32, ""):
+        refused = await app.http.put(
+            "/mpu/part", params={"key": "x", "upload_id": bogus, "n": 1}, content=b"x"
         )
-        assert aborted.status_code == 400
-        assert aborted.json()["error"] in ("no_such_upload", "invalid_part")
-        for bogus in ("../../etc", "0" * 32, ""):
-            refused = await app.http.put(
-                "/mpu/part", params={"key": "x", "upload_id": bogus, "n": 1}, content=b"x"
-            )
-            assert refused.status_code == 400, bogus
-        third = (await app.http.post("/mpu/create", params={"key": "y"})).json()["upload_id"]
-        if backend == "filesystem":  # S3 checks this itself; moto does not
-            # Another key's upload id is not this key's.
-            cross = await app.http.put(
-                "/mpu/part", params={"key": "x", "upload_id": third, "n": 1}, content=b"x"
-            )
-            assert cross.status_code == 400
-        for n in ("0", "10001"):
-            out_of_range = await app.http.put(
-                "/mpu/part", params={"key": "y", "upload_id": third, "n": n}, content=b"x"
-            )
-            assert out_of_range.status_code == 400
-
-    serve(app_dir, test)
+        assert refused.status_code == 400, bogus
+    third = (await app.http.post("/mpu/create", params={"key": "y"})).json()["upload_id"]
+    if backend == "filesystem":  # S3 checks this itself; moto does not
+        # Another key's upload id is not this key's.
+        cross = await app.http.put(
+            "/mpu/part", params={"key": "x", "upload_id": third, "n": 1}, content=b"x"
+        )
+        assert cross.status_code == 400
+    for n in ("0", "10001"):
+        out_of_range = await app.http.put(
+            "/mpu/part", params={"key": "y", "upload_id": third, "n": n}, content=b"x"
+        )
+        assert out_of_range.status_code == 400
 
 
 # ---- hostile keys -------------------------------------------------------------------------
@@ -498,11 +463,11 @@ HOSTILE = [
 ]
 
 
-def test_hostile_keys_stay_inside_the_bucket(app_dir: Path, backend: str) -> None:
+async def test_hostile_keys_stay_inside_the_bucket(app_dir: Path, backend: str) -> None:
     # moto's server (werkzeug) cannot take control characters in a key's path; S3 can.
     hostile = [k for k in HOSTILE if backend == "filesystem" or k.isprintable()]
 
-    async def test(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         storage = app.config.storage
         for i, key in enumerate(hostile):
             stored = await put(app, key, f"body {i}".encode())
@@ -555,140 +520,129 @@ def test_hostile_keys_stay_inside_the_bucket(app_dir: Path, backend: str) -> Non
         keys, _, _ = await list_all(app)
         assert sorted(keys) == sorted(hostile)
 
-    serve(app_dir, test)
-
 
 # ---- presigned URLs -----------------------------------------------------------------------
 
 
-def test_presigned_urls(app_dir: Path) -> None:
-    async def test(app: TestApp) -> None:
-        files = app.env.FILES
-        await put(app, "p/doc.txt", b"0123456789", **{"content-type": "text/plain"})
+async def test_presigned_urls(app: TestApp) -> None:
+    files = app.env.FILES
+    await put(app, "p/doc.txt", b"0123456789", **{"content-type": "text/plain"})
 
-        async def presign(key: str, method: str = "GET", expires_in: int = 60) -> str:
-            params = {"key": key, "method": method, "expires_in": expires_in}
-            reply = await app.http.post("/presign", params=params)
-            assert reply.status_code == 200, reply.text
-            url: str = reply.json()["url"]
-            assert url.startswith("/_raydo/r2/FILES?key=")
-            return url
+    async def presign(key: str, method: str = "GET", expires_in: int = 60) -> str:
+        params: dict[str, str | int] = {"key": key, "method": method, "expires_in": expires_in}
+        reply = await app.http.post("/presign", params=params)
+        assert reply.status_code == 200, reply.text
+        url: str = reply.json()["url"]
+        assert url.startswith("/_raydo/r2/FILES?key=")
+        return url
 
-        url = await presign("p/doc.txt")
-        got = await app.http.get(url)
-        assert got.status_code == 200 and got.content == b"0123456789"
-        assert got.headers["content-type"] == "text/plain"
-        assert got.headers["etag"] == f'"{hashlib.md5(b"0123456789").hexdigest()}"'
-        assert got.headers["content-length"] == "10"
-        ranged = await app.http.get(url, headers={"range": "bytes=2-4"})
-        assert ranged.status_code == 206 and ranged.content == b"234"
-        assert ranged.headers["content-range"] == "bytes 2-4/10"
-        assert (await app.http.get(url, headers={"range": "bytes=-3"})).content == b"789"
-        beyond = await app.http.get(url, headers={"range": "bytes=50-"})
-        assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */10"
-        # Several ranges or garbage: the whole body, as HTTP allows.
-        assert (
-            await app.http.get(url, headers={"range": "bytes=0-1,3-4"})
-        ).content == b"0123456789"
-        not_modified = await app.http.get(url, headers={"if-none-match": got.headers["etag"]})
-        assert not_modified.status_code == 304 and not_modified.content == b""
-        since = {"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}
-        assert (await app.http.get(url, headers=since)).status_code == 304
-        before = {"if-unmodified-since": "Sat, 01 Jan 2000 00:00:00 GMT"}
-        assert (await app.http.get(url, headers=before)).status_code == 412
-        garbage = {"if-modified-since": "not a date"}
-        assert (await app.http.get(url, headers=garbage)).status_code == 200
-        assert (await app.http.get(url, headers={"if-match": '"nope"'})).status_code == 412
+    url = await presign("p/doc.txt")
+    got = await app.http.get(url)
+    assert got.status_code == 200 and got.content == b"0123456789"
+    assert got.headers["content-type"] == "text/plain"
+    assert got.headers["etag"] == f'"{hashlib.md5(b"0123456789").hexdigest()}"'
+    assert got.headers["content-length"] == "10"
+    ranged = await app.http.get(url, headers={"range": "bytes=2-4"})
+    assert ranged.status_code == 206 and ranged.content == b"234"
+    assert ranged.headers["content-range"] == "bytes 2-4/10"
+    assert (await app.http.get(url, headers={"range": "bytes=-3"})).content == b"789"
+    beyond = await app.http.get(url, headers={"range": "bytes=50-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == "bytes */10"
+    # Several ranges or garbage: the whole body, as HTTP allows.
+    assert (await app.http.get(url, headers={"range": "bytes=0-1,3-4"})).content == b"0123456789"
+    not_modified = await app.http.get(url, headers={"if-none-match": got.headers["etag"]})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    since = {"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}
+    assert (await app.http.get(url, headers=since)).status_code == 304
+    before = {"if-unmodified-since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+    assert (await app.http.get(url, headers=before)).status_code == 412
+    garbage = {"if-modified-since": "not a date"}
+    assert (await app.http.get(url, headers=garbage)).status_code == 200
+    assert (await app.http.get(url, headers={"if-match": '"nope"'})).status_code == 412
 
-        head_url = await presign("p/doc.txt", "HEAD")
-        head = await app.http.head(head_url)
-        assert head.status_code == 200 and head.headers["content-length"] == "10"
+    head_url = await presign("p/doc.txt", "HEAD")
+    head = await app.http.head(head_url)
+    assert head.status_code == 200 and head.headers["content-length"] == "10"
 
-        put_url = await presign("p/up.bin", "PUT")
-        stored = await app.http.put(put_url, content=b"uploaded", headers={"content-type": "a/b"})
-        assert stored.status_code == 200, stored.text
-        assert stored.json()["etag"] == hashlib.md5(b"uploaded").hexdigest()
-        up = await files.get("p/up.bin")
-        assert await up.read() == b"uploaded" and up.http_metadata == {"content_type": "a/b"}
-        refused = await app.http.put(put_url, content=b"again", headers={"if-none-match": "*"})
-        assert refused.status_code == 412
+    put_url = await presign("p/up.bin", "PUT")
+    stored = await app.http.put(put_url, content=b"uploaded", headers={"content-type": "a/b"})
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["etag"] == hashlib.md5(b"uploaded").hexdigest()
+    up = await files.get("p/up.bin")
+    assert await up.read() == b"uploaded" and up.http_metadata == {"content_type": "a/b"}
+    refused = await app.http.put(put_url, content=b"again", headers={"if-none-match": "*"})
+    assert refused.status_code == 412
 
-        missing = await app.http.get(await presign("p/none"))
-        assert missing.status_code == 404
+    missing = await app.http.get(await presign("p/none"))
+    assert missing.status_code == 404
 
-        # Refusals: 403 JSON, and nothing done.
-        def swap(url: str, name: str, value: str) -> str:
-            parts = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
-            parts[name] = value
-            return url.split("?")[0] + "?" + "&".join(f"{k}={v}" for k, v in parts.items())
+    # Refusals: 403 JSON, and nothing done.
+    def swap(url: str, name: str, value: str) -> str:
+        parts = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
+        parts[name] = value
+        return url.split("?")[0] + "?" + "&".join(f"{k}={v}" for k, v in parts.items())
 
-        signature = url.rsplit("signature=", 1)[1]
-        tampered = [
-            swap(url, "key", quote("p/other.txt", safe="")),
-            swap(url, "signature", ("0" if signature[0] != "0" else "1") + signature[1:]),
-            swap(url, "signature", "zz"),
-            swap(url, "expires", str(int(time.time()) + 10_000)),
-            swap(url, "expires", "-5"),
-            url.split("&signature=")[0],
-            "/_raydo/r2/FILES",
-            url.replace("/FILES?", "/OTHER?"),
-        ]
-        for bad in tampered:
-            answer = await app.http.get(bad)
-            assert answer.status_code in (403, 404), bad
-            if answer.status_code == 403:
-                assert answer.json()["error"] in ("signature_mismatch", "missing_signature")
-        # The OTHER bucket has another name, so FILES' signatures never open it.
-        assert (await app.http.get(url.replace("/FILES?", "/OTHER?"))).status_code == 403
-        # A GET URL does not PUT or DELETE, and a PUT URL does not GET.
-        wrong = await app.http.put(url, content=b"overwrite")
-        assert wrong.status_code == 403 and wrong.json()["error"] == "signature_mismatch"
-        assert (await app.http.delete(url)).status_code == 403
-        assert (await app.http.get(put_url)).status_code == 403
-        assert (await files.get("p/doc.txt")) is not None
-        assert await (await files.get("p/doc.txt")).read() == b"0123456789"
+    signature = url.rsplit("signature=", 1)[1]
+    tampered = [
+        swap(url, "key", quote("p/other.txt", safe="")),
+        swap(url, "signature", ("0" if signature[0] != "0" else "1") + signature[1:]),
+        swap(url, "signature", "zz"),
+        swap(url, "expires", str(int(time.time()) + 10_000)),
+        swap(url, "expires", "-5"),
+        url.split("&signature=")[0],
+        "/_raydo/r2/FILES",
+        url.replace("/FILES?", "/OTHER?"),
+    ]
+    for bad in tampered:
+        answer = await app.http.get(bad)
+        assert answer.status_code in (403, 404), bad
+        if answer.status_code == 403:
+            assert answer.json()["error"] in ("signature_mismatch", "missing_signature")
+    # The OTHER bucket has another name, so FILES' signatures never open it.
+    assert (await app.http.get(url.replace("/FILES?", "/OTHER?"))).status_code == 403
+    # A GET URL does not PUT or DELETE, and a PUT URL does not GET.
+    wrong = await app.http.put(url, content=b"overwrite")
+    assert wrong.status_code == 403 and wrong.json()["error"] == "signature_mismatch"
+    assert (await app.http.delete(url)).status_code == 403
+    assert (await app.http.get(put_url)).status_code == 403
+    assert (await files.get("p/doc.txt")) is not None
+    assert await (await files.get("p/doc.txt")).read() == b"0123456789"
 
-        # Expired: a URL signed with a past expiry.
-        past = int(time.time()) - 1
-        expired_sig = files.signer.signature("GET", "p/doc.txt", past)
-        expired = f"/_raydo/r2/FILES?key=p%2Fdoc.txt&expires={past}&signature={expired_sig}"
-        answer = await app.http.get(expired)
-        assert answer.status_code == 403 and answer.json()["error"] == "expired"
+    # Expired: a URL signed with a past expiry.
+    past = int(time.time()) - 1
+    expired_sig = files.signer.signature("GET", "p/doc.txt", past)
+    expired = f"/_raydo/r2/FILES?key=p%2Fdoc.txt&expires={past}&signature={expired_sig}"
+    answer = await app.http.get(expired)
+    assert answer.status_code == 403 and answer.json()["error"] == "expired"
 
-        delete_url = await presign("p/doc.txt", "DELETE")
-        assert (await app.http.delete(delete_url)).status_code == 204
-        assert await files.head("p/doc.txt") is None
+    delete_url = await presign("p/doc.txt", "DELETE")
+    assert (await app.http.delete(delete_url)).status_code == 204
+    assert await files.head("p/doc.txt") is None
 
-        from raydo.storage.blobs import InvalidArgument
+    from raydo.storage.blobs import InvalidArgument
 
-        for args in (("k", "POST", 60), ("k", "GET", 0), ("k", "GET", 8 * 24 * 3600)):
-            with pytest.raises(InvalidArgument):
-                files.create_presigned_url(*args)
-        full = files.create_presigned_url("k", base_url="https://files.example.com/")
-        assert full.startswith("https://files.example.com/_raydo/r2/FILES?key=k&expires=")
-
-    serve(app_dir, test)
+    for args in (("k", "POST", 60), ("k", "GET", 0), ("k", "GET", 8 * 24 * 3600)):
+        with pytest.raises(InvalidArgument):
+            files.create_presigned_url(*args)
+    full = files.create_presigned_url("k", base_url="https://files.example.com/")
+    assert full.startswith("https://files.example.com/_raydo/r2/FILES?key=k&expires=")
 
 
-def test_the_generated_secret_is_private_and_survives_restarts(tmp_path: Path) -> None:
+async def test_the_generated_secret_is_private_and_survives_restarts(tmp_path: Path) -> None:
     app_dir = r2_app(tmp_path, "filesystem")
-    urls: list[str] = []
-
-    async def first(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         await put(app, "k", b"v")
-        urls.append((await app.http.post("/presign", params={"key": "k"})).json()["url"])
+        url = (await app.http.post("/presign", params={"key": "k"})).json()["url"]
         secret = bucket_dir(app) / "presign.key"
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
         assert len(secret.read_text()) == 64
-
-    async def second(app: TestApp) -> None:
-        assert (await app.http.get(urls[0])).content == b"v"
-
-    serve(app_dir, first)
-    serve(app_dir, second)
+    async with start_app(app_dir) as app:
+        assert (await app.http.get(url)).content == b"v"
 
 
-def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_secret_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     extra = 'presign_secret_env = "R2_TEST_SECRET"\n'
     app_dir = r2_app(tmp_path, "filesystem")
     config = app_dir / "raydo.toml"
@@ -696,7 +650,7 @@ def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         config.read_text().replace('bucket_name = "files"\n', f'bucket_name = "files"\n{extra}')
     )
 
-    async def test(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         await put(app, "k", b"v")
         from raydo.bindings._r2_presign import PresignError
 
@@ -705,11 +659,9 @@ def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         monkeypatch.setenv("R2_TEST_SECRET", "short")
         with pytest.raises(PresignError, match="shorter"):
             app.env.FILES.create_presigned_url("k")
-
-    serve(app_dir, test)
     monkeypatch.setenv("R2_TEST_SECRET", "s" * 40)
 
-    async def signed(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         url = app.env.FILES.create_presigned_url("k")
         assert (await app.http.get(url)).content == b"v"
         assert not (bucket_dir(app) / "presign.key").exists()
@@ -719,13 +671,11 @@ def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         message = f"raydo-r2-v1\nGET\nfiles\n{expires}\nk".encode()
         assert url.endswith(hmac.new(b"s" * 40, message, hashlib.sha256).hexdigest())
 
-    serve(app_dir, signed)
 
-
-def test_presigned_put_is_bound_by_blob_put_bytes(tmp_path: Path) -> None:
+async def test_presigned_put_is_bound_by_blob_put_bytes(tmp_path: Path) -> None:
     app_dir = r2_app(tmp_path, "filesystem", extra="\n[limits]\nblob_put_bytes = 1000\n")
 
-    async def test(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         url = (await app.http.post("/presign", params={"key": "k", "method": "PUT"})).json()["url"]
         declared = await app.http.put(url, content=b"x" * 1001)
         assert declared.status_code == 413 and declared.json()["limit"] == "blob_put_bytes"
@@ -740,13 +690,11 @@ def test_presigned_put_is_bound_by_blob_put_bytes(tmp_path: Path) -> None:
         assert (await app.env.FILES.head("k")).size == 1000
         assert list((bucket_dir(app) / "tmp").iterdir()) == []
 
-    serve(app_dir, test)
 
-
-def test_app_routes_stay_under_request_bytes(tmp_path: Path) -> None:
+async def test_app_routes_stay_under_request_bytes(tmp_path: Path) -> None:
     app_dir = r2_app(tmp_path, "filesystem", extra="\n[limits]\nrequest_bytes = 100000\n")
 
-    async def test(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         declared = await put(app, "big", b"x" * 100_001)
         assert declared.status_code == 413 and "request_bytes" in declared.text
 
@@ -760,31 +708,27 @@ def test_app_routes_stay_under_request_bytes(tmp_path: Path) -> None:
         assert await settled(lambda: not any((bucket_dir(app) / "tmp").iterdir()))
         assert (await put(app, "big", b"z" * 100_000)).status_code == 200
 
-    serve(app_dir, test)
 
-
-def test_full_durability_fsyncs_and_still_serves(tmp_path: Path) -> None:
+async def test_full_durability_fsyncs_and_still_serves(tmp_path: Path) -> None:
     from raydo.storage.blobs import FilesystemBackend, Part
 
     async def body(data: bytes) -> AsyncIterator[bytes]:
         yield data
 
-    async def main() -> None:
-        backend = FilesystemBackend(tmp_path / "bucket", full_sync=True)
-        put = {"http_metadata": {}, "custom_metadata": {}, "only_if": None, "max_bytes": 10**9}
-        meta = await backend.put("k", body(b"durable"), **put)
-        assert meta is not None and meta.size == 7
-        found = await backend.get("k", range=None, only_if=None)
-        assert found is not None and found[1] is not None
-        assert b"".join([c async for c in found[1]]) == b"durable"
-        upload = await backend.create_multipart("m", http_metadata={}, custom_metadata={})
-        part = await backend.upload_part("m", upload, 1, body(b"only part"), max_bytes=10**9)
-        assert part == Part(1, hashlib.md5(b"only part").hexdigest())
-        done = await backend.complete_multipart("m", upload, [part])
-        assert done.size == 9 and done.etag.endswith("-1")
-        await backend.aclose()
-
-    asyncio.run(main())
+    backend = FilesystemBackend(tmp_path / "bucket", full_sync=True)
+    meta = await backend.put(
+        "k", body(b"durable"), http_metadata={}, custom_metadata={}, only_if=None, max_bytes=10**9
+    )
+    assert meta is not None and meta.size == 7
+    found = await backend.get("k", range=None, only_if=None)
+    assert found is not None and found[1] is not None
+    assert b"".join([c async for c in found[1]]) == b"durable"
+    upload = await backend.create_multipart("m", http_metadata={}, custom_metadata={})
+    part = await backend.upload_part("m", upload, 1, body(b"only part"), max_bytes=10**9)
+    assert part == Part(1, hashlib.md5(b"only part").hexdigest())
+    done = await backend.complete_multipart("m", upload, [part])
+    assert done.size == 9 and done.etag.endswith("-1")
+    await backend.aclose()
 
 
 # ---- interrupted and large uploads --------------------------------------------------------
@@ -817,37 +761,34 @@ async def settled(condition: Callable[[], bool], seconds: float = 20) -> bool:
     return True
 
 
-def test_an_interrupted_upload_leaves_nothing(app_dir: Path, backend: str) -> None:
-    async def test(app: TestApp) -> None:
-        files = app.env.FILES
-        await put(app, "kept", b"old body")
-        put_url = (await app.http.post("/presign", params={"key": "kept", "method": "PUT"})).json()
-        targets = [
-            ("/o?key=cut", "cut"),
-            ("/o?key=kept", "kept"),
-            (put_url["url"], "kept"),
-        ]
-        tmp = bucket_dir(app) / "tmp"
-        for target, _key in targets:
-            await send_half(app, target, 4 * MiB, tmp if backend == "filesystem" else None)
-            assert await settled(lambda: not tmp.exists() or not any(tmp.iterdir()))
-        assert await files.head("cut") is None
-        assert await (await files.get("kept")).read() == b"old body"
-        page = await files.list()
-        assert [o.key for o in page.objects] == ["kept"]
-        if backend == "s3":
-            s3 = s3_client(files.backend._endpoint_url)
-            listed = s3.list_objects_v2(Bucket=files.backend.bucket)
-            assert [o["Key"] for o in listed["Contents"]] == ["kept"]
-            assert not s3.list_multipart_uploads(Bucket=files.backend.bucket).get("Uploads")
-        else:
-            objects = [p for p in (bucket_dir(app) / "objects").rglob("*") if p.is_file()]
-            assert len(objects) == 1  # only the kept body
-
-    serve(app_dir, test)
+async def test_an_interrupted_upload_leaves_nothing(app: TestApp, backend: str) -> None:
+    files = app.env.FILES
+    await put(app, "kept", b"old body")
+    put_url = (await app.http.post("/presign", params={"key": "kept", "method": "PUT"})).json()
+    targets = [
+        ("/o?key=cut", "cut"),
+        ("/o?key=kept", "kept"),
+        (put_url["url"], "kept"),
+    ]
+    tmp = bucket_dir(app) / "tmp"
+    for target, _key in targets:
+        await send_half(app, target, 4 * MiB, tmp if backend == "filesystem" else None)
+        assert await settled(lambda: not tmp.exists() or not any(tmp.iterdir()))
+    assert await files.head("cut") is None
+    assert await (await files.get("kept")).read() == b"old body"
+    page = await files.list()
+    assert [o.key for o in page.objects] == ["kept"]
+    if backend == "s3":
+        s3 = s3_client(files.backend._endpoint_url)
+        listed = s3.list_objects_v2(Bucket=files.backend.bucket)
+        assert [o["Key"] for o in listed["Contents"]] == ["kept"]
+        assert not s3.list_multipart_uploads(Bucket=files.backend.bucket).get("Uploads")
+    else:
+        objects = [p for p in (bucket_dir(app) / "objects").rglob("*") if p.is_file()]
+        assert len(objects) == 1  # only the kept body
 
 
-def test_large_bodies_stream_in_bounded_memory(tmp_path: Path) -> None:
+async def test_large_bodies_stream_in_bounded_memory(tmp_path: Path) -> None:
     app_dir = r2_app(tmp_path, "filesystem")
     total = 200 * MiB
     block = os.urandom(MiB)
@@ -856,7 +797,7 @@ def test_large_bodies_stream_in_bounded_memory(tmp_path: Path) -> None:
         for i in range(total // MiB):
             yield i.to_bytes(8, "big") + block[8:]
 
-    async def test(app: TestApp) -> None:
+    async with start_app(app_dir) as app:
         process = psutil.Process()
         warm = app.env.FILES.create_presigned_url("warm", "PUT")
         await app.http.put(warm, content=b"w" * MiB)
@@ -884,8 +825,6 @@ def test_large_bodies_stream_in_bounded_memory(tmp_path: Path) -> None:
         growth = max(peak_put, after) - before
         assert growth < 64 * MiB, f"RSS grew by {growth / MiB:.0f} MiB for a 200 MiB body"
 
-    serve(app_dir, test)
-
 
 # ---- several processes on one bucket ------------------------------------------------------
 
@@ -908,7 +847,7 @@ asyncio.run(main())
 """
 
 
-def test_processes_sharing_a_bucket_see_whole_objects(tmp_path: Path) -> None:
+async def test_processes_sharing_a_bucket_see_whole_objects(tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -919,25 +858,20 @@ def test_processes_sharing_a_bucket_see_whole_objects(tmp_path: Path) -> None:
         subprocess.Popen([sys.executable, "-c", _WRITER, str(root), tag], cwd=REPO)
         for tag in ("a", "b")
     ]
-
-    async def read_while_they_write() -> int:
-        backend = FilesystemBackend(root)
-        seen = 0
-        while any(w.poll() is None for w in writers) or seen == 0:
-            found = await backend.get("shared", range=None, only_if=None)
-            if found is not None:
-                meta, body, _ = found
-                assert body is not None
-                data = b"".join([chunk async for chunk in body])
-                assert len(data) == meta.size
-                assert hashlib.md5(data).hexdigest() == meta.etag
-                assert data == data[:1] * len(data)  # one writer's body, whole
-                seen += 1
-            await asyncio.sleep(0)
-        await backend.aclose()
-        return seen
-
-    seen = asyncio.run(read_while_they_write())
+    backend = FilesystemBackend(root)
+    seen = 0
+    while any(w.poll() is None for w in writers) or seen == 0:
+        found = await backend.get("shared", range=None, only_if=None)
+        if found is not None:
+            meta, body, _ = found
+            assert body is not None
+            data = b"".join([chunk async for chunk in body])
+            assert len(data) == meta.size
+            assert hashlib.md5(data).hexdigest() == meta.etag
+            assert data == data[:1] * len(data)  # one writer's body, whole
+            seen += 1
+        await asyncio.sleep(0)
+    await backend.aclose()
     assert [w.wait(60) for w in writers] == [0, 0]
     assert seen > 0
     # Every replaced body was removed: one file remains, the current one.
@@ -963,9 +897,11 @@ asyncio.run(main())
 """
 
 
-def test_create_only_puts_racing_across_processes_have_one_winner(tmp_path: Path) -> None:
+async def test_create_only_puts_racing_across_processes_have_one_winner(tmp_path: Path) -> None:
     import subprocess
     import sys
+
+    from raydo.storage.blobs import FilesystemBackend
 
     root = tmp_path / "bucket"
     children = [
@@ -979,18 +915,12 @@ def test_create_only_puts_racing_across_processes_have_one_winner(tmp_path: Path
     answers = [child.communicate(timeout=60)[0].decode().strip() for child in children]
     assert sorted(answers) == ["lost"] * 5 + ["won"]
     winner = answers.index("won")
-
-    async def read() -> bytes:
-        from raydo.storage.blobs import FilesystemBackend
-
-        backend = FilesystemBackend(root)
-        found = await backend.get("once", range=None, only_if=None)
-        assert found is not None and found[1] is not None
-        data = b"".join([chunk async for chunk in found[1]])
-        await backend.aclose()
-        return data
-
-    assert asyncio.run(read()) == f"writer {winner}".encode()
+    backend = FilesystemBackend(root)
+    found = await backend.get("once", range=None, only_if=None)
+    assert found is not None and found[1] is not None
+    data = b"".join([chunk async for chunk in found[1]])
+    await backend.aclose()
+    assert data == f"writer {winner}".encode()
     # The losers' bodies are gone too.
     assert len([p for p in (root / "objects").rglob("*") if p.is_file()]) == 1
 
