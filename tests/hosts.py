@@ -15,7 +15,7 @@ from raydo.actors._ray import kill_hosts as kill_spec_hosts
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
 
-__all__ = ["host_actor", "kill_hosts", "kill_spec_hosts"]
+__all__ = ["actor_name", "host_actor", "kill_hosts", "kill_spec_hosts"]
 
 
 def kill_hosts(app_dir: Path) -> None:

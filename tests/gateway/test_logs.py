@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -42,17 +41,14 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def test_object_records_carry_binding_and_object_id(
+async def test_object_records_carry_binding_and_object_id(
     captured: io.StringIO, app_copy: Callable[[str], Path]
 ) -> None:
-    async def main() -> tuple[str, str]:
-        async with start_app(app_copy("observed")) as app:
-            assert await app.env.NOISY.get_by_name("a").speak("hi") == "hi"
-            assert (await app.http.post("/relay/b/c")).json() == {"said": "hello"}
-            logging.getLogger("test").warning("outside any object")
-            return app.env.NOISY.id_from_name("a").hex, app.env.NOISY.id_from_name("c").hex
-
-    a, c = asyncio.run(main())
+    async with start_app(app_copy("observed")) as app:
+        assert await app.env.NOISY.get_by_name("a").speak("hi") == "hi"
+        assert (await app.http.post("/relay/b/c")).json() == {"said": "hello"}
+        logging.getLogger("test").warning("outside any object")
+        a, c = app.env.NOISY.id_from_name("a").hex, app.env.NOISY.id_from_name("c").hex
     records = {str(r["message"]): r for r in lines(captured)}
     said = records["said hi"]
     assert said["binding"] == "NOISY"
@@ -66,20 +62,16 @@ def test_object_records_carry_binding_and_object_id(
     assert outside["binding"] is None and outside["object_id"] is None
 
 
-def test_text_lines_name_the_object(app_copy: Callable[[str], Path]) -> None:
+async def test_text_lines_name_the_object(app_copy: Callable[[str], Path]) -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.addFilter(_logs.ObjectContext())
     handler.setFormatter(logging.Formatter(_logs._TEXT))
     logging.getLogger("objects").addHandler(handler)
-
-    async def main() -> str:
+    try:
         async with start_app(app_copy("observed")) as app:
             await app.env.NOISY.get_by_name("a").speak("hi")
-            return app.env.NOISY.id_from_name("a").hex
-
-    try:
-        hex_id = asyncio.run(main())
+            hex_id = app.env.NOISY.id_from_name("a").hex
     finally:
         logging.getLogger("objects").removeHandler(handler)
     assert f"WARNING objects [NOISY {hex_id[:16]}]: said hi" in out.getvalue()

@@ -54,171 +54,151 @@ async def scrape_until(app: TestApp, done: Callable[[Samples], bool]) -> Samples
     raise AssertionError(f"never reached: {done}")
 
 
-def test_events_objects_and_requests_per_binding_and_host(
+async def test_events_objects_and_requests_per_binding_and_host(
     app_copy: Callable[[str], Path],
 ) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("counter"), metrics=True) as app:
-            for name in ("a", "a", "a", "b"):
-                assert (await app.http.post(f"/counter/{name}/increment")).status_code == 200
-            assert (await app.http.get("/counter/a/fetch")).status_code == 200
-            assert (await app.http.get("/nowhere")).status_code == 404
-            assert await app.evict("COUNTER", "a")
+    async with start_app(app_copy("counter"), metrics=True) as app:
+        for name in ("a", "a", "a", "b"):
+            assert (await app.http.post(f"/counter/{name}/increment")).status_code == 200
+        assert (await app.http.get("/counter/a/fetch")).status_code == 200
+        assert (await app.http.get("/nowhere")).status_code == 404
+        assert await app.evict("COUNTER", "a")
 
-            samples = await scrape(app)
-            spec = app.gateway.spec
-            binding = spec.binding("COUNTER")
-            host_a = spec.host_for(binding, app.env.COUNTER.id_from_name("a").hex).label
-            host_b = spec.host_for(binding, app.env.COUNTER.id_from_name("b").hex).label
+        samples = await scrape(app)
+        spec = app.gateway.spec
+        binding = spec.binding("COUNTER")
+        host_a = spec.host_for(binding, app.env.COUNTER.id_from_name("a").hex).label
+        host_b = spec.host_for(binding, app.env.COUNTER.id_from_name("b").hex).label
 
-            # Both shard hosts run (standing hosts) and answered.
-            assert {s["host"] for s in series(samples, "raydo_host_up")} == {
-                "COUNTER/shard/0",
-                "COUNTER/shard/1",
-            }
-            assert total(samples, "raydo_host_up") == 2
-            a_rpc = 3 + (1 if host_b == host_a else 0)
-            assert total(samples, "raydo_events_total", host=host_a, kind="rpc") == a_rpc
-            assert total(samples, "raydo_events_total", binding="COUNTER", kind="rpc") == 4
-            assert total(samples, "raydo_events_total", host=host_a, kind="fetch") == 1
-            assert total(samples, "raydo_events_total", host=host_a, kind="control") == 1
-            assert total(samples, "raydo_event_errors_total") == 0
-            # The histogram counted every event once, with cumulative buckets.
-            count = total(samples, "raydo_event_duration_seconds_count", kind="rpc")
-            assert count == 4
-            buckets = [
-                total(samples, "raydo_event_duration_seconds_bucket", kind="rpc", le=le)
-                for le in ("0.0001", "0.001", "0.01", "0.1", "1.0", "10.0", "+Inf")
-            ]
-            assert buckets == sorted(buckets) and buckets[-1] == 4
-            assert total(samples, "raydo_event_duration_seconds_sum", kind="rpc") > 0
-            # a was evicted after its last event; b is still in memory.
-            assert total(samples, "raydo_activations_total", binding="COUNTER") == 2
-            assert total(samples, "raydo_evictions_total", host=host_a) == 1
-            assert total(samples, "raydo_live_objects", binding="COUNTER") == 1
-            assert total(samples, "raydo_live_objects", host=host_b) == 1
-            assert total(samples, "raydo_mailbox_depth") == 0
-            # The gateway's own requests, by method and status.
-            assert total(samples, "raydo_http_requests_total", method="POST", status="200") == 4
-            assert total(samples, "raydo_http_requests_total", method="GET", status="200") == 1
-            assert total(samples, "raydo_http_requests_total", method="GET", status="404") == 1
-            assert total(samples, "raydo_http_request_duration_seconds_count") == 6
-            # The gateway process's own resource metrics come along.
-            assert total(samples, "process_resident_memory_bytes") > 0
-
-    asyncio.run(main())
+        # Both shard hosts run (standing hosts) and answered.
+        assert {s["host"] for s in series(samples, "raydo_host_up")} == {
+            "COUNTER/shard/0",
+            "COUNTER/shard/1",
+        }
+        assert total(samples, "raydo_host_up") == 2
+        a_rpc = 3 + (1 if host_b == host_a else 0)
+        assert total(samples, "raydo_events_total", host=host_a, kind="rpc") == a_rpc
+        assert total(samples, "raydo_events_total", binding="COUNTER", kind="rpc") == 4
+        assert total(samples, "raydo_events_total", host=host_a, kind="fetch") == 1
+        assert total(samples, "raydo_events_total", host=host_a, kind="control") == 1
+        assert total(samples, "raydo_event_errors_total") == 0
+        # The histogram counted every event once, with cumulative buckets.
+        count = total(samples, "raydo_event_duration_seconds_count", kind="rpc")
+        assert count == 4
+        buckets = [
+            total(samples, "raydo_event_duration_seconds_bucket", kind="rpc", le=le)
+            for le in ("0.0001", "0.001", "0.01", "0.1", "1.0", "10.0", "+Inf")
+        ]
+        assert buckets == sorted(buckets) and buckets[-1] == 4
+        assert total(samples, "raydo_event_duration_seconds_sum", kind="rpc") > 0
+        # a was evicted after its last event; b is still in memory.
+        assert total(samples, "raydo_activations_total", binding="COUNTER") == 2
+        assert total(samples, "raydo_evictions_total", host=host_a) == 1
+        assert total(samples, "raydo_live_objects", binding="COUNTER") == 1
+        assert total(samples, "raydo_live_objects", host=host_b) == 1
+        assert total(samples, "raydo_mailbox_depth") == 0
+        # The gateway's own requests, by method and status.
+        assert total(samples, "raydo_http_requests_total", method="POST", status="200") == 4
+        assert total(samples, "raydo_http_requests_total", method="GET", status="200") == 1
+        assert total(samples, "raydo_http_requests_total", method="GET", status="404") == 1
+        assert total(samples, "raydo_http_request_duration_seconds_count") == 6
+        # The gateway process's own resource metrics come along.
+        assert total(samples, "process_resident_memory_bytes") > 0
 
 
-def test_the_endpoint_listens_on_loopback_only(app_copy: Callable[[str], Path]) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("counter"), metrics=True) as app:
-            endpoint = app.gateway.metrics_endpoint
-            assert endpoint is not None and endpoint.host == "127.0.0.1"
-            assert app.metrics_url == f"http://127.0.0.1:{endpoint.port}/metrics"
-            listening = [
-                c.laddr
-                for c in psutil.Process().net_connections("tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr.port == endpoint.port
-            ]
-            assert [addr.ip for addr in listening] == ["127.0.0.1"]
-            # Hostile requests get an answer, not a crash: the next scrape still works.
-            async with httpx.AsyncClient(timeout=30) as client:
-                odd = await client.get(app.metrics_url + "?name[]=" + "x" * 5000)
-                assert odd.status_code == 200
-                posted = await client.post(app.metrics_url, content=b"\x00" * 100_000)
-                assert posted.status_code in (200, 405)
-            assert total(await scrape(app), "raydo_host_up") == 2
-        # Stopping the app closes the endpoint.
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=5)
-
-    asyncio.run(main())
+async def test_the_endpoint_listens_on_loopback_only(app_copy: Callable[[str], Path]) -> None:
+    async with start_app(app_copy("counter"), metrics=True) as app:
+        endpoint = app.gateway.metrics_endpoint
+        assert endpoint is not None and endpoint.host == "127.0.0.1"
+        assert app.metrics_url == f"http://127.0.0.1:{endpoint.port}/metrics"
+        listening = [
+            c.laddr
+            for c in psutil.Process().net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == endpoint.port
+        ]
+        assert [addr.ip for addr in listening] == ["127.0.0.1"]
+        # Hostile requests get an answer, not a crash: the next scrape still works.
+        async with httpx.AsyncClient(timeout=30) as client:
+            odd = await client.get(app.metrics_url + "?name[]=" + "x" * 5000)
+            assert odd.status_code == 200
+            posted = await client.post(app.metrics_url, content=b"\x00" * 100_000)
+            assert posted.status_code in (200, 405)
+        assert total(await scrape(app), "raydo_host_up") == 2
+    # Stopping the app closes the endpoint.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=5)
 
 
-def test_no_endpoint_unless_asked(app_copy: Callable[[str], Path]) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("counter")) as app:
-            assert app.gateway.metrics_endpoint is None
-            with pytest.raises(RuntimeError, match="metrics=True"):
-                _ = app.metrics_url
-
-    asyncio.run(main())
+async def test_no_endpoint_unless_asked(app_copy: Callable[[str], Path]) -> None:
+    async with start_app(app_copy("counter")) as app:
+        assert app.gateway.metrics_endpoint is None
+        with pytest.raises(RuntimeError, match="metrics=True"):
+            _ = app.metrics_url
 
 
-def test_overloads_and_mailbox_depth(app_copy: Callable[[str], Path]) -> None:
+async def test_overloads_and_mailbox_depth(app_copy: Callable[[str], Path]) -> None:
     """The probe's mailbox holds 20 events: the rest of a burst is refused, and counted."""
 
-    async def main() -> None:
-        async with start_app(app_copy("probe"), metrics=True) as app:
-            stub = app.env.PROBE.get_by_name("busy")
-            results = await asyncio.gather(
-                *(stub.value() for _ in range(50)), return_exceptions=True
-            )
-            refused = sum(isinstance(r, Overloaded) for r in results)
-            assert 0 < refused < 50
+    async with start_app(app_copy("probe"), metrics=True) as app:
+        stub = app.env.PROBE.get_by_name("busy")
+        results = await asyncio.gather(*(stub.value() for _ in range(50)), return_exceptions=True)
+        refused = sum(isinstance(r, Overloaded) for r in results)
+        assert 0 < refused < 50
+        samples = await scrape(app)
+        assert total(samples, "raydo_overloads_total", binding="PROBE") == refused
+        assert total(samples, "raydo_events_total", kind="rpc") == 50 - refused
+
+        # One long call holds the object; five more wait in its mailbox.
+        sleeper = asyncio.ensure_future(stub.sleep(60))
+        waiting = [asyncio.ensure_future(stub.value()) for _ in range(5)]
+        samples = await scrape_until(
+            app, lambda s: total(s, "raydo_mailbox_depth", binding="PROBE") == 5
+        )
+        assert total(samples, "raydo_mailbox_depth_max", binding="PROBE") == 5
+        for task in (sleeper, *waiting):
+            task.cancel()
+        await asyncio.gather(sleeper, *waiting, return_exceptions=True)
+
+
+async def test_websockets_per_binding(app_copy: Callable[[str], Path]) -> None:
+    async with start_app(app_copy("rooms"), metrics=True) as app:
+        async with app.websocket("/room/r") as one, app.websocket("/room/r") as two:
+            await one.send("broadcast hi")
+            assert await one.recv() == "hi"
+            assert await two.recv() == "hi"
             samples = await scrape(app)
-            assert total(samples, "raydo_overloads_total", binding="PROBE") == refused
-            assert total(samples, "raydo_events_total", kind="rpc") == 50 - refused
-
-            # One long call holds the object; five more wait in its mailbox.
-            sleeper = asyncio.ensure_future(stub.sleep(60))
-            waiting = [asyncio.ensure_future(stub.value()) for _ in range(5)]
-            samples = await scrape_until(
-                app, lambda s: total(s, "raydo_mailbox_depth", binding="PROBE") == 5
-            )
-            assert total(samples, "raydo_mailbox_depth_max", binding="PROBE") == 5
-            for task in (sleeper, *waiting):
-                task.cancel()
-            await asyncio.gather(sleeper, *waiting, return_exceptions=True)
-
-    asyncio.run(main())
-
-
-def test_websockets_per_binding(app_copy: Callable[[str], Path]) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("rooms"), metrics=True) as app:
-            async with app.websocket("/room/r") as one, app.websocket("/room/r") as two:
-                await one.send("broadcast hi")
-                assert await one.recv() == "hi"
-                assert await two.recv() == "hi"
-                samples = await scrape(app)
-                assert total(samples, "raydo_websockets_open", binding="ROOM") == 2
-                assert total(samples, "raydo_websockets_opened_total", binding="ROOM") == 2
-                received = "raydo_websocket_messages_received_total"
-                assert total(samples, received, binding="ROOM") == 1
-                assert total(samples, "raydo_websocket_sends_total", binding="ROOM") == 2
-                assert total(samples, "raydo_events_total", binding="ROOM", kind="fetch") == 2
-                assert total(samples, "raydo_events_total", kind="ws_message") == 1
-            samples = await scrape_until(
-                app, lambda s: total(s, "raydo_events_total", kind="ws_close") == 2
-            )
-            assert total(samples, "raydo_websockets_open", binding="ROOM") == 0
+            assert total(samples, "raydo_websockets_open", binding="ROOM") == 2
             assert total(samples, "raydo_websockets_opened_total", binding="ROOM") == 2
+            received = "raydo_websocket_messages_received_total"
+            assert total(samples, received, binding="ROOM") == 1
+            assert total(samples, "raydo_websocket_sends_total", binding="ROOM") == 2
+            assert total(samples, "raydo_events_total", binding="ROOM", kind="fetch") == 2
+            assert total(samples, "raydo_events_total", kind="ws_message") == 1
+        samples = await scrape_until(
+            app, lambda s: total(s, "raydo_events_total", kind="ws_close") == 2
+        )
+        assert total(samples, "raydo_websockets_open", binding="ROOM") == 0
+        assert total(samples, "raydo_websockets_opened_total", binding="ROOM") == 2
 
-    asyncio.run(main())
 
+async def test_alarm_runs_and_retries(app_copy: Callable[[str], Path]) -> None:
+    async with start_app(app_copy("alarms"), metrics=True) as app:
+        clock = app.env.CLOCK.get_by_name("c")
+        await clock.set_in(60_000)
+        assert await app.run_alarm("CLOCK", "c")
+        samples = await scrape(app)
+        assert total(samples, "raydo_alarm_runs_total", binding="CLOCK") == 1
+        assert total(samples, "raydo_alarm_retries_total") == 0
 
-def test_alarm_runs_and_retries(app_copy: Callable[[str], Path]) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("alarms"), metrics=True) as app:
-            clock = app.env.CLOCK.get_by_name("c")
-            await clock.set_in(60_000)
-            assert await app.run_alarm("CLOCK", "c")
-            samples = await scrape(app)
-            assert total(samples, "raydo_alarm_runs_total", binding="CLOCK") == 1
-            assert total(samples, "raydo_alarm_retries_total") == 0
-
-            # An alarm that fails once is retried (after about 2 s): counted when scheduled.
-            failing = app.env.CLOCK.get_by_name("f")
-            await failing.plan(failures=1)
-            await failing.set_in(0)
-            samples = await scrape_until(
-                app, lambda s: total(s, "raydo_alarm_retries_total", binding="CLOCK") == 1
-            )
-            assert total(samples, "raydo_event_errors_total", kind="alarm") == 1
-            assert total(samples, "raydo_resets_total", binding="CLOCK") == 1
-
-    asyncio.run(main())
+        # An alarm that fails once is retried (after about 2 s): counted when scheduled.
+        failing = app.env.CLOCK.get_by_name("f")
+        await failing.plan(failures=1)
+        await failing.set_in(0)
+        samples = await scrape_until(
+            app, lambda s: total(s, "raydo_alarm_retries_total", binding="CLOCK") == 1
+        )
+        assert total(samples, "raydo_event_errors_total", kind="alarm") == 1
+        assert total(samples, "raydo_resets_total", binding="CLOCK") == 1
 
 
 @pytest.mark.parametrize(

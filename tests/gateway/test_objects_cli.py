@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -26,18 +25,16 @@ def raydo(app: Path, *args: str, stdin: str | None = None) -> subprocess.Complet
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Path:
-    """The counter app with three objects, one with a table of its own and an alarm-free life."""
+async def app(tmp_path: Path, anyio_backend: str) -> Path:
+    """The counter app with three objects, one with a table of its own and an alarm-free life.
+
+    (It asks for ``anyio_backend`` so that the tests that use it need not be async.)"""
     app_dir = copy_app(REPO / "examples" / "counter", tmp_path)
-
-    async def fill() -> None:
-        async with start_app(app_dir) as running:
-            for name in ("a", "b", "b", "%2E%2E"):  # ".." is just a name
-                await running.http.post(f"/counter/{name}/increment")
-            await running.sql("COUNTER", "a", "CREATE TABLE notes (t TEXT)")
-            await running.sql("COUNTER", "a", "INSERT INTO notes VALUES ('hello')")
-
-    asyncio.run(fill())
+    async with start_app(app_dir) as running:
+        for name in ("a", "b", "b", "%2E%2E"):  # ".." is just a name
+            await running.http.post(f"/counter/{name}/increment")
+        await running.sql("COUNTER", "a", "CREATE TABLE notes (t TEXT)")
+        await running.sql("COUNTER", "a", "INSERT INTO notes VALUES ('hello')")
     return app_dir
 
 
@@ -56,7 +53,7 @@ def test_list_pages_through_the_objects(app: Path) -> None:
     assert [line.split()[0] for line in rest.stdout.splitlines()] == [rows[2]["id"]]
 
 
-def test_show_sql_export_and_import(app: Path) -> None:
+async def test_show_sql_export_and_import(app: Path) -> None:
     shown = json.loads(raydo(app, "show", "COUNTER", "a").stdout)
     assert shown["name"] == "a" and shown["tables"] == {"notes": 1} and shown["kv_pairs"] == 1
     by_id = json.loads(raydo(app, "show", "COUNTER", shown["id"]).stdout)
@@ -77,11 +74,8 @@ def test_show_sql_export_and_import(app: Path) -> None:
     again = raydo(app, "import", "COUNTER", "b2", "-", stdin=dump)
     assert again.returncode == 2 and "not replaced" in again.stderr
 
-    async def check() -> None:  # the imported object is a real object of the app
-        async with start_app(app) as running:
-            assert (await running.http.get("/counter/b2")).json()["value"] == 2
-
-    asyncio.run(check())
+    async with start_app(app) as running:
+        assert (await running.http.get("/counter/b2")).json()["value"] == 2
 
 
 @pytest.mark.parametrize(

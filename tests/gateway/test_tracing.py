@@ -66,85 +66,76 @@ def parent_of(span: ReadableSpan) -> int | None:
 
 def span_id(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    found: int = span.context.span_id
+    return found
 
 
-def test_one_trace_from_request_through_nested_calls(
+async def test_one_trace_from_request_through_nested_calls(
     spans: InMemorySpanExporter, app_copy: Callable[[str], Path]
 ) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("observed")) as app:
-            reply = await app.http.post("/relay/a/b", headers={"traceparent": TRACEPARENT})
-            assert reply.json() == {"said": "hello"}
-            found = await finished(spans, 7)
-            a = app.env.NOISY.id_from_name("a").hex
-            b = app.env.NOISY.id_from_name("b").hex
+    async with start_app(app_copy("observed")) as app:
+        reply = await app.http.post("/relay/a/b", headers={"traceparent": TRACEPARENT})
+        assert reply.json() == {"said": "hello"}
+        found = await finished(spans, 7)
+        a = app.env.NOISY.id_from_name("a").hex
+        b = app.env.NOISY.id_from_name("b").hex
 
-        server, client = trace.SpanKind.SERVER, trace.SpanKind.CLIENT
-        request = by_name(found, "POST", server)
-        call_relay = by_name(found, "NOISY rpc relay", client)
-        host_relay = by_name(found, "NOISY rpc relay", server)
-        relay = by_name(found, "Noisy.relay", trace.SpanKind.INTERNAL)
-        call_speak = by_name(found, "NOISY rpc speak", client)
-        host_speak = by_name(found, "NOISY rpc speak", server)
-        speak = by_name(found, "Noisy.speak", trace.SpanKind.INTERNAL)
-        chain = [request, call_relay, host_relay, relay, call_speak, host_speak, speak]
-        # One trace, continuing the client's, each span the child of the one before.
-        assert {s.context.trace_id for s in chain if s.context is not None} == {TRACE_ID}
-        assert parent_of(request) == PARENT_ID
-        for parent, child in itertools.pairwise(chain):
-            assert parent_of(child) == span_id(parent), (child.name, parent.name)
-        assert request.attributes is not None
-        assert request.attributes["http.response.status_code"] == 200
-        assert request.attributes["url.path"] == "/relay/a/b"
-        assert host_relay.attributes is not None and host_speak.attributes is not None
-        assert host_relay.attributes["raydo.object_id"] == a
-        assert host_speak.attributes["raydo.object_id"] == b
-        assert host_speak.attributes["raydo.host"] == "NOISY/shard/0"
-        # A child starts after its parent.
-        for parent, child in itertools.pairwise(chain):
-            assert child.start_time is not None and parent.start_time is not None
-            assert child.start_time >= parent.start_time
-
-    asyncio.run(main())
+    server, client = trace.SpanKind.SERVER, trace.SpanKind.CLIENT
+    request = by_name(found, "POST", server)
+    call_relay = by_name(found, "NOISY rpc relay", client)
+    host_relay = by_name(found, "NOISY rpc relay", server)
+    relay = by_name(found, "Noisy.relay", trace.SpanKind.INTERNAL)
+    call_speak = by_name(found, "NOISY rpc speak", client)
+    host_speak = by_name(found, "NOISY rpc speak", server)
+    speak = by_name(found, "Noisy.speak", trace.SpanKind.INTERNAL)
+    chain = [request, call_relay, host_relay, relay, call_speak, host_speak, speak]
+    # One trace, continuing the client's, each span the child of the one before.
+    assert {s.context.trace_id for s in chain if s.context is not None} == {TRACE_ID}
+    assert parent_of(request) == PARENT_ID
+    for parent, child in itertools.pairwise(chain):
+        assert parent_of(child) == span_id(parent), (child.name, parent.name)
+    assert request.attributes is not None
+    assert request.attributes["http.response.status_code"] == 200
+    assert request.attributes["url.path"] == "/relay/a/b"
+    assert host_relay.attributes is not None and host_speak.attributes is not None
+    assert host_relay.attributes["raydo.object_id"] == a
+    assert host_speak.attributes["raydo.object_id"] == b
+    assert host_speak.attributes["raydo.host"] == "NOISY/shard/0"
+    # A child starts after its parent.
+    for parent, child in itertools.pairwise(chain):
+        assert child.start_time is not None and parent.start_time is not None
+        assert child.start_time >= parent.start_time
 
 
-def test_a_request_without_traceparent_starts_a_trace_and_errors_are_marked(
+async def test_a_request_without_traceparent_starts_a_trace_and_errors_are_marked(
     spans: InMemorySpanExporter, app_copy: Callable[[str], Path]
 ) -> None:
-    async def main() -> None:
-        async with start_app(app_copy("probe")) as app:
-            stub = app.env.PROBE.get_by_name("x")
-            with pytest.raises(Exception, match="failed on purpose"):
-                await stub.fail_after_write()
-            found = await finished(spans, 3)
-        client = by_name(found, "PROBE rpc fail_after_write", trace.SpanKind.CLIENT)
-        host = by_name(found, "PROBE rpc fail_after_write", trace.SpanKind.SERVER)
-        handler = by_name(found, "Probe.fail_after_write", trace.SpanKind.INTERNAL)
-        assert client.parent is None  # not inside a request: a trace of its own
-        assert parent_of(host) == span_id(client) and parent_of(handler) == span_id(host)
-        for span in (client, host, handler):
-            assert span.status.status_code == trace.StatusCode.ERROR
-
-    asyncio.run(main())
+    async with start_app(app_copy("probe")) as app:
+        stub = app.env.PROBE.get_by_name("x")
+        with pytest.raises(Exception, match="failed on purpose"):
+            await stub.fail_after_write()
+        found = await finished(spans, 3)
+    client = by_name(found, "PROBE rpc fail_after_write", trace.SpanKind.CLIENT)
+    host = by_name(found, "PROBE rpc fail_after_write", trace.SpanKind.SERVER)
+    handler = by_name(found, "Probe.fail_after_write", trace.SpanKind.INTERNAL)
+    assert client.parent is None  # not inside a request: a trace of its own
+    assert parent_of(host) == span_id(client) and parent_of(handler) == span_id(host)
+    for span in (client, host, handler):
+        assert span.status.status_code == trace.StatusCode.ERROR
 
 
-def test_no_tracer_no_spans(app_copy: Callable[[str], Path]) -> None:
+async def test_no_tracer_no_spans(app_copy: Callable[[str], Path]) -> None:
     """Without a configured tracer nothing is wrapped: events go straight to the placement."""
     exporter = InMemorySpanExporter()
     TracerProvider().add_span_processor(SimpleSpanProcessor(exporter))
     assert not _tracing.enabled()
-
-    async def main() -> None:
-        async with start_app(app_copy("observed")) as app:
-            reply = await app.http.post("/relay/a/b", headers={"traceparent": TRACEPARENT})
-            assert reply.json() == {"said": "hello"}
-            placement = app.gateway.placement
-            assert placement is not None
-            assert app.env.NOISY._deliver == placement.deliver
-            assert not any(host._traced for host in placement.hosts.values())  # type: ignore[attr-defined]
-
-    asyncio.run(main())
+    async with start_app(app_copy("observed")) as app:
+        reply = await app.http.post("/relay/a/b", headers={"traceparent": TRACEPARENT})
+        assert reply.json() == {"said": "hello"}
+        placement = app.gateway.placement
+        assert placement is not None
+        assert app.env.NOISY._deliver == placement.deliver
+        assert not any(host._traced for host in placement.hosts.values())  # type: ignore[attr-defined]
     assert exporter.get_finished_spans() == ()
 
 
@@ -159,49 +150,46 @@ def _observed_spec(tmp_path: Path) -> RuntimeSpec:
     )
 
 
-def test_trace_context_crosses_the_wire(spans: InMemorySpanExporter, tmp_path: Path) -> None:
+async def test_trace_context_crosses_the_wire(spans: InMemorySpanExporter, tmp_path: Path) -> None:
     """Over the TCP event stream (as with Ray hosts) the host continues the caller's trace;
     a trace field that is not a map closes the connection, junk inside one is ignored."""
     spec = _observed_spec(tmp_path)
     key = HostKey("NOISY", shard=0)
 
-    async def main() -> None:
-        host = Host(spec, key, None)
-        host.start()
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: HostServerProtocol(host, "token", key.label, DEFAULT_LIMITS), "127.0.0.1", 0
-        )
-        port = server.sockets[0].getsockname()[1]
-        try:
-            link = await HostLink.open("127.0.0.1", port, "token", key.label, DEFAULT_LIMITS)
-            tracer = trace.get_tracer("test", tracer_provider=_provider(spans))
-            with tracer.start_as_current_span("caller") as caller:
-                carrier: dict[str, str] = {}
-                propagate.inject(carrier)
-                reply = await link.call(_speak(spec, carrier))
-            assert reply is not None
-            found = await finished(spans, 3)
-            host_span = by_name(found, "NOISY rpc speak", trace.SpanKind.SERVER)
-            handler = by_name(found, "Noisy.speak", trace.SpanKind.INTERNAL)
-            assert parent_of(host_span) == caller.get_span_context().span_id
-            assert parent_of(handler) == span_id(host_span)
+    host = Host(spec, key, None)
+    host.start()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HostServerProtocol(host, "token", key.label, DEFAULT_LIMITS), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        link = await HostLink.open("127.0.0.1", port, "token", key.label, DEFAULT_LIMITS)
+        tracer = trace.get_tracer("test", tracer_provider=_provider(spans))
+        with tracer.start_as_current_span("caller") as caller:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            reply = await link.call(_speak(spec, carrier))
+        assert reply is not None
+        found = await finished(spans, 3)
+        host_span = by_name(found, "NOISY rpc speak", trace.SpanKind.SERVER)
+        handler = by_name(found, "Noisy.speak", trace.SpanKind.INTERNAL)
+        assert parent_of(host_span) == caller.get_span_context().span_id
+        assert parent_of(handler) == span_id(host_span)
 
-            # Junk in the map: the event runs, in a trace of its own.
-            spans.clear()
-            junk: dict[Any, Any] = {"traceparent": "nonsense", 1: 2, "x" * 100: "y" * 10_000}
-            assert await link.call(_speak(spec, junk)) is not None
-            found = await finished(spans, 2)
-            assert by_name(found, "NOISY rpc speak", trace.SpanKind.SERVER).parent is None
+        # Junk in the map: the event runs, in a trace of its own.
+        spans.clear()
+        junk: dict[Any, Any] = {"traceparent": "nonsense", 1: 2, "x" * 100: "y" * 10_000}
+        assert await link.call(_speak(spec, junk)) is not None
+        found = await finished(spans, 2)
+        assert by_name(found, "NOISY rpc speak", trace.SpanKind.SERVER).parent is None
 
-            # Not a map at all: the frame is malformed and the connection ends.
-            with pytest.raises(Exception, match="lost"):
-                await link.call(_speak(spec, ["not", "a", "map"]))
-        finally:
-            server.close()
-            await host.close()
-
-    asyncio.run(main())
+        # Not a map at all: the frame is malformed and the connection ends.
+        with pytest.raises(Exception, match="lost"):
+            await link.call(_speak(spec, ["not", "a", "map"]))
+    finally:
+        server.close()
+        await host.close()
 
 
 def _provider(exporter: InMemorySpanExporter) -> TracerProvider:

@@ -15,65 +15,59 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
 
-from raydo.actors._ray import RAY_NAMESPACE, actor_name
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
 from raydo.gateway.testing import start_app
 from tests.cluster import RAY, RayCluster, Server, make_temp_dir, quiet_env, serve
+from tests.hosts import actor_name, host_actor
 
 
-def test_a_killed_host_still_runs_every_due_alarm(
+async def test_a_killed_host_still_runs_every_due_alarm(
     ray_cluster: RayCluster, app_copy: Callable[[str], Path]
 ) -> None:
     app_dir = app_copy("alarms")
     spec = runtime_spec(load_config(app_dir))
     names = [f"due-{i}" for i in range(12)]
 
-    async def main() -> None:
-        async with start_app(app_dir, ray=True) as app:
-            clocks = [app.env.CLOCK.get_by_name(n) for n in names]
-            # Due in 1.5 s: the host dies before, and must run them after its restart.
-            await asyncio.gather(*(c.set_in(1500) for c in clocks))
-            binding = spec.binding("CLOCK")
-            victim = spec.host_for(binding, clocks[0].id.hex)
-            host = ray.get_actor(actor_name(spec, victim), RAY_NAMESPACE)
-            pid = await host.pid.remote()
+    async with start_app(app_dir, ray=True) as app:
+        clocks = [app.env.CLOCK.get_by_name(n) for n in names]
+        # Due in 1.5 s: the host dies before, and must run them after its restart.
+        await asyncio.gather(*(c.set_in(1500) for c in clocks))
+        host = host_actor(spec, "CLOCK", clocks[0].id.hex)
+        pid = await host.pid.remote()
 
-            writes = 0
+        writes = 0
 
-            async def write_load() -> None:
-                nonlocal writes
-                stub = app.env.CLOCK.get_by_name("writer")
-                while True:
-                    try:
-                        await stub.remember()
-                        writes += 1
-                    except Exception:  # noqa: BLE001 - failures during the kill are expected
-                        await asyncio.sleep(0.05)
+        async def write_load() -> None:
+            nonlocal writes
+            stub = app.env.CLOCK.get_by_name("writer")
+            while True:
+                try:
+                    await stub.remember()
+                    writes += 1
+                except Exception:  # noqa: BLE001 - failures during the kill are expected
+                    await asyncio.sleep(0.05)
 
-            load = asyncio.ensure_future(write_load())
+        load = asyncio.ensure_future(write_load())
+        await asyncio.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 60
-            pending = set(names)
-            while pending and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-                for name in list(pending):
-                    try:
-                        runs = await app.env.CLOCK.get_by_name(name).runs()
-                    except Exception:  # noqa: BLE001 - the host may still be restarting
-                        continue
-                    if runs:
-                        assert runs[0]["at"] >= runs[0]["scheduled_time"]
-                        pending.discard(name)
-            load.cancel()
-            assert not pending, f"alarms that never ran: {sorted(pending)}"
-            assert await host.pid.remote() != pid
-            assert writes > 0
-
-    asyncio.run(asyncio.wait_for(main(), 120))
+            for name in list(pending):
+                try:
+                    runs = await app.env.CLOCK.get_by_name(name).runs()
+                except Exception:  # noqa: BLE001 - the host may still be restarting
+                    continue
+                if runs:
+                    assert runs[0]["at"] >= runs[0]["scheduled_time"]
+                    pending.discard(name)
+        load.cancel()
+        assert not pending, f"alarms that never ran: {sorted(pending)}"
+        assert await host.pid.remote() != pid
+        assert writes > 0
 
 
 # ---- two nodes ------------------------------------------------------------------------

@@ -16,47 +16,38 @@ from tests.cluster import Server
 Gateway = Callable[..., Server]
 
 
-def test_200_concurrent_increments_on_one_object_end_at_200(
+async def test_200_concurrent_increments_on_one_object_end_at_200(
     app_copy: Callable[[str], Path], gateway: Gateway
 ) -> None:
     server = gateway(app_copy("counter"))
-
-    async def main() -> list[int]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            replies = await asyncio.gather(
-                *(client.post("/counter/hot/increment") for _ in range(200))
-            )
-            assert all(r.status_code == 200 for r in replies)
-            final = (await client.get("/counter/hot")).json()
-            assert final == {"name": "hot", "value": 200}
-            return [r.json()["value"] for r in replies]
-
-    assert sorted(asyncio.run(main())) == list(range(1, 201))
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        replies = await asyncio.gather(*(client.post("/counter/hot/increment") for _ in range(200)))
+        assert all(r.status_code == 200 for r in replies)
+        final = (await client.get("/counter/hot")).json()
+        assert final == {"name": "hot", "value": 200}
+    assert sorted(r.json()["value"] for r in replies) == list(range(1, 201))
 
 
-def test_two_gateway_processes_share_ids_and_objects(
+async def test_two_gateway_processes_share_ids_and_objects(
     app_copy: Callable[[str], Path], gateway: Gateway
 ) -> None:
     app = app_copy("counter")
     first, second = gateway(app), gateway(app)
 
-    async def main() -> None:
-        async with (
-            httpx.AsyncClient(base_url=first.url, timeout=60) as a,
-            httpx.AsyncClient(base_url=second.url, timeout=60) as b,
-        ):
-            ids_a = [(await a.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
-            ids_b = [(await b.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
-            assert ids_a == ids_b
-            assert all(re.fullmatch(r"[0-9a-f]{64}", i) for i in ids_a)
-            assert len(set(ids_a)) == 3
-            replies = await asyncio.gather(
-                *(client.post("/counter/shared/increment") for client in [a, b] * 50)
-            )
-            assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
-            assert (await b.get("/counter/shared")).json()["value"] == 100
-
-    asyncio.run(main())
+    async with (
+        httpx.AsyncClient(base_url=first.url, timeout=60) as a,
+        httpx.AsyncClient(base_url=second.url, timeout=60) as b,
+    ):
+        ids_a = [(await a.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
+        ids_b = [(await b.get(f"/counter/{n}/id")).json()["id"] for n in ("x", "y", "ünï")]
+        assert ids_a == ids_b
+        assert all(re.fullmatch(r"[0-9a-f]{64}", i) for i in ids_a)
+        assert len(set(ids_a)) == 3
+        replies = await asyncio.gather(
+            *(client.post("/counter/shared/increment") for client in [a, b] * 50)
+        )
+        assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
+        assert (await b.get("/counter/shared")).json()["value"] == 100
 
 
 def test_fetch_passes_method_path_query_headers_and_body(
@@ -123,7 +114,7 @@ def test_hostile_http_input_gets_clear_errors_and_loses_nothing(
         assert re.fullmatch(r"[0-9a-f]{64}\.sqlite(-wal|-shm)?", relative[2])
 
 
-def test_serve_with_two_workers_shares_the_hosts(
+async def test_serve_with_two_workers_shares_the_hosts(
     app_copy: Callable[[str], Path], gateway: Gateway
 ) -> None:
     server = gateway(app_copy("counter"), workers=2)
@@ -131,15 +122,12 @@ def test_serve_with_two_workers_shares_the_hosts(
     workers = psutil.Process(server.proc.pid).children(recursive=True)
     assert len([p for p in workers if "spawn" in " ".join(p.cmdline())]) == 2
 
-    async def main() -> None:
-        # Separate clients open separate connections, spread over both worker processes.
-        clients = [httpx.AsyncClient(base_url=server.url, timeout=60) for _ in range(10)]
-        try:
-            replies = await asyncio.gather(
-                *(c.post("/counter/both/increment") for c in clients for _ in range(10))
-            )
-            assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
-        finally:
-            await asyncio.gather(*(c.aclose() for c in clients))
-
-    asyncio.run(main())
+    # Separate clients open separate connections, spread over both worker processes.
+    clients = [httpx.AsyncClient(base_url=server.url, timeout=60) for _ in range(10)]
+    try:
+        replies = await asyncio.gather(
+            *(c.post("/counter/both/increment") for c in clients for _ in range(10))
+        )
+        assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))

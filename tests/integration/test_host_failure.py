@@ -12,16 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
 
-from raydo.actors._ray import RAY_NAMESPACE, actor_name
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
 from tests.cluster import Server
+from tests.hosts import host_actor
 
 
 @pytest.mark.parametrize("durability", ["normal", "full"])
-def test_sigkilled_host_loses_no_acknowledged_increment(
+async def test_sigkilled_host_loses_no_acknowledged_increment(
     app_copy: Callable[[str], Path], gateway: Callable[..., Server], durability: str
 ) -> None:
     app = app_copy("counter")
@@ -33,9 +32,7 @@ def test_sigkilled_host_loses_no_acknowledged_increment(
     )
     server = gateway(app)
     spec = runtime_spec(load_config(app))
-    binding = spec.bindings[0]
-    victim = spec.id_scheme(binding).from_name("victim")
-    host_name = actor_name(spec, spec.host_for(binding, victim.hex))
+    victim = spec.id_scheme(spec.bindings[0]).from_name("victim")
 
     acked: list[int] = []
     failures: list[dict[str, object]] = []
@@ -53,31 +50,27 @@ def test_sigkilled_host_loses_no_acknowledged_increment(
                 failures.append(reply.json())
                 await asyncio.sleep(0.05)
 
-    async def main() -> int:
-        host: Any
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            assert (await client.post("/counter/victim/increment")).status_code == 200
-            acked.append(1)
-            attempts_before = 1
-            host = ray.get_actor(host_name, RAY_NAMESPACE)  # made by the first event
-            pid = await host.pid.remote()
-            stop = asyncio.Event()
-            writers = [asyncio.ensure_future(writer(client, stop)) for _ in range(8)]
-            await asyncio.sleep(1.0)
-            before_kill = len(acked)
-            os.kill(pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            # Keep writing until the restarted host has acknowledged plenty more.
-            while len(acked) < before_kill + 200 and time.monotonic() - killed_at < 60:
-                await asyncio.sleep(0.1)
-            stop.set()
-            await asyncio.gather(*writers)
-            assert await host.pid.remote() != pid, "Ray restarted the host in a new process"
-            final: int = (await client.get("/counter/victim")).json()["value"]
-            assert attempts + attempts_before >= final
-            return final
-
-    final = asyncio.run(main())
+    host: Any
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        assert (await client.post("/counter/victim/increment")).status_code == 200
+        acked.append(1)
+        attempts_before = 1
+        host = host_actor(spec, spec.bindings[0].name, victim.hex)  # made by the first event
+        pid = await host.pid.remote()
+        stop = asyncio.Event()
+        writers = [asyncio.ensure_future(writer(client, stop)) for _ in range(8)]
+        await asyncio.sleep(1.0)
+        before_kill = len(acked)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # Keep writing until the restarted host has acknowledged plenty more.
+        while len(acked) < before_kill + 200 and time.monotonic() - killed_at < 60:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*writers)
+        assert await host.pid.remote() != pid, "Ray restarted the host in a new process"
+        final: int = (await client.get("/counter/victim")).json()["value"]
+        assert attempts + attempts_before >= final
     assert len(acked) > 200
     assert len(set(acked)) == len(acked), "each acknowledged increment has its own value"
     assert final >= max(acked), "an acknowledged increment was lost"
@@ -88,31 +81,26 @@ def test_sigkilled_host_loses_no_acknowledged_increment(
     assert all(f["error"] == "unavailable" for f in failures)
 
 
-def test_an_event_running_when_its_host_dies_fails_as_not_retryable(
+async def test_an_event_running_when_its_host_dies_fails_as_not_retryable(
     app_copy: Callable[[str], Path], gateway: Callable[..., Server]
 ) -> None:
     app = app_copy("probe")
     server = gateway(app)
     spec = runtime_spec(load_config(app))
-    binding = spec.bindings[0]
-    sleeper = spec.id_scheme(binding).from_name("sleeper")
-    host_name = actor_name(spec, spec.host_for(binding, sleeper.hex))
+    sleeper = spec.id_scheme(spec.bindings[0]).from_name("sleeper")
 
-    async def main() -> None:
-        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            assert (await client.post("/probe/sleeper/increment")).status_code == 200
-            host = ray.get_actor(host_name, RAY_NAMESPACE)
-            pid = await host.pid.remote()
-            running = asyncio.ensure_future(client.post("/probe/sleeper/sleep?seconds=30"))
-            await asyncio.sleep(0.5)  # the sleep is running in the host now
-            os.kill(pid, signal.SIGKILL)
-            reply = await asyncio.wait_for(running, 30)
-            assert reply.status_code == 503, reply.text
-            assert reply.json()["error"] == "unavailable"
-            assert reply.json()["retryable"] is False  # it may or may not have run
-            assert "in flight" in reply.json()["message"]
-            # The restarted host serves the object again.
-            assert (await client.post("/probe/sleeper/increment")).json()["value"] == 2
-            assert await host.pid.remote() != pid
-
-    asyncio.run(main())
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        assert (await client.post("/probe/sleeper/increment")).status_code == 200
+        host = host_actor(spec, spec.bindings[0].name, sleeper.hex)
+        pid = await host.pid.remote()
+        running = asyncio.ensure_future(client.post("/probe/sleeper/sleep?seconds=30"))
+        await asyncio.sleep(0.5)  # the sleep is running in the host now
+        os.kill(pid, signal.SIGKILL)
+        reply = await asyncio.wait_for(running, 30)
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"] == "unavailable"
+        assert reply.json()["retryable"] is False  # it may or may not have run
+        assert "in flight" in reply.json()["message"]
+        # The restarted host serves the object again.
+        assert (await client.post("/probe/sleeper/increment")).json()["value"] == 2
+        assert await host.pid.remote() != pid

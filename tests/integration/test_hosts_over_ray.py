@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,184 +16,139 @@ from raydo.actors.placement import LocalPlacement, ray_placement
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
 from tests.cluster import RayCluster
-
-Scenario = Callable[[Any], Awaitable[None]]
-
-
-@pytest.fixture(params=["local", "ray"])
-def run(
-    request: pytest.FixtureRequest, app_copy: Callable[[str], Path]
-) -> Iterator[Callable[[Scenario], None]]:
-    """Run a scenario against the probe app's env, on one placement, then clean up."""
-    spec = runtime_spec(load_config(app_copy("probe")))
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-
-    def go(scenario: Scenario) -> None:
-        async def main() -> None:
-            placement = LocalPlacement(spec) if request.param == "local" else ray_placement(spec)
-            try:
-                await scenario(placement.env)
-            finally:
-                await placement.close()
-
-        asyncio.run(main())
-
-    yield go
-    if request.param == "ray":
-        from raydo.actors._ray import kill_hosts
-
-        kill_hosts(spec)
+from tests.placements import Placement
 
 
-def test_200_concurrent_increments_end_at_200(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        stub = env.PROBE.get_by_name("hot")
-        results = []
-        for _ in range(10):  # 10 waves of 20: the probe's mailbox holds 20
-            results += await asyncio.gather(*(stub.increment() for _ in range(20)))
-        assert sorted(results) == list(range(1, 201))
-        assert await stub.value() == 200
-
-    run(scenario)
-
-
-def test_a_callers_events_run_in_the_order_it_sent_them(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        stub = env.PROBE.get_by_name("ordered")
-        for wave in range(5):
-            await asyncio.gather(*(stub.append(wave * 20 + i) for i in range(20)))
-        assert await stub.items() == list(range(100))
-
-    run(scenario)
+@pytest.fixture
+async def env(
+    placement: Placement,
+    app_copy: Callable[[str], Path],
+    kill_hosts_after: Callable[[Path], Path],
+) -> AsyncIterator[Any]:
+    """The probe app's env on the test's placement; closed after the test, its Ray hosts killed."""
+    app_dir = app_copy("probe")
+    spec = runtime_spec(load_config(app_dir))
+    if placement:
+        kill_hosts_after(app_dir)
+    made = ray_placement(spec) if placement else LocalPlacement(spec)
+    yield made.env
+    await made.close()
 
 
-def test_a_call_back_into_the_calling_object_is_let_in(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        reply = await asyncio.wait_for(env.PROBE.get_by_name("a").call_peer("b"), 20)
-        assert reply == ["a", "a"]
-
-    run(scenario)
-
-
-def test_a_full_mailbox_refuses_at_once(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        stub = env.PROBE.get_by_name("busy")
-        calls = [stub.sleep(0.05) for _ in range(30)]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        overloaded = [r for r in results if isinstance(r, Overloaded)]
-        # 20 queue (mailbox_limit), perhaps one more already running; the rest are refused.
-        assert results.count("slept") in (20, 21)
-        assert len(overloaded) == 30 - results.count("slept")
-        assert all(e.overloaded and not e.retryable for e in overloaded)
-        assert "mailbox_limit 20" in str(overloaded[0])
-
-    run(scenario)
+async def test_200_concurrent_increments_end_at_200(env: Any) -> None:
+    stub = env.PROBE.get_by_name("hot")
+    results = []
+    for _ in range(10):  # 10 waves of 20: the probe's mailbox holds 20
+        results += await asyncio.gather(*(stub.increment() for _ in range(20)))
+    assert sorted(results) == list(range(1, 201))
+    assert await stub.value() == 200
 
 
-def test_an_exception_rolls_back_and_resets_the_instance(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        stub = env.PROBE.get_by_name("fragile")
-        await stub.increment()
-        assert await stub.seen() == 1
-        assert await stub.seen() == 2
-        with pytest.raises(ObjectError) as caught:
-            await stub.fail_after_write()
-        assert caught.value.type_name == "RuntimeError"
-        assert caught.value.remote
-        assert await stub.value() == 1  # the failed event's write is gone
-        assert await stub.seen() == 1  # a new instance
-
-    run(scenario)
+async def test_a_callers_events_run_in_the_order_it_sent_them(env: Any) -> None:
+    stub = env.PROBE.get_by_name("ordered")
+    for wave in range(5):
+        await asyncio.gather(*(stub.append(wave * 20 + i) for i in range(20)))
+    assert await stub.items() == list(range(100))
 
 
-def test_refusals_name_the_problem(run: Callable[[Scenario], None]) -> None:
-    async def scenario(env: Any) -> None:
-        stub = env.PROBE.get_by_name("refusals")
-        with pytest.raises(CallRefused, match="has no method 'nope'"):
-            await stub.nope()
-        with pytest.raises(CallRefused, match="private"):
-            await stub._secret()
-        with pytest.raises(CallRefused, match="reserved"):
-            await stub.alarm()
-
-    run(scenario)
+async def test_a_call_back_into_the_calling_object_is_let_in(env: Any) -> None:
+    reply = await asyncio.wait_for(env.PROBE.get_by_name("a").call_peer("b"), 20)
+    assert reply == ["a", "a"]
 
 
-def test_dedicated_placement_gives_each_object_its_own_actor(
-    ray_cluster: RayCluster, app_copy: Callable[[str], Path]
+async def test_a_full_mailbox_refuses_at_once(env: Any) -> None:
+    stub = env.PROBE.get_by_name("busy")
+    calls = [stub.sleep(0.05) for _ in range(30)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    overloaded = [r for r in results if isinstance(r, Overloaded)]
+    # 20 queue (mailbox_limit), perhaps one more already running; the rest are refused.
+    assert results.count("slept") in (20, 21)
+    assert len(overloaded) == 30 - results.count("slept")
+    assert all(e.overloaded and not e.retryable for e in overloaded)
+    assert "mailbox_limit 20" in str(overloaded[0])
+
+
+async def test_an_exception_rolls_back_and_resets_the_instance(env: Any) -> None:
+    stub = env.PROBE.get_by_name("fragile")
+    await stub.increment()
+    assert await stub.seen() == 1
+    assert await stub.seen() == 2
+    with pytest.raises(ObjectError) as caught:
+        await stub.fail_after_write()
+    assert caught.value.type_name == "RuntimeError"
+    assert caught.value.remote
+    assert await stub.value() == 1  # the failed event's write is gone
+    assert await stub.seen() == 1  # a new instance
+
+
+async def test_refusals_name_the_problem(env: Any) -> None:
+    stub = env.PROBE.get_by_name("refusals")
+    with pytest.raises(CallRefused, match="has no method 'nope'"):
+        await stub.nope()
+    with pytest.raises(CallRefused, match="private"):
+        await stub._secret()
+    with pytest.raises(CallRefused, match="reserved"):
+        await stub.alarm()
+
+
+async def test_dedicated_placement_gives_each_object_its_own_actor(
+    ray_cluster: RayCluster,
+    app_copy: Callable[[str], Path],
+    kill_hosts_after: Callable[[Path], Path],
 ) -> None:
-    app = app_copy("probe")
+    app = kill_hosts_after(app_copy("probe"))
     toml = app / "raydo.toml"
     toml.write_text(toml.read_text().replace("shards = 1", 'placement = "dedicated"'))
     spec = runtime_spec(load_config(app))
 
-    async def main() -> tuple[int, int]:
-        placement = ray_placement(spec)
-        try:
-            a = await placement.env.PROBE.get_by_name("a").pid()
-            b = await placement.env.PROBE.get_by_name("b").pid()
-            assert await placement.env.PROBE.get_by_name("a").increment() == 1
-            return a, b
-        finally:
-            await placement.close()
-
+    placement = ray_placement(spec)
     try:
-        pid_a, pid_b = asyncio.run(main())
-        assert pid_a != pid_b
-        names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
-        assert sum(f"raydo:{spec.app_name}:PROBE/object/" in n for n in names) == 2
+        pid_a = await placement.env.PROBE.get_by_name("a").pid()
+        pid_b = await placement.env.PROBE.get_by_name("b").pid()
+        assert await placement.env.PROBE.get_by_name("a").increment() == 1
     finally:
-        from raydo.actors._ray import kill_hosts
+        await placement.close()
+    assert pid_a != pid_b
+    names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
+    assert sum(f"raydo:{spec.app_name}:PROBE/object/" in n for n in names) == 2
 
-        kill_hosts(spec)
 
-
-def test_a_host_port_refuses_strangers_and_keeps_serving(
-    ray_cluster: RayCluster, app_copy: Callable[[str], Path]
+async def test_a_host_port_refuses_strangers_and_keeps_serving(
+    ray_cluster: RayCluster,
+    app_copy: Callable[[str], Path],
+    kill_hosts_after: Callable[[Path], Path],
 ) -> None:
-    spec: RuntimeSpec = runtime_spec(load_config(app_copy("probe")))
+    spec: RuntimeSpec = runtime_spec(load_config(kill_hosts_after(app_copy("probe"))))
 
-    async def main() -> None:
-        placement = ray_placement(spec)
-        try:
-            stub = placement.env.PROBE.get_by_name("guarded")
-            assert await stub.increment() == 1
-            key = spec.host_for(spec.bindings[0], stub.id.hex)
-            address, port, _token = ray.get(placement.handle(key).endpoint.remote())
-            for hostile in (
-                b"\x93\x00\xa5wrong\xa1x",  # HELLO with a wrong token
-                b"\xc1\xc1\xc1garbage",  # not msgpack
-                b"\xdd\xff\xff\xff\xff",  # an array claiming 4 billion items
-                b"\x99\x01\x00\x00\xa5PROBE",  # an EVENT before HELLO
-            ):
-                with socket.create_connection((address, port), timeout=5) as sock:
-                    sock.sendall(hostile)
-                    sock.settimeout(5)
-                    assert sock.recv(100) == b""  # closed on us, no reply
-            assert await stub.increment() == 2
-        finally:
-            await placement.close()
-
+    placement = ray_placement(spec)
     try:
-        asyncio.run(main())
+        stub = placement.env.PROBE.get_by_name("guarded")
+        assert await stub.increment() == 1
+        key = spec.host_for(spec.bindings[0], stub.id.hex)
+        address, port, _token = ray.get(placement.handle(key).endpoint.remote())
+        for hostile in (
+            b"\x93\x00\xa5wrong\xa1x",  # HELLO with a wrong token
+            b"\xc1\xc1\xc1garbage",  # not msgpack
+            b"\xdd\xff\xff\xff\xff",  # an array claiming 4 billion items
+            b"\x99\x01\x00\x00\xa5PROBE",  # an EVENT before HELLO
+        ):
+            with socket.create_connection((address, port), timeout=5) as sock:
+                sock.sendall(hostile)
+                sock.settimeout(5)
+                assert sock.recv(100) == b""  # closed on us, no reply
+        assert await stub.increment() == 2
     finally:
-        from raydo.actors._ray import kill_hosts
-
-        kill_hosts(spec)
+        await placement.close()
 
 
-def test_an_unreachable_host_is_a_retryable_error(tmp_path: Path) -> None:
+async def test_an_unreachable_host_is_a_retryable_error(tmp_path: Path) -> None:
     """A link to a port nobody serves fails as retryable: the event was never sent."""
     from raydo.actors._wire import HostLink
     from raydo.storage.limits import DEFAULT_LIMITS
 
-    async def main() -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        with pytest.raises(OSError):
-            await HostLink.open("127.0.0.1", port, "t", "nobody", DEFAULT_LIMITS, timeout=2)
-
-    asyncio.run(main())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(OSError):
+        await HostLink.open("127.0.0.1", port, "t", "nobody", DEFAULT_LIMITS, timeout=2)
     assert HostUnavailable("x", retryable=True).retryable
