@@ -9,6 +9,7 @@ from raydo import DurableObject
 class Edgy(DurableObject):
     active = 0
     most_active = 0
+    background_error = ""  # what refused a write made outside any event
 
     async def fire_and_forget(self, peer: str) -> None:
         async def later() -> None:
@@ -54,9 +55,6 @@ class Edgy(DurableObject):
             await asyncio.sleep(seconds)
         finally:
             Edgy.active -= 1
-
-
-Edgy.background_error = ""  # type: ignore[attr-defined]
 
 
 class Filer(DurableObject):

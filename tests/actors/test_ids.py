@@ -142,7 +142,7 @@ async def test_id_from_string_rejects_uppercase_non_str_and_forged_macs(place: P
         ns.id_from_string(good.upper())
     for not_text in (None, 12, good.encode(), [good]):
         with pytest.raises(ValueError, match="64 lowercase hex"):
-            ns.id_from_string(not_text)  # type: ignore[arg-type]
+            ns.id_from_string(not_text)
     # same shape, one digit of the MAC changed: not this namespace's
     forged = good[:-1] + ("0" if good[-1] != "0" else "1")
     with pytest.raises(ValueError, match="does not belong to namespace COUNTER"):
@@ -212,7 +212,7 @@ async def test_bad_names_are_refused(tmp_path: Path) -> None:
             ns.get_by_name("🦆" * 5)
         for not_a_name in (None, 7, b"bytes"):
             with pytest.raises(TypeError, match="object names are str"):
-                ns.id_from_name(not_a_name)  # type: ignore[arg-type]
+                ns.id_from_name(not_a_name)
     assert files_under(tmp_path) == []
 
 
@@ -230,7 +230,7 @@ async def test_get_checks_the_id(place: Place) -> None:
     mine = ns.id_from_name("mine")
     for wrong in (str(mine), mine.hex.encode(), None, 3):
         with pytest.raises(TypeError, match="get\\(\\) takes an ObjectId"):
-            ns.get(wrong)  # type: ignore[arg-type]
+            ns.get(wrong)
     theirs = placement.env.OTHER.id_from_name("mine")
     with pytest.raises(ValueError, match="does not belong to namespace COUNTER"):
         ns.get(theirs)

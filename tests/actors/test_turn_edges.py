@@ -46,7 +46,7 @@ async def test_writes_from_work_outside_any_event_are_refused(placement: LocalPl
     a = placement.env.EDGY.get_by_name("bg")
     await a.write_later()
     await asyncio.sleep(0.2)
-    assert "inside an event" in Edgy.background_error  # type: ignore[attr-defined]
+    assert "inside an event" in Edgy.background_error
     assert await a.value("bg") is None
 
 

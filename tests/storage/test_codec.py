@@ -49,9 +49,9 @@ def test_plain_values_round_trip(value: Any) -> None:
 def test_bytes_and_str_stay_distinct() -> None:
     text = roundtrip("abc")
     blob = roundtrip(b"abc")
+    assert text != blob
     assert type(text) is str and text == "abc"
     assert type(blob) is bytes and blob == b"abc"
-    assert text != blob
     assert roundtrip({"s": "x", "b": b"x"}) == {"s": "x", "b": b"x"}
     nested = roundtrip([b"", ""])
     assert type(nested[0]) is bytes and type(nested[1]) is str
