@@ -3,7 +3,6 @@ or bindings of its own, in-process and in Ray hosts alike."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import subprocess
@@ -100,28 +99,22 @@ def _check(answer: list[object]) -> None:
     ]
 
 
-def test_an_app_with_its_own_storage_module_works_in_process(tmp_path: Path) -> None:
+async def test_an_app_with_its_own_storage_module_works_in_process(tmp_path: Path) -> None:
     app_dir = write_app(tmp_path / "own-modules")
 
-    async def main() -> None:
-        async with start_app(app_dir) as app:
-            response = await app.http.get("/thing/a")
-            assert response.status_code == 200, response.text
-            _check(response.json())
-
-    asyncio.run(main())
+    async with start_app(app_dir) as app:
+        response = await app.http.get("/thing/a")
+        assert response.status_code == 200, response.text
+        _check(response.json())
 
 
 @pytest.mark.ray
-def test_an_app_with_its_own_storage_module_works_in_ray_hosts(
+async def test_an_app_with_its_own_storage_module_works_in_ray_hosts(
     ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
     app_dir = write_app(tmp_path / "own-modules-ray")
 
-    async def main() -> None:
-        async with start_app(app_dir, ray=True) as app:
-            response = await app.http.get("/thing/b")
-            assert response.status_code == 200, response.text
-            _check(response.json())
-
-    asyncio.run(main())
+    async with start_app(app_dir, ray=True) as app:
+        response = await app.http.get("/thing/b")
+        assert response.status_code == 200, response.text
+        _check(response.json())
