@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, ClassVar
 
 from raydo import DurableObject
+from raydo.actors import PlatformObject
 
 
 class Prober(DurableObject):
@@ -80,3 +81,7 @@ class Lingerer(DurableObject):
 
     async def quick(self) -> str:
         return "answered"
+
+
+class Pretender(PlatformObject):
+    """A platform object an app binds as its own: its host must refuse it."""

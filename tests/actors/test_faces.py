@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from raydo.actors import BindingSpec
+from raydo.actors._host import Host
+from raydo.actors._spec import HostKey
 
 from ._support import make_spec, placed, run
 
@@ -64,3 +68,9 @@ def test_the_old_back_doors_are_closed_inside_a_real_object(tmp_path: Path) -> N
             assert await stub.kept() == 1  # the event that tried them committed its own write
 
     run(main)
+
+
+def test_an_app_binding_cannot_host_a_platform_object(tmp_path: Path) -> None:
+    pretender = BindingSpec("P", "tests.actors.face_objects:Pretender")
+    with pytest.raises(TypeError, match="only raydo's internal bindings"):
+        Host(make_spec(tmp_path, pretender), HostKey("P", shard=0), None)
