@@ -67,6 +67,11 @@ class WalSync:
             self._covered.append(durable)
         return durable
 
+    @property
+    def busy(self) -> bool:
+        """True while a sync runs (commits may be waiting for it)."""
+        return self._running is not None
+
     async def settled(self) -> None:
         """Wait until no sync runs or is due (a closing host's last commits are durable and
         their held outputs released when this returns)."""

@@ -422,8 +422,7 @@ class Host:
                 await asyncio.gather(*tasks, return_exceptions=True)
             for slot in self.objects:
                 await slot.ctx._stop_background()
-                if slot.wal_sync is not None:
-                    await slot.wal_sync.settled()
+            await self.objects.settle_syncs()
             self.intake.close()
             unavailable = HostUnavailable("the host shut down", retryable=True)
             for slot in self.objects:

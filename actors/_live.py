@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from ._durability import WalSync
 from ._metrics import HostMetrics
 from ._slot import ObjectSlot
 from ._spec import BindingSpec
@@ -32,6 +33,9 @@ class LiveObjects:
         self._sweeper: asyncio.Task[None] | None = None
         self._closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raydo-close")
         self._closed = False
+        # WAL syncs of evicted objects still running: replies wait for them, so the host's
+        # close() must too.
+        self._syncing: list[WalSync] = []
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -63,6 +67,9 @@ class LiveObjects:
         if slot is None or not slot.idle or slot.drain is not None:
             return False
         del self._slots[hex_id]
+        if slot.wal_sync is not None and slot.wal_sync.busy:
+            self._syncing = [s for s in self._syncing if s.busy]
+            self._syncing.append(slot.wal_sync)
         slot.evict(self._close_later)
         self._metrics.evictions += 1
         return True
@@ -77,6 +84,13 @@ class LiveObjects:
     def wait_for_closes(self) -> None:
         """Block until every evicted object's file is closed (tests, shutdown)."""
         self._closer.submit(lambda: None).result()
+
+    async def settle_syncs(self) -> None:
+        """Wait until no WAL sync of a live or evicted object runs (their outputs have left)."""
+        syncs = [s.wal_sync for s in self._slots.values() if s.wal_sync is not None]
+        for sync in [*syncs, *self._syncing]:
+            await sync.settled()
+        self._syncing.clear()
 
     async def stop_sweeping(self) -> None:
         """Stop the sweeper and wait until it has ended."""
