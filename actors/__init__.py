@@ -15,7 +15,7 @@ from ._errors import (
 )
 from ._ids import ObjectId
 from ._namespace import Namespace, Stub
-from ._object import DurableObject, ObjectContext
+from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ObjectReset",
     "Overloaded",
     "PlatformContext",
+    "PlatformObject",
     "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",
