@@ -3,7 +3,8 @@
 The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
-from ._env import Env, PlatformContext, env_bindings
+from ._app_env import PlatformContext
+from ._env import Env, env_bindings
 from ._errors import (
     CallRefused,
     HostUnavailable,

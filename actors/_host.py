@@ -47,17 +47,16 @@ from ._errors import (
     RaydoError,
     RemoteLimitExceeded,
 )
-from ._gateways import GatewayLinks
 from ._http import payload_request, response_payload
 from ._ids import IdScheme, ObjectId
 from ._loading import MissingAttribute, import_from_app
 from ._metrics import HostMetrics
 from ._object import RESERVED_NAMES, Aborted, DurableObject
 from ._slot import ObjectSlot, SlotState
-from ._sockets import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
+from .websockets import UPGRADE_SCOPE_KEY, GatewayLinks, ObjectSockets, WebSocket
 
 log = logging.getLogger("raydo.host")
 

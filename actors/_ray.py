@@ -26,14 +26,14 @@ import ray
 import ray.exceptions
 
 from . import _observe
-from ._bridge import SocketHub
-from ._env import namespaces_env
+from ._app_env import namespaces_env
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
 from ._wire import HostLink, HostServerProtocol
 from .types import Event
+from .websockets import SocketHub
 
 log = logging.getLogger("raydo.ray")
 
@@ -147,15 +147,6 @@ class HostActor:
         self._loop.call_soon_threadsafe(call)
         return result.result(30)
 
-    def stats(self) -> dict[str, Any]:
-        host = self._host
-        if host is None:
-            return {}
-        stats: dict[str, Any] = self._run(
-            lambda: {**host.stats, "live_objects": host.live_objects, "pid": os.getpid()}
-        )
-        return stats
-
     def metrics(self) -> dict[str, Any]:
         """The host's counters and gauges (``Host.metrics_snapshot``), plus its pid."""
         host = self._host
@@ -167,10 +158,6 @@ class HostActor:
     def live_ids(self) -> list[str]:
         host = self._host
         return [] if host is None else self._run(host.live_ids)
-
-    def evict(self, object_hex: str) -> bool:
-        host = self._host
-        return False if host is None else bool(self._run(lambda: host.evict(object_hex)))
 
 
 _remote_host: Any = None

@@ -15,9 +15,9 @@ from raydo.storage import ObjectStorage
 from ._durability import WalSync
 from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
-from ._sockets import ObjectSockets
 from ._turn import Turn
 from .types import Event
+from .websockets import ObjectSockets
 
 
 class SlotState(Enum):

@@ -107,8 +107,8 @@ def test_a_closed_placement_makes_no_new_hosts(tmp_path: Path) -> None:
 
 
 def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways() -> None:
-    from raydo.actors import _gateways
-    from raydo.actors._gateways import GatewayLinks
+    from raydo.actors.websockets import GatewayLinks
+    from raydo.actors.websockets import _links as _gateways
 
     async def main() -> None:
         lost: list[tuple[str, str]] = []

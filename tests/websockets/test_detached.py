@@ -16,8 +16,8 @@ import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from raydo.actors._bridge import ClientSocket
 from raydo.actors.placement import LocalPlacement
+from raydo.actors.websockets import DetachedSocket
 from raydo.gateway._ws_protocol import LeanWebSocketProtocol
 from raydo.gateway.app import Gateway
 from raydo.gateway.config import load_config
@@ -68,7 +68,7 @@ def test_idle_sockets_hold_no_task_and_no_asgi_call(app_copy: Callable[[str], Pa
                 assert len(held) == 41
                 # Nothing of the upgrade is kept: no scope, request or response.
                 assert all(not hasattr(p, "scope") for p in held)
-                assert all(isinstance(p.sink, ClientSocket) for p in held)
+                assert all(isinstance(p.sink, DetachedSocket) for p in held)
                 stub = app.env.ROOM.get_by_name(name)
                 assert await stub.sockets() == 41
                 for ws in clients:
