@@ -188,8 +188,12 @@ def test_optional_fields_are_left_off_when_none() -> None:
 
 @pytest.mark.parametrize(
     "push",
-    [SendPush(["a", "b"], "hi"), ClosePush(["a"], 4000, "bye"), AutoPush(["a"], ("p", "q"))]
-    + [AutoPush(["a"], None)],
+    [
+        SendPush(["a", "b"], "hi"),
+        ClosePush(["a"], 4000, "bye"),
+        AutoPush(["a"], ("p", "q")),
+        AutoPush(["a"], None),
+    ],
     ids=lambda p: type(p).__name__,
 )
 def test_each_push_survives_the_wire(push: Any) -> None:
