@@ -25,6 +25,7 @@ over its ``SocketRecord``.
 from ._asgi import AsgiSocket
 from ._client import ClientSocket
 from ._detached import DetachedSocket
+from ._host_side import HostSockets
 from ._hub import SocketHub
 from ._links import GatewayLinks
 from ._object_view import (
@@ -46,6 +47,7 @@ __all__ = [
     "DetachedConnection",
     "DetachedSocket",
     "GatewayLinks",
+    "HostSockets",
     "ObjectSockets",
     "SocketHub",
     "SocketSink",

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._payloads import ClosePush, decode_push
+from .._payloads import ClosePush, Push, decode_push
 
 GATEWAY_GRACE_S = 3.0
 UNDELIVERED_PUSHES = 10_000
@@ -66,8 +66,11 @@ class GatewayLinks:
 
     def push(self, gateway: str, frame: list[Any]) -> None:
         """Write an encoded push to ``gateway``, or hold it (bounded) while it reconnects."""
-        push = decode_push(frame)
-        if type(push) is ClosePush:  # the object closed these sockets itself
+        self.deliver(gateway, decode_push(frame), frame)
+
+    def deliver(self, gateway: str, push: Push, frame: list[Any]) -> None:
+        """:meth:`push` for a push already decoded: ``frame`` is ``push.encode()``."""
+        if isinstance(push, ClosePush):  # the object closed these sockets itself
             for sid in push.sids:
                 for entry in [e for e in self._sockets.get(gateway, ()) if e[1] == sid]:
                     self._sockets[gateway].discard(entry)
