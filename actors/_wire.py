@@ -36,6 +36,7 @@ from ._frames import (
     Sockets,
     Welcome,
     decode_frame,
+    read_event,
 )
 from .types import Event
 
@@ -117,7 +118,7 @@ class HostServerProtocol(asyncio.Protocol):
 
     def _push(self, frame: list[Any]) -> None:
         if self._writer is not None:
-            self._writer.write(PushFrame(frame).encode())
+            self._writer.write(PushFrame.pack(frame))
 
     def data_received(self, data: bytes) -> None:
         if self._caller is None:
@@ -137,8 +138,15 @@ class HostServerProtocol(asyncio.Protocol):
             self._transport.abort()
 
     def _frame(self, raw: Any) -> None:
+        caller = self._caller
+        if caller is not None:
+            numbered = read_event(raw, caller)  # the hot path: no record is made
+            if numbered is not None:
+                req_id, event = numbered
+                self._deliver(event).add_done_callback(lambda f: self._reply(req_id, f))
+                return
         frame = decode_frame(raw, HOST_READS)
-        if self._caller is None:
+        if caller is None:
             if not isinstance(frame, Hello):
                 raise ValueError("the first frame must be HELLO")
             if not hmac.compare_digest(frame.token.encode(), self._token.encode()):
@@ -147,11 +155,6 @@ class HostServerProtocol(asyncio.Protocol):
             assert self._writer is not None
             self._writer.write(Welcome(self._label).encode())
             self._host.attach_gateway(self._gateway, self._pusher)
-            return
-        if type(frame) is EventFrame:
-            future = self._deliver(frame.event(self._caller))
-            req_id = frame.req_id
-            future.add_done_callback(lambda f: self._reply(req_id, f))
         elif isinstance(frame, Sockets):
             assert self._gateway is not None
             self._host.announce_sockets(self._gateway, frame.sockets)
@@ -163,17 +166,16 @@ class HostServerProtocol(asyncio.Protocol):
         if writer is None:
             return
         if future.cancelled():
-            writer.write(
-                Fail(req_id, HostUnavailable("cancelled", retryable=False).to_wire()).encode()
-            )
+            cancelled = HostUnavailable("cancelled", retryable=False)
+            writer.write(Fail.pack(req_id, cancelled.to_wire()))
             return
         exc = future.exception()
         if exc is None:
-            writer.write(Ok(req_id, future.result()).encode())
+            writer.write(Ok.pack(req_id, future.result()))
         elif isinstance(exc, RaydoError):
-            writer.write(Fail(req_id, exc.to_wire()).encode())
+            writer.write(Fail.pack(req_id, exc.to_wire()))
         else:
-            writer.write(Fail(req_id, ObjectError(type(exc).__name__, str(exc)).to_wire()).encode())
+            writer.write(Fail.pack(req_id, ObjectError(type(exc).__name__, str(exc)).to_wire()))
 
 
 class HostLink(asyncio.Protocol):
@@ -237,7 +239,7 @@ class HostLink(asyncio.Protocol):
         self._pending[req_id] = future
         event.caller = self.caller
         event.seq = next(self._seq)
-        self._writer.write(EventFrame.of(req_id, event).encode())
+        self._writer.write(EventFrame.pack(req_id, event))
         try:
             return await future
         finally:

@@ -97,7 +97,9 @@ class ObjectSockets:
         self._records = SocketRecords(storage)
         self._push = push
         self._cache: dict[str, SocketRecord] | None = None
-        self._outbox: list[tuple[str, Push]] = []  # (gateway, a push to one socket)
+        # (gateway, sid, what): a message to send (the common case, kept cheap: a broadcast
+        # queues one entry per socket), or a close or auto push for that one socket.
+        self._outbox: list[tuple[str, str, str | bytes | Push]] = []
 
     # ---- records --------------------------------------------------------------------------
 
@@ -151,19 +153,19 @@ class ObjectSockets:
     def set_auto_response(self, pair: tuple[str, str] | None) -> None:
         self._records.set_auto_response(pair)
         for record in self._all().values():
-            self._outbox.append((record.gateway, AutoPush([record.sid], pair)))
+            self._outbox.append((record.gateway, record.sid, AutoPush([record.sid], pair)))
 
     # ---- the outbox -----------------------------------------------------------------------
 
     def queue_send(self, sid: str, message: str | bytes) -> None:
         record = self.record(sid)
         if record is not None:
-            self._outbox.append((record.gateway, SendPush([sid], message)))
+            self._outbox.append((record.gateway, sid, message))
 
     def queue_close(self, sid: str, code: int, reason: str) -> None:
         record = self.forget(sid)
         if record is not None:
-            self._outbox.append((record.gateway, ClosePush([sid], code, reason)))
+            self._outbox.append((record.gateway, sid, ClosePush([sid], code, reason)))
 
     def take_frames(self) -> list[tuple[str, list[Any]]]:
         """What the turn sent so far, encoded, for :meth:`push_frames` once the commit
@@ -179,13 +181,17 @@ class ObjectSockets:
         outbox, self._outbox = self._outbox, []
         pushes: list[tuple[str, Push]] = []
         last: dict[str, int] = {}  # gateway -> index of its latest push
-        for gateway, push in outbox:
-            index = last.get(gateway)
-            if index is not None and type(push) is SendPush:
-                latest = pushes[index][1]
-                if type(latest) is SendPush and latest.message is push.message:
-                    latest.sids.append(push.sids[0])
-                    continue
+        for gateway, sid, what in outbox:
+            if isinstance(what, (str, bytes)):
+                index = last.get(gateway)
+                if index is not None:
+                    latest = pushes[index][1]
+                    if type(latest) is SendPush and latest.message is what:
+                        latest.sids.append(sid)
+                        continue
+                push: Push = SendPush([sid], what)
+            else:
+                push = what
             pushes.append((gateway, push))
             last[gateway] = len(pushes) - 1
         return pushes

@@ -22,6 +22,7 @@ from raydo.actors._frames import (
     Sockets,
     Welcome,
     decode_frame,
+    read_event,
 )
 from raydo.actors._payloads import (
     PAYLOADS,
@@ -221,3 +222,19 @@ def test_a_malformed_push_is_refused() -> None:
     for raw in (["send", ["a"]], ["sned", ["a"], "x"], ["close", "a", 1000, ""], []):
         with pytest.raises(ValueError):
             decode_push(raw)
+
+
+def test_read_event_is_decode_then_event_without_the_record() -> None:
+    event = Event("ROOM", "ab" * 32, None, "chain", EventKind.WS_CLOSE, ["s", 1000, "", True])
+    raw = wire(EventFrame.pack(4, event))
+    assert raw == wire(EventFrame.of(4, event).encode())
+    frame = decode_frame(raw, HOST_READS)
+    assert isinstance(frame, EventFrame)
+    assert read_event(raw, "caller") == (4, frame.event("caller"))
+    assert read_event(wire(Hello("t", "c", "g").encode()), "caller") is None
+    assert [kind.value for kind in EventKind] == list(range(len(EventKind)))  # read by index
+    with pytest.raises(ValueError, match="unknown event kind"):
+        read_event([FrameKind.EVENT, 1, 2, "B", "ab", None, "c", 99, [], None], "caller")
+    assert wire(Ok.pack(3, "r")) == wire(Ok(3, "r").encode())
+    assert wire(Fail.pack(3, [])) == wire(Fail(3, []).encode())
+    assert wire(PushFrame.pack(["send", [], ""])) == wire(PushFrame(["send", [], ""]).encode())
