@@ -17,6 +17,10 @@ The life of one socket, by module:
 4. What the object sends leaves after its event commits, as pushes to the holding gateway,
    where the hub routes them to the sockets.
 
+The server half of the detach (a uvicorn protocol subclass) stays in
+``gateway/_ws_protocol.py``: it is server machinery, actors must not import gateway, and it
+needs only this package's public face (:mod:`.detach`).
+
 The socket has one name on its way: the client's socket is a ``ClientSocket`` in the
 gateway, known everywhere by its ``sid``; inside the object it is a ``WebSocket`` handle
 over its ``SocketRecord``.
