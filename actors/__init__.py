@@ -14,6 +14,7 @@ from ._errors import (
     RemoteLimitExceeded,
 )
 from ._ids import ObjectId
+from ._loading import MissingAttribute, import_from_app
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
@@ -24,6 +25,7 @@ __all__ = [
     "DurableObject",
     "Env",
     "HostUnavailable",
+    "MissingAttribute",
     "Namespace",
     "ObjectContext",
     "ObjectError",
@@ -37,4 +39,5 @@ __all__ = [
     "RuntimeSpec",
     "Stub",
     "env_bindings",
+    "import_from_app",
 ]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raydo.actors import BindingSpec, RuntimeSpec
-from raydo.actors._loading import MissingAttribute, import_from_app
+from raydo.actors import BindingSpec, MissingAttribute, RuntimeSpec, import_from_app
 from raydo.bindings import Plan
 
 from .config import AppConfig

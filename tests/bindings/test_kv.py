@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from raydo.actors import ObjectError
-from raydo.bindings import kv_object
 from raydo.bindings.kv import KVNamespace, ValueChanged
+from raydo.bindings.kv import _store as kv_object
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import TestApp, start_app
 from raydo.storage import LimitExceeded

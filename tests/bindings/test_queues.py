@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from raydo.actors import ObjectError, RemoteLimitExceeded
-from raydo.bindings import Plan, queue_object, queues
-from raydo.bindings.queue_batch import Message, MessageBatch
+from raydo.bindings import Plan, queues
+from raydo.bindings.queues import Message, MessageBatch
+from raydo.bindings.queues import _object as queue_object
 from raydo.gateway.cli import main as cli
 from raydo.gateway.cli_queues import queue_counts
 from raydo.gateway.config import ConfigError, load_config

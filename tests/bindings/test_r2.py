@@ -698,7 +698,7 @@ def test_a_secret_from_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
 
     async def test(app: TestApp) -> None:
         await put(app, "k", b"v")
-        from raydo.bindings._r2_presign import PresignError
+        from raydo.bindings.r2 import PresignError
 
         with pytest.raises(PresignError, match="R2_TEST_SECRET"):
             app.env.FILES.create_presigned_url("k")
@@ -1046,7 +1046,7 @@ def test_bucket_config_defaults(tmp_path: Path) -> None:
 _SIGNER = """
 import sys
 from pathlib import Path
-from raydo.bindings._r2_presign import Signer
+from raydo.bindings.r2._presign import Signer
 
 signer = Signer("FILES", "files", secret_env=None, secret_file=Path(sys.argv[1]))
 print(signer.signature("GET", "k", 1))

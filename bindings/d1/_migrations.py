@@ -194,15 +194,3 @@ def _apply_one(storage: ObjectStorage, migration: Migration, statements: list[st
         storage.rollback()
         raise
     return True
-
-
-__all__ = [
-    "MIGRATIONS_TABLE",
-    "Migration",
-    "MigrationError",
-    "MigrationFailed",
-    "MigrationStatus",
-    "apply_migrations",
-    "find_migrations",
-    "migration_status",
-]
