@@ -22,13 +22,14 @@ What happens, in order:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
+from starlette.types import Message, Receive, Scope, Send
 
 from raydo.actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
 from raydo.actors.placement import Placement, freeze_startup_heap
@@ -43,10 +44,6 @@ from .runtime import (
     runtime_spec,
 )
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 PlacementFactory = Callable[[RuntimeSpec], Placement]
 
 

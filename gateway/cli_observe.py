@@ -18,7 +18,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from raydo.actors import _logs, _observe, _tracing
+from raydo.actors import observability
 
 from .metrics import MetricsOptions
 from .runtime import AppLoadError
@@ -66,7 +66,7 @@ def add_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--log-format",
-        choices=_logs.LOG_FORMATS,
+        choices=observability.LOG_FORMATS,
         default="text",
         help="log lines as text (the default) or JSON lines",
     )
@@ -75,11 +75,11 @@ def add_options(command: argparse.ArgumentParser) -> None:
 def setup(args: argparse.Namespace, *, ports: int = 1) -> MetricsOptions | None:
     """Check the options and configure this process's logging and tracing; the metrics
     options for the gateway (None when off). ``AppLoadError`` for a mistake."""
-    exporter = _tracing.exporter_from_environment()
+    exporter = observability.traces_exporter_from_environment()
     try:
-        _logs.configure(args.log_format)
+        observability.configure_logging(args.log_format)
         if exporter is not None:
-            _tracing.configure(exporter, os.environ.get("OTEL_SERVICE_NAME", "raydo"))
+            observability.configure_tracing(exporter, observability.service_name())
     except ValueError as exc:
         raise AppLoadError(f"{exc} (OTEL_TRACES_EXPORTER)") from None
     if args.metrics_port is None:
@@ -104,21 +104,11 @@ def _check_free(options: MetricsOptions) -> None:
             ) from None
 
 
-def host_settings() -> dict[str, str]:
-    """What hosts apply in their own processes: this process's log format and exporter."""
-    settings = {_observe.LOG_FORMAT: _logs.current_format()}
-    exporter = _tracing.exporter_from_environment()
-    if exporter is not None:
-        settings[_observe.TRACES_EXPORTER] = exporter
-        settings[_observe.SERVICE_NAME] = os.environ.get("OTEL_SERVICE_NAME", "raydo")
-    return settings
-
-
 def attach(gateway: Gateway, metrics: MetricsOptions | None) -> Gateway:
     """Give a gateway (before it starts) its metrics options and its hosts' settings."""
     gateway.metrics_options = metrics
     gateway.spec = dataclasses.replace(
-        gateway.spec, extra={**gateway.spec.extra, **host_settings()}
+        gateway.spec, extra={**gateway.spec.extra, **observability.host_settings()}
     )
     return gateway
 
@@ -134,10 +124,10 @@ def export(args: argparse.Namespace, metrics: MetricsOptions | None) -> None:
 
 def from_environment() -> MetricsOptions | None:
     """In a worker: configure logging and tracing as ``serve`` asked; its metrics options."""
-    _logs.configure(os.environ.get(LOG_FORMAT, "text"))
-    exporter = _tracing.exporter_from_environment()
+    observability.configure_logging(os.environ.get(LOG_FORMAT, "text"))
+    exporter = observability.traces_exporter_from_environment()
     if exporter is not None:
-        _tracing.configure(exporter, os.environ.get("OTEL_SERVICE_NAME", "raydo"))
+        observability.configure_tracing(exporter, observability.service_name())
     port = os.environ.get(METRICS_PORT)
     if port is None:
         return None
