@@ -7,9 +7,9 @@ when they run in a Ray actor) and build their classes, storage and ``env`` from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from raydo.storage import layout
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 from ._ids import IdScheme, namespace_key
@@ -103,7 +103,7 @@ class RuntimeSpec:
         keys: list[HostKey] = []
         for binding in self.bindings:
             if binding.placement == "dedicated":
-                index = AlarmIndex(Path(self.storage_root) / binding.name / "_alarms.sqlite")
+                index = AlarmIndex(layout.alarm_index_file(self.storage_root, binding.name))
                 try:
                     keys += [HostKey.from_label(label) for label in index.hosts()]
                 finally:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,14 +37,12 @@ import uvicorn
 
 from raydo.actors import Env, Namespace, ObjectId
 from raydo.actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
-from raydo.storage import codec
+from raydo.storage import codec, layout
 
 from ._ws_protocol import LeanWebSocketProtocol
 from .app import Gateway
 from .config import AppConfig, load_config
 from .metrics import MetricsOptions
-
-_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
 
 
 @dataclass
@@ -119,14 +116,12 @@ class TestApp:
     async def list_ids(self, binding: str) -> list[str]:
         """The ids of every object of ``binding`` that has storage, sorted."""
         namespace = self._namespace(binding)
-        root = self.config.storage / namespace.name
         found = []
-        for path in root.glob("??/*.sqlite"):
-            if _OBJECT_FILE.fullmatch(path.name):
-                try:
-                    found.append(str(namespace.id_from_string(path.name[:64])))
-                except ValueError:
-                    continue
+        for object_hex in layout.object_hexes(self.config.storage, namespace.name):
+            try:
+                found.append(str(namespace.id_from_string(object_hex)))
+            except ValueError:  # not an id of this namespace
+                continue
         return sorted(found)
 
 
