@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from raydo import DurableObject
+from raydo.actors import DurableObject
 from raydo.storage import LimitExceeded, StorageError
 from raydo.storage.sql import split_statements, strip_comments
 
