@@ -16,7 +16,7 @@ from ._errors import (
 from ._ids import ObjectId
 from ._loading import MissingAttribute, import_from_app
 from ._namespace import Namespace, Stub
-from ._object import DurableObject, ObjectContext
+from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ObjectReset",
     "Overloaded",
     "PlatformContext",
+    "PlatformObject",
     "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",

@@ -166,8 +166,12 @@ class AlarmTimer:
             _, name, retries = self._due.pop(object_hex)
             self._fire(object_hex, name, retries)
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def close(self) -> None:
+        """Forget every alarm and wait until the timer's task has ended."""
         self._due.clear()
         self._heap.clear()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -20,7 +20,7 @@ from raydo.storage.limits import LimitExceeded, Limits
 from raydo.storage.sockets import SocketRecord, SocketRecords
 
 if TYPE_CHECKING:
-    from raydo.storage import ObjectStorage
+    from raydo.storage import StorageCore
 
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123
@@ -89,7 +89,7 @@ class WebSocket:
 class ObjectSockets:
     """The sockets of one object: its records, cached, and the current turn's outbox."""
 
-    def __init__(self, storage: ObjectStorage, limits: Limits, push: Push) -> None:
+    def __init__(self, storage: StorageCore, limits: Limits, push: Push) -> None:
         self.limits = limits
         self._records = SocketRecords(storage)
         self._push = push

@@ -33,7 +33,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from raydo.actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
 from raydo.actors.placement import Placement, freeze_startup_heap
-from raydo.storage.limits import LimitExceeded
+from raydo.storage.limits import LimitExceeded, Limits
 
 from .config import AppConfig
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
@@ -77,6 +77,11 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.metrics_options = metrics
         self.metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def http_limits(self) -> Limits:
+        """The limits the front door holds connections to (see :mod:`._http_protocol`)."""
+        return self.config.limits
 
     @property
     def env(self) -> Env:

@@ -28,6 +28,7 @@ from .runtime import AppLoadError
 DEFAULT_PORT = 8787
 LEAN_WEBSOCKETS = "raydo.gateway._ws_protocol:LeanWebSocketProtocol"
 WORKER_APP = "raydo.gateway._worker:create_app"
+BOUNDED_HTTP = "raydo.gateway._http_protocol:BoundedHttpProtocol"
 
 
 def _port(text: str) -> int:
@@ -239,7 +240,8 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
         # uvicorn's sans-I/O protocol, able to take accepted sockets out of ASGI (idle ones
         # then cost a few KiB instead of a whole call stack).
         "ws": LEAN_WEBSOCKETS,
-        "http": "httptools",
+        # uvicorn's httptools protocol with bounds on heads, stalls and connections.
+        "http": BOUNDED_HTTP,
         "lifespan": "on",
         "log_level": "warning",
         "access_log": args.access_log,

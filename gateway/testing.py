@@ -39,6 +39,7 @@ from raydo.actors import Env, Namespace, ObjectId
 from raydo.actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
 from raydo.storage import codec, layout
 
+from ._http_protocol import BoundedHttpProtocol
 from ._ws_protocol import LeanWebSocketProtocol
 from .app import Gateway
 from .config import AppConfig, load_config
@@ -163,6 +164,7 @@ async def start_app(
             ws_max_size=config.limits.websocket_message_bytes,
             ws_per_message_deflate=False,
             ws=LeanWebSocketProtocol,  # as raydo dev and serve: accepted sockets leave ASGI
+            http=BoundedHttpProtocol,  # and the same bounds on HTTP heads and connections
         )
     )
     serving = asyncio.ensure_future(server.serve(sockets=[listener]))
