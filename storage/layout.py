@@ -18,11 +18,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-#: Every table whose name starts with this belongs to raydo; the SQL authorizer refuses it.
-INTERNAL_PREFIX = "_raydo_"
-KV_TABLE = f"{INTERNAL_PREFIX}kv"
-META_TABLE = f"{INTERNAL_PREFIX}meta"
-SOCKETS_TABLE = f"{INTERNAL_PREFIX}sockets"
+# The table names are the ones the storage core itself uses; this module is their public face.
+from ._tables import INTERNAL_PREFIX, KV_TABLE, META_TABLE, SOCKETS_TABLE
+
 #: raydo's tables in an object's file, as opposed to the object's own.
 RAYDO_TABLES = (KV_TABLE, META_TABLE, SOCKETS_TABLE)
 
@@ -60,3 +58,18 @@ def object_hexes(root: str | Path, binding: str) -> Iterator[str]:
     for path in binding_folder(root, binding).glob(f"??/*{_SUFFIX}"):
         if _OBJECT_FILE.fullmatch(path.name) and path.parent.name == path.name[:2]:
             yield path.name[:64]
+
+
+__all__ = [
+    "ALARM_INDEX_NAME",
+    "ALARM_INDEX_TABLE",
+    "INTERNAL_PREFIX",
+    "KV_TABLE",
+    "META_TABLE",
+    "RAYDO_TABLES",
+    "SOCKETS_TABLE",
+    "alarm_index_file",
+    "binding_folder",
+    "object_file",
+    "object_hexes",
+]

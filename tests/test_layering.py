@@ -138,8 +138,8 @@ _OTHER_BRANCHES = {
         "raydo.actors._env": "sockets: actors/_env <-> _namespace <-> _placement",
         "raydo.actors._namespace": "sockets: actors/_env <-> _namespace <-> _placement",
         "raydo.actors._placement": "sockets: actors/_env <-> _namespace <-> _placement",
-        "raydo.storage.object_storage": "core: storage/object_storage <-> sql",
-        "raydo.storage.sql": "core: storage/object_storage <-> sql",
+        "raydo.actors._gate": "core: actors/_gate <-> _slot (under TYPE_CHECKING)",
+        "raydo.actors._slot": "core: actors/_gate <-> _slot (under TYPE_CHECKING)",
     },
     "private": {
         "raydo.gateway._ws_protocol": "sockets: gateway/_ws_protocol imports actors._bridge",

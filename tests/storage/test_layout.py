@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raydo.storage import layout, object_storage, sockets, sql
+from raydo.storage import layout
 
 HEX = "ab" + "0" * 62
 
@@ -42,11 +42,3 @@ def test_the_table_names_are_raydos_own() -> None:
     assert layout.RAYDO_TABLES == ("_raydo_kv", "_raydo_meta", "_raydo_sockets")
     assert all(t.startswith(layout.INTERNAL_PREFIX) for t in layout.RAYDO_TABLES)
     assert layout.ALARM_INDEX_TABLE == "alarms"
-
-
-def test_the_storage_modules_use_the_same_names() -> None:
-    # They still spell their own constants until they import these; this keeps them equal.
-    assert object_storage.KV_TABLE == layout.KV_TABLE
-    assert object_storage.META_TABLE == layout.META_TABLE
-    assert sockets.SOCKETS_TABLE == layout.SOCKETS_TABLE
-    assert sql.INTERNAL_PREFIX == layout.INTERNAL_PREFIX
