@@ -38,6 +38,8 @@ from typing import IO
 
 LOCK_NAME = ".runtime.lock"
 GUARD_NAME = ".runtime.guard"
+#: The files a runtime keeps at the top of its storage folder (everything else is data).
+RUNTIME_FILES = (LOCK_NAME, GUARD_NAME)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import pytest
 
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
-from raydo.storage.folder_lock import GUARD_NAME, LOCK_NAME
+from raydo.storage.folder_lock import RUNTIME_FILES
 from tests.cluster import REPO, copy_app, free_port
 
 MiB = 1024 * 1024
@@ -56,9 +56,6 @@ def s3_endpoint() -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-RUNTIME_FILES = (LOCK_NAME, GUARD_NAME)
 
 
 def s3_client(endpoint: str) -> Any:
