@@ -31,6 +31,7 @@ METRICS_PORT = "RAYDO_METRICS_PORT"
 METRICS_HOST = "RAYDO_METRICS_HOST"
 METRICS_PORTS = "RAYDO_METRICS_PORTS"
 LOG_FORMAT = "RAYDO_LOG_FORMAT"
+ACCESS_LOG = "RAYDO_ACCESS_LOG"
 
 
 def _metrics_port(text: str) -> int:
@@ -104,9 +105,13 @@ def _check_free(options: MetricsOptions) -> None:
             ) from None
 
 
-def attach(gateway: Gateway, metrics: MetricsOptions | None) -> Gateway:
-    """Give a gateway (before it starts) its metrics options and its hosts' settings."""
+def attach(
+    gateway: Gateway, metrics: MetricsOptions | None, *, access_log: bool = False
+) -> Gateway:
+    """Give a gateway (before it starts) its metrics options, whether it logs every request
+    (:mod:`gateway.access_log`), and its hosts' settings."""
     gateway.metrics_options = metrics
+    gateway.access_log = access_log
     gateway.spec = dataclasses.replace(
         gateway.spec, extra={**gateway.spec.extra, **observability.host_settings()}
     )
@@ -116,6 +121,7 @@ def attach(gateway: Gateway, metrics: MetricsOptions | None) -> Gateway:
 def export(args: argparse.Namespace, metrics: MetricsOptions | None) -> None:
     """Hand the options to ``serve``'s worker processes."""
     os.environ[LOG_FORMAT] = args.log_format
+    os.environ[ACCESS_LOG] = "1" if args.access_log else ""
     if metrics is not None:
         os.environ[METRICS_PORT] = str(metrics.port)
         os.environ[METRICS_HOST] = metrics.host
@@ -136,6 +142,11 @@ def from_environment() -> MetricsOptions | None:
         host=os.environ.get(METRICS_HOST, "127.0.0.1"),
         ports=int(os.environ.get(METRICS_PORTS, "1")),
     )
+
+
+def access_log_from_environment() -> bool:
+    """In a worker: whether ``serve`` was given ``--access-log``."""
+    return bool(os.environ.get(ACCESS_LOG))
 
 
 def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,6 +9,7 @@ named by its name or its 64-hex id; the config's namespace key turns a name into
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -90,8 +91,13 @@ def list_objects(
             progress(seen)
         if after is not None and path.stem <= after:
             continue
-        files = [path, path.with_name(path.name + "-wal")]
-        stats = [f.stat() for f in files if f.exists()]
+        stats = [path.stat()]
+        wal = path.with_name(path.name + "-wal")
+        with contextlib.suppress(FileNotFoundError):
+            # An empty log is what a reader leaves (our own read of the name, a moment ago,
+            # makes one): it says nothing of when the object last wrote.
+            if (wal_stat := wal.stat()).st_size > 0:
+                stats.append(wal_stat)
         due = alarms.get(path.stem)
         found.append(
             ObjectSummary(
@@ -196,6 +202,7 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
     conn = sqlite3.connect(partial)
     try:
         conn.executescript(dump)
+        _rename(conn, target)
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         conn.close()
@@ -203,6 +210,19 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
         raise InspectionError(f"the dump does not load: {exc}") from None
     conn.close()
     partial.replace(path)
+
+
+def _rename(conn: sqlite3.Connection, target: ObjectId) -> None:
+    """The imported object is the target, not the dump's source: the name recorded in the
+    dump (if any) is replaced by the target's (or dropped when the target has none)."""
+    if "_raydo_meta" not in _table_names(conn):
+        return
+    conn.execute("DELETE FROM _raydo_meta WHERE key = 'name'")
+    if target.name is not None:
+        conn.execute(
+            "INSERT INTO _raydo_meta (key, value) VALUES ('name', ?)", (codec.encode(target.name),)
+        )
+    conn.commit()
 
 
 def _table_names(conn: sqlite3.Connection) -> list[str]:

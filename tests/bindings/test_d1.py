@@ -25,7 +25,7 @@ from raydo.bindings.d1 import (
 from raydo.gateway.cli_db import apply_migrations, database_file, list_migrations
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from tests.cluster import RAYDO, quiet_env
 
 AppCopy = Callable[[str], Path]
@@ -33,7 +33,7 @@ AppCopy = Callable[[str], Path]
 
 def run_app(app_dir: Path, body: Callable[[TestApp], Awaitable[None]]) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await body(app)
 
     asyncio.run(main())
