@@ -15,8 +15,9 @@ from ._errors import (
     RemoteLimitExceeded,
 )
 from ._ids import ObjectId
+from ._loading import MissingAttribute, import_from_app
 from ._namespace import Namespace, Stub
-from ._object import DurableObject, ObjectContext
+from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "DurableObject",
     "Env",
     "HostUnavailable",
+    "MissingAttribute",
     "Namespace",
     "ObjectContext",
     "ObjectError",
@@ -32,10 +34,12 @@ __all__ = [
     "ObjectReset",
     "Overloaded",
     "PlatformContext",
+    "PlatformObject",
     "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",
     "RuntimeSpec",
     "Stub",
     "env_bindings",
+    "import_from_app",
 ]

@@ -67,6 +67,18 @@ class WalSync:
             self._covered.append(durable)
         return durable
 
+    @property
+    def busy(self) -> bool:
+        """True while a sync runs (commits may be waiting for it)."""
+        return self._running is not None
+
+    async def settled(self) -> None:
+        """Wait until no sync runs or is due (a closing host's last commits are durable and
+        their held outputs released when this returns)."""
+        while self._running is not None:
+            await asyncio.wait({self._running})
+        await asyncio.sleep(0)  # let the callbacks of the last sync's futures run
+
     def _start(self) -> None:
         self._dirty = False
         self._covered, self._next = self._next, []

@@ -1,42 +1,45 @@
 """A host: runs many objects of one namespace shard, one event at a time per object.
 
-Life of an event inside a host, in order:
+Life of an event inside a host, in order, and the module that does each step:
 
-1. **Intake.** Events arrive with ``(caller, seq)``; a caller's events are released in
-   ``seq`` order, whatever order the transport delivered them in.
-2. **Mailbox.** The event joins its object's mailbox. A full mailbox refuses it at once
+1. **Intake** (:mod:`actors._intake`). Events arrive with ``(caller, seq)``; a caller's events
+   are released in ``seq`` order, whatever order the transport delivered them in.
+2. **Mailbox** (here). The event joins its object's mailbox. A full mailbox refuses it at once
    (:class:`Overloaded`). An event of the call chain the object is already running (A calls
    B, B calls A) is let in at once instead of queueing behind its own caller.
-3. **Activation.** The first event for an id constructs the object ``cls(ctx, env)``.
-4. **Turn.** The handler runs to completion; then the event's writes commit (the output
-   gate), and only then does its reply leave. An exception rolls back what was not
-   committed and drops the instance, so memory is never ahead of disk.
-5. **Eviction.** Objects idle for ``idle_timeout_s``, or beyond ``max_live_objects`` (least
-   recently used first), lose their instance and their SQLite connection; their next event
-   constructs them again.
+3. **Activation** (here). The first event for an id constructs the object ``cls(ctx, env)``;
+   its life (:class:`actors._slot.ObjectLife`) goes inactive, activating, active.
+4. **Turn** (here, with :mod:`actors._dispatch` for the handler of each event kind). The
+   handler runs to completion; then the event's writes commit through the output gate
+   (:mod:`actors._gate`), and only then does its reply leave. An exception rolls back what was
+   not committed and drops the instance, so memory is never ahead of disk.
+5. **Eviction** (:mod:`actors._live`). Objects idle for ``idle_timeout_s``, or beyond
+   ``max_live_objects`` (least recently used first), lose their instance and their SQLite
+   connection; their next event constructs them again.
+
+Every task the host starts has an owner: the host holds its turns and mailbox drains, the live
+table its sweeper, the alarms their timer, each object's WAL sync its sync. :meth:`Host.close`
+waits for all of them, and answers every event still waiting with :class:`HostUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import itertools
 import logging
 import os
-import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from enum import Enum
 from typing import Any
 
-from raydo.storage import ObjectStorage, codec
+from raydo.storage import StorageCore, layout
 from raydo.storage.limits import LimitExceeded
 
 from . import _tracing
-from ._alarms import MAX_RETRIES, AlarmIndex, AlarmInfo, AlarmTimer, backoff_s, now_ms
+from ._alarm_runs import HostAlarms
+from ._dispatch import Dispatcher
 from ._durability import WalSync, sync_wal
 from ._errors import (
     CallRefused,
@@ -47,30 +50,28 @@ from ._errors import (
     RaydoError,
     RemoteLimitExceeded,
 )
-from ._http import payload_request, response_payload
+from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
-from ._loading import MissingAttribute, import_from_app
+from ._intake import Intake
+from ._live import LiveObjects
+from ._loading import load_class
 from ._metrics import HostMetrics
-from ._object import RESERVED_NAMES, Aborted, DurableObject
-from ._slot import ObjectSlot, SlotState
+from ._object import Aborted, DurableObject, PlatformObject
+from ._slot import ObjectLife, ObjectSlot
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
-from .websockets import UPGRADE_SCOPE_KEY, GatewayLinks, ObjectSockets, WebSocket
+from .websockets import GatewayLinks
 
 log = logging.getLogger("raydo.host")
 
-_MAX_HELD_PER_CALLER = 100_000
 
+class HostState(Enum):
+    """A host's life: it serves until :meth:`Host.close` starts, and is closed once it ends."""
 
-class _CallerIntake:
-    """Releases one caller's events in ``seq`` order."""
-
-    __slots__ = ("expected", "held")
-
-    def __init__(self) -> None:
-        self.expected = 0
-        self.held: dict[int, tuple[Event, asyncio.Future[Any]]] = {}
+    SERVING = "serving"
+    CLOSING = "closing"
+    CLOSED = "closed"
 
 
 class Host:
@@ -87,79 +88,75 @@ class Host:
         self.ids: IdScheme = spec.id_scheme(self.binding)
         self.env = env
         self.cls = load_class(spec.app_root, self.binding.class_name)
-        self._storage_dir = Path(spec.storage_root) / self.binding.name
-        self._slots: OrderedDict[str, ObjectSlot] = OrderedDict()
-        self._callers: dict[str, _CallerIntake] = {}
-        self._sweeper: asyncio.Future[None] | None = None
+        self._platform = issubclass(self.cls, PlatformObject)
+        if self._platform and not self.binding.internal:
+            raise TypeError(
+                f"{self.binding.class_name} is a PlatformObject: only raydo's internal"
+                " bindings host those; subclass DurableObject instead"
+            )
+        self.state = HostState.SERVING
+        self._closed = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
-        self._closed = False
-        # Closing a WAL file checkpoints it (~1 ms of I/O, the GIL released): evicting a
-        # thousand objects inline would stall every other object of the host for a second.
-        self._closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raydo-close")
-        self.stats = {
-            "events": 0,
-            "activations": 0,
-            "evictions": 0,
-            "overloads": 0,
-            "resets": 0,
-            "alarms": 0,
-            "alarm_retries": 0,
-            "ws_sends": 0,
-        }
-        self.metrics = HostMetrics()
         self._traced = _tracing.enabled()
+        self.metrics = HostMetrics()
+        self.intake = Intake(self._admit)
+        self.objects = LiveObjects(self.binding, self.metrics)
         self.gateways = GatewayLinks(self._socket_lost)
-        self.alarm_index = AlarmIndex(self._storage_dir / "_alarms.sqlite")
-        self.alarms = AlarmTimer(self.fire_alarm)
-        self._has_alarm_handler = getattr(self.cls, "alarm", None) is not None
+        self.alarms = HostAlarms(
+            layout.alarm_index_file(spec.storage_root, self.binding.name),
+            key.label,
+            self._own_event,
+            self._admit,
+            self.metrics,
+        )
+        self.gate = OutputGate(self.alarms)
+        self.dispatch = Dispatcher(
+            self.cls, spec, self._activate, self.alarms, self.gateways, self.metrics
+        )
 
     def start(self) -> None:
         """Arm every alarm the index holds for this host (call once, inside the event loop)."""
-        for object_hex, name, due in self.alarm_index.of_host(self.key.label):
-            self.alarms.arm(object_hex, name, due)
+        self.alarms.start()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """The host's counters by name (see :class:`HostMetrics`)."""
+        return self.metrics.stats()
 
     # ---- intake -------------------------------------------------------------------------
 
     def deliver(self, event: Event) -> asyncio.Future[Any]:
         """Accept one event; the future resolves with its reply payload or a RaydoError."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._closed:
+        if self.state is not HostState.SERVING:
             future.set_exception(HostUnavailable("the host is shutting down", retryable=True))
             return future
-        intake = self._callers.get(event.caller)
-        if intake is None:
-            intake = self._callers[event.caller] = _CallerIntake()
-        if event.seq == intake.expected:
-            intake.expected += 1
-            self._admit(event, future)
-            while intake.held and intake.expected in intake.held:
-                held_event, held_future = intake.held.pop(intake.expected)
-                intake.expected += 1
-                self._admit(held_event, held_future)
-        elif (
-            event.seq > intake.expected
-            and event.seq not in intake.held  # a duplicate must not orphan the held event
-            and len(intake.held) < _MAX_HELD_PER_CALLER
-        ):
-            intake.held[event.seq] = (event, future)
-        else:
-            future.set_exception(
-                CallRefused(f"event {event.seq} from this caller is a duplicate or out of window")
-            )
+        self.intake.accept(event, future)
         return future
 
     def forget_caller(self, caller: str) -> None:
         """A caller's connection closed: forget its order state and fail its held events."""
-        intake = self._callers.pop(caller, None)
-        if intake:
-            for _, future in intake.held.values():
-                if not future.done():
-                    future.set_exception(HostUnavailable("caller went away", retryable=False))
+        self.intake.forget(caller)
+
+    def deliver_local(self, event: Event) -> asyncio.Future[Any]:
+        """Queue an event this host makes itself (no caller order to keep)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_log_failure)
+        self._admit(event, future)
+        return future
+
+    def fire_alarm(
+        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
+    ) -> None:
+        """Queue an alarm event for an object (the timer calls this when one is due)."""
+        self.alarms.fire(object_hex, name, retries, mode)
+
+    # ---- the mailbox --------------------------------------------------------------------
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
         if self._traced:
             _tracing.event_admitted(self.key.label, event, future)
-        if self._closed:
+        if self.state is not HostState.SERVING:
             future.set_exception(HostUnavailable("the host is shutting down", retryable=True))
             return
         try:
@@ -171,7 +168,7 @@ class Host:
             self._spawn(self._run(slot, event, future))
             return
         if len(slot.queue) >= self.binding.mailbox_limit:
-            self.stats["overloads"] += 1
+            self.metrics.overloads += 1
             future.set_exception(
                 Overloaded(
                     f"object {slot.object_id.hex[:16]}… is overloaded: {len(slot.queue)} events"
@@ -180,21 +177,21 @@ class Host:
             )
             return
         slot.queue.append((event, future))
-        if not slot.draining:
-            slot.draining = True
-            self._spawn(self._drain(slot))
+        if slot.drain is None:
+            slot.drain = self._spawn(self._drain(slot))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        # The loop keeps only weak references to tasks: hold each until it finishes.
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        # The host owns every task it starts (close() waits for them); the loop itself keeps
+        # only weak references.
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _slot(self, event: Event) -> ObjectSlot:
         hex_id = event.object_hex
-        slot = self._slots.get(hex_id)
+        slot = self.objects.touch(hex_id)
         if slot is not None:
-            self._slots.move_to_end(hex_id)
             named = event.name is not None and slot.object_id.name is None
             if named and self.ids.name_matches(hex_id, event.name):  # type: ignore[arg-type]
                 slot.object_id.name = event.name
@@ -208,63 +205,64 @@ class Host:
             if event.name is not None and self.ids.name_matches(hex_id, event.name)
             else None
         )
-        path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
+        path = layout.object_file(self.spec.storage_root, self.binding.name, hex_id)
         group_commit = self.spec.durability == "full"
-        storage = ObjectStorage(
-            path, durability=self.spec.durability, limits=self.spec.limits, sync_later=group_commit
+        core = functools.partial(
+            StorageCore,
+            path,
+            durability=self.spec.durability,
+            limits=self.spec.limits,
+            sync_later=group_commit,
+            alarm_handler=self.dispatch.has_alarm_handler,
+            in_turn=0,  # writes only inside events (see StorageCore)
         )
-        storage.in_turn = 0  # writes only inside events (see ObjectStorage.in_turn)
-        storage.alarm_handler = self._has_alarm_handler
-        sockets = ObjectSockets(storage, self.spec.limits, self.push)
-        slot = ObjectSlot(ObjectId(hex_id, self.binding.name, name), storage, sockets)
-        if group_commit:
-            slot.wal_sync = WalSync(functools.partial(sync_wal, path))
-        storage.before_commit = functools.partial(self._before_commit, slot)
-        storage.after_commit = functools.partial(self._after_commit, slot)
-        self._slots[hex_id] = slot
-        self._enforce_live_bound(keep=hex_id)
-        self._ensure_sweeper()
+        wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
+        slot = ObjectSlot(
+            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.push, wal_sync
+        )
+        self.objects.add(slot)
         return slot
 
     # ---- turns --------------------------------------------------------------------------
 
     async def _drain(self, slot: ObjectSlot) -> None:
         try:
-            while slot.queue:
+            # A closing host leaves what is still queued to close(), which answers it.
+            while slot.queue and self.state is HostState.SERVING:
                 event, future = slot.queue.popleft()
                 await self._run(slot, event, future)
         finally:
-            slot.draining = False
+            slot.drain = None
             slot.last_used = time.monotonic()
-            if slot.evict_requested:
-                self.evict(slot.object_id.hex)
+            if slot.evict_requested and self.state is HostState.SERVING:
+                self.objects.evict(slot.object_id.hex)
 
     async def _run(self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]) -> None:
-        self.stats["events"] += 1
+        metrics = self.metrics
         started = time.perf_counter()
         try:
-            handler = self._handler(event)
+            handler = self.dispatch.handler(event)
         except CallRefused as exc:
             _settle(future, exc)
-            self.metrics.event_done(event.kind, time.perf_counter() - started, True)
+            metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         except Exception as exc:  # noqa: BLE001 - a malformed event must not stall the queue
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
-            self.metrics.event_done(event.kind, time.perf_counter() - started, True)
+            metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         if self._traced:
             handler = _tracing.handler_span(handler, event, self.cls.__name__)
         failed = True
-        commit = functools.partial(self._commit, slot)
-        turn = Turn(event.chain, slot.storage, commit, object_id=slot.object_id)
+        core = slot.core
+        turn = Turn(event.chain, core, core.commit, object_id=slot.object_id)
         token = current_turn.set(turn)
         slot.turns.append(turn)
-        slot.storage.in_turn += 1
+        core.in_turn += 1
         try:
             reply = await handler(slot, event)
-            if slot.ctx.reset_requested:  # a critical section failed, even if it was caught
+            if slot.ctx._reset_requested:  # a critical section failed, even if it was caught
                 raise Aborted("block_concurrency_while() raised", retry_alarm=True)
-            durable = commit()
+            durable = core.commit()
         except BaseException as exc:
             self._reset(slot)
             if isinstance(exc, Aborted):
@@ -281,278 +279,51 @@ class Host:
                 durable.add_done_callback(functools.partial(_reply_when_durable, future, reply))
         finally:
             turn.ended = True
-            slot.storage.in_turn -= 1
+            core.in_turn -= 1
             slot.turns.remove(turn)
             current_turn.reset(token)
             slot.last_used = time.monotonic()
-            self.metrics.event_done(event.kind, time.perf_counter() - started, failed)
+            metrics.event_done(event.kind, time.perf_counter() - started, failed)
 
     def _reset(self, slot: ObjectSlot) -> None:
-        self.stats["resets"] += 1
-        slot.ctx.reset_requested = False
+        self.metrics.resets += 1
+        slot.ctx._reset_requested = False
         try:
             slot.reset()
         except Exception:  # a failing rollback must not hide the event's own error
             log.exception("rollback failed for %s", slot.object_id)
-            slot.storage.close()
+            slot.core.close()
             slot.instance = None
 
-    def _close_all_sockets(self, slot: ObjectSlot, code: int, reason: str) -> None:
+    def _activate(self, slot: ObjectSlot) -> DurableObject:
+        """The object's instance, constructed now unless it is active."""
+        if slot.life is ObjectLife.ACTIVE:
+            return slot.instance  # type: ignore[return-value]
+        slot.activating()
         try:
-            for ws in slot.sockets.handles():
-                slot.sockets.queue_close(ws.sid, code, reason)
-            self._commit(slot)
-        except Exception:
-            log.exception("closing the sockets of %s failed", slot.object_id)
-            slot.sockets.discard()
-            slot.storage.rollback()
-
-    def _commit(self, slot: ObjectSlot) -> asyncio.Future[None] | None:
-        """Commit the event's writes so far; under group commit, the future of their
-        durability (the output of the event waits for it)."""
-        slot.durable = None
-        slot.storage.commit()  # runs _before_commit and _after_commit below
-        return slot.durable
-
-    def _before_commit(self, slot: ObjectSlot) -> None:
-        """An alarm the transaction set goes into the index first (written ahead); a name the
-        object's file does not know yet is recorded (for inspection: ids are one-way)."""
-        storage = slot.storage
-        name = slot.object_id.name
-        if name is not None and not slot.name_recorded:
-            if storage.get_meta("name") != name:
-                storage.set_meta("name", name)
-            slot.name_recorded = True
-        if storage.alarm_touched:
-            due = storage.get_alarm()
-            slot.committing_alarm = due
-            if due is not None:
-                object_id = slot.object_id
-                self.alarm_index.ahead(self.key.label, object_id.hex, object_id.name, due)
-
-    def _after_commit(self, slot: ObjectSlot) -> None:
-        """The index and the timer learn the committed alarm; queued sends leave. Under group
-        commit both wait for the sync that makes this commit durable."""
-        storage = slot.storage
-        alarm: tuple[int | None] | None = None
-        if storage.alarm_touched:
-            storage.alarm_touched = False
-            alarm = (slot.committing_alarm,)
-        durable = (
-            None if slot.wal_sync is None else slot.wal_sync.committed(storage.last_commit_wrote)
-        )
-        if durable is None:
-            self._committed(slot, alarm, slot.sockets.take_frames())
-            return
-        slot.durable = durable
-        frames = slot.sockets.take_frames()
-
-        def release(done: asyncio.Future[None]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                log.error(
-                    "the writes of %s did not become durable; its output is dropped", slot.object_id
-                )
-                return
-            self._committed(slot, alarm, frames)
-
-        durable.add_done_callback(release)
-
-    def _committed(
-        self, slot: ObjectSlot, alarm: tuple[int | None] | None, frames: list[Any]
-    ) -> None:
-        if alarm is not None:
-            due, object_id = alarm[0], slot.object_id
-            self.alarm_index.settle(self.key.label, object_id.hex, object_id.name, due)
-            if due is None:
-                self.alarms.disarm(object_id.hex)
+            if self._platform:
+                instance = self.cls(slot.ctx, self.env, slot.core)  # type: ignore[call-arg]
             else:
-                self.alarms.arm(object_id.hex, object_id.name, due)
-        slot.sockets.push_frames(frames)
-
-    def _handler(self, event: Event) -> Any:
-        """Check the event before any user code runs; refusals reset nothing."""
-        if event.kind == EventKind.RPC:
-            if not isinstance(event.payload, list) or len(event.payload) != 2:
-                raise CallRefused("malformed RPC event")
-            name, packed = event.payload
-            self._rpc_method(name)
-            try:
-                args, kwargs = codec.decode(packed)
-                args, kwargs = list(args), dict(kwargs)
-                if not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
-                    raise TypeError("keyword argument names must be identifiers")
-            except (codec.DecodeError, TypeError, ValueError) as exc:
-                raise CallRefused(f"malformed RPC arguments: {exc}") from None
-            return functools.partial(self._call_rpc, name, args, kwargs)
-        if event.kind == EventKind.FETCH:
-            if self.cls.fetch is DurableObject.fetch:
-                raise CallRefused(f"{self.cls.__name__} has no fetch handler")
-            if not isinstance(event.payload, list) or len(event.payload) not in (5, 6):
-                raise CallRefused("malformed fetch event")
-            return self._call_fetch
-        if event.kind in (EventKind.WS_MESSAGE, EventKind.WS_CLOSE, EventKind.WS_ERROR):
-            if not isinstance(event.payload, list) or not event.payload:
-                raise CallRefused("malformed WebSocket event")
-            return functools.partial(self._call_socket, event.kind)
-        if event.kind == EventKind.ALARM:
-            retries, mode = event.payload
-            return functools.partial(self._call_alarm, int(retries), str(mode))
-        if event.kind == EventKind.CONTROL:
-            if not isinstance(event.payload, list) or not event.payload:
-                raise CallRefused("malformed control event")
-            operation, *arguments = event.payload
-            if operation == "alarm":
-                return functools.partial(self._call_alarm, 0, "now")
-            if operation == "sql" and len(arguments) == 2:
-                return functools.partial(self._call_sql, arguments[0], list(arguments[1]))
-            if operation == "evict":
-                return self._call_evict
-            raise CallRefused(f"unknown control operation {operation!r}")
-        raise CallRefused(f"unknown event kind {event.kind!r}")
-
-    async def _call_alarm(self, retries: int, mode: str, slot: ObjectSlot, event: Event) -> bool:
-        """Run the object's alarm if it is due (or at once for mode "now"); True if it ran."""
-        storage = slot.storage
-        due = storage.get_alarm()
-        if due is None:
-            self.alarm_index.settle(self.key.label, slot.object_id.hex, None, None)
-            return False
-        if mode == "drop" or not self._has_alarm_handler:
-            storage.delete_alarm()
-            return False
-        if mode == "due" and due > now_ms():
-            self.alarms.arm(slot.object_id.hex, slot.object_id.name, due, retries)
-            return False
-        instance = slot.instance or self._activate(slot)
-        self.stats["alarms"] += 1
-        # The alarm stays stored until the handler succeeds, so a failure (even after the
-        # handler committed some writes) leaves it for the retry; it reads None meanwhile.
-        storage.alarm_running, storage.alarm_replaced = True, False
-        try:
-            limit = self.spec.limits.alarm_seconds
-            try:
-                await asyncio.wait_for(instance.alarm(AlarmInfo(retries, due)), limit)  # type: ignore[attr-defined]
-            except TimeoutError:
-                raise TimeoutError(
-                    f"alarm() ran longer than {limit} s and was cancelled (limit alarm_seconds)"
-                ) from None
-            replaced = storage.alarm_replaced
-        finally:
-            storage.alarm_running = storage.alarm_replaced = False
-        if not replaced:
-            storage.delete_alarm()
-        return True
-
-    async def _call_sql(
-        self, query: str, params: list[Any], slot: ObjectSlot, event: Event
-    ) -> bytes:
-        cursor = slot.storage.sql.exec(query, *params)
-        return codec.encode({"columns": cursor.column_names, "rows": cursor.fetchall()})
-
-    async def _call_evict(self, slot: ObjectSlot, event: Event) -> bool:
-        slot.evict_requested = True  # once this turn and the queue behind it are done
-        return True
-
-    def fire_alarm(
-        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
-    ) -> None:
-        """Queue an alarm event for an object (the timer calls this when one is due)."""
-        event = Event(
-            self.binding.name,
-            object_hex,
-            name,
-            _new_own_chain(),
-            EventKind.ALARM,
-            [retries, mode],
-        )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(functools.partial(self._alarm_done, object_hex, name, retries))
-        self._admit(event, future)
-
-    def _alarm_done(
-        self, object_hex: str, name: str | None, retries: int, future: asyncio.Future[Any]
-    ) -> None:
-        error = future.exception() if not future.cancelled() else None
-        if error is None or self._closed:
-            return
-        if isinstance(error, Overloaded):  # the alarm never ran: try again soon, uncounted
-            self.alarms.arm(object_hex, name, now_ms() + 1000, retries)
-            return
-        aborted = isinstance(error, ObjectReset) and not getattr(error, "retry_alarm", True)
-        log.warning("alarm of %s… failed (attempt %d): %s", object_hex[:16], retries + 1, error)
-        if retries >= MAX_RETRIES or aborted:
-            self.fire_alarm(object_hex, name, retries, "drop")
-        else:
-            self.stats["alarm_retries"] += 1
-            due = now_ms() + int(backoff_s(retries + 1) * 1000)
-            self.alarms.arm(object_hex, name, due, retries + 1)
-
-    async def _call_rpc(
-        self,
-        method_name: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        slot: ObjectSlot,
-        event: Event,
-    ) -> bytes:
-        instance = slot.instance or self._activate(slot)
-        result = await getattr(instance, method_name)(*args, **kwargs)
-        try:
-            data = codec.encode(result)
-        except codec.EncodeError as exc:
+                instance = self.cls(slot.ctx, self.env)
+        except Exception as exc:
+            slot.activated(None)
+            raise _ConstructorFailed(exc) from exc
+        if getattr(instance, "ctx", None) is not slot.ctx:
+            slot.activated(None)
             raise TypeError(
-                f"{self.cls.__name__}.{method_name} returned an unencodable value: {exc}"
-            ) from None
-        self.spec.limits.check("message_bytes", len(data), "the RPC result")
-        return data
+                f"{self.cls.__name__}.__init__ did not set self.ctx:"
+                " did you forget to call super().__init__(ctx, env)?"
+            )
+        slot.activated(instance)
+        self.metrics.activations += 1
+        return instance
 
-    async def _call_fetch(self, slot: ObjectSlot, event: Event) -> list[Any]:
-        instance = slot.instance or self._activate(slot)
-        request = payload_request(event.payload[:5])
-        upgrade = event.payload[5] if len(event.payload) == 6 else None
-        if upgrade is not None:
-            request.scope[UPGRADE_SCOPE_KEY] = (str(upgrade[0]), str(upgrade[1]))
-        response = await instance.fetch(request)
-        reply = await response_payload(response, self.spec.limits)
-        if upgrade is not None and reply[0] != 101 and slot.sockets.record(str(upgrade[0])):
-            slot.sockets.forget(str(upgrade[0]))  # accepted, then refused: nobody holds it
-        if upgrade is not None and reply[0] == 101:
-            sid, gateway = str(upgrade[0]), str(upgrade[1])
-            if slot.sockets.record(sid) is None:
-                raise TypeError("fetch answered 101 without ctx.accept_websocket(request)")
-            self.gateways.holds(gateway, slot.object_id.hex, sid)
-            reply.append(slot.sockets.auto_response)
-        return reply
+    def _own_event(
+        self, object_hex: str, name: str | None, kind: EventKind, payload: list[Any]
+    ) -> Event:
+        return Event(self.binding.name, object_hex, name, _new_own_chain(), kind, payload)
 
-    async def _call_socket(self, kind: EventKind, slot: ObjectSlot, event: Event) -> None:
-        sid = str(event.payload[0])
-        record = slot.sockets.record(sid)
-        if record is None:
-            return  # closed already (by the object, or a duplicate close)
-        instance = slot.instance or self._activate(slot)
-        ws = WebSocket(slot.sockets, sid)
-        if kind == EventKind.WS_CLOSE:
-            # The socket is gone whatever the handler does: forget it for good first, then
-            # let the handler see what it was (its tags and attachment).
-            slot.sockets.forget(sid)
-            self._commit(slot)
-            self.gateways.released(record.gateway, slot.object_id.hex, sid)
-            ws = WebSocket(slot.sockets, sid, closed=record)
-        if kind == EventKind.WS_MESSAGE:
-            handler = getattr(instance, "web_socket_message", None)
-            if handler is not None:
-                await handler(ws, event.payload[1])
-        elif kind == EventKind.WS_CLOSE:
-            _, code, reason, was_clean = event.payload
-            handler = getattr(instance, "web_socket_close", None)
-            if handler is not None:
-                await handler(ws, int(code), str(reason), bool(was_clean))
-        else:
-            handler = getattr(instance, "web_socket_error", None)
-            if handler is not None:
-                await handler(ws, RuntimeError(str(event.payload[1])))
-
-    # ---- gateways (where client sockets live) -------------------------------------------
+    # ---- WebSockets: gateway links and the object's sockets -----------------------------
 
     def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
         """A gateway process connected: pushes for its sockets go to ``writer``."""
@@ -569,148 +340,98 @@ class Host:
     def push(self, gateway: str, frame: list[Any]) -> None:
         """Send a push frame to a gateway; held briefly while it reconnects."""
         if frame[0] == "send":
-            self.stats["ws_sends"] += len(frame[1])
+            self.metrics.ws_sends += len(frame[1])
         self.gateways.push(gateway, frame)
 
     def _socket_lost(self, object_hex: str, sid: str) -> None:
         self.deliver_local(
-            Event(
-                self.binding.name,
+            self._own_event(
                 object_hex,
                 None,
-                _new_own_chain(),
                 EventKind.WS_CLOSE,
                 [sid, 1006, "the gateway holding this WebSocket went away", False],
             )
         )
 
-    def deliver_local(self, event: Event) -> asyncio.Future[Any]:
-        """Queue an event this host makes itself (no caller order to keep)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_log_failure)
-        self._admit(event, future)
-        return future
-
-    def _rpc_method(self, name: object) -> Any:
-        cls = self.cls
-        if not isinstance(name, str) or not name.isidentifier():
-            raise CallRefused(f"{name!r} is not a method name")
-        if name.startswith("_"):
-            raise CallRefused(f"{cls.__name__}.{name} is private: RPC reaches public methods only")
-        if name in RESERVED_NAMES:
-            raise CallRefused(f"{cls.__name__}.{name} is reserved and cannot be called over RPC")
-        method = getattr(cls, name, None)
-        if method is None:
-            raise CallRefused(f"{cls.__name__} has no method {name!r}")
-        if not inspect.iscoroutinefunction(method):
-            raise CallRefused(
-                f"{cls.__name__}.{name} is not an async method: RPC methods are `async def`"
-            )
-        return method
-
-    def _activate(self, slot: ObjectSlot) -> DurableObject:
+    def _close_all_sockets(self, slot: ObjectSlot, code: int, reason: str) -> None:
         try:
-            instance = self.cls(slot.ctx, self.env)
-        except Exception as exc:
-            raise _ConstructorFailed(exc) from exc
-        if getattr(instance, "ctx", None) is not slot.ctx:
-            raise TypeError(
-                f"{self.cls.__name__}.__init__ did not set self.ctx:"
-                " did you forget to call super().__init__(ctx, env)?"
-            )
-        slot.instance = instance
-        slot.state = slot.state.check(SlotState.ACTIVE)
-        self.stats["activations"] += 1
-        return instance
+            for ws in slot.sockets.handles():
+                slot.sockets.queue_close(ws.sid, code, reason)
+            slot.core.commit()
+        except Exception:
+            log.exception("closing the sockets of %s failed", slot.object_id)
+            slot.sockets.discard()
+            slot.core.rollback()
 
-    # ---- eviction -----------------------------------------------------------------------
+    # ---- the live objects ---------------------------------------------------------------
 
     def evict(self, hex_id: str) -> bool:
         """Evict one object now if it is idle; True when it was evicted."""
-        slot = self._slots.get(hex_id)
-        if slot is None or not slot.idle or slot.draining:
-            return False
-        del self._slots[hex_id]
-        slot.evict(self._close_later)
-        self.stats["evictions"] += 1
-        return True
-
-    def _close_later(self, conn: sqlite3.Connection) -> None:
-        self._closer.submit(conn.close)
-
-    def wait_for_closes(self) -> None:
-        """Block until every evicted object's file is closed (tests, shutdown)."""
-        self._closer.submit(lambda: None).result()
+        return self.objects.evict(hex_id)
 
     def evict_idle(self, now: float | None = None) -> int:
         """Evict every object idle for ``idle_timeout_s``; how many went."""
-        now = time.monotonic() if now is None else now
-        horizon = now - self.binding.idle_timeout_s
-        stale = [h for h, s in self._slots.items() if s.last_used <= horizon and s.idle]
-        return sum(self.evict(h) for h in stale)
+        return self.objects.evict_idle(now)
 
-    def _enforce_live_bound(self, keep: str) -> None:
-        excess = len(self._slots) - self.binding.max_live_objects
-        if excess <= 0:
-            return
-        for hex_id in list(self._slots)[: excess * 2]:
-            if excess <= 0:
-                break
-            # ``keep`` is the object an event is arriving for: evicting it would hand the
-            # event a closed, detached slot.
-            if hex_id != keep and self.evict(hex_id):
-                excess -= 1
-
-    def _ensure_sweeper(self) -> None:
-        if self._sweeper is None or self._sweeper.done():
-            self._sweeper = asyncio.ensure_future(self._sweep())
-
-    async def _sweep(self) -> None:
-        period = min(max(self.binding.idle_timeout_s / 4, 0.05), 5.0)
-        while self._slots and not self._closed:
-            await asyncio.sleep(period)
-            self.evict_idle()
+    def wait_for_closes(self) -> None:
+        """Block until every evicted object's file is closed (tests, shutdown)."""
+        self.objects.wait_for_closes()
 
     @property
     def live_objects(self) -> int:
-        return len(self._slots)
+        return len(self.objects)
+
+    def live_ids(self) -> list[str]:
+        return self.objects.ids()
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """This host's counters and gauges as plain data (see :mod:`actors._metrics`)."""
-        depths = [len(slot.queue) for slot in self._slots.values()]
+        depths = [len(slot.queue) for slot in self.objects]
         return {
             "binding": self.binding.name,
             "host": self.key.label,
-            "stats": dict(self.stats),
-            "live_objects": len(self._slots),
+            "live_objects": len(self.objects),
             "mailbox_depth": sum(depths),
             "mailbox_depth_max": max(depths, default=0),
             **self.metrics.snapshot(),
         }
 
-    def live_ids(self) -> list[str]:
-        return list(self._slots)
+    # ---- teardown -----------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Stop: fail queued events, close every object's storage."""
-        self._closed = True
-        self.alarms.stop()
-        self.gateways.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        for caller in list(self._callers):
-            self.forget_caller(caller)
-        for slot in list(self._slots.values()):
-            while slot.queue:
-                _, future = slot.queue.popleft()
-                _settle(future, HostUnavailable("the host shut down", retryable=True))
-            slot.instance = None
-            slot.storage.close()
-        self._slots.clear()
-        self._closer.shutdown(wait=True)
-        self.alarm_index.close()
+        """Stop, and return once nothing of the host runs. In order: refuse new events; stop
+        the alarm timer, the gateway links and the sweeper; cancel the running turns and
+        mailbox drains and wait for them (a cancelled turn unwinds with its storage open and
+        rolls back; its caller gets :class:`HostUnavailable`); cancel the objects'
+        ``wait_until`` work; wait for running WAL syncs (their held replies leave); answer
+        every event still queued or held with :class:`HostUnavailable`; close every file."""
+        if self.state is not HostState.SERVING:
+            await self._closed.wait()  # another close() is under way: its end is ours
+            return
+        self.state = HostState.CLOSING
+        try:
+            await self.alarms.stop()
+            self.gateways.stop()
+            await self.objects.stop_sweeping()
+            while self._tasks:
+                tasks = list(self._tasks)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for slot in self.objects:
+                await slot.ctx._stop_background()
+            await self.objects.settle_syncs()
+            self.intake.close()
+            unavailable = HostUnavailable("the host shut down", retryable=True)
+            for slot in self.objects:
+                while slot.queue:
+                    _, future = slot.queue.popleft()
+                    _settle(future, unavailable)
+            self.objects.close()
+            self.alarms.close()
+        finally:
+            self.state = HostState.CLOSED
+            self._closed.set()
 
 
 class _ConstructorFailed(Exception):
@@ -766,14 +487,3 @@ def _as_caller_error(exc: BaseException) -> RaydoError:
     if isinstance(exc, asyncio.CancelledError):
         return HostUnavailable("the event was cancelled", retryable=False)
     return ObjectError(type(exc).__name__, str(exc))
-
-
-def load_class(app_root: str, class_name: str) -> type[DurableObject]:
-    """Import ``module:Class`` from the app's folder."""
-    try:
-        cls = import_from_app(app_root, class_name)
-    except MissingAttribute:
-        cls = None
-    if not isinstance(cls, type) or not issubclass(cls, DurableObject):
-        raise TypeError(f"{class_name} is not a DurableObject subclass")
-    return cls

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._object import DurableObject
+
 _app_roots: set[Path] = set()
 _RAYDO_PACKAGES = frozenset({"raydo"})
 
@@ -46,3 +48,14 @@ def import_from_app(root: str, reference: str) -> Any:
 
 class MissingAttribute(LookupError):
     """The module imported, but does not define the attribute asked for."""
+
+
+def load_class(app_root: str, class_name: str) -> type[DurableObject]:
+    """Import ``module:Class`` from the app's folder; it must be a DurableObject subclass."""
+    try:
+        cls = import_from_app(app_root, class_name)
+    except MissingAttribute:
+        cls = None
+    if not isinstance(cls, type) or not issubclass(cls, DurableObject):
+        raise TypeError(f"{class_name} is not a DurableObject subclass")
+    return cls

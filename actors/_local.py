@@ -6,13 +6,12 @@ payloads are the same records (:mod:`actors._payloads`) that travel over the wir
 
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Any
 
 from ._app_env import namespaces_env
 from ._errors import HostUnavailable
 from ._host import Host
+from ._intake import CallerOrder
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
 from .websockets import SocketHub
@@ -27,8 +26,7 @@ class LocalPlacement:
         self.hub = SocketHub(spec.limits)
         self.hosts: dict[HostKey, Host] = {}
         self._closed = False
-        self._caller = os.urandom(8).hex()
-        self._seqs: dict[HostKey, itertools.count[int]] = {}
+        self._order = CallerOrder()
 
     def host(self, key: HostKey) -> Host:
         host = self.hosts.get(key)
@@ -47,12 +45,7 @@ class LocalPlacement:
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         host = self.host(key)
-        seq = self._seqs.get(key)
-        if seq is None:
-            seq = self._seqs[key] = itertools.count()
-        event.caller = self._caller
-        event.seq = next(seq)
-        return await host.deliver(event)
+        return await host.deliver(self._order.stamp(key, event))
 
     async def host_metrics(self) -> list[dict[str, Any]]:
         return [host.metrics_snapshot() for host in self.hosts.values()]

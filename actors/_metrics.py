@@ -62,14 +62,34 @@ class Histogram:
 
 
 class HostMetrics:
-    """What a host counts about its events, beyond its ``stats`` counters."""
+    """Everything a host counts: its events per kind (count, errors, durations) and its
+    counters of what happened to its objects. ``stats()`` is the flat counter table the
+    metrics endpoint and ``HostActor.stats`` read."""
 
-    __slots__ = ("durations", "errors", "events")
+    __slots__ = (
+        "activations",
+        "alarm_retries",
+        "alarms",
+        "durations",
+        "errors",
+        "events",
+        "evictions",
+        "overloads",
+        "resets",
+        "ws_sends",
+    )
 
     def __init__(self) -> None:
         self.events = [0] * len(KIND_NAMES)
         self.errors = [0] * len(KIND_NAMES)
         self.durations = Histogram(len(KIND_NAMES))
+        self.activations = 0
+        self.evictions = 0
+        self.overloads = 0
+        self.resets = 0
+        self.alarms = 0
+        self.alarm_retries = 0
+        self.ws_sends = 0
 
     def event_done(self, kind: int, seconds: float, failed: bool) -> None:
         """One event's turn ended after ``seconds`` (handler and commit)."""
@@ -78,8 +98,22 @@ class HostMetrics:
             self.errors[kind] += 1
         self.durations.observe(kind, seconds)
 
+    def stats(self) -> dict[str, int]:
+        """The counters by name; ``events`` counts every event of every kind."""
+        return {
+            "events": sum(self.events),
+            "activations": self.activations,
+            "evictions": self.evictions,
+            "overloads": self.overloads,
+            "resets": self.resets,
+            "alarms": self.alarms,
+            "alarm_retries": self.alarm_retries,
+            "ws_sends": self.ws_sends,
+        }
+
     def snapshot(self) -> dict[str, Any]:
         return {
+            "stats": self.stats(),
             "events": _by_name(self.events),
             "errors": _by_name(self.errors),
             "durations": self.durations.snapshot(KIND_NAMES),

@@ -17,7 +17,7 @@ from ._turn import current_turn
 from .websockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_response
 
 if TYPE_CHECKING:
-    from raydo.storage import ObjectStorage
+    from raydo.storage import ObjectStorage, StorageCore
 
 T = TypeVar("T")
 AUTO_RESPONSE_CHARS = 2048
@@ -39,14 +39,18 @@ class Aborted(BaseException):
 
 
 class ObjectContext:
-    """``self.ctx``: the object's id, its storage, and its hooks into the runtime."""
+    """``self.ctx``: the object's id, its storage, and its hooks into the runtime.
+
+    Its public names are the documented ones; what the host reads and sets lives in
+    underscored attributes (the sockets, the reset request, the background work).
+    """
 
     def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
         self.id = object_id
         self.storage = storage
-        self.sockets = sockets
+        self._sockets = sockets
         self._background: set[asyncio.Future[Any]] = set()
-        self.reset_requested = False
+        self._reset_requested = False
 
     # ---- WebSockets -----------------------------------------------------------------------
 
@@ -58,15 +62,15 @@ class ObjectContext:
         256 characters each) and attachment, across eviction and restarts, and receives its
         events in ``web_socket_message``, ``web_socket_close`` and ``web_socket_error``.
         """
-        return accept_response(request, self.sockets, tags)
+        return accept_response(request, self._sockets, tags)
 
     def get_websockets(self, tag: str | None = None) -> list[WebSocket]:
         """Every open socket of this object, or those with ``tag``; sleeping ones included."""
-        return self.sockets.handles(tag)
+        return self._sockets.handles(tag)
 
     def get_tags(self, ws: WebSocket) -> list[str]:
         """The tags ``ws`` was accepted with."""
-        if not isinstance(ws, WebSocket) or self.sockets.record(ws.sid) is None:
+        if not isinstance(ws, WebSocket) or self._sockets.record(ws.sid) is None:
             raise ValueError(f"{ws!r} is not an open socket accepted by this object")
         return ws.tags
 
@@ -76,16 +80,16 @@ class ObjectContext:
         """Have the gateway answer a text message equal to ``request_text`` with
         ``response_text`` itself, without waking this object; no arguments unset it."""
         if request_text is None and response_text is None:
-            self.sockets.set_auto_response(None)
+            self._sockets.set_auto_response(None)
             return
         if not isinstance(request_text, str) or not isinstance(response_text, str):
             raise TypeError("set_websocket_auto_response takes two str (or none to unset)")
         if len(request_text) > AUTO_RESPONSE_CHARS or len(response_text) > AUTO_RESPONSE_CHARS:
             raise ValueError(f"auto-response texts are at most {AUTO_RESPONSE_CHARS} characters")
-        self.sockets.set_auto_response((request_text, response_text))
+        self._sockets.set_auto_response((request_text, response_text))
 
     def get_websocket_auto_response(self) -> tuple[str, str] | None:
-        return self.sockets.auto_response
+        return self._sockets.auto_response
 
     async def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` with no other event delivered until it finishes, and return its result.
@@ -97,7 +101,7 @@ class ObjectContext:
         try:
             return await fn()
         except BaseException:
-            self.reset_requested = True
+            self._reset_requested = True
             raise
 
     def abort(self, reason: str = "", *, retry_alarm: bool = True) -> NoReturn:
@@ -130,8 +134,16 @@ class ObjectContext:
             log.error("ctx.wait_until work of %r failed", self.id, exc_info=future.exception())
 
     @property
-    def busy_in_background(self) -> bool:
+    def _busy_in_background(self) -> bool:
         return bool(self._background)
+
+    async def _stop_background(self) -> None:
+        """Cancel the ``wait_until`` work still running and wait until it has ended."""
+        pending = list(self._background)
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 class DurableObject:
@@ -155,6 +167,20 @@ class DurableObject:
 
     async def fetch(self, request: Request) -> Response:
         raise NotImplementedError
+
+
+class PlatformObject(DurableObject):
+    """Base of the objects behind raydo's platform bindings (the database, key-value, queues).
+
+    The host of an internal binding (``BindingSpec.internal``) constructs them as
+    ``cls(ctx, env, core)``: ``core`` is the object's :class:`storage.StorageCore`, for what
+    such an object needs beyond ``ctx.storage`` (its limits, its size, rolling back the event
+    so far). A class of an app's own binding may not subclass it: its host refuses to load it.
+    """
+
+    def __init__(self, ctx: ObjectContext, env: Any, core: StorageCore) -> None:
+        super().__init__(ctx, env)
+        self.core = core
 
 
 RESERVED_NAMES = frozenset(HANDLER_NAMES | set(dir(DurableObject)) | {"ctx", "env", "id", "name"})

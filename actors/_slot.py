@@ -1,95 +1,148 @@
-"""One object inside its host: storage, sockets, instance, mailbox and the chains it runs."""
+"""One object inside its host: its life, storage, sockets, instance, mailbox and running turns."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from raydo.storage import ObjectStorage
+from raydo.storage import ObjectStorage, StorageCore
 
 from ._durability import WalSync
 from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
 from ._turn import Turn
 from .types import Event
-from .websockets import ObjectSockets
+from .websockets import ObjectSockets, PushTo
 
 
-class SlotState(Enum):
-    """An object's life in its host."""
+class CommitHooks(Protocol):
+    """What a slot's storage core calls around each commit (the host's
+    :class:`~raydo.actors._gate.OutputGate`); said here so the slot need not import the gate."""
 
-    INACTIVE = "inactive"  # known, no instance (never built, reset, or between events)
-    ACTIVE = "active"  # an instance exists
-    EVICTED = "evicted"  # instance and storage closed; the slot is gone from the host
+    def before_commit(self, slot: ObjectSlot) -> None: ...
 
-    def check(self, to: SlotState) -> SlotState:
-        if self is SlotState.EVICTED:
-            raise RuntimeError(f"an evicted object cannot become {to.value}")
-        return to
+    def after_commit(self, slot: ObjectSlot, wrote: bool) -> asyncio.Future[None] | None: ...
+
+
+class ObjectLife(Enum):
+    """An object's life in its host; :meth:`to` is the only way it changes, and refuses a step
+    the table does not allow.
+
+    Whether a mailbox is being worked through is not part of it: a host works through the
+    mailbox of an inactive object too (its first event activates it).
+    """
+
+    INACTIVE = "inactive"  # known, no instance: never built, or reset
+    ACTIVATING = "activating"  # its constructor is running
+    ACTIVE = "active"  # an instance handles its events
+    EVICTED = "evicted"  # instance dropped and storage closed; the slot left its host
+
+    def to(self, target: ObjectLife) -> ObjectLife:
+        """``target``, if this life may step to it; else :class:`IllegalTransition`."""
+        if target not in _STEPS[self]:
+            raise IllegalTransition(f"an object cannot go from {self.value} to {target.value}")
+        return target
+
+
+class IllegalTransition(RuntimeError):
+    """A step of an object's life that its table does not allow."""
+
+
+_STEPS: dict[ObjectLife, frozenset[ObjectLife]] = {
+    ObjectLife.INACTIVE: frozenset({ObjectLife.ACTIVATING, ObjectLife.EVICTED}),
+    ObjectLife.ACTIVATING: frozenset({ObjectLife.ACTIVE, ObjectLife.INACTIVE}),
+    ObjectLife.ACTIVE: frozenset({ObjectLife.INACTIVE, ObjectLife.EVICTED}),
+    ObjectLife.EVICTED: frozenset(),
+}
 
 
 class ObjectSlot:
-    """One object inside a host: its storage, instance, mailbox and call chains in progress."""
+    """One object inside a host.
+
+    Its storage core is made here, with the host's output gate as its commit hooks, so every
+    commit of the object (the end of an event, a call out, ``ctx.storage.commit()``) goes
+    through the gate.
+    """
 
     __slots__ = (
         "committing_alarm",
+        "core",
         "ctx",
-        "draining",
-        "durable",
+        "drain",
         "evict_requested",
         "instance",
         "last_used",
+        "life",
         "name_recorded",
         "object_id",
         "queue",
         "sockets",
-        "state",
-        "storage",
         "turns",
         "wal_sync",
     )
 
-    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
+    def __init__(
+        self,
+        object_id: ObjectId,
+        core: Callable[..., StorageCore],
+        gate: CommitHooks,
+        push: PushTo,
+        wal_sync: WalSync | None = None,
+    ) -> None:
         self.object_id = object_id
-        self.storage = storage
-        self.sockets = sockets
-        self.ctx = ObjectContext(object_id, storage, sockets)
+        self.life = ObjectLife.INACTIVE
+        self.core = core(
+            before_commit=functools.partial(gate.before_commit, self),
+            after_commit=functools.partial(gate.after_commit, self),
+        )
+        self.sockets = ObjectSockets(self.core, self.core.limits, push)
+        self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
         self.instance: DurableObject | None = None
-        self.state = SlotState.INACTIVE
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
-        self.draining = False
-        self.turns: list[Turn] = []
-        self.name_recorded = False  # running now: one, plus calls let back in
-        # Group commit (durability "full"): the object's WAL syncs, and the future of the
-        # latest commit's durability, which its output waits for.
-        self.wal_sync: WalSync | None = None
-        self.durable: asyncio.Future[None] | None = None
+        self.drain: asyncio.Task[None] | None = None
+        """The task working through the mailbox, while one does (the host owns it)."""
+        self.turns: list[Turn] = []  # running now: one, plus calls let back in
+        self.name_recorded = False
+        # Group commit (durability "full"): the syncs of the object's WAL.
+        self.wal_sync = wal_sync
         self.last_used = time.monotonic()
-        self.evict_requested = False
+        self.evict_requested = False  # the testing hook's eviction, once the object is idle
         self.committing_alarm: int | None = None
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.turns and not self.ctx.busy_in_background
+        return not self.queue and not self.turns and not self.ctx._busy_in_background
 
     def waiting_on(self, chain: str) -> bool:
         """True when a turn of ``chain`` is blocked in a call out: a call of the same chain
         coming back is part of it and may run now."""
         return any(turn.chain == chain and turn.calls_out > 0 for turn in self.turns)
 
+    def activating(self) -> None:
+        self.life = self.life.to(ObjectLife.ACTIVATING)
+
+    def activated(self, instance: DurableObject | None) -> None:
+        """The constructor returned ``instance``, or (None) raised."""
+        self.instance = instance
+        self.life = self.life.to(ObjectLife.INACTIVE if instance is None else ObjectLife.ACTIVE)
+
     def reset(self) -> None:
         """Drop uncommitted writes and the instance; the next event constructs it again."""
         self.sockets.discard()
-        self.storage.rollback()
         self.instance = None
-        self.state = self.state.check(SlotState.INACTIVE)
+        if self.life is ObjectLife.ACTIVE:
+            self.life = self.life.to(ObjectLife.INACTIVE)
+        self.core.rollback()
 
-    def evict(self, closer: Callable[[sqlite3.Connection], object]) -> None:
+    def evict(self, closer: Callable[[sqlite3.Connection], object] | None = None) -> None:
+        """Drop the instance and close the storage (``closer`` closes the file, see
+        :meth:`StorageCore.close`); the slot is done."""
+        self.life = self.life.to(ObjectLife.EVICTED)
         self.instance = None
-        self.storage.close(closer)
-        self.state = self.state.check(SlotState.EVICTED)
+        self.core.close(closer)

@@ -9,21 +9,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from raydo.storage import ObjectStorage
+    from raydo.storage import StorageCore
 
     from ._ids import ObjectId
 
 
 @dataclass(slots=True)
 class Turn:
-    """One event being handled: its call chain, its storage, and how to commit its writes
-    before output leaves (the host's commit, which also re-indexes the alarm)."""
+    """One event being handled: its call chain, its storage core, and how to commit its writes
+    before output leaves (the core's commit, which runs the host's output gate)."""
 
     chain: str
-    storage: ObjectStorage
+    storage: StorageCore
     commit: Callable[[], asyncio.Future[None] | None]
-    """Commit now; under group commit, a future for when that commit is durable (output waits
-    for it), else None."""
+    """Commit now (``storage.commit``); under group commit, a future for when that commit is
+    durable (output waits for it), else None."""
     calls_out: int = 0
     """Calls to other objects this turn is waiting on: while one is, a call back into the
     object on the same chain is let in (A calls B, B calls A)."""

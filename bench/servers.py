@@ -34,10 +34,13 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     url: str
 
-    def _start(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def _start(
+        self, args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             args,
             env=env,
+            cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,

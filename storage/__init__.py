@@ -1,5 +1,11 @@
-"""Per-object SQLite storage: key-value pairs, SQL, transactions, the codec and the limits."""
+"""Per-object SQLite storage: key-value pairs, SQL, transactions, the codec and the limits.
 
+Users meet :class:`ObjectStorage` (``ctx.storage``) and :class:`SqlStorage`
+(``ctx.storage.sql``). :class:`StorageCore` is the transaction core under both faces, for
+raydo's own packages: a host holds one per object, and tools open one on a file.
+"""
+
+from ._core import StorageCore
 from .codec import DecodeError, EncodeError
 from .errors import SqlError, StorageError, TransactionError
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
@@ -16,6 +22,7 @@ __all__ = [
     "ObjectStorage",
     "SqlError",
     "SqlStorage",
+    "StorageCore",
     "StorageError",
     "TransactionError",
 ]

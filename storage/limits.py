@@ -37,6 +37,19 @@ class Limits:
     """One object's SQLite file."""
     request_bytes: int = 8 * MiB
     """An HTTP request body accepted by the gateway or sent to an object's ``fetch``."""
+    http_target_bytes: int = 8 * KiB
+    """The target (path and query) of one HTTP request; a longer one is answered 414."""
+    http_header_bytes: int = 64 * KiB
+    """The request line and headers of one HTTP request; more is answered 431."""
+    http_header_seconds: int = 20
+    """Time for a request's head to arrive, from the connection's start or its previous
+    response; past it the connection is answered 408 and closed."""
+    http_body_idle_seconds: int = 60
+    """Time a request body may stall while the app waits for more; past it the connection
+    ends."""
+    connections: int = 50_000
+    """Open connections (HTTP and WebSocket) of one gateway process; a new one past it is
+    answered 503 and closed."""
     message_bytes: int = 16 * MiB
     """One encoded event or reply: RPC arguments, results, fetch responses."""
     websocket_message_bytes: int = 1 * MiB

@@ -9,14 +9,11 @@ eviction and host restarts lose none of them. The auto-response pair lives in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import codec
-
-if TYPE_CHECKING:
-    from .object_storage import ObjectStorage
-
-SOCKETS_TABLE = "_raydo_sockets"
+from ._core import StorageCore
+from ._tables import SOCKETS_TABLE
 
 
 @dataclass(slots=True)
@@ -30,9 +27,9 @@ class SocketRecord:
 class SocketRecords:
     """The sockets of one object, read and written through its storage."""
 
-    def __init__(self, storage: ObjectStorage) -> None:
+    def __init__(self, storage: StorageCore) -> None:
         self._storage = storage
-        tag = storage.internal_tag
+        tag = storage.tag
         self._create = (
             f"{tag}CREATE TABLE IF NOT EXISTS {SOCKETS_TABLE} (sid TEXT PRIMARY KEY,"
             " gateway TEXT NOT NULL, tags BLOB NOT NULL, attachment BLOB) WITHOUT ROWID"

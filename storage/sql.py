@@ -11,127 +11,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+from ._core import StorageCore
+from ._tables import INTERNAL_PREFIX
 from .errors import SqlError
 from .limits import LimitExceeded
 
-if TYPE_CHECKING:
-    from .object_storage import ObjectStorage
-
-INTERNAL_PREFIX = "_raydo_"
 # The authorizer sees the old name of a renamed table or column, never the new one.
 _RENAME_TO_INTERNAL = re.compile(r"\bRENAME\b(?:\s+COLUMN\s+\S+)?\s+TO\s+[\"'`\[]?_raydo_", re.I)
-
-# PRAGMAs that only read the schema or tune foreign keys; the rest could change durability,
-# the journal or the file itself behind the runtime's back.
-_ALLOWED_PRAGMAS = frozenset(
-    {
-        "table_info",
-        "table_xinfo",
-        "table_list",
-        "index_info",
-        "index_xinfo",
-        "index_list",
-        "foreign_key_list",
-        "foreign_key_check",
-        "foreign_keys",
-        "defer_foreign_keys",
-        "page_count",
-        "page_size",
-        "freelist_count",
-        "quick_check",
-        "integrity_check",
-        "collation_list",
-        "function_list",
-        "data_version",
-    }
-)
-
-_TABLE_ACTIONS = frozenset(
-    {
-        sqlite3.SQLITE_READ,
-        sqlite3.SQLITE_UPDATE,
-        sqlite3.SQLITE_INSERT,
-        sqlite3.SQLITE_DELETE,
-        sqlite3.SQLITE_CREATE_TABLE,
-        sqlite3.SQLITE_DROP_TABLE,
-        sqlite3.SQLITE_ALTER_TABLE,
-        sqlite3.SQLITE_CREATE_INDEX,
-        sqlite3.SQLITE_DROP_INDEX,
-        sqlite3.SQLITE_CREATE_TRIGGER,
-        sqlite3.SQLITE_DROP_TRIGGER,
-        sqlite3.SQLITE_CREATE_VIEW,
-        sqlite3.SQLITE_DROP_VIEW,
-        sqlite3.SQLITE_ANALYZE,
-        sqlite3.SQLITE_REINDEX,
-    }
-)
-
-_TEMP_ACTIONS = frozenset(
-    {
-        sqlite3.SQLITE_CREATE_TEMP_TABLE,
-        sqlite3.SQLITE_CREATE_TEMP_INDEX,
-        sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
-        sqlite3.SQLITE_CREATE_TEMP_VIEW,
-        sqlite3.SQLITE_DROP_TEMP_TABLE,
-        sqlite3.SQLITE_DROP_TEMP_INDEX,
-        sqlite3.SQLITE_DROP_TEMP_TRIGGER,
-        sqlite3.SQLITE_DROP_TEMP_VIEW,
-    }
-)
-
-
-class Authorizer:
-    """SQLite authorizer callback; remembers why it last refused, for a clear error."""
-
-    def __init__(self) -> None:
-        self.trusted = False
-        self.refusal: str | None = None
-
-    def __call__(
-        self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
-    ) -> int:
-        if self.trusted:
-            return sqlite3.SQLITE_OK
-        reason = self._refuse(action, arg1, arg2, db)
-        if reason is None:
-            return sqlite3.SQLITE_OK
-        self.refusal = reason
-        return sqlite3.SQLITE_DENY
-
-    @staticmethod
-    def _refuse(action: int, arg1: str | None, arg2: str | None, db: str | None) -> str | None:
-        if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
-            return (
-                "transaction statements are not allowed in sql.exec; every event already runs in"
-                " a transaction, and ctx.storage.transaction() nests one inside it"
-            )
-        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-            return "ATTACH and DETACH are not allowed: an object owns exactly one database"
-        if action == sqlite3.SQLITE_PRAGMA:
-            name = (arg1 or "").lower()
-            if name in _ALLOWED_PRAGMAS:
-                return None
-            return f"PRAGMA {arg1} is not allowed (allowed: {', '.join(sorted(_ALLOWED_PRAGMAS))})"
-        if action in _TEMP_ACTIONS:
-            return "TEMP tables, views and triggers are not allowed"
-        # A rename reads and rewrites the temp schema table as well; that is SQLite's own work.
-        own_schema = arg1 == "sqlite_temp_master" and action in (
-            sqlite3.SQLITE_READ,
-            sqlite3.SQLITE_UPDATE,
-        )
-        if db == "temp" and not own_schema:
-            return "TEMP tables, views and triggers are not allowed"
-        if action in _TABLE_ACTIONS:
-            for table in (arg1, arg2):
-                if table and table.lower().startswith(INTERNAL_PREFIX):
-                    return (
-                        f"access to {table} is not allowed:"
-                        f" tables named {INTERNAL_PREFIX}* belong to raydo"
-                    )
-        return None
 
 
 def split_statements(query: str) -> list[str]:
@@ -232,8 +121,10 @@ class Cursor:
 class SqlStorage:
     """``ctx.storage.sql``: run SQL on the object's own database."""
 
-    def __init__(self, storage: ObjectStorage) -> None:
-        self._storage = storage
+    __slots__ = ("_core",)
+
+    def __init__(self, core: StorageCore) -> None:
+        self._core = core
 
     def exec(self, query: str, *params: Any) -> Cursor:
         """Run ``query`` (one or more statements) inside the event's transaction.
@@ -244,7 +135,7 @@ class SqlStorage:
         """
         if not isinstance(query, str):
             raise TypeError(f"sql.exec takes the query as a str, got {type(query).__name__}")
-        limits = self._storage.limits
+        limits = self._core.limits
         try:
             size = len(query.encode("utf-8"))
         except UnicodeEncodeError:
@@ -259,8 +150,12 @@ class SqlStorage:
             raise SqlError("the SQL query contains a NUL character")
         if _RENAME_TO_INTERNAL.search(query):
             raise SqlError(f"names starting with {INTERNAL_PREFIX} belong to raydo")
-        statements = split_statements(query)
-        return self._storage.run_user_sql(statements, _check_params(params, limits.value_bytes))
+        statements = [s for s in split_statements(query) if strip_comments(s)]
+        if not statements:
+            raise SqlError("the SQL query did not contain a statement")
+        checked = _check_params(params, limits.value_bytes)
+        names, rows, written, last_row_id = self._core.run_user_sql(statements, checked)
+        return Cursor(names, rows, written, last_row_id)
 
 
 def _check_params(params: Sequence[Any], value_bytes: int) -> tuple[Any, ...]:
@@ -286,16 +181,3 @@ def _check_params(params: Sequence[Any], value_bytes: int) -> tuple[Any, ...]:
             " None, int, float, str or bytes"
         )
     return tuple(params)
-
-
-def translate_error(
-    exc: sqlite3.Error, refusal: str | None, limits_hint: Callable[[str], Exception | None]
-) -> Exception:
-    """Turn a sqlite3 error into the error the user should see."""
-    message = str(exc)
-    if refusal and ("not authorized" in message or "prohibited" in message):
-        return SqlError(f"{message}: {refusal}", "SQLITE_AUTH")
-    hinted = limits_hint(message)
-    if hinted is not None:
-        return hinted
-    return SqlError(message, getattr(exc, "sqlite_errorname", None))

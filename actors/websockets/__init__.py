@@ -35,6 +35,7 @@ from ._links import GatewayLinks
 from ._object_view import (
     UPGRADE_SCOPE_KEY,
     ObjectSockets,
+    PushTo,
     WebSocket,
     WebSocketAccepted,
     accept_response,
@@ -53,6 +54,7 @@ __all__ = [
     "GatewayLinks",
     "HostSockets",
     "ObjectSockets",
+    "PushTo",
     "SocketHub",
     "SocketSink",
     "SocketState",

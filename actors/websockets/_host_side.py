@@ -39,7 +39,7 @@ from ._links import GatewayLinks, Writer
 from ._object_view import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
 
 if TYPE_CHECKING:
-    from raydo.storage import ObjectStorage
+    from raydo.storage import StorageCore
     from raydo.storage.limits import Limits
 
 log = logging.getLogger("raydo.host")
@@ -92,7 +92,7 @@ class HostSockets:
 
     # ---- the objects ---------------------------------------------------------------------
 
-    def object_sockets(self, storage: ObjectStorage) -> ObjectSockets:
+    def object_sockets(self, storage: StorageCore) -> ObjectSockets:
         """The sockets of an object being activated, their pushes bound to this host."""
         return ObjectSockets(storage, self._limits, self.push)
 

@@ -23,7 +23,7 @@ from raydo.storage.sockets import SocketRecord, SocketRecords
 from .._payloads import AutoPush, ClosePush, Push, SendPush
 
 if TYPE_CHECKING:
-    from raydo.storage import ObjectStorage
+    from raydo.storage import StorageCore
 
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123
@@ -92,7 +92,7 @@ class WebSocket:
 class ObjectSockets:
     """The sockets of one object: its records, cached, and the current turn's outbox."""
 
-    def __init__(self, storage: ObjectStorage, limits: Limits, push: PushTo) -> None:
+    def __init__(self, storage: StorageCore, limits: Limits, push: PushTo) -> None:
         self.limits = limits
         self._records = SocketRecords(storage)
         self._push = push

@@ -56,3 +56,8 @@ def open_files_under(root: Path) -> list[str]:
 
     prefix = str(root.resolve())
     return [f.path for f in psutil.Process().open_files() if f.path.startswith(prefix)]
+
+
+def storage_is_open(instance: Any) -> bool:
+    """White-box: whether an object's SQLite file is open (its storage core's connection)."""
+    return bool(instance.ctx.storage._core.is_open)

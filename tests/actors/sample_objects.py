@@ -204,7 +204,8 @@ class Relay(DurableObject):
         """Write, then make a call that reads this object's file from outside, then one that
         raises; return what the peer saw and the failure."""
         self.ctx.storage.put(key, "committed before the call")
-        seen = await self._peer(peer).peek(str(self.ctx.storage.path), key)
+        path = self.ctx.storage._core.path  # white-box: where its file is, for the peer
+        seen = await self._peer(peer).peek(str(path), key)
         try:
             await self._peer(peer).explode()
         except ObjectError as exc:

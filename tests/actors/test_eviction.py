@@ -11,7 +11,7 @@ from raydo.actors._host import Host
 from raydo.actors.placement import LocalPlacement
 from tests.actors.sample_objects import Counter
 
-from ._support import binding, make_spec, open_files_under, placed, run
+from ._support import binding, make_spec, open_files_under, placed, run, storage_is_open
 
 
 def only_host(placement: LocalPlacement) -> Host:
@@ -37,7 +37,7 @@ def test_an_idle_object_is_evicted_and_comes_back_from_storage(tmp_path: Path) -
             host = only_host(placement)
             first = Counter.instances[0]
             assert host.live_objects == 1
-            assert first.ctx.storage.is_open
+            assert storage_is_open(first)
             assert open_files_under(tmp_path)
             loop = asyncio.get_running_loop()
             idle_since = loop.time()
@@ -46,7 +46,7 @@ def test_an_idle_object_is_evicted_and_comes_back_from_storage(tmp_path: Path) -
             assert loop.time() - idle_since >= 0.2, "evicted before its idle timeout"
             assert host.live_ids() == []
             assert host.stats["evictions"] == 1
-            assert not first.ctx.storage.is_open
+            assert not storage_is_open(first)
             for each in placement.hosts.values():
                 each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
@@ -94,9 +94,9 @@ def test_the_live_bound_evicts_the_least_recently_used(tmp_path: Path) -> None:
             assert host.live_ids() == [hexes["o1"], hexes["o4"], hexes["o5"]]
             assert host.stats["evictions"] == 2
             by_name = {inst.ctx.id.name: inst for inst in Counter.instances}
-            assert not by_name["o2"].ctx.storage.is_open
-            assert not by_name["o3"].ctx.storage.is_open
-            assert all(by_name[n].ctx.storage.is_open for n in ("o1", "o4", "o5"))
+            assert not storage_is_open(by_name["o2"])
+            assert not storage_is_open(by_name["o3"])
+            assert all(storage_is_open(by_name[n]) for n in ("o1", "o4", "o5"))
             # every open file under the root belongs to a live object
             host.wait_for_closes()  # evicted files close on a background thread
             for path in open_files_under(tmp_path):
@@ -202,7 +202,7 @@ def test_eviction_closes_every_file(tmp_path: Path) -> None:
             for each in placement.hosts.values():
                 each.wait_for_closes()  # files close on a background thread
             assert open_files_under(tmp_path) == []
-            assert not any(inst.ctx.storage.is_open for inst in Counter.instances)
+            assert not any(storage_is_open(inst) for inst in Counter.instances)
             assert await asyncio.gather(*(s.get() for s in stubs)) == [1] * 6
 
     run(main)

@@ -13,7 +13,7 @@ import websockets
 
 from raydo.actors._durability import WalSync, sync_wal
 from raydo.gateway.testing import start_app
-from raydo.storage import ObjectStorage
+from raydo.storage import ObjectStorage, StorageCore
 
 
 class GatedSync:
@@ -38,14 +38,16 @@ async def _settled(*futures: asyncio.Future[None] | None) -> list[bool]:
 
 def test_commits_during_a_sync_share_the_next_one(tmp_path: Path) -> None:
     async def main() -> None:
-        storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
-        sync = GatedSync(storage.path)
+        sync = GatedSync(tmp_path / "o.sqlite")
         group = WalSync(sync)
+        core = StorageCore(
+            sync.database, durability="full", sync_later=True, after_commit=group.committed
+        )
+        storage = ObjectStorage(core)
 
         def commit(key: str) -> asyncio.Future[None] | None:
             storage.put(key, 1)
-            storage.commit()
-            return group.committed(storage.last_commit_wrote)
+            return core.commit()
 
         first = commit("a")  # starts a sync at once
         assert first is not None
@@ -58,29 +60,36 @@ def test_commits_during_a_sync_share_the_next_one(tmp_path: Path) -> None:
         await asyncio.wait_for(asyncio.gather(second, third), 5)  # type: ignore[arg-type]
         assert sync.runs == 2  # three commits, two syncs
         assert group.committed(False) is None  # nothing left to make durable
-        storage.close()
+        core.close()
 
     asyncio.run(main())
 
 
 def test_a_read_only_event_waits_for_the_sync_of_what_it_may_have_read(tmp_path: Path) -> None:
     async def main() -> None:
-        storage = ObjectStorage(tmp_path / "o.sqlite", durability="full", sync_later=True)
-        sync = GatedSync(storage.path)
+        sync = GatedSync(tmp_path / "o.sqlite")
         group = WalSync(sync)
+        wrote: list[bool] = []
+
+        def committed(did_write: bool) -> asyncio.Future[None] | None:
+            wrote.append(did_write)
+            return group.committed(did_write)
+
+        core = StorageCore(
+            sync.database, durability="full", sync_later=True, after_commit=committed
+        )
+        storage = ObjectStorage(core)
         storage.put("k", 1)
-        storage.commit()
-        written = group.committed(storage.last_commit_wrote)
+        written = core.commit()
         assert storage.get("k") == 1
-        storage.commit()
-        assert not storage.last_commit_wrote
-        read = group.committed(storage.last_commit_wrote)
+        read = core.commit()
+        assert wrote == [True, False]
         assert read is not None  # it saw data that is not durable yet
         assert await _settled(written, read) == [False, False]
         sync.gate.set()
         await asyncio.wait_for(asyncio.gather(written, read), 5)  # type: ignore[arg-type]
         assert sync.runs == 1  # covered by the sync already running: no second one
-        storage.close()
+        core.close()
 
     asyncio.run(main())
 
@@ -104,16 +113,15 @@ def test_a_failed_sync_fails_the_commits_it_covered(tmp_path: Path) -> None:
 
 
 def test_the_connection_leaves_syncing_to_the_host(tmp_path: Path) -> None:
-    inline = ObjectStorage(tmp_path / "a.sqlite", durability="full")
-    later = ObjectStorage(tmp_path / "b.sqlite", durability="full", sync_later=True)
-    for storage in (inline, later):
-        storage.put("k", 1)
-        storage.commit()
+    inline = StorageCore(tmp_path / "a.sqlite", durability="full")
+    later = StorageCore(tmp_path / "b.sqlite", durability="full", sync_later=True)
+    for core in (inline, later):
+        ObjectStorage(core).put("k", 1)
+        core.commit()
     # White-box: user SQL may not read this PRAGMA, so ask the connection itself.
     rows = []
-    for storage in (inline, later):
-        conn = storage._conn
-        assert conn is not None
+    for core in (inline, later):
+        conn = core.connection()
         conn.set_authorizer(None)
         rows.append(conn.execute("PRAGMA synchronous").fetchone())
     assert rows == [(2,), (1,)]  # FULL in each COMMIT, NORMAL with the host's syncs

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from raydo.actors import ObjectError, RemoteLimitExceeded
-from raydo.bindings import Plan, queue_object, queues
-from raydo.bindings.queue_batch import Message, MessageBatch
+from raydo.bindings import Plan, queues
+from raydo.bindings.queues import Message, MessageBatch
+from raydo.bindings.queues import _object as queue_object
 from raydo.gateway.cli import main as cli
 from raydo.gateway.cli_queues import queue_counts
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.runtime import AppLoadError
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import EncodeError, LimitExceeded
 
 Batch = tuple[str, list[Any], float]
@@ -63,7 +64,7 @@ def app_dir(app_copy: Callable[[str], Path]) -> Path:
 
 def test_a_full_batch_goes_at_once_in_send_order(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.BATCHED.send_batch([{"body": {"n": n}} for n in range(20)])
             await until(lambda: drained(app, "batched"), "20 messages consumed")
             found = await batches(app, "batched")
@@ -76,7 +77,7 @@ def test_a_full_batch_goes_at_once_in_send_order(app_dir: Path) -> None:
 
 def test_a_partial_batch_waits_for_the_timeout_then_goes(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             sent = time.time()
             await app.env.BATCHED.send_batch([{"body": {"n": 1}}, {"body": {"n": 2}}])
             await until(lambda: drained(app, "batched"), "the partial batch consumed")
@@ -92,7 +93,7 @@ def test_unbatched_queue_delivers_one_by_one_in_order_and_bodies_round_trip(app_
     bodies: list[Any] = ["text", 7, 2**70, None, [1, "two"], {"k": b"\x00bytes"}, 1.5]
 
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             for body in bodies:
                 await app.env.JOBS.send(body)
             await until(lambda: drained(app, "jobs"), "every body consumed")
@@ -103,7 +104,7 @@ def test_unbatched_queue_delivers_one_by_one_in_order_and_bodies_round_trip(app_
 
 def test_an_unhandled_exception_retries_the_whole_batch(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.JOBS.send_batch(
                 [
                     {"body": {"n": 1}},
@@ -125,7 +126,7 @@ def test_an_unhandled_exception_retries_the_whole_batch(app_dir: Path) -> None:
 
 def test_explicit_acks_and_retries_win_over_the_batch_and_the_exception(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.JOBS.send_batch(
                 [
                     {"body": {"n": 1, "do": "ack"}},  # acked, then the handler raises
@@ -145,7 +146,7 @@ def test_explicit_acks_and_retries_win_over_the_batch_and_the_exception(app_dir:
 
 def test_retry_all_and_ack_all_cover_the_undecided(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.JOBS.send_batch(
                 [
                     {"body": {"n": 1, "do": "ack"}},
@@ -174,7 +175,7 @@ def test_a_poisoned_message_ends_in_the_dead_letter_queue_after_max_retries(
     app_dir: Path,
 ) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.JOBS.send({"n": "poison", "do": "raise"})
             await app.env.JOBS.send({"n": "fine"})
             await until(
@@ -202,7 +203,7 @@ async def _has(app: TestApp, queue: str) -> bool:
 
 def test_without_a_dead_letter_queue_a_poisoned_message_is_dropped(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.BATCHED.send_batch([{"body": {"n": n, "do": "raise"}} for n in range(4)])
             await until(lambda: drained(app, "batched"), "the poisoned batch dropped")
             attempts = [a for _, a in deliveries(await batches(app, "batched"))]
@@ -215,7 +216,7 @@ def test_without_a_dead_letter_queue_a_poisoned_message_is_dropped(app_dir: Path
 
 def test_delayed_messages_and_retry_delays_are_never_early(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             sent = time.time()
             await app.env.JOBS.send({"n": "later"}, delay_seconds=2)
             await app.env.JOBS.send_batch(
@@ -239,7 +240,7 @@ def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_restart
     monkeypatch.setattr(queue_object, "CONFIG_RETRY_MS", 200)  # 5 s in production
 
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.PARKED.send({"n": 1})  # no consumer: it waits
             # The handler vanishes (a host that cannot import it): messages stay untouched.
             module = sys.modules["consumer"]
@@ -255,7 +256,7 @@ def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_restart
             # Tried again a little later: delivered once, on its first attempt.
             await until(lambda: drained(app, "jobs"), "the waiting message consumed")
             assert deliveries(await batches(app, "jobs")) == [({"n": 2}, 1)]
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             assert queue_counts(app.config, "parked").ready == 1
             await app.env.PARKED.send({"n": 3})
             assert queue_counts(app.config, "parked").ready == 2
@@ -268,7 +269,7 @@ def test_a_handler_that_cannot_be_imported_fails_the_start(app_dir: Path) -> Non
     text = toml.read_text()
 
     async def start() -> None:
-        async with start_app(app_dir):
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE):
             pass
 
     toml.write_text(text.replace('handler = "consumer:consume_dead"', 'handler = "consumer:nope"'))
@@ -282,7 +283,7 @@ def test_a_handler_that_cannot_be_imported_fails_the_start(app_dir: Path) -> Non
 
 def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(app_dir: Path) -> None:
     async def main() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             jobs = app.env.PARKED
             with pytest.raises(LimitExceeded) as too_big:
                 await jobs.send(b"x" * (128 * 1024))
@@ -402,7 +403,7 @@ def test_the_queues_cli_lists_shows_and_purges(
     app_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def fill() -> None:
-        async with start_app(app_dir) as app:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
             await app.env.PARKED.send_batch([{"body": {"n": n}} for n in range(3)])
             await app.env.PARKED.send({"n": "later"}, delay_seconds=3600)
 

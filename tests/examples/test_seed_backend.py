@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from tests.cluster import RAYDO
 
 
@@ -31,7 +31,7 @@ def _migrated(app_copy: Callable[[str], Path]) -> Path:
 
 def test_users_files_and_rooms_route_for_route(app_copy: Callable[[str], Path]) -> None:
     async def main() -> None:
-        async with start_app(_migrated(app_copy)) as app:
+        async with start_app(_migrated(app_copy), storage=CONFIGURED_STORAGE) as app:
             missing = await app.http.get("/users/1")
             assert (missing.status_code, missing.json()) == (404, {"error": "not_found"})
             made = await app.http.post("/users", json={"name": "Ada", "email": "ada@example.com"})
@@ -75,7 +75,7 @@ def test_hostile_file_names_stay_inside_the_bucket(
 ) -> None:
     async def main() -> None:
         folder = _migrated(app_copy)
-        async with start_app(folder) as app:
+        async with start_app(folder, storage=CONFIGURED_STORAGE) as app:
             before = {p for p in folder.parent.rglob("*")}
             reply = await app.http.post(f"/files/{name}", content=b"x")
             after = {p for p in folder.parent.rglob("*")}
@@ -92,7 +92,7 @@ def test_hostile_file_names_stay_inside_the_bucket(
 
 def test_bad_input_gets_clear_errors(app_copy: Callable[[str], Path]) -> None:
     async def main() -> None:
-        async with start_app(_migrated(app_copy)) as app:
+        async with start_app(_migrated(app_copy), storage=CONFIGURED_STORAGE) as app:
             for body in (b"", b"nope", b"[]", b'{"name": 1, "email": 2}'):
                 reply = await app.http.post("/users", content=body)
                 assert reply.status_code == 400, body

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from tests.cluster import RAYDO, REPO, copy_app, quiet_env
 
 
@@ -31,7 +31,7 @@ def app(tmp_path: Path) -> Path:
     app_dir = copy_app(REPO / "examples" / "counter", tmp_path)
 
     async def fill() -> None:
-        async with start_app(app_dir) as running:
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE) as running:
             for name in ("a", "b", "b", "%2E%2E"):  # ".." is just a name
                 await running.http.post(f"/counter/{name}/increment")
             await running.sql("COUNTER", "a", "CREATE TABLE notes (t TEXT)")
@@ -78,7 +78,7 @@ def test_show_sql_export_and_import(app: Path) -> None:
     assert again.returncode == 2 and "not replaced" in again.stderr
 
     async def check() -> None:  # the imported object is a real object of the app
-        async with start_app(app) as running:
+        async with start_app(app, storage=CONFIGURED_STORAGE) as running:
             assert (await running.http.get("/counter/b2")).json()["value"] == 2
 
     asyncio.run(check())

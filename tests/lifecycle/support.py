@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ def kill_hosts(app_dir: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def started(app_dir: Path, placement: dict[str, Any]) -> AsyncIterator[TestApp]:
-    async with start_app(app_dir, **placement) as app:
+    async with start_app(app_dir, **placement, storage=CONFIGURED_STORAGE) as app:
         yield app
 
 

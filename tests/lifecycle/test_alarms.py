@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-import raydo.actors._host
+import raydo.actors._alarm_runs
 from raydo.actors import ObjectError
 from raydo.gateway.testing import TestApp
+from raydo.storage import layout
 from tests.lifecycle.support import add_binding, as_async, kill_hosts, now_ms, poll, run, started
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ T = TypeVar("T")
 
 def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, tuple[str, int]]:
     """The binding's alarm index, read from disk without going through any host."""
-    path = app.config.storage / binding / "_alarms.sqlite"
+    path = layout.alarm_index_file(app.config.storage, binding)
     if not path.exists():
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -150,7 +151,7 @@ def test_a_failing_alarm_is_retried_after_2_then_4_seconds(local_alarms_dir: Pat
 def test_an_alarm_that_always_fails_is_dropped_after_seven_attempts(
     local_alarms_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.02 * retry)
+    monkeypatch.setattr(raydo.actors._alarm_runs, "backoff_s", lambda retry: 0.02 * retry)
 
     async def scenario() -> None:
         async with started(local_alarms_dir, {}) as app:
@@ -178,7 +179,7 @@ def test_abort_without_retry_inside_an_alarm_is_not_retried(
 ) -> None:
     # In-process, a retry would come at once. A Ray host keeps the real backoff (2 s), so there
     # the proof is that the alarm is gone: a failed alarm awaiting its retry stays stored.
-    monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.05)
+    monkeypatch.setattr(raydo.actors._alarm_runs, "backoff_s", lambda retry: 0.05)
 
     async def scenario() -> None:
         async with started(alarms_dir, placement) as app:
@@ -198,7 +199,7 @@ def test_abort_without_retry_inside_an_alarm_is_not_retried(
 def test_a_failure_or_a_plain_abort_inside_an_alarm_is_retried(
     local_alarms_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(raydo.actors._host, "backoff_s", lambda retry: 0.05)
+    monkeypatch.setattr(raydo.actors._alarm_runs, "backoff_s", lambda retry: 0.05)
     add_binding(local_alarms_dir, "TRICKY", "more_objects:Tricky")
 
     async def scenario() -> None:
@@ -384,7 +385,7 @@ def test_the_alarm_index_holds_a_row_until_the_alarm_has_run(local_alarms_dir: P
             reply = await app.http.post("/clock/indexed/alarm", params={"in": "300"})
             assert reply.status_code == 200
             due = reply.json()["due"]
-            path = app.config.storage / "CLOCK" / "_alarms.sqlite"
+            path = layout.alarm_index_file(app.config.storage, "CLOCK")
             assert path.is_file()
             host, indexed_due = index_rows(app)[clock.id.hex]
             assert indexed_due == due

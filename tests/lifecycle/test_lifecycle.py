@@ -19,6 +19,7 @@ import pytest
 
 from raydo.actors import ObjectError, ObjectReset
 from raydo.gateway.testing import TestApp, start_app
+from raydo.storage import layout
 from tests.lifecycle.support import add_binding, now_ms, poll, run, set_clock_option, started
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ BROKEN_MARKER = "fragile-constructor-broken"  # more_objects.BROKEN_MARKER
 
 def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, int]:
     """The binding's alarm index, read from disk without going through any host."""
-    path = app.config.storage / binding / "_alarms.sqlite"
+    path = layout.alarm_index_file(app.config.storage, binding)
     if not path.exists():
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)

@@ -8,7 +8,45 @@ from typing import Any
 
 import pytest
 
-from raydo.storage import ObjectStorage
+from raydo.storage import ObjectStorage, StorageCore
+
+
+class StandaloneStorage(ObjectStorage):
+    """``ctx.storage`` on a core of its own, with the core at hand as ``core`` for what a host
+    does around events (rollback, close) and for looking inside."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, path: Path, **kwargs: Any) -> None:
+        core = StorageCore(path, **kwargs)
+        super().__init__(core)
+        self.core = core
+
+    def rollback(self) -> None:
+        self.core.rollback()
+
+    def close(self) -> None:
+        self.core.close()
+
+    @property
+    def path(self) -> Path:
+        return self.core.path
+
+    @property
+    def durability(self) -> str:
+        return self.core.durability
+
+    @property
+    def is_open(self) -> bool:
+        return self.core.is_open
+
+    @property
+    def size_bytes(self) -> int:
+        return self.core.size_bytes
+
+    @property
+    def in_explicit_transaction(self) -> bool:
+        return self.core.in_explicit_transaction
 
 
 @pytest.fixture
@@ -18,12 +56,12 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_storage(db_path: Path) -> Iterator[Callable[..., ObjectStorage]]:
+def make_storage(db_path: Path) -> Iterator[Callable[..., StandaloneStorage]]:
     """Build storages (default: on ``db_path``); every one is closed when the test ends."""
-    made: list[ObjectStorage] = []
+    made: list[StandaloneStorage] = []
 
-    def make(path: Path | None = None, **kwargs: Any) -> ObjectStorage:
-        storage = ObjectStorage(db_path if path is None else path, **kwargs)
+    def make(path: Path | None = None, **kwargs: Any) -> StandaloneStorage:
+        storage = StandaloneStorage(db_path if path is None else path, **kwargs)
         made.append(storage)
         return storage
 
@@ -33,5 +71,5 @@ def make_storage(db_path: Path) -> Iterator[Callable[..., ObjectStorage]]:
 
 
 @pytest.fixture
-def storage(make_storage: Callable[..., ObjectStorage]) -> ObjectStorage:
+def storage(make_storage: Callable[..., StandaloneStorage]) -> StandaloneStorage:
     return make_storage()

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from raydo.storage import ObjectStorage, codec
+from raydo.storage import StorageCore, codec
 from raydo.storage.limits import LimitExceeded, Limits
+from tests.storage.conftest import StandaloneStorage
 
-MakeStorage = Callable[..., ObjectStorage]
+MakeStorage = Callable[..., StandaloneStorage]
 
 
 def utf8(text: str) -> bytes:
@@ -37,7 +38,7 @@ def committed_kv(path: Path) -> dict[str, Any]:
 # ---- get / put / delete -----------------------------------------------------------------
 
 
-def test_get_returns_default_for_missing_keys(storage: ObjectStorage) -> None:
+def test_get_returns_default_for_missing_keys(storage: StandaloneStorage) -> None:
     storage.put("present", 1)
     assert storage.get("missing") is None
     assert storage.get("missing", 42) == 42
@@ -45,7 +46,7 @@ def test_get_returns_default_for_missing_keys(storage: ObjectStorage) -> None:
     assert storage.get("missing", sentinel) is sentinel
 
 
-def test_put_then_get_round_trips_values(storage: ObjectStorage) -> None:
+def test_put_then_get_round_trips_values(storage: StandaloneStorage) -> None:
     values = {
         "str": "héllo",
         "bytes": b"\x00\x01",
@@ -67,14 +68,14 @@ def test_put_then_get_round_trips_values(storage: ObjectStorage) -> None:
     assert committed_kv(storage.path)["int"] == 2**100
 
 
-def test_stored_none_is_not_the_default(storage: ObjectStorage) -> None:
+def test_stored_none_is_not_the_default(storage: StandaloneStorage) -> None:
     storage.put("k", None)
     assert storage.get("k", "default") is None
     assert storage.get_many(["k"]) == {"k": None}
     assert storage.list() == {"k": None}
 
 
-def test_put_overwrites(storage: ObjectStorage) -> None:
+def test_put_overwrites(storage: StandaloneStorage) -> None:
     storage.put("k", 1)
     storage.commit()
     storage.put("k", "two")
@@ -83,7 +84,7 @@ def test_put_overwrites(storage: ObjectStorage) -> None:
     assert committed_kv(storage.path) == {"k": "two"}
 
 
-def test_delete_reports_whether_the_key_existed(storage: ObjectStorage) -> None:
+def test_delete_reports_whether_the_key_existed(storage: StandaloneStorage) -> None:
     storage.put("a", 1)
     assert storage.delete("a") is True
     assert storage.delete("a") is False
@@ -91,7 +92,7 @@ def test_delete_reports_whether_the_key_existed(storage: ObjectStorage) -> None:
     assert storage.delete("never") is False
 
 
-def test_get_many_leaves_out_missing_keys_in_key_order(storage: ObjectStorage) -> None:
+def test_get_many_leaves_out_missing_keys_in_key_order(storage: StandaloneStorage) -> None:
     storage.put_many({"b": 2, "a": 1, "é": 3, "c": 4})
     result = storage.get_many(["é", "missing", "a", "b", "a"])
     assert list(result.items()) == [("a", 1), ("b", 2), ("é", 3)]
@@ -107,20 +108,20 @@ def test_get_many_beyond_sql_params_chunks(make_storage: MakeStorage) -> None:
     assert storage.get_many([*entries, "nope"]) == entries
 
 
-def test_put_many_writes_every_pair(storage: ObjectStorage) -> None:
+def test_put_many_writes_every_pair(storage: StandaloneStorage) -> None:
     storage.put_many({"x": 1, "y": [2], "z": None})
     assert storage.list() == {"x": 1, "y": [2], "z": None}
     storage.put_many({})
     assert storage.list() == {"x": 1, "y": [2], "z": None}
 
 
-def test_put_many_requires_a_mapping(storage: ObjectStorage) -> None:
+def test_put_many_requires_a_mapping(storage: StandaloneStorage) -> None:
     with pytest.raises(TypeError, match="mapping"):
         storage.put_many([("a", 1)])  # type: ignore[arg-type]
     assert storage.list() == {}
 
 
-def test_delete_many_counts_existing_keys_once(storage: ObjectStorage) -> None:
+def test_delete_many_counts_existing_keys_once(storage: StandaloneStorage) -> None:
     storage.put_many({"a": 1, "b": 2, "c": 3})
     assert storage.delete_many(["a", "a", "b", "missing"]) == 2
     assert storage.list() == {"c": 3}
@@ -130,7 +131,7 @@ def test_delete_many_counts_existing_keys_once(storage: ObjectStorage) -> None:
     assert storage.list() == {}
 
 
-def test_empty_key_is_allowed(storage: ObjectStorage) -> None:
+def test_empty_key_is_allowed(storage: StandaloneStorage) -> None:
     storage.put("", "empty")
     storage.put("a", "a")
     assert storage.get("") == "empty"
@@ -176,7 +177,7 @@ def test_path_like_keys_stay_inside_the_file(tmp_path: Path, make_storage: MakeS
 
 
 @pytest.mark.parametrize("bad", [1, b"key", None, 1.5, ("a",), ["a"]], ids=repr)
-def test_keys_must_be_str(storage: ObjectStorage, bad: Any) -> None:
+def test_keys_must_be_str(storage: StandaloneStorage, bad: Any) -> None:
     with pytest.raises(TypeError, match="storage keys are str"):
         storage.get(bad)
     with pytest.raises(TypeError, match="storage keys are str"):
@@ -193,7 +194,7 @@ def test_keys_must_be_str(storage: ObjectStorage, bad: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [1, b"key", None, 1.5, ("a",)], ids=repr)
-def test_get_many_and_put_many_check_key_types(storage: ObjectStorage, bad: Any) -> None:
+def test_get_many_and_put_many_check_key_types(storage: StandaloneStorage, bad: Any) -> None:
     with pytest.raises(TypeError, match="storage keys are str"):
         storage.get_many(["ok", bad])
     with pytest.raises(TypeError, match="storage keys are str"):
@@ -201,7 +202,7 @@ def test_get_many_and_put_many_check_key_types(storage: ObjectStorage, bad: Any)
     assert storage.list() == {}
 
 
-def test_keys_with_lone_surrogates_are_refused(storage: ObjectStorage) -> None:
+def test_keys_with_lone_surrogates_are_refused(storage: StandaloneStorage) -> None:
     for call in (
         lambda: storage.get("a\ud800"),
         lambda: storage.put("a\ud800", 1),
@@ -276,7 +277,7 @@ def test_value_over_value_bytes_is_refused_and_nothing_written(
     assert committed_kv(db_path) == {"exact": fits, "k": "old"}
 
 
-def test_unencodable_value_is_refused_and_nothing_written(storage: ObjectStorage) -> None:
+def test_unencodable_value_is_refused_and_nothing_written(storage: StandaloneStorage) -> None:
     storage.put("k", 1)
     with pytest.raises(codec.EncodeError, match="set"):
         storage.put("k", {1, 2})
@@ -289,7 +290,7 @@ def test_unencodable_value_is_refused_and_nothing_written(storage: ObjectStorage
 
 
 @pytest.fixture
-def abcd(storage: ObjectStorage) -> ObjectStorage:
+def abcd(storage: StandaloneStorage) -> StandaloneStorage:
     storage.put_many({"a": 1, "b": 2, "c": 3, "d": 4})
     return storage
 
@@ -298,7 +299,7 @@ def items(result: dict[str, Any]) -> list[str]:
     return list(result)
 
 
-def test_list_reference_scenario_21(abcd: ObjectStorage) -> None:
+def test_list_reference_scenario_21(abcd: StandaloneStorage) -> None:
     assert items(abcd.list()) == ["a", "b", "c", "d"]
     assert items(abcd.list(start="b")) == ["b", "c", "d"]
     assert items(abcd.list(end="c")) == ["a", "b"]
@@ -309,7 +310,7 @@ def test_list_reference_scenario_21(abcd: ObjectStorage) -> None:
     assert abcd.list(start="b") == {"b": 2, "c": 3, "d": 4}  # values come along
 
 
-def test_list_combinations(abcd: ObjectStorage) -> None:
+def test_list_combinations(abcd: StandaloneStorage) -> None:
     assert items(abcd.list(start="b", end="d")) == ["b", "c"]
     assert items(abcd.list(start="b", end="d", reverse=True)) == ["c", "b"]
     assert items(abcd.list(start="b", end="d", reverse=True, limit=1)) == ["c"]
@@ -329,7 +330,7 @@ def test_list_combinations(abcd: ObjectStorage) -> None:
     assert items(abcd.list(prefix="c", start="a", end="z")) == ["c"]
 
 
-def test_list_prefix_intersects_start_and_end(storage: ObjectStorage) -> None:
+def test_list_prefix_intersects_start_and_end(storage: StandaloneStorage) -> None:
     storage.put_many({k: k for k in ("a", "aa", "ab", "abc", "ac", "b", "ba", "bb", "c")})
     assert items(storage.list(prefix="a")) == ["a", "aa", "ab", "abc", "ac"]
     assert items(storage.list(prefix="a", start="ab")) == ["ab", "abc", "ac"]
@@ -344,7 +345,7 @@ def test_list_prefix_intersects_start_and_end(storage: ObjectStorage) -> None:
     assert items(storage.list(prefix="ab", reverse=True)) == ["abc", "ab"]
 
 
-def test_list_uses_utf8_byte_order(storage: ObjectStorage) -> None:
+def test_list_uses_utf8_byte_order(storage: StandaloneStorage) -> None:
     keys = ["z", "é", "\u00ff", "\u0100", "\ud7ff", "\ue000", "\uffff", "\U00010000", "\U0010ffff"]
     keys += ["", "A", "a", "~", "\x7f", "\x00", "é\x00"]
     storage.put_many({k: i for i, k in enumerate(keys)})
@@ -374,7 +375,7 @@ def test_list_uses_utf8_byte_order(storage: ObjectStorage) -> None:
     ids=repr,
 )
 def test_list_prefix_ending_in_high_code_points(
-    storage: ObjectStorage, prefix: str, expected: list[str]
+    storage: StandaloneStorage, prefix: str, expected: list[str]
 ) -> None:
     keys = [
         "a",
@@ -407,7 +408,7 @@ def test_list_prefix_ending_in_high_code_points(
     assert items(storage.list(prefix=prefix, limit=1)) == expected[:1]
 
 
-def test_list_matches_a_brute_force_model(storage: ObjectStorage) -> None:
+def test_list_matches_a_brute_force_model(storage: StandaloneStorage) -> None:
     keys = [
         "",
         "a",
@@ -453,12 +454,12 @@ def test_list_matches_a_brute_force_model(storage: ObjectStorage) -> None:
 
 
 @pytest.mark.parametrize("limit", [0, -1, -100, True, False, 1.0, "2", 2.5], ids=repr)
-def test_list_limit_must_be_a_positive_int(abcd: ObjectStorage, limit: Any) -> None:
+def test_list_limit_must_be_a_positive_int(abcd: StandaloneStorage, limit: Any) -> None:
     with pytest.raises(ValueError, match="limit must be a positive int"):
         abcd.list(limit=limit)
 
 
-def test_list_on_empty_storage(storage: ObjectStorage) -> None:
+def test_list_on_empty_storage(storage: StandaloneStorage) -> None:
     storage.put("x", 1)
     storage.delete("x")
     assert storage.list() == {}
@@ -504,7 +505,7 @@ def test_first_write_creates_file_and_folder(tmp_path: Path, make_storage: MakeS
 
 
 def test_reads_see_uncommitted_writes_and_others_do_not(
-    storage: ObjectStorage, db_path: Path
+    storage: StandaloneStorage, db_path: Path
 ) -> None:
     storage.put("committed", 1)
     storage.commit()
@@ -512,19 +513,19 @@ def test_reads_see_uncommitted_writes_and_others_do_not(
     storage.put("committed", 10)
     storage.delete("committed")
     storage.put("committed", 11)
-    assert storage._connection().in_transaction
+    assert storage.core.connection().in_transaction
     assert storage.get("pending") == 2
     assert storage.get("committed") == 11
     assert storage.get_many(["pending", "committed"]) == {"committed": 11, "pending": 2}
     assert storage.list() == {"committed": 11, "pending": 2}
     assert committed_kv(db_path) == {"committed": 1}  # another connection sees only commits
     storage.commit()
-    assert not storage._connection().in_transaction
+    assert not storage.core.connection().in_transaction
     assert committed_kv(db_path) == {"committed": 11, "pending": 2}
 
 
 def test_rollback_drops_uncommitted_and_keeps_committed(
-    storage: ObjectStorage, db_path: Path
+    storage: StandaloneStorage, db_path: Path
 ) -> None:
     storage.put_many({"a": 1, "b": 2})
     storage.commit()
@@ -539,7 +540,7 @@ def test_rollback_drops_uncommitted_and_keeps_committed(
     assert storage.list() == {"a": 1, "b": 2}
 
 
-def test_rollback_of_the_first_write_leaves_a_usable_storage(storage: ObjectStorage) -> None:
+def test_rollback_of_the_first_write_leaves_a_usable_storage(storage: StandaloneStorage) -> None:
     # the first put makes the KV table; rolling it back must not leave the storage thinking
     # the table exists
     storage.put("a", 1)
@@ -582,23 +583,23 @@ def test_durability_sets_synchronous(
     storage.put("k", 1)
     storage.commit()
     assert storage.durability == durability
-    assert storage._internal("PRAGMA synchronous").fetchone()[0] == level
-    assert storage._internal("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert storage.core.internal("PRAGMA synchronous").fetchone()[0] == level
+    assert storage.core.internal("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_default_durability_is_normal(storage: ObjectStorage) -> None:
+def test_default_durability_is_normal(storage: StandaloneStorage) -> None:
     storage.put("k", 1)
-    assert storage._internal("PRAGMA synchronous").fetchone()[0] == 1
+    assert storage.core.internal("PRAGMA synchronous").fetchone()[0] == 1
 
 
 @pytest.mark.parametrize("durability", ["FULL", "off", "", "extra", "Normal"])
 def test_bad_durability_is_refused(db_path: Path, durability: str) -> None:
     with pytest.raises(ValueError, match="durability"):
-        ObjectStorage(db_path, durability=durability)
+        StorageCore(db_path, durability=durability)
     assert not db_path.exists()
 
 
-def test_file_is_wal_mode_for_other_readers(storage: ObjectStorage, db_path: Path) -> None:
+def test_file_is_wal_mode_for_other_readers(storage: StandaloneStorage, db_path: Path) -> None:
     storage.put("k", 1)
     storage.commit()
     conn = sqlite3.connect(db_path)
@@ -608,7 +609,7 @@ def test_file_is_wal_mode_for_other_readers(storage: ObjectStorage, db_path: Pat
         conn.close()
 
 
-def test_file_opens_with_sqlite_utils(storage: ObjectStorage, db_path: Path) -> None:
+def test_file_opens_with_sqlite_utils(storage: StandaloneStorage, db_path: Path) -> None:
     values = {
         "n": 2**80,
         "when": dt.datetime(2022, 2, 2, 2, 2, 2, tzinfo=dt.timezone(dt.timedelta(hours=-7))),

@@ -9,16 +9,17 @@ from typing import Any
 
 import pytest
 
-from raydo.storage import Cursor, ObjectStorage, TransactionError
+from raydo.storage import Cursor, TransactionError
 from raydo.storage.errors import SqlError
 from raydo.storage.limits import LimitExceeded, Limits
 from raydo.storage.sql import split_statements
+from tests.storage.conftest import StandaloneStorage
 
-MakeStorage = Callable[..., ObjectStorage]
+MakeStorage = Callable[..., StandaloneStorage]
 
 
 @pytest.fixture
-def people(storage: ObjectStorage) -> ObjectStorage:
+def people(storage: StandaloneStorage) -> StandaloneStorage:
     storage.sql.exec("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
     storage.sql.exec("INSERT INTO people (name, age) VALUES ('ann', 31), ('bob', 42)")
     return storage
@@ -35,30 +36,30 @@ def external_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 # ---- cursors ----------------------------------------------------------------------------
 
 
-def test_exec_returns_a_cursor(storage: ObjectStorage) -> None:
+def test_exec_returns_a_cursor(storage: StandaloneStorage) -> None:
     cursor = storage.sql.exec("SELECT 1 AS one")
     assert isinstance(cursor, Cursor)
 
 
-def test_iteration_gives_dicts(people: ObjectStorage) -> None:
+def test_iteration_gives_dicts(people: StandaloneStorage) -> None:
     cursor = people.sql.exec("SELECT name, age FROM people ORDER BY id")
     assert [row for row in cursor] == [{"name": "ann", "age": 31}, {"name": "bob", "age": 42}]
     assert cursor.fetchall() == [{"name": "ann", "age": 31}, {"name": "bob", "age": 42}]
 
 
-def test_raw_gives_tuples(people: ObjectStorage) -> None:
+def test_raw_gives_tuples(people: StandaloneStorage) -> None:
     rows = list(people.sql.exec("SELECT id, name FROM people ORDER BY id").raw())
     assert rows == [(1, "ann"), (2, "bob")]
     assert all(type(row) is tuple for row in rows)
 
 
-def test_raw_keeps_duplicate_column_names(storage: ObjectStorage) -> None:
+def test_raw_keeps_duplicate_column_names(storage: StandaloneStorage) -> None:
     cursor = storage.sql.exec("SELECT 1 AS a, 2 AS a")
     assert cursor.column_names == ["a", "a"]
     assert list(cursor.raw()) == [(1, 2)]
 
 
-def test_column_names(people: ObjectStorage) -> None:
+def test_column_names(people: StandaloneStorage) -> None:
     assert people.sql.exec("SELECT id, name AS who FROM people").column_names == ["id", "who"]
     empty = people.sql.exec("SELECT age, name FROM people WHERE 0")
     assert empty.column_names == ["age", "name"]
@@ -66,7 +67,7 @@ def test_column_names(people: ObjectStorage) -> None:
     assert people.sql.exec("UPDATE people SET age = age").column_names == []
 
 
-def test_one_with_zero_one_and_two_rows(people: ObjectStorage) -> None:
+def test_one_with_zero_one_and_two_rows(people: StandaloneStorage) -> None:
     assert people.sql.exec("SELECT name FROM people WHERE id = ?", 2).one() == {"name": "bob"}
     with pytest.raises(SqlError, match=r"expected exactly one result.*but got no results"):
         people.sql.exec("SELECT name FROM people WHERE id = 99").one()
@@ -76,7 +77,7 @@ def test_one_with_zero_one_and_two_rows(people: ObjectStorage) -> None:
         people.sql.exec("SELECT 1 UNION ALL SELECT 2").one()
 
 
-def test_rows_read_and_rows_written(storage: ObjectStorage) -> None:
+def test_rows_read_and_rows_written(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE t (x)")
     storage.sql.exec("INSERT INTO t VALUES (1)")
     insert = storage.sql.exec("INSERT INTO t VALUES (2)")
@@ -92,7 +93,7 @@ def test_rows_read_and_rows_written(storage: ObjectStorage) -> None:
     assert storage.sql.exec("SELECT x FROM t").fetchall() == [{"x": 12}]
 
 
-def test_rows_written_spans_a_multi_statement_query(storage: ObjectStorage) -> None:
+def test_rows_written_spans_a_multi_statement_query(storage: StandaloneStorage) -> None:
     cursor = storage.sql.exec(
         "CREATE TABLE t (x); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2), (3);"
         " SELECT x FROM t WHERE x < 3"
@@ -102,13 +103,13 @@ def test_rows_written_spans_a_multi_statement_query(storage: ObjectStorage) -> N
     assert cursor.fetchall() == [{"x": 1}, {"x": 2}]
 
 
-def test_kv_writes_do_not_count_as_rows_written(storage: ObjectStorage) -> None:
+def test_kv_writes_do_not_count_as_rows_written(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE t (x)")
     storage.put("k", 1)
     assert storage.sql.exec("SELECT * FROM t").rows_written == 0
 
 
-def test_cursor_stays_valid_after_commit(people: ObjectStorage) -> None:
+def test_cursor_stays_valid_after_commit(people: StandaloneStorage) -> None:
     cursor = people.sql.exec("SELECT name FROM people ORDER BY id")
     people.commit()
     people.sql.exec("DELETE FROM people")
@@ -116,7 +117,7 @@ def test_cursor_stays_valid_after_commit(people: ObjectStorage) -> None:
     assert cursor.fetchall() == [{"name": "ann"}, {"name": "bob"}]
 
 
-def test_exec_joins_the_event_transaction(people: ObjectStorage, db_path: Path) -> None:
+def test_exec_joins_the_event_transaction(people: StandaloneStorage, db_path: Path) -> None:
     people.commit()
     people.sql.exec("INSERT INTO people (name) VALUES ('cy')")
     assert people.sql.exec("SELECT count(*) AS n FROM people").one() == {"n": 3}
@@ -128,7 +129,7 @@ def test_exec_joins_the_event_transaction(people: ObjectStorage, db_path: Path) 
     assert external_rows(db_path, "SELECT name FROM people ORDER BY id")[-1] == ("dee",)
 
 
-def test_value_types_round_trip(storage: ObjectStorage) -> None:
+def test_value_types_round_trip(storage: StandaloneStorage) -> None:
     row = storage.sql.exec(
         "SELECT ? AS s, ? AS b, ? AS f, ? AS n, ? AS i", "é", b"\x00", 1.5, None, 7
     )
@@ -140,7 +141,7 @@ def test_value_types_round_trip(storage: ObjectStorage) -> None:
 
 
 def test_multi_statement_binds_params_to_the_last_and_returns_its_result(
-    storage: ObjectStorage,
+    storage: StandaloneStorage,
 ) -> None:
     cursor = storage.sql.exec(
         "CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3); SELECT x FROM t WHERE x > ?", 1
@@ -153,12 +154,12 @@ def test_multi_statement_binds_params_to_the_last_and_returns_its_result(
     assert storage.sql.exec("SELECT 1 AS a; SELECT 2 AS b").fetchall() == [{"b": 2}]
 
 
-def test_placeholder_in_an_earlier_statement_is_an_error(storage: ObjectStorage) -> None:
+def test_placeholder_in_an_earlier_statement_is_an_error(storage: StandaloneStorage) -> None:
     with pytest.raises(SqlError, match="bindings"):
         storage.sql.exec("SELECT ?; SELECT ?", 1)
 
 
-def test_semicolons_inside_literals_and_comments(storage: ObjectStorage) -> None:
+def test_semicolons_inside_literals_and_comments(storage: StandaloneStorage) -> None:
     cursor = storage.sql.exec(
         'CREATE TABLE t ("a;b" TEXT); -- comment; with semicolon\n'
         "INSERT INTO t VALUES ('x;y'), ('it''s; fine'); /* block; comment */"
@@ -167,7 +168,7 @@ def test_semicolons_inside_literals_and_comments(storage: ObjectStorage) -> None
     assert cursor.fetchall() == [{"v": "it's; fine"}, {"v": "x;y"}]
 
 
-def test_trigger_bodies_are_not_split(storage: ObjectStorage) -> None:
+def test_trigger_bodies_are_not_split(storage: StandaloneStorage) -> None:
     storage.sql.exec(
         "CREATE TABLE items (name TEXT);"
         " CREATE TABLE audit (what TEXT);"
@@ -181,7 +182,7 @@ def test_trigger_bodies_are_not_split(storage: ObjectStorage) -> None:
     assert rows == [{"what": "added; pen"}, {"what": "done"}]
 
 
-def test_trailing_semicolons_and_comments_are_ignored(storage: ObjectStorage) -> None:
+def test_trailing_semicolons_and_comments_are_ignored(storage: StandaloneStorage) -> None:
     assert storage.sql.exec("SELECT 1 AS x;").one() == {"x": 1}
     assert storage.sql.exec("SELECT 1 AS x; -- done").one() == {"x": 1}
     assert storage.sql.exec("SELECT 1 AS x; ; /* nothing */ ;").one() == {"x": 1}
@@ -220,12 +221,12 @@ def test_split_statements(query: str, expected: list[str]) -> None:
 @pytest.mark.parametrize(
     "query", ["", "   ", "\n\t", "-- only a comment", "/* block */", ";", " ; ;", "; -- c\n;"]
 )
-def test_query_without_a_statement(storage: ObjectStorage, query: str) -> None:
+def test_query_without_a_statement(storage: StandaloneStorage, query: str) -> None:
     with pytest.raises(SqlError, match="did not contain a statement"):
         storage.sql.exec(query)
 
 
-def test_syntax_error_carries_sqlites_message(storage: ObjectStorage) -> None:
+def test_syntax_error_carries_sqlites_message(storage: StandaloneStorage) -> None:
     with pytest.raises(SqlError) as info:
         storage.sql.exec("SELEC 1")
     assert 'near "SELEC": syntax error' in str(info.value)
@@ -234,14 +235,14 @@ def test_syntax_error_carries_sqlites_message(storage: ObjectStorage) -> None:
         storage.sql.exec("SELECT * FROM nope")
 
 
-def test_constraint_error(people: ObjectStorage) -> None:
+def test_constraint_error(people: StandaloneStorage) -> None:
     with pytest.raises(SqlError, match="UNIQUE constraint failed") as info:
         people.sql.exec("INSERT INTO people (id, name) VALUES (1, 'dup')")
     assert info.value.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY"
     assert people.sql.exec("SELECT count(*) AS n FROM people").one() == {"n": 2}
 
 
-def test_query_must_be_str(storage: ObjectStorage) -> None:
+def test_query_must_be_str(storage: StandaloneStorage) -> None:
     with pytest.raises(TypeError, match="as a str"):
         storage.sql.exec(b"SELECT 1")  # type: ignore[arg-type]
 
@@ -264,7 +265,7 @@ def test_query_must_be_str(storage: ObjectStorage) -> None:
         "SELECT 1; COMMIT",
     ],
 )
-def test_transaction_statements_are_refused(storage: ObjectStorage, query: str) -> None:
+def test_transaction_statements_are_refused(storage: StandaloneStorage, query: str) -> None:
     storage.put("pending", 1)
     with pytest.raises(SqlError) as info:
         storage.sql.exec(query)
@@ -272,11 +273,11 @@ def test_transaction_statements_are_refused(storage: ObjectStorage, query: str) 
     assert "transaction statements are not allowed" in message
     assert "transaction()" in message
     assert info.value.sqlite_errorname == "SQLITE_AUTH"
-    assert storage._connection().in_transaction  # the event's transaction is untouched
+    assert storage.core.connection().in_transaction  # the event's transaction is untouched
     assert storage.get("pending") == 1
 
 
-def test_attach_and_detach_are_refused(storage: ObjectStorage, tmp_path: Path) -> None:
+def test_attach_and_detach_are_refused(storage: StandaloneStorage, tmp_path: Path) -> None:
     other = tmp_path / "other.sqlite"
     with pytest.raises(SqlError, match="ATTACH and DETACH are not allowed"):
         storage.sql.exec("ATTACH DATABASE ? AS other", str(other))
@@ -285,7 +286,7 @@ def test_attach_and_detach_are_refused(storage: ObjectStorage, tmp_path: Path) -
     assert not other.exists()
 
 
-def test_vacuum_into_cannot_write_another_file(storage: ObjectStorage, tmp_path: Path) -> None:
+def test_vacuum_into_cannot_write_another_file(storage: StandaloneStorage, tmp_path: Path) -> None:
     storage.put("k", 1)
     storage.commit()
     target = tmp_path / "copy.sqlite"
@@ -307,18 +308,18 @@ def test_vacuum_into_cannot_write_another_file(storage: ObjectStorage, tmp_path:
         "SELECT * FROM pragma_journal_mode",
     ],
 )
-def test_disallowed_pragmas_are_refused(storage: ObjectStorage, query: str) -> None:
+def test_disallowed_pragmas_are_refused(storage: StandaloneStorage, query: str) -> None:
     storage.put("k", 1)
     with pytest.raises(SqlError, match=r"PRAGMA [a-z_]+ is not allowed") as info:
         storage.sql.exec(query)
     assert "allowed:" in str(info.value)
     assert info.value.sqlite_errorname == "SQLITE_AUTH"
-    assert storage._internal("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert storage._internal("PRAGMA synchronous").fetchone()[0] == 1
-    assert storage._internal("PRAGMA writable_schema").fetchone()[0] == 0
+    assert storage.core.internal("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert storage.core.internal("PRAGMA synchronous").fetchone()[0] == 1
+    assert storage.core.internal("PRAGMA writable_schema").fetchone()[0] == 0
 
 
-def test_allowed_pragmas_work(people: ObjectStorage) -> None:
+def test_allowed_pragmas_work(people: StandaloneStorage) -> None:
     columns = people.sql.exec("PRAGMA table_info(people)").fetchall()
     assert [c["name"] for c in columns] == ["id", "name", "age"]
     assert people.sql.exec("PRAGMA foreign_keys").one() == {"foreign_keys": 1}  # on by default
@@ -330,7 +331,7 @@ def test_allowed_pragmas_work(people: ObjectStorage) -> None:
     assert names == ["id", "name", "age"]
 
 
-def test_foreign_keys_can_be_enforced(storage: ObjectStorage) -> None:
+def test_foreign_keys_can_be_enforced(storage: StandaloneStorage) -> None:
     storage.sql.exec("PRAGMA foreign_keys = ON")
     storage.sql.exec("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
     storage.sql.exec("CREATE TABLE child (parent_id REFERENCES parent (id))")
@@ -348,7 +349,7 @@ def test_foreign_keys_can_be_enforced(storage: ObjectStorage) -> None:
         "CREATE TEMP TRIGGER tr AFTER INSERT ON real_table BEGIN SELECT 1; END",
     ],
 )
-def test_temp_objects_are_refused(storage: ObjectStorage, query: str) -> None:
+def test_temp_objects_are_refused(storage: StandaloneStorage, query: str) -> None:
     storage.sql.exec("CREATE TABLE real_table (x)")
     with pytest.raises(SqlError, match="TEMP tables, views and triggers are not allowed"):
         storage.sql.exec(query)
@@ -378,7 +379,7 @@ def test_temp_objects_are_refused(storage: ObjectStorage, query: str) -> None:
         "WITH k AS (SELECT * FROM _raydo_kv) SELECT * FROM k",
     ],
 )
-def test_raydo_tables_are_refused(people: ObjectStorage, query: str) -> None:
+def test_raydo_tables_are_refused(people: StandaloneStorage, query: str) -> None:
     people.put("secret", "value")
     with pytest.raises(SqlError) as info:
         people.sql.exec(query)
@@ -386,10 +387,10 @@ def test_raydo_tables_are_refused(people: ObjectStorage, query: str) -> None:
     assert "is not allowed: tables named _raydo_* belong to raydo" in message
     assert info.value.sqlite_errorname == "SQLITE_AUTH"
     assert people.list() == {"secret": "value"}
-    assert [r[0] for r in people._internal("PRAGMA index_list(_raydo_kv)")] in ([], [0])
+    assert [r[0] for r in people.core.internal("PRAGMA index_list(_raydo_kv)")] in ([], [0])
 
 
-def test_views_and_triggers_cannot_reach_raydo_tables(people: ObjectStorage) -> None:
+def test_views_and_triggers_cannot_reach_raydo_tables(people: StandaloneStorage) -> None:
     people.put("secret", "value")
     people.sql.exec("CREATE VIEW peek AS SELECT * FROM _raydo_kv")
     with pytest.raises(SqlError, match="belong to raydo"):
@@ -401,7 +402,7 @@ def test_views_and_triggers_cannot_reach_raydo_tables(people: ObjectStorage) -> 
     assert people.sql.exec("SELECT count(*) AS n FROM people").one() == {"n": 2}
 
 
-def test_cached_internal_statements_cannot_be_reused(storage: ObjectStorage) -> None:
+def test_cached_internal_statements_cannot_be_reused(storage: StandaloneStorage) -> None:
     # warm sqlite3's statement cache with every internal KV statement
     storage.put("k", "v")
     assert storage.get("k") == "v"
@@ -423,7 +424,7 @@ def test_cached_internal_statements_cannot_be_reused(storage: ObjectStorage) -> 
     assert storage.get("k") == "v"
 
 
-def test_schema_of_raydo_tables_is_readable(storage: ObjectStorage) -> None:
+def test_schema_of_raydo_tables_is_readable(storage: StandaloneStorage) -> None:
     storage.put("k", 1)
     names = [r["name"] for r in storage.sql.exec("SELECT name FROM sqlite_master")]
     assert "_raydo_kv" in names
@@ -434,7 +435,7 @@ def test_schema_of_raydo_tables_is_readable(storage: ObjectStorage) -> None:
 # ---- values and parameters --------------------------------------------------------------
 
 
-def test_64_bit_ints_are_exact(storage: ObjectStorage) -> None:
+def test_64_bit_ints_are_exact(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE n (v INTEGER)")
     for value in (2**63 - 1, -(2**63), 2**53 + 1, -(2**53) - 1, 0):
         storage.sql.exec("INSERT INTO n VALUES (?)", value)
@@ -446,7 +447,7 @@ def test_64_bit_ints_are_exact(storage: ObjectStorage) -> None:
 
 
 @pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**64, 10**30])
-def test_int_param_beyond_64_bits_is_refused(storage: ObjectStorage, value: int) -> None:
+def test_int_param_beyond_64_bits_is_refused(storage: StandaloneStorage, value: int) -> None:
     with pytest.raises(SqlError, match="parameter 2 is an integer outside SQLite's 64-bit range"):
         storage.sql.exec("SELECT ?, ?", 1, value)
 
@@ -462,7 +463,7 @@ def test_int_param_beyond_64_bits_is_refused(storage: ObjectStorage, value: int)
     ],
 )
 def test_unsupported_param_types_name_the_parameter(
-    storage: ObjectStorage, params: tuple[Any, ...], index: int, type_name: str
+    storage: StandaloneStorage, params: tuple[Any, ...], index: int, type_name: str
 ) -> None:
     marks = ", ".join("?" * len(params))
     with pytest.raises(SqlError) as info:
@@ -470,7 +471,7 @@ def test_unsupported_param_types_name_the_parameter(
     assert f"parameter {index} has type {type_name}" in str(info.value)
 
 
-def test_lone_surrogates_are_sql_errors(storage: ObjectStorage) -> None:
+def test_lone_surrogates_are_sql_errors(storage: StandaloneStorage) -> None:
     with pytest.raises(SqlError, match="not valid Unicode"):
         storage.sql.exec("SELECT ?", "bad \ud800")
     with pytest.raises(SqlError, match="not valid Unicode"):
@@ -479,7 +480,7 @@ def test_lone_surrogates_are_sql_errors(storage: ObjectStorage) -> None:
         storage.sql.exec("SELECT '\udfff'; SELECT 1")
 
 
-def test_nul_in_the_query_is_refused(storage: ObjectStorage) -> None:
+def test_nul_in_the_query_is_refused(storage: StandaloneStorage) -> None:
     with pytest.raises(SqlError, match="NUL"):
         storage.sql.exec("SELECT 1\x00; DROP TABLE x")
     with pytest.raises(SqlError, match="NUL"):
@@ -506,7 +507,7 @@ def test_query_over_sql_statement_bytes(make_storage: MakeStorage) -> None:
     assert info.value.limit == "sql_statement_bytes"
 
 
-def test_query_over_default_sql_statement_bytes(storage: ObjectStorage) -> None:
+def test_query_over_default_sql_statement_bytes(storage: StandaloneStorage) -> None:
     with pytest.raises(LimitExceeded) as info:
         storage.sql.exec("SELECT 1 " + "-" * 100_000)
     assert info.value.limit == "sql_statement_bytes"
@@ -571,7 +572,7 @@ def test_storage_bytes_limit(make_storage: MakeStorage, db_path: Path) -> None:
     assert external_rows(db_path, "SELECT count(*) FROM t") == [(1,)]
 
 
-def test_size_bytes_grows(storage: ObjectStorage) -> None:
+def test_size_bytes_grows(storage: StandaloneStorage) -> None:
     assert storage.size_bytes == 0
     storage.sql.exec("CREATE TABLE t (b BLOB)")
     storage.commit()
@@ -586,7 +587,7 @@ def test_size_bytes_grows(storage: ObjectStorage) -> None:
 
 
 def test_tables_and_columns_can_be_renamed_but_not_into_raydos_names(
-    storage: ObjectStorage,
+    storage: StandaloneStorage,
 ) -> None:
     storage.sql.exec("CREATE TABLE t (a INTEGER)")
     storage.sql.exec("ALTER TABLE t RENAME COLUMN a TO b")

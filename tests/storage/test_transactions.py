@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from raydo.storage import ObjectStorage, codec
+from raydo.storage import codec
 from raydo.storage.errors import SqlError, StorageError, TransactionError
 from raydo.storage.limits import LimitExceeded, Limits
+from tests.storage.conftest import StandaloneStorage
 
-MakeStorage = Callable[..., ObjectStorage]
+MakeStorage = Callable[..., StandaloneStorage]
 
 
 class Boom(Exception):
@@ -24,7 +25,7 @@ class HardStop(BaseException):
     pass
 
 
-def schema(storage: ObjectStorage) -> list[tuple[str, str]]:
+def schema(storage: StandaloneStorage) -> list[tuple[str, str]]:
     rows = storage.sql.exec("SELECT type, name FROM sqlite_master ORDER BY type, name").raw()
     return [(kind, name) for kind, name in rows]
 
@@ -49,7 +50,7 @@ def external_kv(path: Path) -> dict[str, Any]:
 # ---- transaction() ----------------------------------------------------------------------
 
 
-def test_block_commits_with_the_event(storage: ObjectStorage, db_path: Path) -> None:
+def test_block_commits_with_the_event(storage: StandaloneStorage, db_path: Path) -> None:
     with storage.transaction():
         storage.put("a", 1)
         assert storage.get("a") == 1
@@ -58,7 +59,9 @@ def test_block_commits_with_the_event(storage: ObjectStorage, db_path: Path) -> 
     assert external_kv(db_path) == {"a": 1}
 
 
-def test_inner_raise_rolls_back_only_the_inner_block(storage: ObjectStorage, db_path: Path) -> None:
+def test_inner_raise_rolls_back_only_the_inner_block(
+    storage: StandaloneStorage, db_path: Path
+) -> None:
     storage.put("before", 0)
     with storage.transaction():
         storage.put("outer", 1)
@@ -78,7 +81,7 @@ def test_inner_raise_rolls_back_only_the_inner_block(storage: ObjectStorage, db_
 
 
 def test_outer_raise_rolls_back_both_blocks_but_not_earlier_writes(
-    storage: ObjectStorage, db_path: Path
+    storage: StandaloneStorage, db_path: Path
 ) -> None:
     storage.put("committed", "c")
     storage.commit()
@@ -97,7 +100,7 @@ def test_outer_raise_rolls_back_both_blocks_but_not_earlier_writes(
     assert external_kv(db_path) == {"before": 0, "committed": "c"}
 
 
-def test_base_exceptions_roll_back_too(storage: ObjectStorage) -> None:
+def test_base_exceptions_roll_back_too(storage: StandaloneStorage) -> None:
     with pytest.raises(HardStop), storage.transaction():
         storage.put("a", 1)
         raise HardStop
@@ -105,7 +108,7 @@ def test_base_exceptions_roll_back_too(storage: ObjectStorage) -> None:
     assert not storage.in_explicit_transaction
 
 
-def test_deep_nesting(storage: ObjectStorage) -> None:
+def test_deep_nesting(storage: StandaloneStorage) -> None:
     def level(n: int) -> None:
         with storage.transaction():
             storage.put(f"k{n}", n)
@@ -120,7 +123,7 @@ def test_deep_nesting(storage: ObjectStorage) -> None:
     assert storage.list() == {f"k{n}": n for n in range(21)}
 
 
-def test_in_explicit_transaction_flag(storage: ObjectStorage) -> None:
+def test_in_explicit_transaction_flag(storage: StandaloneStorage) -> None:
     assert storage.in_explicit_transaction is False
     with storage.transaction():
         assert storage.in_explicit_transaction is True
@@ -138,7 +141,7 @@ def test_in_explicit_transaction_flag(storage: ObjectStorage) -> None:
     assert storage.in_explicit_transaction is False
 
 
-def test_commit_inside_a_transaction_raises(storage: ObjectStorage, db_path: Path) -> None:
+def test_commit_inside_a_transaction_raises(storage: StandaloneStorage, db_path: Path) -> None:
     storage.put("a", 0)
     storage.commit()
     with storage.transaction():
@@ -153,7 +156,7 @@ def test_commit_inside_a_transaction_raises(storage: ObjectStorage, db_path: Pat
     assert external_kv(db_path) == {"a": 1, "b": 2}
 
 
-def test_commit_inside_an_empty_transaction_raises(storage: ObjectStorage) -> None:
+def test_commit_inside_an_empty_transaction_raises(storage: StandaloneStorage) -> None:
     with storage.transaction(), pytest.raises(TransactionError):
         storage.commit()
 
@@ -163,7 +166,7 @@ def test_transaction_error_is_a_storage_error() -> None:
     assert issubclass(SqlError, StorageError)
 
 
-def test_sql_writes_roll_back_with_the_block(storage: ObjectStorage) -> None:
+def test_sql_writes_roll_back_with_the_block(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE t (x)")
     with pytest.raises(Boom), storage.transaction():
         storage.sql.exec("INSERT INTO t VALUES (1), (2)")
@@ -176,7 +179,7 @@ def test_sql_writes_roll_back_with_the_block(storage: ObjectStorage) -> None:
 
 
 def test_first_kv_write_rolled_back_by_a_block_leaves_a_usable_storage(
-    storage: ObjectStorage,
+    storage: StandaloneStorage,
 ) -> None:
     with pytest.raises(Boom), storage.transaction():
         storage.put("a", 1)  # makes the KV table inside the savepoint
@@ -189,7 +192,7 @@ def test_first_kv_write_rolled_back_by_a_block_leaves_a_usable_storage(
 
 
 def test_error_inside_block_leaves_earlier_block_writes_when_caught(
-    storage: ObjectStorage,
+    storage: StandaloneStorage,
 ) -> None:
     with storage.transaction():
         storage.put("a", 1)
@@ -202,7 +205,7 @@ def test_error_inside_block_leaves_earlier_block_writes_when_caught(
     assert storage.get("a") == 1
 
 
-def test_host_rollback_after_a_raising_block(storage: ObjectStorage, db_path: Path) -> None:
+def test_host_rollback_after_a_raising_block(storage: StandaloneStorage, db_path: Path) -> None:
     storage.put("kept", 1)
     storage.commit()
     storage.put("event", 1)
@@ -221,7 +224,7 @@ def test_host_rollback_after_a_raising_block(storage: ObjectStorage, db_path: Pa
 # ---- delete_all -------------------------------------------------------------------------
 
 
-def populate(storage: ObjectStorage) -> None:
+def populate(storage: StandaloneStorage) -> None:
     ex = storage.sql.exec
     ex("CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE)")
     ex("CREATE INDEX users_by_name ON users (name)")
@@ -240,7 +243,7 @@ def populate(storage: ObjectStorage) -> None:
     storage.put_many({"k1": 1, "k2": [2], "k3": b"3"})
 
 
-def snapshot(storage: ObjectStorage) -> tuple[Any, ...]:
+def snapshot(storage: StandaloneStorage) -> tuple[Any, ...]:
     ex = storage.sql.exec
     return (
         schema(storage),
@@ -280,7 +283,7 @@ def test_delete_all_removes_kv_and_every_user_object(
 
 
 def test_delete_all_is_atomic_rollback_restores_everything(
-    storage: ObjectStorage, db_path: Path
+    storage: StandaloneStorage, db_path: Path
 ) -> None:
     populate(storage)
     storage.commit()
@@ -295,7 +298,9 @@ def test_delete_all_is_atomic_rollback_restores_everything(
     assert {"msg": "cy"} in storage.sql.exec("SELECT msg FROM log").fetchall()
 
 
-def test_delete_all_also_drops_uncommitted_writes(storage: ObjectStorage, db_path: Path) -> None:
+def test_delete_all_also_drops_uncommitted_writes(
+    storage: StandaloneStorage, db_path: Path
+) -> None:
     storage.put("committed", 1)
     storage.commit()
     storage.put("pending", 2)
@@ -307,7 +312,7 @@ def test_delete_all_also_drops_uncommitted_writes(storage: ObjectStorage, db_pat
 
 
 def test_delete_all_inside_a_transaction_raises_and_deletes_nothing(
-    storage: ObjectStorage,
+    storage: StandaloneStorage,
 ) -> None:
     populate(storage)
     storage.commit()
@@ -320,7 +325,7 @@ def test_delete_all_inside_a_transaction_raises_and_deletes_nothing(
     assert snapshot(storage) == before
 
 
-def test_delete_all_on_sql_only_storage(storage: ObjectStorage) -> None:
+def test_delete_all_on_sql_only_storage(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE t (x)")
     storage.commit()
     storage.delete_all()
@@ -344,7 +349,7 @@ def test_delete_all_on_a_missing_file_creates_nothing(
 # ---- known gaps (see the report): a failed statement can end the event's transaction -----
 
 
-def test_or_rollback_cannot_split_an_event(storage: ObjectStorage) -> None:
+def test_or_rollback_cannot_split_an_event(storage: StandaloneStorage) -> None:
     storage.sql.exec("CREATE TABLE u (x UNIQUE)")
     storage.sql.exec("INSERT INTO u VALUES (1)")
     storage.commit()

@@ -16,7 +16,7 @@ BROKEN_MARKER = "fragile-constructor-broken"
 
 def storage_root(ctx: Any) -> Path:
     """``<storage>`` from an object's file ``<storage>/<BINDING>/<id[:2]>/<id>.sqlite``."""
-    return Path(ctx.storage.path).parents[2]
+    return Path(ctx.storage._core.path).parents[2]  # white-box: its file says where
 
 
 class Fragile(DurableObject):

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from raydo.actors import DurableObject, ObjectContext, Overloaded
-from raydo.storage import codec
+from raydo.actors import ObjectContext, Overloaded, PlatformObject
+from raydo.storage import StorageCore, codec
 
-from .queue_batch import MAX_DELAY_SECONDS, Message, MessageBatch
-from .queues import BROKER, ConsumerSpec, QueueBroker
+from ._batch import MAX_DELAY_SECONDS, Message, MessageBatch
+from ._broker import BROKER, ConsumerSpec, QueueBroker
 
 log = logging.getLogger("raydo.queues")
 
@@ -85,11 +85,11 @@ class _Leased:
     attempts: int
 
 
-class QueueObject(DurableObject):
+class QueueObject(PlatformObject):
     """The object of one queue (internal binding ``_QUEUES``, named by the queue)."""
 
-    def __init__(self, ctx: ObjectContext, env: Any) -> None:
-        super().__init__(ctx, env)
+    def __init__(self, ctx: ObjectContext, env: Any, core: StorageCore) -> None:
+        super().__init__(ctx, env, core)
         self._broker: QueueBroker = getattr(env, BROKER)
         self._schema_ready = False
 
@@ -98,7 +98,7 @@ class QueueObject(DurableObject):
     async def enqueue(self, items: list[Any]) -> int:
         """Store messages given as ``[id, body, delay_ms, enqueued_ms or None]`` (a repeated
         id is ignored); how many were new."""
-        limits = self.ctx.storage.limits
+        limits = self.core.limits
         if not isinstance(items, list):
             raise TypeError("enqueue takes a list of messages")
         checked = []

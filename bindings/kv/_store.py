@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from raydo.actors import DurableObject, ObjectContext
+from raydo.actors import ObjectContext, PlatformObject
+from raydo.storage import StorageCore
 from raydo.storage.limits import LimitExceeded, MiB
 
 _SCHEMA = """
@@ -62,14 +63,14 @@ SWEEP_BATCH = 10_000
 UPLOAD_CHARS = 64
 
 
-class KVStore(DurableObject):
+class KVStore(PlatformObject):
     """Every pair of one key-value namespace. Its methods are called by ``KVNamespace`` only;
     they check their arguments again, since any object of the app could call them."""
 
-    def __init__(self, ctx: ObjectContext, env: Any) -> None:
-        super().__init__(ctx, env)
+    def __init__(self, ctx: ObjectContext, env: Any, core: StorageCore) -> None:
+        super().__init__(ctx, env, core)
         self._sql = ctx.storage.sql
-        self._limits = ctx.storage.limits
+        self._limits = core.limits
         self._row_bytes = max(1, min(MAX_ROW_BYTES, self._limits.value_bytes // 2))
         self._sql.exec(_SCHEMA)
         self._version = int(self._sql.exec("SELECT value FROM kv_state").one()["value"])

@@ -9,7 +9,7 @@ BEGIN/COMMIT, no ATTACH), limits and plain SQLite file as any object's SQL.
 
 An ordinary SQL error is not raised: raising in an event resets the object. The call's writes
 are rolled back instead, and the error travels back as a value that the client
-(:mod:`bindings.d1`) raises as :class:`~bindings.d1.D1Error`.
+(:mod:`bindings.d1._client`) raises as :class:`~bindings.d1.D1Error`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from raydo import DurableObject
+from raydo.actors import PlatformObject
 from raydo.storage import LimitExceeded, StorageError
 from raydo.storage.sql import split_statements, strip_comments
 
@@ -25,7 +25,7 @@ from raydo.storage.sql import split_statements, strip_comments
 ALL_ROWS = -1
 
 
-class DatabaseObject(DurableObject):
+class DatabaseObject(PlatformObject):
     """One database: runs the SQL its binding's clients send, one call at a time."""
 
     _size: int | None = None  # the database's size after the last call that wrote
@@ -64,7 +64,7 @@ class DatabaseObject(DurableObject):
         # Only a statement without result columns (DDL, a write) or one that wrote can change
         # the size: calls of plain reads skip the two PRAGMAs that measure it.
         if self._size is None or any(not r[0] or r[2]["rows_written"] for r in results):
-            self._size = storage.size_bytes
+            self._size = self.core.size_bytes
         for result in results:
             result[2]["size_after"] = self._size
         return {"results": results}
@@ -95,7 +95,7 @@ class DatabaseObject(DurableObject):
         # The call is the whole event, so the event's rollback is exactly the call's. It also
         # recovers from errors after which SQLite itself ended the transaction (INSERT OR
         # ROLLBACK, a full disk), which would otherwise fail the event and reset the object.
-        self.ctx.storage.rollback()
+        self.core.rollback()
         return {
             "message": str(exc),
             "code": getattr(exc, "sqlite_errorname", None),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from raydo.storage import LimitExceeded, Limits, ObjectStorage, StorageError
+from raydo.storage import LimitExceeded, Limits, SqlStorage, StorageCore, StorageError
 from raydo.storage.files import connect_read_only
 from raydo.storage.sql import split_statements, strip_comments
 
@@ -150,7 +150,7 @@ def apply_migrations(
     """
     migrations = find_migrations(folder)
     scripts = {m.name: m.statements() for m in migrations}  # every file checked up front
-    storage = ObjectStorage(database, durability=durability, limits=limits)
+    storage = StorageCore(database, durability=durability, limits=limits)
     done: list[Migration] = []
     try:
         for migration in migrations:
@@ -163,16 +163,17 @@ def apply_migrations(
     return done
 
 
-def _apply_one(storage: ObjectStorage, migration: Migration, statements: list[str]) -> bool:
+def _apply_one(storage: StorageCore, migration: Migration, statements: list[str]) -> bool:
     """Apply one migration in one transaction unless it is recorded; True when applied."""
     # The write lock up front: a deferred transaction that read first could fail on
     # upgrading to a writer if the running database wrote in between.
     where = "taking the write lock"
     try:
-        storage.internal(f"{storage.internal_tag}BEGIN IMMEDIATE")
+        storage.internal(f"{storage.tag}BEGIN IMMEDIATE")
+        sql = SqlStorage(storage)
         where = "recording it"
-        storage.sql.exec(_CREATE_TABLE)
-        recorded = storage.sql.exec(
+        sql.exec(_CREATE_TABLE)
+        recorded = sql.exec(
             f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", migration.name
         ).fetchall()
         if recorded:  # applied already (perhaps by another `apply` meanwhile)
@@ -180,9 +181,9 @@ def _apply_one(storage: ObjectStorage, migration: Migration, statements: list[st
             return False
         for i, statement in enumerate(statements, 1):
             where = f"statement {i}"
-            storage.sql.exec(statement)
+            sql.exec(statement)
         where = "recording it"
-        storage.sql.exec(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (?)", migration.name)
+        sql.exec(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (?)", migration.name)
         storage.commit()
     except (StorageError, LimitExceeded) as exc:
         storage.rollback()
@@ -194,15 +195,3 @@ def _apply_one(storage: ObjectStorage, migration: Migration, statements: list[st
         storage.rollback()
         raise
     return True
-
-
-__all__ = [
-    "MIGRATIONS_TABLE",
-    "Migration",
-    "MigrationError",
-    "MigrationFailed",
-    "MigrationStatus",
-    "apply_migrations",
-    "find_migrations",
-    "migration_status",
-]
