@@ -3,7 +3,8 @@
 The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
-from ._env import Env, PlatformContext, env_bindings
+from ._app_env import PlatformContext
+from ._env import Env, env_bindings
 from ._errors import (
     CallRefused,
     HostUnavailable,
@@ -14,6 +15,7 @@ from ._errors import (
     RemoteLimitExceeded,
 )
 from ._ids import ObjectId
+from ._loading import MissingAttribute, import_from_app
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
@@ -24,6 +26,7 @@ __all__ = [
     "DurableObject",
     "Env",
     "HostUnavailable",
+    "MissingAttribute",
     "Namespace",
     "ObjectContext",
     "ObjectError",
@@ -38,4 +41,5 @@ __all__ = [
     "RuntimeSpec",
     "Stub",
     "env_bindings",
+    "import_from_app",
 ]

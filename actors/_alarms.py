@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +56,14 @@ def now_ms() -> int:
 
 
 class AlarmIndex:
-    """The binding's index of due alarms, shared by all its hosts (SQLite serialises them)."""
+    """The binding's index of due alarms, shared by all its hosts (SQLite serialises them).
+
+    Several host processes open the index at once, the first time as often as not. The file is
+    therefore born complete: schema and WAL mode are set in a private file that is then linked
+    into place, so no opener ever changes the journal mode of a shared file. (Switching to WAL
+    upgrades a read lock to a write lock, and SQLite answers that "database is locked" at once,
+    without waiting for the busy timeout, whenever another process does the same.)
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,17 +71,12 @@ class AlarmIndex:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                _create_index_file(self.path)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS alarms (object_hex TEXT PRIMARY KEY,"
-                " host TEXT NOT NULL, name TEXT, due_ms INTEGER NOT NULL)"
-            )
-            conn.execute("CREATE INDEX IF NOT EXISTS alarms_by_host ON alarms (host, due_ms)")
             self._conn = conn
         return self._conn
 
@@ -126,6 +130,32 @@ class AlarmIndex:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarms (object_hex TEXT PRIMARY KEY, host TEXT NOT NULL, name TEXT,
+    due_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS alarms_by_host ON alarms (host, due_ms);
+"""
+
+
+def _create_index_file(path: Path) -> None:
+    """Make the index at ``path`` unless another process has: built under a private name, in
+    WAL mode with its schema, then hard-linked into place (a link never replaces a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        conn = sqlite3.connect(partial, isolation_level=None)
+        try:
+            conn.executescript(_INDEX_SCHEMA)
+            conn.execute("PRAGMA journal_mode=WAL")  # last: page 1 records it in the main file
+        finally:
+            conn.close()  # the only connection: its WAL is checkpointed and removed
+        with contextlib.suppress(FileExistsError):  # another host made it first: same schema
+            os.link(partial, path)
+    finally:
+        for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 class AlarmTimer:

@@ -21,14 +21,13 @@ from raydo.storage import codec
 from ._alarm_runs import HostAlarms
 from ._alarms import AlarmInfo, now_ms
 from ._errors import CallRefused
-from ._gateways import GatewayLinks
 from ._http import payload_request, response_payload
 from ._metrics import HostMetrics
 from ._object import RESERVED_NAMES, DurableObject
 from ._slot import ObjectSlot
-from ._sockets import UPGRADE_SCOPE_KEY, WebSocket
 from ._spec import RuntimeSpec
 from .types import Event, EventKind
+from .websockets import UPGRADE_SCOPE_KEY, GatewayLinks, WebSocket
 
 Handler = Callable[[ObjectSlot, Event], Awaitable[Any]]
 Activate = Callable[[ObjectSlot], DurableObject]

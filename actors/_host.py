@@ -32,10 +32,9 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
-from raydo.storage import StorageCore
+from raydo.storage import StorageCore, layout
 from raydo.storage.limits import LimitExceeded
 
 from . import _tracing
@@ -52,7 +51,6 @@ from ._errors import (
     RemoteLimitExceeded,
 )
 from ._gate import OutputGate
-from ._gateways import GatewayLinks
 from ._ids import IdScheme, ObjectId
 from ._intake import Intake
 from ._live import LiveObjects
@@ -63,6 +61,7 @@ from ._slot import ObjectLife, ObjectSlot
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
+from .websockets import GatewayLinks
 
 log = logging.getLogger("raydo.host")
 
@@ -95,7 +94,6 @@ class Host:
                 f"{self.binding.class_name} is a PlatformObject: only raydo's internal"
                 " bindings host those; subclass DurableObject instead"
             )
-        self._storage_dir = Path(spec.storage_root) / self.binding.name
         self.state = HostState.SERVING
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -105,7 +103,7 @@ class Host:
         self.objects = LiveObjects(self.binding, self.metrics)
         self.gateways = GatewayLinks(self._socket_lost)
         self.alarms = HostAlarms(
-            self._storage_dir / "_alarms.sqlite",
+            layout.alarm_index_file(spec.storage_root, self.binding.name),
             key.label,
             self._own_event,
             self._admit,
@@ -207,7 +205,7 @@ class Host:
             if event.name is not None and self.ids.name_matches(hex_id, event.name)
             else None
         )
-        path = self._storage_dir / hex_id[:2] / f"{hex_id}.sqlite"
+        path = layout.object_file(self.spec.storage_root, self.binding.name, hex_id)
         group_commit = self.spec.durability == "full"
         core = functools.partial(
             StorageCore,

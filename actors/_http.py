@@ -1,4 +1,7 @@
-"""HTTP requests and responses as plain data, so they can travel to an object and back."""
+"""HTTP requests and responses as records (:mod:`actors._payloads`), so they can travel to
+an object and back: a caller's Starlette request becomes a :class:`FetchRequest`, the
+object's ``fetch`` sees a Starlette request made from it again, and its response travels
+back as a :class:`FetchReply`."""
 
 from __future__ import annotations
 
@@ -7,23 +10,34 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Message, Scope
 
 from raydo.storage.limits import LimitExceeded, Limits
 
-_Headers = list[list[bytes]]
+from ._payloads import FetchReply, FetchRequest, Headers, Upgrade
 
 
-async def request_payload(request: Request, limits: Limits) -> list[Any]:
-    """``[method, path, query, headers, body]`` of a Starlette request, its body read in full."""
+async def request_payload(request: Request, limits: Limits) -> FetchRequest:
+    """The record of a Starlette request, its body read in full."""
     body = await read_body(request, limits)
-    headers = [[k, v] for k, v in request.scope["headers"]]
-    return [
+    return FetchRequest(
         request.method,
         request.scope["path"],
         request.scope.get("query_string", b""),
-        headers,
+        scope_headers(request.scope),
         body,
-    ]
+    )
+
+
+def upgrade_request(scope: Scope, upgrade: Upgrade) -> FetchRequest:
+    """The record of a WebSocket upgrade: a GET without a body, with the socket's id."""
+    return FetchRequest(
+        "GET", scope["path"], scope.get("query_string", b""), scope_headers(scope), b"", upgrade
+    )
+
+
+def scope_headers(scope: Scope) -> Headers:
+    return [[k, v] for k, v in scope["headers"]]
 
 
 async def read_body(request: Request, limits: Limits) -> bytes:
@@ -40,8 +54,8 @@ async def read_body(request: Request, limits: Limits) -> bytes:
 
 def url_payload(
     url: str, method: str, headers: Any, body: bytes | str | None, limits: Limits
-) -> list[Any]:
-    """The payload of ``stub.fetch(url, method=, headers=, body=)``."""
+) -> FetchRequest:
+    """The record of ``stub.fetch(url, method=, headers=, body=)``."""
     parts = urlsplit(url)
     if not parts.scheme and not url.startswith("/"):
         raise ValueError(f"fetch needs an absolute URL or a path starting with '/', got {url!r}")
@@ -51,7 +65,7 @@ def url_payload(
     if not isinstance(body, bytes):
         raise TypeError(f"fetch body must be bytes or str, got {type(body).__name__}")
     limits.check("request_bytes", len(body), "the request body")
-    pairs: _Headers = []
+    pairs: Headers = []
     items = headers.items() if hasattr(headers, "items") else (headers or [])
     for name, value in items:
         pairs.append([str(name).lower().encode("latin-1"), str(value).encode("latin-1")])
@@ -59,13 +73,21 @@ def url_payload(
         pairs.append([b"host", parts.netloc.encode("idna")])
     if body and not any(k == b"content-length" for k, _ in pairs):
         pairs.append([b"content-length", str(len(body)).encode()])
-    return [method.upper(), parts.path or "/", parts.query.encode("latin-1"), pairs, body]
+    return FetchRequest(
+        method.upper(), parts.path or "/", parts.query.encode("latin-1"), pairs, body
+    )
 
 
 def payload_request(payload: list[Any]) -> Request:
+    """Rebuild the Starlette request an object's ``fetch`` sees from an encoded
+    :class:`FetchRequest` (its upgrade, if any, is the host's to read)."""
+    return fetch_request(FetchRequest.decode(payload))
+
+
+def fetch_request(fetch: FetchRequest) -> Request:
     """Rebuild the Starlette request an object's ``fetch`` sees."""
-    method, path, query, headers, body = payload
-    scope = {
+    method, path, query, headers, body = fetch[:5]
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -81,7 +103,7 @@ def payload_request(payload: list[Any]) -> Request:
     }
     sent = False
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}
@@ -92,7 +114,14 @@ def payload_request(payload: list[Any]) -> Request:
 
 
 async def response_payload(response: Any, limits: Limits) -> list[Any]:
-    """``[status, headers, body]`` of what a ``fetch`` handler returned."""
+    """The encoded :class:`FetchReply` of what a ``fetch`` handler returned (a list: the
+    host appends the auto-response pair to the reply of an accepted upgrade)."""
+    reply = await response_reply(response, limits)
+    return reply.encode()
+
+
+async def response_reply(response: Any, limits: Limits) -> FetchReply:
+    """The record of what a ``fetch`` handler returned."""
     if not isinstance(response, Response):
         raise TypeError(f"fetch must return a starlette Response, not {type(response).__name__}")
     if isinstance(response, StreamingResponse):
@@ -117,12 +146,12 @@ async def response_payload(response: Any, limits: Limits) -> list[Any]:
         body = bytes(response.body)
         limits.check("message_bytes", len(body), "the response body")
         headers = [[k, v] for k, v in response.raw_headers]
-    return [response.status_code, headers, body]
+    return FetchReply(response.status_code, headers, body)
 
 
-def payload_response(payload: list[Any]) -> Response:
+def reply_response(reply: FetchReply) -> Response:
     """The Starlette response a caller gets back from ``stub.fetch``."""
-    status, headers, body = payload
+    status, headers, body = reply[:3]
     response = Response(status_code=status)
     response.body = body
     response.raw_headers = [(bytes(k), bytes(v)) for k, v in headers]

@@ -1,20 +1,20 @@
 """In-process placement: hosts run in the caller's own event loop.
 
 The same :class:`Host` code as in a Ray actor, without processes or sockets: events and
-replies still pass through the codec, so what works here works over the wire.
+payloads are the same records (:mod:`actors._payloads`) that travel over the wire.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ._bridge import SocketHub
-from ._env import namespaces_env
+from ._app_env import namespaces_env
 from ._errors import HostUnavailable
 from ._host import Host
 from ._intake import CallerOrder
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
+from .websockets import SocketHub
 
 
 class LocalPlacement:

@@ -6,7 +6,8 @@ Inside a turn, every record (raydo's own and the object's, from any
 :func:`configure` installs one handler on the root logger that adds them and writes either
 text lines or JSON lines (one object per record: ``time``, ``level``, ``logger``,
 ``message``, ``binding``, ``object_id``, ``object_name``, ``process``, and ``exception``
-when there is one).
+when there is one, plus the record's own ``fields`` when it was logged with
+``extra={"fields": {...}}``, as the access log does).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class JsonLines(logging.Formatter):
             "object_name": getattr(record, "object_name", None),
             "process": record.process,
         }
+        fields = getattr(record, "fields", None)  # a record's own fields: ``extra={"fields": ...}``
+        if isinstance(fields, dict):
+            line.update(fields)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -20,14 +20,15 @@ from raydo.storage.errors import TransactionError
 
 from . import _tracing
 from ._errors import CallRefused, ObjectReset
-from ._http import payload_response, request_payload, url_payload
+from ._http import reply_response, request_payload, url_payload
 from ._ids import IdScheme, ObjectId
-from ._metrics import socket_counts
 from ._object import RESERVED_NAMES
+from ._payloads import Control, FetchReply, RpcCall
 from ._placement import Placement
 from ._spec import BindingSpec
 from ._turn import current_turn
 from .types import Event, EventKind
+from .websockets import hand_over
 
 _chain_prefix = os.urandom(6).hex()
 _chain_counter = itertools.count()
@@ -78,8 +79,11 @@ class Namespace:
         return Stub(self, self._ids.from_name(name))
 
     async def control(self, object_id: ObjectId, operation: str, *arguments: Any) -> Any:
-        """Send a test or inspection hook to an object's host (see ``gateway.testing``)."""
-        return await self._send(object_id, EventKind.CONTROL, [operation, *arguments])
+        """Send a test or inspection hook (a :class:`~actors._payloads.Control` operation) to
+        an object's host (see ``gateway.testing``); its reply."""
+        return await self._send(
+            object_id, EventKind.CONTROL, Control(operation, arguments).encode()
+        )
 
     async def _send(self, object_id: ObjectId, kind: EventKind, payload: Any) -> Any:
         turn = current_turn.get()
@@ -161,46 +165,22 @@ class Stub:
                 "fetch takes a starlette Request or a URL string, got"
                 f" {type(request_or_url).__name__}"
             )
-        reply = await self._send(EventKind.FETCH, payload)
-        return payload_response(reply)
+        reply = await self._send(EventKind.FETCH, payload.encode())
+        return reply_response(FetchReply.decode(reply))
 
     async def _upgrade(self, websocket: StarletteWebSocket) -> None:
         """Hand a WebSocket upgrade to the object, then serve the socket until it closes."""
-        placement = self._namespace._placement
-        hub = placement.hub
-        sid = hub.new_sid()
-        scope = websocket.scope
-        headers = [[k, v] for k, v in scope["headers"]]
-        payload = [
-            "GET",
-            scope["path"],
-            scope.get("query_string", b""),
-            headers,
-            b"",
-            [sid, hub.gateway_id],
-        ]
-        try:
-            reply = await self._send(EventKind.FETCH, payload)
-        except BaseException:
-            hub.abandon(sid)
-            raise
-        if reply[0] != 101:
-            hub.abandon(sid)
-            await websocket.send_denial_response(payload_response(reply[:3]))
-            return
-        auto = reply[3] if len(reply) > 3 and reply[3] is not None else None
-        key = placement.spec.host_for(self._namespace.binding, self.id.hex)
-        counts = socket_counts(hub.counts, key.binding)
-        counts.opened += 1
-
-        async def send_event(kind: EventKind, event_payload: list[Any]) -> Any:
-            if kind == EventKind.WS_MESSAGE:
-                counts.messages_in += 1
-            return await self._namespace._send(self.id, kind, event_payload)
-
-        pair = None if auto is None else (str(auto[0]), str(auto[1]))
-        del payload, reply, headers  # this frame lives as long as the socket: keep it light
-        await hub.serve(websocket, sid, key, self.id.hex, pair, send_event)
+        namespace = self._namespace
+        placement = namespace._placement
+        await hand_over(
+            websocket,
+            placement.hub,
+            placement.spec.host_for(namespace.binding, self.id.hex),
+            self.id.hex,
+            send_upgrade=self._send,
+            # Not through the stub: a reset seen by one socket event must not break it.
+            send=functools.partial(namespace._send, self.id),
+        )
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("__"):
@@ -214,7 +194,7 @@ class Stub:
             packed = codec.encode([args, kwargs])
             limits = self._namespace._placement.spec.limits
             limits.check("message_bytes", len(packed), f"the arguments of {method}()")
-            result = await self._send(EventKind.RPC, [method, packed])
+            result = await self._send(EventKind.RPC, RpcCall(method, packed).encode())
             return codec.decode(result)
 
         call.__name__ = method

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ._ids import ObjectId
-from ._sockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_response
 from ._turn import current_turn
+from .websockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_response
 
 if TYPE_CHECKING:
     from raydo.storage import ObjectStorage, StorageCore

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ._bridge import SocketHub
 from ._env import Env
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
+from .websockets import SocketHub
 
 
 class Placement(Protocol):

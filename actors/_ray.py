@@ -20,20 +20,23 @@ import threading
 import time
 import traceback
 from concurrent.futures import Future as ThreadFuture
+from pathlib import Path
 from typing import Any
 
 import ray
 import ray.exceptions
 
+from raydo.storage.folder_lock import FolderLock
+
 from . import _observe
-from ._bridge import SocketHub
-from ._env import namespaces_env
+from ._app_env import namespaces_env
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
 from ._wire import HostLink, HostServerProtocol
 from .types import Event
+from .websockets import SocketHub
 
 log = logging.getLogger("raydo.ray")
 
@@ -65,6 +68,12 @@ def join_ray(address: str) -> None:
         )
 
 
+def ray_runtime() -> str:
+    """The runtime id of the Ray cluster this process is part of: its session's name, the
+    same in every driver and worker of the cluster, new each time the cluster starts."""
+    return f"ray:{ray.get_runtime_context().get_session_name()}"
+
+
 def _new_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -84,6 +93,7 @@ class HostActor:
         self._error: str | None = None
         self._endpoint: tuple[str, int, str] | None = None
         self._host: Host | None = None
+        self._folder_lock: FolderLock | None = None
         self._loop = _new_loop()
         started = threading.Event()
         threading.Thread(
@@ -104,6 +114,10 @@ class HostActor:
 
     async def _start(self) -> None:
         spec, key = self._spec, self._key
+        # Every host of the cluster shares the folder's lock; a host of another runtime's
+        # folder fails to start here (its error reaches callers through endpoint()).
+        self._folder_lock = FolderLock(Path(spec.storage_root), ray_runtime())
+        self._folder_lock.acquire()
         _observe.apply(spec.extra)  # before the host, so its spans and log records are made
         address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
         placement = RayPlacement(spec, bind=self._bind)
@@ -147,15 +161,6 @@ class HostActor:
         self._loop.call_soon_threadsafe(call)
         return result.result(30)
 
-    def stats(self) -> dict[str, Any]:
-        host = self._host
-        if host is None:
-            return {}
-        stats: dict[str, Any] = self._run(
-            lambda: {**host.stats, "live_objects": host.live_objects, "pid": os.getpid()}
-        )
-        return stats
-
     def metrics(self) -> dict[str, Any]:
         """The host's counters and gauges (``Host.metrics_snapshot``), plus its pid."""
         host = self._host
@@ -167,10 +172,6 @@ class HostActor:
     def live_ids(self) -> list[str]:
         host = self._host
         return [] if host is None else self._run(host.live_ids)
-
-    def evict(self, object_hex: str) -> bool:
-        host = self._host
-        return False if host is None else bool(self._run(lambda: host.evict(object_hex)))
 
 
 _remote_host: Any = None

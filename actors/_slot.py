@@ -9,19 +9,25 @@ import time
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from raydo.storage import ObjectStorage, StorageCore
 
 from ._durability import WalSync
 from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
-from ._sockets import ObjectSockets, Push
 from ._turn import Turn
 from .types import Event
+from .websockets import ObjectSockets, PushTo
 
-if TYPE_CHECKING:
-    from ._gate import OutputGate
+
+class CommitHooks(Protocol):
+    """What a slot's storage core calls around each commit (the host's
+    :class:`~raydo.actors._gate.OutputGate`); said here so the slot need not import the gate."""
+
+    def before_commit(self, slot: ObjectSlot) -> None: ...
+
+    def after_commit(self, slot: ObjectSlot, wrote: bool) -> asyncio.Future[None] | None: ...
 
 
 class ObjectLife(Enum):
@@ -85,8 +91,8 @@ class ObjectSlot:
         self,
         object_id: ObjectId,
         core: Callable[..., StorageCore],
-        gate: OutputGate,
-        push: Push,
+        gate: CommitHooks,
+        push: PushTo,
         wal_sync: WalSync | None = None,
     ) -> None:
         self.object_id = object_id

@@ -7,9 +7,9 @@ when they run in a Ray actor) and build their classes, storage and ``env`` from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from raydo.storage import layout
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 from ._ids import IdScheme, namespace_key
@@ -17,7 +17,9 @@ from ._ids import IdScheme, namespace_key
 
 @dataclass(frozen=True, slots=True)
 class BindingSpec:
-    """One Durable Object namespace (a ``[[durable_objects.bindings]]`` entry)."""
+    """One Durable Object namespace: a ``[[durable_objects.bindings]]`` entry (the config
+    loader builds these, checking each field) or an internal binding a platform binding adds.
+    """
 
     name: str
     class_name: str
@@ -26,10 +28,12 @@ class BindingSpec:
     idle_timeout_s: float = 10.0
     max_live_objects: int = 10_000
     mailbox_limit: int = 1000
-    namespace_key: str | None = None
-    #: Serves a platform binding (a database, a queue); reachable by the binding's code
-    #: but not through ``env``. Internal names start with "_" so no user binding can clash.
+    namespace_key: str | None = field(default=None, repr=False)
+    """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False
+    """Serves a platform binding (a database, a queue); reachable by the binding's code but
+    not through ``env``. Internal names start with "_" so no user binding can clash; the
+    config has no key for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,7 @@ class RuntimeSpec:
         keys: list[HostKey] = []
         for binding in self.bindings:
             if binding.placement == "dedicated":
-                index = AlarmIndex(Path(self.storage_root) / binding.name / "_alarms.sqlite")
+                index = AlarmIndex(layout.alarm_index_file(self.storage_root, binding.name))
                 try:
                     keys += [HostKey.from_label(label) for label in index.hosts()]
                 finally:

@@ -1,15 +1,8 @@
-"""The direct event stream between a caller process and a host.
+"""The direct event stream between a caller process and a host: its two ends.
 
 Ray places and restarts hosts; events do not travel as Ray calls (about 1.4 ms of CPU
-each) but as msgpack frames over one TCP connection per (caller process, host). Frames:
-
-====================  ==================================================================
-caller -> host         ``[HELLO, token, caller]`` first, then
-                       ``[EVENT, req_id, seq, binding, object_hex, name, chain, kind, payload]``
-                       (and a trace context map last, while tracing)
-host -> caller         ``[WELCOME, host_label]``, then ``[OK, req_id, reply]`` or
-                       ``[FAIL, req_id, [code, type, message, retryable]]``
-====================  ==================================================================
+each) but as msgpack frames (:mod:`actors._frames`) over one TCP connection per (caller
+process, host).
 
 A connection must prove it knows the host's token (handed out through Ray, so only members
 of the Ray cluster have it) before any event is read. Frames written in one loop iteration
@@ -32,11 +25,23 @@ from raydo.storage import codec
 from raydo.storage.limits import Limits
 
 from ._errors import HostUnavailable, ObjectError, RaydoError, error_from_wire
-from .types import Event, EventKind
+from ._frames import (
+    CALLER_READS,
+    HOST_READS,
+    EventFrame,
+    Fail,
+    Hello,
+    Ok,
+    PushFrame,
+    Sockets,
+    Welcome,
+    decode_frame,
+    read_event,
+)
+from .types import Event
 
 log = logging.getLogger("raydo.wire")
 
-HELLO, EVENT, WELCOME, OK, FAIL, PUSH, SOCKETS = 0, 1, 2, 3, 4, 5, 6
 HANDSHAKE_TIMEOUT_S = 3.0
 HELLO_BYTES = 4096
 
@@ -54,7 +59,8 @@ class _FrameWriter:
         self._out: list[bytes] = []
         self._loop = asyncio.get_running_loop()
 
-    def write(self, frame: list[Any]) -> None:
+    def write(self, frame: tuple[Any, ...]) -> None:
+        """Queue an encoded frame (a record's ``encode()``) for the end of this iteration."""
         if not self._out:
             self._loop.call_soon(self._flush)
         self._out.append(self._packer.pack(frame))
@@ -112,7 +118,7 @@ class HostServerProtocol(asyncio.Protocol):
 
     def _push(self, frame: list[Any]) -> None:
         if self._writer is not None:
-            self._writer.write([PUSH, frame])
+            self._writer.write(PushFrame.pack(frame))
 
     def data_received(self, data: bytes) -> None:
         if self._caller is None:
@@ -131,58 +137,45 @@ class HostServerProtocol(asyncio.Protocol):
             assert self._transport is not None
             self._transport.abort()
 
-    def _frame(self, frame: Any) -> None:
-        if not isinstance(frame, list) or not frame:
-            raise ValueError("a frame must be a non-empty array")
-        if self._caller is None:
-            if frame[0] != HELLO or len(frame) != 4 or not isinstance(frame[1], str):
+    def _frame(self, raw: Any) -> None:
+        caller = self._caller
+        if caller is not None:
+            numbered = read_event(raw, caller)  # the hot path: no record is made
+            if numbered is not None:
+                req_id, event = numbered
+                self._deliver(event).add_done_callback(lambda f: self._reply(req_id, f))
+                return
+        frame = decode_frame(raw, HOST_READS)
+        if caller is None:
+            if not isinstance(frame, Hello):
                 raise ValueError("the first frame must be HELLO")
-            if not hmac.compare_digest(frame[1].encode(), self._token.encode()):
+            if not hmac.compare_digest(frame.token.encode(), self._token.encode()):
                 raise ValueError("wrong token")
-            self._caller = str(frame[2])
-            self._gateway = str(frame[3])
+            self._caller, self._gateway = frame.caller, frame.gateway
             assert self._writer is not None
-            self._writer.write([WELCOME, self._label])
+            self._writer.write(Welcome(self._label).encode())
             self._host.attach_gateway(self._gateway, self._pusher)
-            return
-        if frame[0] == SOCKETS and len(frame) == 2 and isinstance(frame[1], list):
+        elif isinstance(frame, Sockets):
             assert self._gateway is not None
-            self._host.announce_sockets(self._gateway, frame[1])
-            return
-        if frame[0] != EVENT or len(frame) not in (9, 10):
+            self._host.announce_sockets(self._gateway, frame.sockets)
+        else:
             raise ValueError("expected an EVENT frame")
-        _, req_id, seq, binding, object_hex, name, chain, kind, payload = frame[:9]
-        trace = frame[9] if len(frame) == 10 else None
-        if not (
-            isinstance(req_id, int)
-            and isinstance(seq, int)
-            and isinstance(binding, str)
-            and isinstance(object_hex, str)
-            and isinstance(chain, str)
-            and (name is None or isinstance(name, str))
-            and (trace is None or isinstance(trace, dict))
-        ):
-            raise ValueError("malformed EVENT frame")
-        event = Event(
-            binding, object_hex, name, chain, EventKind(kind), payload, self._caller, seq, trace
-        )
-        future = self._deliver(event)
-        future.add_done_callback(lambda f: self._reply(req_id, f))
 
     def _reply(self, req_id: int, future: asyncio.Future[Any]) -> None:
         writer = self._writer
         if writer is None:
             return
         if future.cancelled():
-            writer.write([FAIL, req_id, HostUnavailable("cancelled", retryable=False).to_wire()])
+            cancelled = HostUnavailable("cancelled", retryable=False)
+            writer.write(Fail.pack(req_id, cancelled.to_wire()))
             return
         exc = future.exception()
         if exc is None:
-            writer.write([OK, req_id, future.result()])
+            writer.write(Ok.pack(req_id, future.result()))
         elif isinstance(exc, RaydoError):
-            writer.write([FAIL, req_id, exc.to_wire()])
+            writer.write(Fail.pack(req_id, exc.to_wire()))
         else:
-            writer.write([FAIL, req_id, ObjectError(type(exc).__name__, str(exc)).to_wire()])
+            writer.write(Fail.pack(req_id, ObjectError(type(exc).__name__, str(exc)).to_wire()))
 
 
 class HostLink(asyncio.Protocol):
@@ -231,9 +224,9 @@ class HostLink(asyncio.Protocol):
             timeout,
         )
         assert link._writer is not None
-        link._writer.write([HELLO, token, link.caller, gateway])
+        link._writer.write(Hello(token, link.caller, gateway).encode())
         if sockets:
-            link._writer.write([SOCKETS, sockets])
+            link._writer.write(Sockets(sockets).encode())
         await asyncio.wait_for(asyncio.shield(link.welcomed), timeout)
         return link
 
@@ -246,20 +239,7 @@ class HostLink(asyncio.Protocol):
         self._pending[req_id] = future
         event.caller = self.caller
         event.seq = next(self._seq)
-        frame = [
-            EVENT,
-            req_id,
-            event.seq,
-            event.binding,
-            event.object_hex,
-            event.name,
-            event.chain,
-            int(event.kind),
-            event.payload,
-        ]
-        if event.trace is not None:
-            frame.append(event.trace)
-        self._writer.write(frame)
+        self._writer.write(EventFrame.pack(req_id, event))
         try:
             return await future
         finally:
@@ -309,21 +289,18 @@ class HostLink(asyncio.Protocol):
             assert self._transport is not None
             self._transport.abort()
 
-    def _frame(self, frame: Any) -> None:
-        kind = frame[0]
-        if kind in (OK, FAIL):
-            future = self._pending.get(frame[1])
+    def _frame(self, raw: Any) -> None:
+        frame = decode_frame(raw, CALLER_READS)
+        if isinstance(frame, (Ok, Fail)):
+            future = self._pending.get(frame.req_id)
             if future is None or future.done():
                 return
-            if kind == OK:
-                future.set_result(frame[2])
+            if isinstance(frame, Ok):
+                future.set_result(frame.reply)
             else:
-                future.set_exception(error_from_wire(frame[2]))
-        elif kind == PUSH:
+                future.set_exception(error_from_wire(frame.error))
+        elif isinstance(frame, PushFrame):
             if self._on_push is not None:
-                self._on_push(frame[1])
-        elif kind == WELCOME:
-            if not self.welcomed.done():
-                self.welcomed.set_result(None)
-        else:
-            raise ValueError(f"unexpected frame kind {kind!r}")
+                self._on_push(frame.push)
+        elif isinstance(frame, Welcome) and not self.welcomed.done():
+            self.welcomed.set_result(None)

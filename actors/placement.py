@@ -31,6 +31,13 @@ def start_local_ray() -> None:
     start()
 
 
+def ray_runtime() -> str:
+    """The storage-folder runtime id of the Ray cluster this process is connected to."""
+    from ._ray import ray_runtime as runtime
+
+    return runtime()
+
+
 def join_ray(address: str) -> None:
     """Join the Ray cluster at ``address`` ("auto" finds a local one)."""
     from ._ray import join_ray as join
@@ -44,5 +51,6 @@ __all__ = [
     "freeze_startup_heap",
     "join_ray",
     "ray_placement",
+    "ray_runtime",
     "start_local_ray",
 ]

@@ -1,7 +1,8 @@
 """Types shared by callers, hosts and the wire: events and their kinds.
 
 An :class:`Event` is one thing delivered to one object: an HTTP request for its ``fetch``
-or an RPC call. On the wire it is a msgpack array (see :mod:`actors._wire`).
+an RPC call, a WebSocket message, an alarm. On the wire it is an ``EVENT`` frame (see
+:mod:`actors._frames`); its payload is one of the records of :mod:`actors._payloads`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from typing import Any
 
 class EventKind(IntEnum):
     FETCH = 0
+    """``FetchRequest``: an HTTP request (or a WebSocket upgrade) for ``fetch``."""
     RPC = 1
+    """``RpcCall``: a call of a public method."""
     ALARM = 2
-    """Sent by a host to itself: ``[retry_count, mode]``, mode "due", "now" or "drop"."""
+    """``AlarmRun``: sent by a host to itself."""
     CONTROL = 3
-    """Test and inspection hooks: ``[operation, *arguments]`` (see :mod:`actors._host`)."""
+    """``Control``: test and inspection hooks."""
     WS_MESSAGE = 4
-    """``[sid, message]``: a client sent a text (str) or binary (bytes) message."""
+    """``SocketMessage``: a client sent a text (str) or binary (bytes) message."""
     WS_CLOSE = 5
-    """``[sid, code, reason, was_clean]``: the socket closed."""
+    """``SocketClose``: the socket closed."""
     WS_ERROR = 6
-    """``[sid, message]``: the socket failed (other than by closing)."""
+    """``SocketError``: the socket failed (other than by closing)."""
 
 
 @dataclass(slots=True)
@@ -45,9 +48,3 @@ class Event:
     seq: int = 0
     trace: Any = None
     """Trace context (a ``traceparent`` map) while tracing; the host's span once admitted."""
-
-
-# fetch payloads: [method, path, query_string, headers [[name, value], ...], body, upgrade?]
-# fetch replies:  [status, headers [[name, value], ...], body, auto_response?]
-# rpc payloads:   [method_name, encoded (args, kwargs)]
-# rpc replies:    encoded result

@@ -1,10 +1,11 @@
 """Platform bindings built on objects: the database (D1 shape), the blob store (R2 shape),
 the key-value store (KV shape) and queues.
 
-Each kind is one module with a ``plan`` function that turns its config entries into the
-internal object bindings it needs and the :class:`actors.PlatformSpec` whose factory builds
-the ``env`` binding in every process. ``bindings`` sits beside ``gateway``: it may import
-``actors`` and ``storage``, never ``gateway``.
+Each kind is one subpackage (``d1``, ``kv``, ``queues``, ``r2``) whose face names what apps
+use and whose ``plan`` turns its config entries into the internal object bindings it needs
+and the :class:`actors.PlatformSpec` whose factory builds the ``env`` binding in every
+process; the machinery sits in its private modules. ``bindings`` sits under ``gateway``: it
+may import ``actors`` and ``storage``, never ``gateway``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from raydo.actors.placement import join_ray, ray_placement
+from raydo.actors.placement import join_ray, ray_placement, ray_runtime
 
 from . import cli_observe
 from .app import Gateway
@@ -24,5 +24,10 @@ def create_app() -> Gateway:
         config,
         lambda spec: ray_placement(spec, bind=bind),
         on_start=lambda: join_ray(address),
+        runtime=ray_runtime,  # every gateway worker and host of the cluster shares the folder
     )
-    return cli_observe.attach(gateway, cli_observe.from_environment())
+    return cli_observe.attach(
+        gateway,
+        cli_observe.from_environment(),
+        access_log=cli_observe.access_log_from_environment(),
+    )

@@ -7,7 +7,8 @@ needs none of that: raydo's gateway only has to move frames between the client a
 object's host.
 
 So this protocol (uvicorn's sans-I/O one, on the ``websockets`` library's parser) offers the
-app a ``raydo.detach`` scope extension. What happens, in order:
+app the ``raydo.detach`` scope extension (the contract is :mod:`actors.websockets.detach`;
+this class is a :class:`~actors.websockets.DetachedConnection`). What happens, in order:
 
 1. The upgrade runs as ASGI: the app routes it, the object accepts it, the app sends
    ``websocket.accept``.
@@ -27,25 +28,15 @@ Apps that never detach (any other WebSocket route) get uvicorn's behaviour uncha
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
 
-from raydo.actors._bridge import DETACH_EXTENSION as DETACH
+from raydo.actors.websockets import DETACH_EXTENSION, SocketSink
 
 LOST = (1006, "connection lost without a Close frame")
-
-
-class SocketSink(Protocol):
-    """Where a detached socket's events go."""
-
-    def message(self, data: str | bytes) -> None: ...
-
-    def closed(self, code: int, reason: str, clean: bool) -> None: ...
-
-    def drain(self) -> None: ...
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -63,7 +54,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None and not self.close_sent:
-            scope["extensions"][DETACH] = {"detach": self.detach}
+            scope["extensions"][DETACH_EXTENSION] = {"detach": self.detach}
 
     def detach(self, sink: SocketSink) -> LeanWebSocketProtocol | None:
         """Deliver this accepted socket's events to ``sink`` from now on; None if it is not

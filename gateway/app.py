@@ -4,7 +4,8 @@ What happens, in order:
 
 1. :class:`Gateway` loads nothing itself: it is given the config and a placement factory,
    imports the app named by ``main`` and every object class (so mistakes fail at start-up).
-2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), builds the
+2. On ASGI lifespan start-up it runs ``on_start`` (joining Ray, for instance), claims the
+   storage folder for its runtime (:mod:`storage.folder_lock`: one runtime per folder), builds the
    placement and the ``env``, starts the hosts that must always run (their alarms fire
    without traffic) and the metrics endpoint if one was asked for (:mod:`gateway.metrics`),
    then lets the user app start.
@@ -22,18 +23,23 @@ What happens, in order:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
+from starlette.types import Message, Receive, Scope, Send
 
 from raydo.actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
 from raydo.actors.placement import Placement, freeze_startup_heap
+from raydo.bindings.d1 import D1Error
+from raydo.storage.blobs import BlobError
+from raydo.storage.folder_lock import FolderLock, process_runtime
 from raydo.storage.limits import LimitExceeded, Limits
 
+from .access_log import log_request
 from .config import AppConfig
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
 from .runtime import (
@@ -43,10 +49,6 @@ from .runtime import (
     runtime_spec,
 )
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 PlacementFactory = Callable[[RuntimeSpec], Placement]
 
 
@@ -64,6 +66,8 @@ class Gateway:
         *,
         on_start: Callable[[], None] | None = None,
         metrics: MetricsOptions | None = None,
+        runtime: Callable[[], str] = process_runtime,
+        access_log: bool = False,
     ) -> None:
         self.config = config
         self.spec = runtime_spec(config)
@@ -74,6 +78,9 @@ class Gateway:
         _install_error_handlers(self.app)
         self._placement_factory = placement_factory
         self._on_start = on_start
+        self._runtime = runtime
+        self.access_log = access_log
+        self._folder_lock: FolderLock | None = None
         self.placement: Placement | None = None
         self._env: Env | None = None
         self._platform_routes: Router | None = None
@@ -94,10 +101,16 @@ class Gateway:
         return self._env
 
     def start(self) -> None:
-        """Run ``on_start`` and build the placement and env (idempotent)."""
+        """Run ``on_start``, claim the storage folder for this runtime (``runtime()`` says
+        which: raises :class:`~raydo.storage.folder_lock.FolderInUse` when another runtime
+        holds it), then build the placement and env (idempotent)."""
         if self.placement is None:
             if self._on_start is not None:
                 self._on_start()
+            if self._folder_lock is None:
+                lock = FolderLock(self.config.storage, self._runtime())
+                lock.acquire()
+                self._folder_lock = lock
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env
             routes: list[BaseRoute] = []
@@ -119,12 +132,21 @@ class Gateway:
                 if aclose is not None:
                     await aclose()
             await placement.close()
+        if self._folder_lock is not None:
+            lock, self._folder_lock = self._folder_lock, None
+            lock.release()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":  # counted, and traced when a tracer is configured
-            await observe_http(self.metrics, self._serve, scope, receive, send)
+            if self.access_log:
+                await log_request(self._observed, scope, receive, send)
+            else:
+                await self._observed(scope, receive, send)
         else:
             await self._serve(scope, receive, send)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await observe_http(self.metrics, self._serve, scope, receive, send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -258,6 +280,10 @@ def _install_error_handlers(app: Any) -> None:
         app.add_exception_handler(RaydoError, _raydo_error)
     if LimitExceeded not in handlers:
         app.add_exception_handler(LimitExceeded, _limit_error)
+    if D1Error not in handlers:
+        app.add_exception_handler(D1Error, _database_error)
+    if BlobError not in handlers:
+        app.add_exception_handler(BlobError, _blob_error)
 
 
 async def _raydo_error(request: Request, exc: Exception) -> Response:
@@ -275,3 +301,21 @@ async def _limit_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "limit_exceeded", "limit": exc.limit, "message": str(exc)}, status_code=413
     )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """A database statement failed: 413 when a limit was breached, else 500; SQLite's code."""
+    assert isinstance(exc, D1Error)
+    if exc.limit is not None:
+        return JSONResponse(
+            {"error": "limit_exceeded", "limit": exc.limit, "message": exc.message},
+            status_code=413,
+        )
+    return JSONResponse(
+        {"error": "database_error", "message": exc.message, "code": exc.code}, status_code=500
+    )
+
+
+async def _blob_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BlobError)
+    return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=500)

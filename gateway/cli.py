@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
 from . import cli_db, cli_observe, cli_queues
@@ -221,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is not None:
             return int(handler(args))
         return _serve(args)
-    except (ConfigError, AppLoadError) as exc:
+    except (ConfigError, AppLoadError, FolderInUse) as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)
         return 2
 
@@ -244,7 +245,7 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
         "http": BOUNDED_HTTP,
         "lifespan": "on",
         "log_level": "warning",
-        "access_log": args.access_log,
+        "access_log": False,  # the gateway logs requests itself, with their duration
         "timeout_graceful_shutdown": 5,
         **cli_observe.uvicorn_options(args),
     }
@@ -253,17 +254,18 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
 def _dev(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from raydo.actors.placement import LocalPlacement, ray_placement, start_local_ray
+    from raydo.actors.placement import LocalPlacement, ray_placement, ray_runtime, start_local_ray
 
     from .app import Gateway
 
     config = load_config(args.dir)
+    _refuse_if_held(config.storage, same_cluster_may_share=False)
     metrics = cli_observe.setup(args)
     if args.in_process:
         gateway = Gateway(config, LocalPlacement)
     else:
-        gateway = Gateway(config, ray_placement, on_start=start_local_ray)
-    cli_observe.attach(gateway, metrics)
+        gateway = Gateway(config, ray_placement, on_start=start_local_ray, runtime=ray_runtime)
+    cli_observe.attach(gateway, metrics, access_log=args.access_log)
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
     print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
     _run_bound(uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits)))  # type: ignore[arg-type]
@@ -276,6 +278,7 @@ def _serve(args: argparse.Namespace) -> int:
     from . import _worker
 
     config = load_config(args.dir)
+    _refuse_if_held(config.storage, same_cluster_may_share=True)
     if args.hosts_bind != "node":
         try:
             ipaddress.ip_address(args.hosts_bind)
@@ -303,6 +306,18 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         _run_bound(uvicorn.Config(WORKER_APP, factory=True, **options))  # type: ignore[arg-type]
     return 0
+
+
+def _refuse_if_held(folder: Path, *, same_cluster_may_share: bool) -> None:
+    """Refuse at once, before a slow start-up, when another runtime holds the storage folder.
+
+    The claim itself happens at start-up (``Gateway.start``), once the runtime is known; a
+    ``serve`` beside other processes of its own cluster is let through to it.
+    """
+    holder = live_holder(folder)
+    if holder is None or (same_cluster_may_share and holder.runtime.startswith("ray:")):
+        return
+    raise FolderInUse(folder, holder)
 
 
 def _run_bound(config: Any) -> None:

@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from raydo.bindings.d1 import INTERNAL_BINDING
-from raydo.bindings.d1_migrations import (
+from raydo.bindings.d1 import (
+    INTERNAL_BINDING,
     Migration,
     MigrationError,
     MigrationFailed,
     MigrationStatus,
     migration_status,
 )
-from raydo.bindings.d1_migrations import apply_migrations as apply_to_file
+from raydo.bindings.d1 import apply_migrations as apply_to_file
 
 from .config import AppConfig, ConfigError, load_config
 from .inspection import object_id, object_path
@@ -78,7 +78,7 @@ def apply_migrations(
 ) -> list[str]:
     """Apply the pending migrations of ``binding`` (the app given by its folder or config), in
     order, each in one transaction; the names of those applied. Raises
-    :class:`~bindings.d1_migrations.MigrationError` at the first that fails (those before it
+    :class:`~bindings.d1.MigrationError` at the first that fails (those before it
     stay applied)."""
     config = app if isinstance(app, AppConfig) else load_config(app)
     done = apply_to_file(

@@ -18,7 +18,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from raydo.actors import _logs, _observe, _tracing
+from raydo.actors import observability
 
 from .metrics import MetricsOptions
 from .runtime import AppLoadError
@@ -31,6 +31,7 @@ METRICS_PORT = "RAYDO_METRICS_PORT"
 METRICS_HOST = "RAYDO_METRICS_HOST"
 METRICS_PORTS = "RAYDO_METRICS_PORTS"
 LOG_FORMAT = "RAYDO_LOG_FORMAT"
+ACCESS_LOG = "RAYDO_ACCESS_LOG"
 
 
 def _metrics_port(text: str) -> int:
@@ -66,7 +67,7 @@ def add_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--log-format",
-        choices=_logs.LOG_FORMATS,
+        choices=observability.LOG_FORMATS,
         default="text",
         help="log lines as text (the default) or JSON lines",
     )
@@ -75,11 +76,11 @@ def add_options(command: argparse.ArgumentParser) -> None:
 def setup(args: argparse.Namespace, *, ports: int = 1) -> MetricsOptions | None:
     """Check the options and configure this process's logging and tracing; the metrics
     options for the gateway (None when off). ``AppLoadError`` for a mistake."""
-    exporter = _tracing.exporter_from_environment()
+    exporter = observability.traces_exporter_from_environment()
     try:
-        _logs.configure(args.log_format)
+        observability.configure_logging(args.log_format)
         if exporter is not None:
-            _tracing.configure(exporter, os.environ.get("OTEL_SERVICE_NAME", "raydo"))
+            observability.configure_tracing(exporter, observability.service_name())
     except ValueError as exc:
         raise AppLoadError(f"{exc} (OTEL_TRACES_EXPORTER)") from None
     if args.metrics_port is None:
@@ -104,21 +105,15 @@ def _check_free(options: MetricsOptions) -> None:
             ) from None
 
 
-def host_settings() -> dict[str, str]:
-    """What hosts apply in their own processes: this process's log format and exporter."""
-    settings = {_observe.LOG_FORMAT: _logs.current_format()}
-    exporter = _tracing.exporter_from_environment()
-    if exporter is not None:
-        settings[_observe.TRACES_EXPORTER] = exporter
-        settings[_observe.SERVICE_NAME] = os.environ.get("OTEL_SERVICE_NAME", "raydo")
-    return settings
-
-
-def attach(gateway: Gateway, metrics: MetricsOptions | None) -> Gateway:
-    """Give a gateway (before it starts) its metrics options and its hosts' settings."""
+def attach(
+    gateway: Gateway, metrics: MetricsOptions | None, *, access_log: bool = False
+) -> Gateway:
+    """Give a gateway (before it starts) its metrics options, whether it logs every request
+    (:mod:`gateway.access_log`), and its hosts' settings."""
     gateway.metrics_options = metrics
+    gateway.access_log = access_log
     gateway.spec = dataclasses.replace(
-        gateway.spec, extra={**gateway.spec.extra, **host_settings()}
+        gateway.spec, extra={**gateway.spec.extra, **observability.host_settings()}
     )
     return gateway
 
@@ -126,6 +121,7 @@ def attach(gateway: Gateway, metrics: MetricsOptions | None) -> Gateway:
 def export(args: argparse.Namespace, metrics: MetricsOptions | None) -> None:
     """Hand the options to ``serve``'s worker processes."""
     os.environ[LOG_FORMAT] = args.log_format
+    os.environ[ACCESS_LOG] = "1" if args.access_log else ""
     if metrics is not None:
         os.environ[METRICS_PORT] = str(metrics.port)
         os.environ[METRICS_HOST] = metrics.host
@@ -134,10 +130,10 @@ def export(args: argparse.Namespace, metrics: MetricsOptions | None) -> None:
 
 def from_environment() -> MetricsOptions | None:
     """In a worker: configure logging and tracing as ``serve`` asked; its metrics options."""
-    _logs.configure(os.environ.get(LOG_FORMAT, "text"))
-    exporter = _tracing.exporter_from_environment()
+    observability.configure_logging(os.environ.get(LOG_FORMAT, "text"))
+    exporter = observability.traces_exporter_from_environment()
     if exporter is not None:
-        _tracing.configure(exporter, os.environ.get("OTEL_SERVICE_NAME", "raydo"))
+        observability.configure_tracing(exporter, observability.service_name())
     port = os.environ.get(METRICS_PORT)
     if port is None:
         return None
@@ -146,6 +142,11 @@ def from_environment() -> MetricsOptions | None:
         host=os.environ.get(METRICS_HOST, "127.0.0.1"),
         ports=int(os.environ.get(METRICS_PORTS, "1")),
     )
+
+
+def access_log_from_environment() -> bool:
+    """In a worker: whether ``serve`` was given ``--access-log``."""
+    return bool(os.environ.get(ACCESS_LOG))
 
 
 def uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:

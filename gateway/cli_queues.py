@@ -1,12 +1,13 @@
 """``raydo queues list|show|purge``: a queue's messages, from the app's storage folder.
 
-Each queue is one internal object (``<storage>/_QUEUES/<id[:2]>/<id>.sqlite``, the id made
-from the queue's name); these functions open that file themselves, like ``raydo objects``.
-Reading needs no running app and does not disturb one (SQLite's WAL lets readers in beside
-the host). ``purge`` writes: it takes the file's write lock (``BEGIN IMMEDIATE``, waiting
-while the host finishes an event), deletes every message and commits, so it runs safely
-beside a live host too, which waits for it in turn. Nothing about the messages is kept in
-the host's memory: a batch in flight whose messages were purged settles into nothing.
+Each queue is one internal object of the binding ``_QUEUES`` (its file where
+:mod:`storage.layout` puts every object's, the id made from the queue's name); these
+functions open that file themselves, like ``raydo objects``. Reading needs no running app
+and does not disturb one (SQLite's WAL lets readers in beside the host). ``purge`` writes:
+it takes the file's write lock (``BEGIN IMMEDIATE``, waiting while the host finishes an
+event), deletes every message and commits, so it runs safely beside a live host too, which
+waits for it in turn. Nothing about the messages is kept in the host's memory: a batch in
+flight whose messages were purged settles into nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from raydo.bindings.queues import OBJECTS
 from raydo.storage import codec
 from raydo.storage.files import connect_read_only
+from raydo.storage.layout import KV_TABLE
 
 from .config import AppConfig, load_config
 from .inspection import object_id, object_path
@@ -87,10 +89,10 @@ def queue_counts(config: AppConfig, queue: str) -> QueueCounts:
     try:
         counters: dict[str, int] = {}
         kv = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_raydo_kv'"
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (KV_TABLE,)
         ).fetchone()
         if kv is not None:
-            for key, value in conn.execute("SELECT key, value FROM _raydo_kv"):
+            for key, value in conn.execute(f"SELECT key, value FROM {KV_TABLE}"):
                 counters[key] = int(codec.decode(value))
         state = (0, 0, 0, None)
         if _has_messages_table(conn):

@@ -29,10 +29,11 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from raydo.actors import BindingSpec
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 
 CONFIG_NAME = "raydo.toml"
@@ -59,19 +60,10 @@ class ConfigError(ValueError):
         return (type(self), (self.path, self.key, self.reason))
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectBinding:
-    """One ``[[durable_objects.bindings]]`` entry: a namespace of objects of one class."""
-
-    name: str
-    class_name: str
-    shards: int = 4
-    placement: str = "sharded"
-    idle_timeout_s: float = 10.0
-    max_live_objects: int = 10_000
-    mailbox_limit: int = 1000
-    namespace_key: str | None = field(default=None, repr=False)
-    """A secret; when None the runtime derives one from the app's name and the binding."""
+#: One ``[[durable_objects.bindings]]`` entry. The schema is the hosts' own
+#: :class:`actors.BindingSpec`, so config and runtime cannot drift apart; this module only
+#: checks each of its fields (``_OBJECT_BINDING_FIELDS``).
+ObjectBinding = BindingSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Seeing inside objects, straight from an app's storage folder (``raydo objects ...``).
 
-Every object is one SQLite file at ``<storage>/<BINDING>/<id[:2]>/<id>.sqlite``; these
-functions open those files themselves, read-only unless asked to write, so they work whether
+Every object is one SQLite file (where :mod:`storage.layout` puts it); these functions open
+those files themselves, read-only unless asked to write, so they work whether
 or not the app is running (SQLite's WAL lets readers in beside a live host). An object is
 named by its name or its 64-hex id; the config's namespace key turns a name into the id.
 """
@@ -9,6 +9,7 @@ named by its name or its 64-hex id; the config's namespace key turns a name into
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from raydo.actors import ObjectId
-from raydo.storage import codec
+from raydo.storage import codec, layout
 from raydo.storage.files import connect_read_only
+from raydo.storage.layout import KV_TABLE, META_TABLE, RAYDO_TABLES, SOCKETS_TABLE
 
 from .config import AppConfig
 from .runtime import runtime_spec
-
-RAYDO_TABLES = ("_raydo_kv", "_raydo_meta", "_raydo_sockets")
 
 
 class InspectionError(ValueError):
@@ -59,15 +59,17 @@ def object_id(config: AppConfig, binding: str, target: str, *, by_name: bool = F
 
 
 def object_path(config: AppConfig, object_id: ObjectId) -> Path:
-    return config.storage / object_id.namespace / object_id.hex[:2] / f"{object_id.hex}.sqlite"
+    """The object's SQLite file (it may not exist)."""
+    return layout.object_file(config.storage, object_id.namespace, object_id.hex)
 
 
 def _alarms(config: AppConfig, binding: str) -> dict[str, int]:
-    index = config.storage / binding / "_alarms.sqlite"
+    index = layout.alarm_index_file(config.storage, binding)
     if not index.exists():
         return {}
+    query = f"SELECT object_hex, due_ms FROM {layout.ALARM_INDEX_TABLE}"
     with _read_only(index) as conn:
-        return {h: int(d) for h, d in conn.execute("SELECT object_hex, due_ms FROM alarms")}
+        return {h: int(d) for h, d in conn.execute(query)}
 
 
 def list_objects(
@@ -80,8 +82,8 @@ def list_objects(
 ) -> list[ObjectSummary]:
     """Objects of ``binding`` that have storage, by id, ``limit`` at a time after ``after``."""
     object_id(config, binding, "0" * 64, by_name=True)  # checks the binding exists
-    root = config.storage / binding
-    paths = sorted(p for p in root.glob("??/*.sqlite") if len(p.stem) == 64)
+    hexes = sorted(layout.object_hexes(config.storage, binding))
+    paths = [layout.object_file(config.storage, binding, h) for h in hexes]
     alarms = _alarms(config, binding)
     found: list[ObjectSummary] = []
     for seen, path in enumerate(paths, 1):
@@ -89,8 +91,13 @@ def list_objects(
             progress(seen)
         if after is not None and path.stem <= after:
             continue
-        files = [path, path.with_name(path.name + "-wal")]
-        stats = [f.stat() for f in files if f.exists()]
+        stats = [path.stat()]
+        wal = path.with_name(path.name + "-wal")
+        with contextlib.suppress(FileNotFoundError):
+            # An empty log is what a reader leaves (our own read of the name, a moment ago,
+            # makes one): it says nothing of when the object last wrote.
+            if (wal_stat := wal.stat()).st_size > 0:
+                stats.append(wal_stat)
         due = alarms.get(path.stem)
         found.append(
             ObjectSummary(
@@ -110,7 +117,7 @@ def _recorded_name(path: Path) -> str | None:
     """The name the object's host recorded in its file, if it knew one."""
     with _read_only(path) as conn:
         try:
-            row = conn.execute("SELECT value FROM _raydo_meta WHERE key = 'name'").fetchone()
+            row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'name'").fetchone()
         except sqlite3.OperationalError:  # no meta table: never written with a known name
             return None
     return None if row is None else str(codec.decode(row[0]))
@@ -127,17 +134,18 @@ def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
             if n not in RAYDO_TABLES
         }
         kv = (
-            conn.execute("SELECT count(*) FROM _raydo_kv").fetchone()[0]
-            if "_raydo_kv" in names
+            conn.execute(f"SELECT count(*) FROM {KV_TABLE}").fetchone()[0]
+            if KV_TABLE in names
             else 0
         )
         alarm = None
-        if "_raydo_meta" in names:
-            row = conn.execute("SELECT value FROM _raydo_meta WHERE key = 'alarm'").fetchone()
+        if META_TABLE in names:
+            row = conn.execute(f"SELECT value FROM {META_TABLE} WHERE key = 'alarm'").fetchone()
             alarm = None if row is None else datetime.fromtimestamp(int(row[0]) / 1000, UTC)
         sockets = []
-        if "_raydo_sockets" in names:
-            for sid, gateway, tags in conn.execute("SELECT sid, gateway, tags FROM _raydo_sockets"):
+        if SOCKETS_TABLE in names:
+            query = f"SELECT sid, gateway, tags FROM {SOCKETS_TABLE}"
+            for sid, gateway, tags in conn.execute(query):
                 sockets.append({"sid": sid, "gateway": gateway, "tags": codec.decode(tags)})
     return {
         "id": target.hex,
@@ -194,6 +202,7 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
     conn = sqlite3.connect(partial)
     try:
         conn.executescript(dump)
+        _rename(conn, target)
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         conn.close()
@@ -201,6 +210,19 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
         raise InspectionError(f"the dump does not load: {exc}") from None
     conn.close()
     partial.replace(path)
+
+
+def _rename(conn: sqlite3.Connection, target: ObjectId) -> None:
+    """The imported object is the target, not the dump's source: the name recorded in the
+    dump (if any) is replaced by the target's (or dropped when the target has none)."""
+    if "_raydo_meta" not in _table_names(conn):
+        return
+    conn.execute("DELETE FROM _raydo_meta WHERE key = 'name'")
+    if target.name is not None:
+        conn.execute(
+            "INSERT INTO _raydo_meta (key, value) VALUES ('name', ?)", (codec.encode(target.name),)
+        )
+    conn.commit()
 
 
 def _table_names(conn: sqlite3.Connection) -> list[str]:
@@ -212,7 +234,7 @@ def _table_names(conn: sqlite3.Connection) -> list[str]:
 
 
 def _jsonable(table: str, column: str, value: Any) -> Any:
-    if table == "_raydo_kv" and column == "value" and isinstance(value, bytes):
+    if table == KV_TABLE and column == "value" and isinstance(value, bytes):
         try:
             return {"$value": json.loads(json.dumps(codec.decode(value), default=str))}
         except (codec.DecodeError, TypeError, ValueError):

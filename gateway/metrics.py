@@ -10,7 +10,7 @@ What happens on a scrape, in order:
 3. The host snapshots become series labelled ``binding`` and ``host``; the gateway's own
    counters (HTTP requests, WebSockets) are added, and everything is rendered.
 
-Hosts count with plain integers (see :mod:`actors._metrics`), so counting costs the hot path
+Hosts count with plain integers (see :mod:`actors.observability`), so counting costs the hot path
 well under a microsecond; nothing is rendered until someone scrapes.
 """
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import (
@@ -31,22 +31,15 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raydo.actors import _tracing
-from raydo.actors._metrics import Histogram
+from raydo.actors.observability import Histogram, tracer, tracing_enabled
+from raydo.actors.placement import Placement
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from .app import Gateway
-
 log = logging.getLogger("raydo.metrics")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: How long a scrape waits for the hosts' snapshots before rendering without them.
 COLLECT_TIMEOUT_S = 10.0
@@ -93,6 +86,17 @@ class GatewayMetrics:
         self.durations.observe(0, seconds)
 
 
+class Observed(Protocol):
+    """What the endpoint reads of a gateway (:class:`gateway.app.Gateway` is one): its own
+    counters, and its placement (None until it starts) for the hosts' snapshots."""
+
+    @property
+    def metrics(self) -> GatewayMetrics: ...
+
+    @property
+    def placement(self) -> Placement | None: ...
+
+
 async def observe_http(
     metrics: GatewayMetrics, app: ASGIApp, scope: Scope, receive: Receive, send: Send
 ) -> None:
@@ -108,7 +112,7 @@ async def observe_http(
         await send(message)
 
     try:
-        if _tracing.enabled():
+        if tracing_enabled():
             await _traced(app, scope, receive, send_status, lambda: status)
         else:
             await app(scope, receive, send_status)
@@ -121,15 +125,15 @@ async def _traced(
 ) -> None:
     from opentelemetry import propagate, trace
 
-    tracer = _tracing._tracer
-    assert tracer is not None
+    spans = tracer()
+    assert spans is not None
     headers = {
         k.decode("latin-1"): v.decode("latin-1")
         for k, v in scope.get("headers", ())
         if k in (b"traceparent", b"tracestate")
     }
     method = str(scope.get("method", ""))
-    with tracer.start_as_current_span(
+    with spans.start_as_current_span(
         method if method in _METHODS else "HTTP",
         context=propagate.extract(headers) if headers else None,
         kind=trace.SpanKind.SERVER,
@@ -145,7 +149,7 @@ class RaydoCollector(Collector):
     """Renders a gateway's counters and, if asked, its hosts' snapshots, on each scrape."""
 
     def __init__(
-        self, gateway: Gateway, loop: asyncio.AbstractEventLoop, *, hosts: bool = True
+        self, gateway: Observed, loop: asyncio.AbstractEventLoop, *, hosts: bool = True
     ) -> None:
         self._gateway = gateway
         self._loop = loop
@@ -281,7 +285,7 @@ class MetricsEndpoint:
         return f"http://{host}:{self.port}/metrics"
 
     @classmethod
-    def start(cls, gateway: Gateway, options: MetricsOptions) -> MetricsEndpoint:
+    def start(cls, gateway: Observed, options: MetricsOptions) -> MetricsEndpoint:
         """Listen at the first free port of the options' range; ``OSError`` if none is."""
         last: OSError | None = None
         for port in range(options.port, options.port + max(options.ports, 1)):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raydo.actors import BindingSpec, RuntimeSpec
-from raydo.actors._loading import MissingAttribute, import_from_app
+from raydo.actors import MissingAttribute, RuntimeSpec, import_from_app
 from raydo.bindings import Plan
 
 from .config import AppConfig
@@ -25,20 +24,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
         storage_root=str(config.storage),
         durability=config.durability,
         limits=config.limits,
-        bindings=tuple(
-            BindingSpec(
-                name=b.name,
-                class_name=b.class_name,
-                shards=b.shards,
-                placement=b.placement,
-                idle_timeout_s=b.idle_timeout_s,
-                max_live_objects=b.max_live_objects,
-                mailbox_limit=b.mailbox_limit,
-                namespace_key=b.namespace_key,
-            )
-            for b in config.durable_objects
-        )
-        + tuple(plan.objects),
+        bindings=config.durable_objects + tuple(plan.objects),
         platform=tuple(plan.platform),
     )
 

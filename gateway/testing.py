@@ -12,11 +12,15 @@
             await app.evict("COUNTER", "a")
             assert await app.list_ids("COUNTER") == [str(app.env.COUNTER.id_from_name("a"))]
 
-What :func:`start_app` does, in order: loads the app's ``raydo.toml``; builds its gateway with
+What :func:`start_app` does, in order: loads the app's ``raydo.toml``; gives it a fresh
+temporary storage folder (unless ``storage=`` names one: the app's own is never touched by
+default, so a test starts from nothing every time, beside a running ``raydo dev`` too); builds
+its gateway, which claims that folder for this runtime (``FolderInUse`` if another holds it), with
 hosts in this process (the default) or on Ray (``ray=True`` joins the Ray this process is
 connected to, or starts a local one; ``ray="host:port"`` joins that cluster); serves it with
 uvicorn on a free port of 127.0.0.1 in the running event loop; and yields a :class:`TestApp`.
-On exit the server stops and the hosts close (in-process) or stay (Ray).
+On exit the server stops and the hosts close (in-process: the temporary folder is then
+removed) or stay (Ray: they keep the folder and its lock until they are killed).
 
 The hooks (``run_alarm``, ``evict``, ``sql``) travel to the object's host as events, so they
 take their turn like any other event and never race the object.
@@ -25,20 +29,30 @@ take their turn like any other event and never race the object.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import os
-import re
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
 from raydo.actors import Env, Namespace, ObjectId
-from raydo.actors.placement import LocalPlacement, join_ray, ray_placement, start_local_ray
-from raydo.storage import codec
+from raydo.actors.placement import (
+    LocalPlacement,
+    join_ray,
+    ray_placement,
+    ray_runtime,
+    start_local_ray,
+)
+from raydo.storage import codec, layout
 
 from ._http_protocol import BoundedHttpProtocol
 from ._ws_protocol import LeanWebSocketProtocol
@@ -46,7 +60,13 @@ from .app import Gateway
 from .config import AppConfig, load_config
 from .metrics import MetricsOptions
 
-_OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
+
+class _Storage(enum.Enum):
+    CONFIGURED = "configured"
+
+
+#: ``start_app(path, storage=CONFIGURED_STORAGE)``: the folder the app's ``raydo.toml`` names.
+CONFIGURED_STORAGE = _Storage.CONFIGURED
 
 
 @dataclass
@@ -120,24 +140,46 @@ class TestApp:
     async def list_ids(self, binding: str) -> list[str]:
         """The ids of every object of ``binding`` that has storage, sorted."""
         namespace = self._namespace(binding)
-        root = self.config.storage / namespace.name
         found = []
-        for path in root.glob("??/*.sqlite"):
-            if _OBJECT_FILE.fullmatch(path.name):
-                try:
-                    found.append(str(namespace.id_from_string(path.name[:64])))
-                except ValueError:
-                    continue
+        for object_hex in layout.object_hexes(self.config.storage, namespace.name):
+            try:
+                found.append(str(namespace.id_from_string(object_hex)))
+            except ValueError:  # not an id of this namespace
+                continue
         return sorted(found)
 
 
 @asynccontextmanager
 async def start_app(
-    path: str | os.PathLike[str], *, ray: bool | str = False, metrics: bool = False
+    path: str | os.PathLike[str],
+    *,
+    ray: bool | str = False,
+    metrics: bool = False,
+    storage: str | os.PathLike[str] | _Storage | None = None,
 ) -> AsyncIterator[TestApp]:
     """Serve the app in ``path`` on 127.0.0.1 for the duration of the block (with a metrics
-    endpoint on a free port of 127.0.0.1 when ``metrics``: see ``TestApp.metrics_url``)."""
+    endpoint on a free port of 127.0.0.1 when ``metrics``: see ``TestApp.metrics_url``).
+
+    Its storage is a new temporary folder, or ``storage`` when given: a folder, or
+    :data:`CONFIGURED_STORAGE` for the one the app's ``raydo.toml`` names (data then outlives
+    the block, for a test that restarts the app)."""
     config = load_config(path)
+    temporary = None
+    if storage is None:
+        temporary = Path(tempfile.mkdtemp(prefix=f"raydo-{config.name}-"))
+        config = dataclasses.replace(config, storage=temporary)
+    elif not isinstance(storage, _Storage):
+        config = dataclasses.replace(config, storage=Path(storage).resolve())
+    try:
+        async with _serve(config, ray=ray, metrics=metrics) as app:
+            yield app
+    finally:
+        if temporary is not None and ray is False:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+@asynccontextmanager
+async def _serve(config: AppConfig, *, ray: bool | str, metrics: bool) -> AsyncIterator[TestApp]:
     options = MetricsOptions(port=0) if metrics else None
     if ray is False:
         gateway = Gateway(config, LocalPlacement, metrics=options)
@@ -151,7 +193,9 @@ async def start_app(
             elif not ray_module.is_initialized():
                 start_local_ray()
 
-        gateway = Gateway(config, ray_placement, on_start=connect, metrics=options)
+        gateway = Gateway(
+            config, ray_placement, on_start=connect, metrics=options, runtime=ray_runtime
+        )
     # Bound now, before start-up (which may take seconds on Ray): nobody can take the port.
     listener = socket.socket()
     # Accepted sockets inherit it: without it a kept-alive connection's every response after
@@ -172,16 +216,27 @@ async def start_app(
             http=BoundedHttpProtocol,  # and the same bounds on HTTP heads and connections
         )
     )
-    serving = asyncio.ensure_future(server.serve(sockets=[listener]))
-    while not server.started:
-        if serving.done():
-            serving.result()  # raises why it stopped
-            raise RuntimeError("the test server stopped before it started")
-        await asyncio.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
+    # Started here rather than in uvicorn's lifespan, so a refusal (the folder is in use, a
+    # cluster out of reach) reaches the test as itself, not as uvicorn's exit.
     try:
+        gateway.start()
+    except BaseException:
+        listener.close()
+        await gateway.stop()
+        raise
+    serving = asyncio.ensure_future(server.serve(sockets=[listener]))
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()  # raises why it stopped
+                raise RuntimeError("the test server stopped before it started")
+            await asyncio.sleep(0.02)
+        url = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             yield TestApp(config, gateway, url, http)
     finally:
         server.should_exit = True
-        await serving
+        try:
+            await serving
+        finally:
+            await gateway.stop()  # done already unless start-up failed: the folder is let go

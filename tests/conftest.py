@@ -100,9 +100,9 @@ async def app(app_dir: Path) -> AsyncIterator[TestApp]:
 
     Suites that run on both placements override this with one that takes ``placement``.
     """
-    from raydo.gateway.testing import start_app
+    from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         yield app
 
 

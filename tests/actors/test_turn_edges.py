@@ -91,8 +91,8 @@ async def test_a_closed_placement_makes_no_new_hosts(tmp_path: Path) -> None:
 
 
 async def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways() -> None:
-    from raydo.actors import _gateways
-    from raydo.actors._gateways import GatewayLinks
+    from raydo.actors.websockets import GatewayLinks
+    from raydo.actors.websockets import _links as _gateways
 
     lost: list[tuple[str, str]] = []
     links = GatewayLinks(lambda h, s: lost.append((h, s)))

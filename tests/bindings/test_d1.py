@@ -14,12 +14,18 @@ import httpx
 import pytest
 
 from raydo.bindings import d1
-from raydo.bindings.d1 import D1Database, D1Error, D1Result
-from raydo.bindings.d1_migrations import MIGRATIONS_TABLE, MigrationError, find_migrations
+from raydo.bindings.d1 import (
+    MIGRATIONS_TABLE,
+    D1Database,
+    D1Error,
+    D1Result,
+    MigrationError,
+    find_migrations,
+)
 from raydo.gateway.cli_db import apply_migrations, database_file, list_migrations
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from tests.cluster import RAYDO, quiet_env
 
 AppCopy = Callable[[str], Path]
@@ -59,7 +65,7 @@ def test_the_plan_adds_one_internal_binding_for_every_database(app_copy: AppCopy
     spec = runtime_spec(load_config(app_copy("d1")))
     internal = [b for b in spec.bindings if b.internal]
     assert [(b.name, b.class_name) for b in internal] == [
-        ("_D1", "raydo.bindings.d1_object:DatabaseObject")
+        ("_D1", "raydo.bindings.d1._object:DatabaseObject")
     ]
     assert [(p.name, p.factory, p.options["database_name"]) for p in spec.platform] == [
         ("DB", "raydo.bindings.d1:database_binding", "main"),
@@ -373,7 +379,7 @@ async def test_migrations_list_and_apply_through_the_cli(app_copy: AppCopy) -> N
     assert statuses["0002_add_email.sql"] is not None
     assert statuses["0003_broken.sql"] is None and statuses["0004_after.sql"] is None
 
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         tables = await app.env.DB.prepare(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         ).raw()

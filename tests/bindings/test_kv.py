@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from raydo.actors import ObjectError
-from raydo.bindings import kv_object
-from raydo.bindings.kv import KVNamespace, ValueChanged
+from raydo.bindings.kv import KV_BINDING, KVNamespace, ValueChanged
+from raydo.bindings.kv import _store as kv_object
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import TestApp, start_app
-from raydo.storage import LimitExceeded
+from raydo.storage import LimitExceeded, layout
 from raydo.storage.limits import MiB
 
 
@@ -41,8 +41,7 @@ async def get(app: TestApp, key: str, **params: Any) -> dict[str, Any]:
 
 def rows_in_file(app: TestApp, kv: KVNamespace, table: str = "kv_entries") -> int:
     """Rows physically in the namespace's SQLite file (read beside the running app)."""
-    hex_id = str(kv.object_id)
-    path = app.config.storage / "_KV" / hex_id[:2] / f"{hex_id}.sqlite"
+    path = layout.object_file(app.config.storage, KV_BINDING, str(kv.object_id))
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         count: int = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return count

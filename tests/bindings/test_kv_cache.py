@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from raydo.bindings._kv_cache import ENTRY_OVERHEAD, CachedAnswer, KVCache, process_cache
+from raydo.bindings.kv._cache import ENTRY_OVERHEAD, CachedAnswer, KVCache, process_cache
 
 
 def answer(version: int, value: bytes | None, *, age: float = 0.0) -> CachedAnswer:

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 from raydo.actors import ObjectError, RemoteLimitExceeded
-from raydo.bindings import Plan, queue_object, queues
-from raydo.bindings.queue_batch import Message, MessageBatch
+from raydo.bindings import Plan, queues
+from raydo.bindings.queues import Message, MessageBatch
+from raydo.bindings.queues import _object as queue_object
 from raydo.gateway.cli import main as cli
 from raydo.gateway.cli_queues import queue_counts
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.runtime import AppLoadError
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import EncodeError, LimitExceeded
 
 Batch = tuple[str, list[Any], float]
@@ -81,7 +82,7 @@ async def test_unbatched_queue_delivers_one_by_one_in_order_and_bodies_round_tri
 ) -> None:
     bodies: list[Any] = ["text", 7, 2**70, None, [1, "two"], {"k": b"\x00bytes"}, 1.5]
 
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         for body in bodies:
             await app.env.JOBS.send(body)
         await until(lambda: drained(app, "jobs"), "every body consumed")
@@ -199,7 +200,7 @@ async def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_r
 ) -> None:
     monkeypatch.setattr(queue_object, "CONFIG_RETRY_MS", 200)  # 5 s in production
 
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         await app.env.PARKED.send({"n": 1})  # no consumer: it waits
         # The handler vanishes (a host that cannot import it): messages stay untouched.
         module = sys.modules["consumer"]
@@ -215,7 +216,7 @@ async def test_messages_wait_while_no_consumer_or_handler_exists_and_survive_a_r
         # Tried again a little later: delivered once, on its first attempt.
         await until(lambda: drained(app, "jobs"), "the waiting message consumed")
         assert deliveries(await batches(app, "jobs")) == [({"n": 2}, 1)]
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         assert queue_counts(app.config, "parked").ready == 1
         await app.env.PARKED.send({"n": 3})
         assert queue_counts(app.config, "parked").ready == 2
@@ -226,12 +227,12 @@ async def test_a_handler_that_cannot_be_imported_fails_the_start(app_dir: Path) 
     text = toml.read_text()
     toml.write_text(text.replace('handler = "consumer:consume_dead"', 'handler = "consumer:nope"'))
     with pytest.raises(AppLoadError, match=r"handler of queue 'jobs-dlq'.*consumer:nope"):
-        async with start_app(app_dir):
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE):
             pass
     # Without `handler`, the consumer's handler is the `queue` function of main's module.
     toml.write_text(text.replace('handler = "consumer:consume_dead"\n', ""))
     with pytest.raises(AppLoadError, match="app:queue"):
-        async with start_app(app_dir):
+        async with start_app(app_dir, storage=CONFIGURED_STORAGE):
             pass
 
 
@@ -356,7 +357,7 @@ async def test_the_queues_cli_lists_shows_and_purges(
 ) -> None:
     assert cli(["queues", "list", "--dir", str(app_dir)]) == 0  # before any storage exists
     assert "parked\t0\t0\t0\t0\t0" in capsys.readouterr().out
-    async with start_app(app_dir) as app:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         await app.env.PARKED.send_batch([{"body": {"n": n}} for n in range(3)])
         await app.env.PARKED.send({"n": "later"}, delay_seconds=3600)
     assert cli(["queues", "list", "--dir", str(app_dir)]) == 0

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import websockets
 
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from tests.cluster import RAYDO
 
 
@@ -75,7 +75,7 @@ async def test_hostile_file_names_stay_inside_the_bucket(
     app_copy: Callable[[str], Path], name: str
 ) -> None:
     folder = _migrated(app_copy)
-    async with start_app(folder) as app:
+    async with start_app(folder, storage=CONFIGURED_STORAGE) as app:
         before = {p for p in folder.parent.rglob("*")}
         reply = await app.http.post(f"/files/{name}", content=b"x")
         after = {p for p in folder.parent.rglob("*")}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from raydo.actors import BindingSpec
+from raydo.gateway import config as config_module
 from raydo.gateway.config import (
     MAX_CONFIG_BYTES,
     AppConfig,
@@ -168,6 +171,12 @@ def test_minimal_file_gets_defaults(tmp_path: Path) -> None:
 def test_binding_defaults_match_the_dataclass(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, binding_toml()))
     assert config.binding("ROOM") == ObjectBinding(name="ROOM", class_name="room:Room")
+
+
+def test_an_object_binding_is_the_hosts_binding_spec_and_every_field_is_a_key() -> None:
+    assert ObjectBinding is BindingSpec
+    checked = set(config_module._OBJECT_BINDING_FIELDS)
+    assert checked == {f.name for f in fields(BindingSpec)} - {"internal"}
 
 
 def test_folder_file_and_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from tests.cluster import RAYDO, REPO, copy_app, quiet_env
 
 
@@ -30,7 +30,7 @@ async def app(tmp_path: Path, anyio_backend: str) -> Path:
 
     (It asks for ``anyio_backend`` so that the tests that use it need not be async.)"""
     app_dir = copy_app(REPO / "examples" / "counter", tmp_path)
-    async with start_app(app_dir) as running:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as running:
         for name in ("a", "b", "b", "%2E%2E"):  # ".." is just a name
             await running.http.post(f"/counter/{name}/increment")
         await running.sql("COUNTER", "a", "CREATE TABLE notes (t TEXT)")
@@ -74,7 +74,7 @@ async def test_show_sql_export_and_import(app: Path) -> None:
     again = raydo(app, "import", "COUNTER", "b2", "-", stdin=dump)
     assert again.returncode == 2 and "not replaced" in again.stderr
 
-    async with start_app(app) as running:
+    async with start_app(app, storage=CONFIGURED_STORAGE) as running:
         assert (await running.http.get("/counter/b2")).json()["value"] == 2
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from tests.placements import Placement
 
 
@@ -30,5 +30,5 @@ def local_alarms_dir(app_copy: Callable[[str], Path]) -> Path:
 @pytest.fixture
 async def app(alarms_dir: Path, placement: Placement) -> AsyncIterator[TestApp]:
     """The alarms app, started on the test's placement."""
-    async with start_app(alarms_dir, **placement) as app:
+    async with start_app(alarms_dir, **placement, storage=CONFIGURED_STORAGE) as app:
         yield app

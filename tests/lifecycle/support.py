@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 
 T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
 async def started(app_dir: Path, placement: dict[str, Any]) -> AsyncIterator[TestApp]:
-    async with start_app(app_dir, **placement) as app:
+    async with start_app(app_dir, **placement, storage=CONFIGURED_STORAGE) as app:
         yield app
 
 

@@ -19,6 +19,7 @@ import pytest
 import raydo.actors._alarm_runs
 from raydo.actors import ObjectError
 from raydo.gateway.testing import TestApp
+from raydo.storage import layout
 from tests.hosts import kill_hosts
 from tests.lifecycle.support import add_binding, now_ms, started
 from tests.placements import Placement, local_only
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, tuple[str, int]]:
     """The binding's alarm index, read from disk without going through any host."""
-    path = app.config.storage / binding / "_alarms.sqlite"
+    path = layout.alarm_index_file(app.config.storage, binding)
     if not path.exists():
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -346,7 +347,7 @@ async def test_the_alarm_index_holds_a_row_until_the_alarm_has_run(app: TestApp)
     reply = await app.http.post("/clock/indexed/alarm", params={"in": "300"})
     assert reply.status_code == 200
     due = reply.json()["due"]
-    path = app.config.storage / "CLOCK" / "_alarms.sqlite"
+    path = layout.alarm_index_file(app.config.storage, "CLOCK")
     assert path.is_file()
     host, indexed_due = index_rows(app)[clock.id.hex]
     assert indexed_due == due

@@ -18,7 +18,8 @@ from typing import TypeVar
 import pytest
 
 from raydo.actors import ObjectError, ObjectReset
-from raydo.gateway.testing import TestApp, start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
+from raydo.storage import layout
 from tests.lifecycle.support import add_binding, now_ms, set_clock_option, started
 from tests.placements import Placement, local_only
 from tests.polling import poll
@@ -30,7 +31,7 @@ BROKEN_MARKER = "fragile-constructor-broken"  # more_objects.BROKEN_MARKER
 
 def index_rows(app: TestApp, binding: str = "CLOCK") -> dict[str, int]:
     """The binding's alarm index, read from disk without going through any host."""
-    path = app.config.storage / binding / "_alarms.sqlite"
+    path = layout.alarm_index_file(app.config.storage, binding)
     if not path.exists():
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -242,7 +243,9 @@ async def test_two_apps_with_the_same_module_names_start_in_one_process(
 ) -> None:
     probe, alarms = app_copy("probe"), app_copy("alarms")
 
-    async with start_app(probe) as app:
+    async with start_app(probe, storage=CONFIGURED_STORAGE) as app:
         assert await app.env.PROBE.get_by_name("p").increment() == 1
-    async with start_app(alarms) as app:  # a second app, same module names
+    async with start_app(
+        alarms, storage=CONFIGURED_STORAGE
+    ) as app:  # a second app, same module names
         assert await app.env.CLOCK.get_by_name("c").remember() == 1

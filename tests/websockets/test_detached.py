@@ -14,19 +14,19 @@ import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from raydo.actors._bridge import ClientSocket
 from raydo.actors.placement import LocalPlacement
+from raydo.actors.websockets import DetachedSocket
 from raydo.gateway._ws_protocol import LeanWebSocketProtocol
 from raydo.gateway.app import Gateway
 from raydo.gateway.config import load_config
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from tests.naming import fresh_name
 from tests.polling import poll
 from tests.websockets.clients import ask
 
 
 async def test_idle_sockets_hold_no_task_and_no_asgi_call(app_copy: Callable[[str], Path]) -> None:
-    async with start_app(app_copy("rooms")) as app:
+    async with start_app(app_copy("rooms"), storage=CONFIGURED_STORAGE) as app:
         name = fresh_name()
         url = app.websocket_url(f"/room/{name}")
         async with websockets.connect(url) as first:
@@ -48,7 +48,7 @@ async def test_idle_sockets_hold_no_task_and_no_asgi_call(app_copy: Callable[[st
             assert len(held) == 41
             # Nothing of the upgrade is kept: no scope, request or response.
             assert all(not hasattr(p, "scope") for p in held)
-            assert all(isinstance(p.sink, ClientSocket) for p in held)
+            assert all(isinstance(p.sink, DetachedSocket) for p in held)
             stub = app.env.ROOM.get_by_name(name)
             assert await stub.sockets() == 41
             for ws in clients:
@@ -59,7 +59,7 @@ async def test_idle_sockets_hold_no_task_and_no_asgi_call(app_copy: Callable[[st
 
 
 async def test_messages_keep_their_order_under_a_burst(app_copy: Callable[[str], Path]) -> None:
-    async with start_app(app_copy("rooms")) as app:
+    async with start_app(app_copy("rooms"), storage=CONFIGURED_STORAGE) as app:
         ws = await websockets.connect(app.websocket_url(f"/room/{fresh_name()}"))
         for i in range(300):  # far past the inbox's pause mark: reading pauses, resumes
             await ws.send(f"echo {i}")
@@ -71,7 +71,7 @@ async def test_messages_keep_their_order_under_a_burst(app_copy: Callable[[str],
 async def test_invalid_utf8_in_a_text_frame_closes_with_1007(
     app_copy: Callable[[str], Path],
 ) -> None:
-    async with start_app(app_copy("rooms")) as app:
+    async with start_app(app_copy("rooms"), storage=CONFIGURED_STORAGE) as app:
         name = fresh_name()
         stub = app.env.ROOM.get_by_name(name)
         reader, writer = await asyncio.open_connection("127.0.0.1", _port(app.url))
@@ -99,7 +99,7 @@ async def test_a_stopping_server_closes_detached_sockets_with_1012(
     app_copy: Callable[[str], Path],
 ) -> None:
     folder = app_copy("rooms")
-    async with start_app(folder) as app:
+    async with start_app(folder, storage=CONFIGURED_STORAGE) as app:
         ws = await websockets.connect(app.websocket_url(f"/room/{fresh_name()}"))
         assert await ask(ws, "echo hi") == "hi"
     with pytest.raises(ConnectionClosed) as closed:
@@ -182,7 +182,7 @@ async def test_messages_sent_before_the_detach_arrive_in_order(
 ) -> None:
     folder = app_copy("rooms")
     (folder / "app.py").write_text(_SLOW_ACCEPT_APP)
-    async with start_app(folder) as app:
+    async with start_app(folder, storage=CONFIGURED_STORAGE) as app:
         ws = await websockets.connect(app.websocket_url(f"/room/{fresh_name()}"))
         for i in range(5):  # sent while the middleware still holds the ASGI call
             await ws.send(f"echo early {i}")

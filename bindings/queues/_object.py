@@ -39,8 +39,8 @@ from typing import Any
 from raydo.actors import ObjectContext, Overloaded, PlatformObject
 from raydo.storage import StorageCore, codec
 
-from .queue_batch import MAX_DELAY_SECONDS, Message, MessageBatch
-from .queues import BROKER, ConsumerSpec, QueueBroker
+from ._batch import MAX_DELAY_SECONDS, Message, MessageBatch
+from ._broker import BROKER, ConsumerSpec, QueueBroker
 
 log = logging.getLogger("raydo.queues")
 

@@ -93,10 +93,6 @@ class Signer:
             draft.unlink(missing_ok=True)
         return _read_secret(path)
 
-    def check_secret(self) -> None:
-        """Raise :class:`PresignError` now if no secret can be had."""
-        self._secret()
-
     def signature(self, method: str, key: str, expires: int) -> str:
         message = f"raydo-r2-v1\n{method}\n{self.bucket_name}\n{expires}\n{key}"
         return hmac.new(self._secret(), message.encode(), hashlib.sha256).hexdigest()

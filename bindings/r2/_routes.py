@@ -17,8 +17,9 @@ expired); then the bucket does the operation, streaming:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -32,12 +33,10 @@ from raydo.storage.blobs import (
     Range,
     format_http_date,
 )
-from raydo.storage.limits import LimitExceeded
+from raydo.storage.limits import LimitExceeded, Limits
 
-from ._r2_presign import METHODS, PRESIGN_PREFIX, PresignError, Refused
-
-if TYPE_CHECKING:
-    from .r2 import R2Bucket, R2Object
+from ._objects import R2Object, R2ObjectBody
+from ._presign import METHODS, PRESIGN_PREFIX, PresignError, Refused, Signer
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _PUT_HEADERS = {
@@ -50,7 +49,38 @@ _PUT_HEADERS = {
 }
 
 
-def presigned_routes(bucket: R2Bucket) -> list[BaseRoute]:
+class ServedBucket(Protocol):
+    """What the routes use of a bucket (:class:`R2Bucket` is one). Said here, rather than
+    importing the bucket, because the bucket imports these routes."""
+
+    @property
+    def binding(self) -> str: ...
+
+    @property
+    def signer(self) -> Signer: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    async def head(self, key: str) -> R2Object | None: ...
+
+    async def get(
+        self, key: str, *, range: Range | None = None, only_if: Conditions | None = None
+    ) -> R2ObjectBody | R2Object | None: ...
+
+    async def put(
+        self,
+        key: str,
+        value: object,
+        *,
+        http_metadata: Mapping[str, Any] | None = None,
+        only_if: Conditions | None = None,
+    ) -> R2Object | None: ...
+
+    async def delete(self, keys: str) -> None: ...
+
+
+def presigned_routes(bucket: ServedBucket) -> list[BaseRoute]:
     async def endpoint(request: Request) -> Response:
         return await _serve(bucket, request)
 
@@ -61,7 +91,7 @@ def _error(status: int, code: str, message: str, **headers: str) -> JSONResponse
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-async def _serve(bucket: R2Bucket, request: Request) -> Response:
+async def _serve(bucket: ServedBucket, request: Request) -> Response:
     query = request.query_params
     try:
         key = bucket.signer.verify(
@@ -101,7 +131,7 @@ def _headers(obj: R2Object) -> dict[str, str]:
     return headers
 
 
-async def _get(bucket: R2Bucket, key: str, request: Request) -> Response:
+async def _get(bucket: ServedBucket, key: str, request: Request) -> Response:
     wanted = _range(request.headers.get("range"))
     only_if = _conditions(request, reading=True)
     try:
@@ -112,8 +142,6 @@ async def _get(bucket: R2Bucket, key: str, request: Request) -> Response:
         return _error(416, exc.code, str(exc), **{"content-range": f"bytes */{size}"})
     if found is None:
         return _error(404, "not_found", "no object under this key")
-    from .r2 import R2ObjectBody
-
     headers = _headers(found)
     if not isinstance(found, R2ObjectBody):
         # Failed conditions: 412 when If-Match or If-Unmodified-Since failed, else 304.
@@ -178,7 +206,7 @@ def _conditions(request: Request, *, reading: bool) -> Conditions | None:
     return Conditions(**fields) if fields else None
 
 
-async def _put(bucket: R2Bucket, key: str, request: Request) -> Response:
+async def _put(bucket: ServedBucket, key: str, request: Request) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > bucket.limits.blob_put_bytes:
         raise LimitExceeded(

@@ -1,4 +1,4 @@
-"""The database binding (``[[d1_databases]]``, ``env.DB``): Cloudflare D1's shape in Python.
+"""The database client (``env.DB``): Cloudflare D1's shape in Python.
 
 ::
 
@@ -8,10 +8,11 @@
     await env.DB.batch([insert.bind("a"), insert.bind("b")])   # all or nothing
     await env.DB.exec("CREATE TABLE t (x); CREATE INDEX t_x ON t (x)")
 
-Each database is one object of the internal binding ``_D1`` (:mod:`bindings.d1_object`),
+Each database is one object of the internal binding ``_D1`` (:mod:`bindings.d1._object`),
 named by ``database_name``: every call is one event of that object, so a database has one
-writer and reads its own writes from every gateway process, and it is a plain SQLite file at
-``<storage>/_D1/<id[:2]>/<id>.sqlite``. A call travels as one RPC and runs as one transaction.
+writer and reads its own writes from every gateway process, and it is a plain SQLite file
+where :func:`storage.layout.object_file` puts every object's. A call travels as one RPC and
+runs as one transaction.
 """
 
 from __future__ import annotations
@@ -21,15 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from raydo.actors import BindingSpec, Namespace, PlatformContext, PlatformSpec, Stub
+from raydo.actors import Namespace, Stub
 
-from . import Plan
-from .d1_object import ALL_ROWS
-
-#: The internal object binding every database of an app lives in.
-INTERNAL_BINDING = "_D1"
-_OBJECT_CLASS = "raydo.bindings.d1_object:DatabaseObject"
-_FACTORY = "raydo.bindings.d1:database_binding"
+from ._object import ALL_ROWS
 
 _INT64 = range(-(2**63), 2**63)
 
@@ -285,46 +280,3 @@ def _bind_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
                 " float, str and bytes"
             )
     return tuple(bound)
-
-
-def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
-    """The internal ``_D1`` binding (when there are databases) and one ``env`` binding per
-    ``[[d1_databases]]`` entry."""
-    result = Plan()
-    if not entries:
-        return result
-    result.objects.append(
-        BindingSpec(
-            name=INTERNAL_BINDING,
-            class_name=_OBJECT_CLASS,
-            # One host for every database of the app: a database is a single writer however
-            # many hosts there are, and a fixed count keeps each database's host stable.
-            shards=1,
-            # Keep the database's file open between bursts; reopening costs a millisecond.
-            idle_timeout_s=300.0,
-            internal=True,
-        )
-    )
-    for entry in entries:
-        result.platform.append(
-            PlatformSpec(name=str(entry["binding"]), factory=_FACTORY, options=dict(entry))
-        )
-    return result
-
-
-def database_binding(ctx: PlatformContext) -> D1Database:
-    """The factory every process calls for each ``[[d1_databases]]`` entry."""
-    return D1Database(ctx.namespace(INTERNAL_BINDING), str(ctx.options["database_name"]))
-
-
-__all__ = [
-    "INTERNAL_BINDING",
-    "D1Database",
-    "D1Error",
-    "D1ExecResult",
-    "D1Meta",
-    "D1Result",
-    "PreparedStatement",
-    "database_binding",
-    "plan",
-]

@@ -4,7 +4,8 @@ Client sockets live in the gateway process that accepted them; an object holds r
 sockets in its own file (:mod:`storage.sockets`) and a :class:`WebSocket` handle per socket.
 What a handler sends waits in the turn's outbox and leaves only after the event's writes
 commit, so no client sees state that may still roll back; an event that raises sends nothing.
-Pushes go to the gateway holding the socket as one frame per gateway and message.
+Pushes (:mod:`actors._payloads`) go to the gateway holding the socket, one per gateway and
+message.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from raydo.storage import codec
 from raydo.storage.limits import LimitExceeded, Limits
 from raydo.storage.sockets import SocketRecord, SocketRecords
 
+from .._payloads import AutoPush, ClosePush, Push, SendPush
+
 if TYPE_CHECKING:
     from raydo.storage import StorageCore
 
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123
 
-Push = Callable[[str, list[Any]], None]
-"""Deliver a push frame to a gateway: ``push(gateway_id, frame)``."""
+PushTo = Callable[[str, list[Any]], None]
+"""Deliver an encoded push to a gateway: ``push(gateway_id, push)``."""
 
 
 class WebSocket:
@@ -89,12 +92,14 @@ class WebSocket:
 class ObjectSockets:
     """The sockets of one object: its records, cached, and the current turn's outbox."""
 
-    def __init__(self, storage: StorageCore, limits: Limits, push: Push) -> None:
+    def __init__(self, storage: StorageCore, limits: Limits, push: PushTo) -> None:
         self.limits = limits
         self._records = SocketRecords(storage)
         self._push = push
         self._cache: dict[str, SocketRecord] | None = None
-        self._outbox: list[tuple[str, str, list[Any]]] = []  # (gateway, sid, frame tail)
+        # (gateway, sid, what): a message to send (the common case, kept cheap: a broadcast
+        # queues one entry per socket), or a close or auto push for that one socket.
+        self._outbox: list[tuple[str, str, str | bytes | Push]] = []
 
     # ---- records --------------------------------------------------------------------------
 
@@ -148,43 +153,48 @@ class ObjectSockets:
     def set_auto_response(self, pair: tuple[str, str] | None) -> None:
         self._records.set_auto_response(pair)
         for record in self._all().values():
-            self._outbox.append((record.gateway, record.sid, ["auto", pair]))
+            self._outbox.append((record.gateway, record.sid, AutoPush([record.sid], pair)))
 
     # ---- the outbox -----------------------------------------------------------------------
 
     def queue_send(self, sid: str, message: str | bytes) -> None:
         record = self.record(sid)
         if record is not None:
-            self._outbox.append((record.gateway, sid, ["send", message]))
+            self._outbox.append((record.gateway, sid, message))
 
     def queue_close(self, sid: str, code: int, reason: str) -> None:
         record = self.forget(sid)
         if record is not None:
-            self._outbox.append((record.gateway, sid, ["close", code, reason]))
-
-    def flush(self) -> None:
-        """After a commit: push what the turn sent, in order. Consecutive sends of one message
-        to sockets of one gateway share a frame, so a broadcast is one frame per gateway."""
-        self.push_frames(self.take_frames())
+            self._outbox.append((record.gateway, sid, ClosePush([sid], code, reason)))
 
     def take_frames(self) -> list[tuple[str, list[Any]]]:
-        """What the turn sent so far, as the frames :meth:`flush` would push (and forgotten
-        here): for a host that lets them leave later, once the commit is durable."""
+        """What the turn sent so far, encoded, for :meth:`push_frames` once the commit
+        allows (and forgotten here)."""
+        return [(gateway, push.encode()) for gateway, push in self.take_pushes()]
+
+    def take_pushes(self) -> list[tuple[str, Push]]:
+        """What the turn sent so far, in order (and forgotten here). Consecutive sends of one
+        message to sockets of one gateway share a push, so a broadcast is one push per
+        gateway."""
         if not self._outbox:
             return []
         outbox, self._outbox = self._outbox, []
-        frames: list[tuple[str, list[Any]]] = []
-        last: dict[str, int] = {}  # gateway -> index of its latest frame
-        for gateway, sid, tail in outbox:
-            index = last.get(gateway)
-            if tail[0] == "send" and index is not None:
-                frame = frames[index][1]
-                if frame[0] == "send" and frame[2] is tail[1]:
-                    frame[1].append(sid)
-                    continue
-            frames.append((gateway, [tail[0], [sid], *tail[1:]]))
-            last[gateway] = len(frames) - 1
-        return frames
+        pushes: list[tuple[str, Push]] = []
+        last: dict[str, int] = {}  # gateway -> index of its latest push
+        for gateway, sid, what in outbox:
+            if isinstance(what, (str, bytes)):
+                index = last.get(gateway)
+                if index is not None:
+                    latest = pushes[index][1]
+                    if type(latest) is SendPush and latest.message is what:
+                        latest.sids.append(sid)
+                        continue
+                push: Push = SendPush([sid], what)
+            else:
+                push = what
+            pushes.append((gateway, push))
+            last[gateway] = len(pushes) - 1
+        return pushes
 
     def push_frames(self, frames: list[tuple[str, list[Any]]]) -> None:
         for gateway, frame in frames:

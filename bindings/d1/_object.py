@@ -9,7 +9,7 @@ BEGIN/COMMIT, no ATTACH), limits and plain SQLite file as any object's SQL.
 
 An ordinary SQL error is not raised: raising in an event resets the object. The call's writes
 are rolled back instead, and the error travels back as a value that the client
-(:mod:`bindings.d1`) raises as :class:`~bindings.d1.D1Error`.
+(:mod:`bindings.d1._client`) raises as :class:`~bindings.d1.D1Error`.
 """
 
 from __future__ import annotations

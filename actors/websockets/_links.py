@@ -12,10 +12,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._payloads import ClosePush, Push, decode_push
+
 GATEWAY_GRACE_S = 3.0
 UNDELIVERED_PUSHES = 10_000
 
 Writer = Callable[[list[Any]], None]
+"""Writes an encoded push to one gateway's connection."""
 
 
 class GatewayLinks:
@@ -62,8 +65,13 @@ class GatewayLinks:
             self._socket_lost(object_hex, sid)
 
     def push(self, gateway: str, frame: list[Any]) -> None:
-        if frame[0] == "close":  # the object closed these sockets itself
-            for sid in frame[1]:
+        """Write an encoded push to ``gateway``, or hold it (bounded) while it reconnects."""
+        self.deliver(gateway, decode_push(frame), frame)
+
+    def deliver(self, gateway: str, push: Push, frame: list[Any]) -> None:
+        """:meth:`push` for a push already decoded: ``frame`` is ``push.encode()``."""
+        if isinstance(push, ClosePush):  # the object closed these sockets itself
+            for sid in push.sids:
                 for entry in [e for e in self._sockets.get(gateway, ()) if e[1] == sid]:
                     self._sockets[gateway].discard(entry)
         writer = self._writers.get(gateway)

@@ -195,15 +195,3 @@ def _apply_one(storage: StorageCore, migration: Migration, statements: list[str]
         storage.rollback()
         raise
     return True
-
-
-__all__ = [
-    "MIGRATIONS_TABLE",
-    "Migration",
-    "MigrationError",
-    "MigrationFailed",
-    "MigrationStatus",
-    "apply_migrations",
-    "find_migrations",
-    "migration_status",
-]

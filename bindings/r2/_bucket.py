@@ -1,141 +1,38 @@
-"""Blob buckets (``[[r2_buckets]]``, ``env.FILES``), shaped like Cloudflare R2.
+"""A bucket as every process sees it (``env.FILES``): :class:`R2Bucket`, and its multipart
+uploads.
 
-``env.FILES`` is an :class:`R2Bucket` in every process that builds an ``env`` (gateway
-processes and hosts). It talks to its backend directly, with no object in between: the
-filesystem backend's SQLite index is already the single commit point every process shares,
-and bodies never have to fit one RPC message. Bodies stream both ways.
-
-The Python names are R2's in snake case: ``put``, ``get``, ``head``, ``delete``, ``list``,
-``create_multipart_upload``, ``resume_multipart_upload``, and ``create_presigned_url`` for
-URLs the gateway serves itself (``bindings._r2_routes``).
+It talks to its backend directly, with no object in between: the filesystem backend's SQLite
+index is already the single commit point every process shares, and bodies never have to fit
+one RPC message. Bodies stream both ways. The Python names are R2's in snake case.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, MutableMapping
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any
 
-from raydo.actors import PlatformContext, PlatformSpec
+from starlette.routing import BaseRoute
+
 from raydo.storage.blobs import (
     MAX_BATCH,
     BlobBackend,
-    BlobMeta,
     Body,
     Conditions,
-    FilesystemBackend,
     InvalidArgument,
     Part,
     Range,
-    S3Backend,
     check_key,
     check_metadata,
     check_part_number,
 )
 from raydo.storage.limits import Limits
 
-from . import Plan
-from ._r2_presign import MAX_EXPIRES_IN, METHODS, Signer
+from ._objects import R2Object, R2ObjectBody, R2Objects
+from ._presign import MAX_EXPIRES_IN, METHODS, Signer
+from ._routes import presigned_routes
 
-if TYPE_CHECKING:
-    from starlette.routing import BaseRoute
-
-#: Folder of every filesystem bucket, under the storage root: ``_r2/<bucket_name>/``.
-BUCKETS_FOLDER = "_r2"
 _INCLUDE = ("http_metadata", "custom_metadata")
-_HEADERS = {
-    "content_type": "content-type",
-    "content_language": "content-language",
-    "content_disposition": "content-disposition",
-    "content_encoding": "content-encoding",
-    "cache_control": "cache-control",
-    "cache_expiry": "expires",
-}
-
-
-class R2Object:
-    """An object's metadata: ``key``, ``version``, ``size``, ``etag`` (bare), ``http_etag``
-    (quoted), ``uploaded`` (aware datetime, UTC), ``http_metadata``, ``custom_metadata`` and
-    ``range`` (``{"offset", "length"}`` served by a ranged get, else None)."""
-
-    def __init__(self, meta: BlobMeta, served: tuple[int, int] | None = None) -> None:
-        self.key = meta.key
-        self.version = meta.version
-        self.size = meta.size
-        self.etag = meta.etag
-        self.http_etag = f'"{meta.etag}"'
-        self.uploaded: datetime = meta.uploaded
-        self.http_metadata = dict(meta.http_metadata)
-        self.custom_metadata = dict(meta.custom_metadata)
-        self.storage_class = "Standard"
-        self.range = None if served is None else {"offset": served[0], "length": served[1]}
-
-    def write_http_metadata(self, headers: MutableMapping[str, str]) -> None:
-        """Set the object's HTTP metadata as response headers (``content-type``...)."""
-        for name, value in self.http_metadata.items():
-            headers[_HEADERS[name]] = value
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.key!r} size={self.size} etag={self.etag}>"
-
-
-class R2ObjectBody(R2Object):
-    """An object with its body: ``async for chunk in obj.body``, or ``await obj.read()`` /
-    ``text()`` / ``json()`` for all of it. A body is read once; ``aclose()`` lets it go
-    unread (it also closes when garbage collected)."""
-
-    def __init__(self, meta: BlobMeta, body: Body, served: tuple[int, int] | None) -> None:
-        super().__init__(meta, served)
-        self._body = body
-        self.body_used = False
-
-    @property
-    def body(self) -> AsyncIterator[bytes]:
-        if self.body_used:
-            raise RuntimeError(f"the body of {self.key!r} was already read")
-        self.body_used = True
-        return self._body
-
-    async def read(self) -> bytes:
-        """The whole body (in memory: mind its size)."""
-        body = self.body
-        read_all = getattr(body, "read_all", None)
-        if read_all is not None:  # one read instead of chunks joined
-            whole: bytes = await read_all()
-            return whole
-        return b"".join([chunk async for chunk in body])
-
-    async def text(self) -> str:
-        return (await self.read()).decode()
-
-    async def json(self) -> Any:
-        return json.loads(await self.read())
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._body, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-class R2Objects:
-    """A page of :meth:`R2Bucket.list`: ``objects``, ``delimited_prefixes``, ``truncated``
-    and the ``cursor`` to pass back for the next page (None on the last)."""
-
-    def __init__(
-        self,
-        objects: list[R2Object],
-        delimited_prefixes: list[str],
-        truncated: bool,
-        cursor: str | None,
-    ) -> None:
-        self.objects = objects
-        self.delimited_prefixes = delimited_prefixes
-        self.truncated = truncated
-        self.cursor = cursor
-
 
 R2UploadedPart = Part
 
@@ -360,8 +257,6 @@ class R2Bucket:
 
     def gateway_routes(self) -> builtins.list[BaseRoute]:
         """The routes serving this bucket's presigned URLs (the gateway mounts them)."""
-        from ._r2_routes import presigned_routes
-
         return presigned_routes(self)
 
     async def aclose(self) -> None:
@@ -412,47 +307,3 @@ def _chunk(item: object) -> bytes:
     if isinstance(item, bytearray | memoryview):
         return bytes(item)
     raise TypeError(f"a body yields bytes, not {type(item).__name__}")
-
-
-def plan(entries: Iterable[Mapping[str, object]]) -> Plan:
-    """One ``env`` binding per ``[[r2_buckets]]`` entry; buckets need no internal objects."""
-    return Plan(
-        platform=[
-            PlatformSpec(str(entry["binding"]), "raydo.bindings.r2:make_bucket", dict(entry))
-            for entry in entries
-        ]
-    )
-
-
-def make_bucket(ctx: PlatformContext) -> R2Bucket:
-    """The factory every process calls: builds the bucket and its backend (no I/O yet)."""
-    options = ctx.options
-    bucket_name = str(options["bucket_name"])
-    root = Path(ctx.runtime.storage_root) / BUCKETS_FOLDER / bucket_name
-    backend: BlobBackend
-    if options.get("backend", "filesystem") == "s3":
-        backend = S3Backend(
-            bucket=str(options.get("s3_bucket") or bucket_name),
-            spool=root / "tmp",
-            endpoint_url=_optional(options.get("endpoint_url")),
-            region=_optional(options.get("region")),
-        )
-    else:
-        backend = FilesystemBackend(root, full_sync=ctx.runtime.durability == "full")
-    signer = Signer(
-        ctx.name,
-        bucket_name,
-        secret_env=_optional(options.get("presign_secret_env")),
-        secret_file=root / "presign.key",
-    )
-    return R2Bucket(
-        binding=ctx.name,
-        bucket_name=bucket_name,
-        backend=backend,
-        limits=ctx.runtime.limits,
-        signer=signer,
-    )
-
-
-def _optional(value: object) -> str | None:
-    return None if value is None else str(value)

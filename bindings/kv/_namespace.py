@@ -1,8 +1,8 @@
-"""Key-value namespaces (``[[kv_namespaces]]``, ``env.CONFIG``), shaped like Cloudflare KV.
+"""A key-value namespace as a process sees it (``env.CONFIG``), shaped like Cloudflare KV.
 
-Each namespace is owned by one internal object (:class:`bindings.kv_object.KVStore`, binding
+Each namespace is owned by one internal object (:class:`bindings.kv._store.KVStore`, binding
 ``_KV``): a write is durable there before ``put`` or ``delete`` returns. Reads go through a
-per-process cache (:mod:`bindings._kv_cache`), so a process may serve a value up to
+per-process cache (:mod:`bindings.kv._cache`), so a process may serve a value up to
 ``cache_ttl`` seconds old (60 by default) after another process changed it; its own writes it
 sees at once. ``list`` always asks the owning object.
 
@@ -15,19 +15,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from raydo.actors import BindingSpec, Namespace, ObjectId, PlatformContext, PlatformSpec, Stub
+from raydo.actors import Namespace, ObjectId, Stub
 from raydo.storage.limits import Limits, MiB
 
-from . import Plan
-from . import _kv_checks as _checks
-from ._kv_cache import CachedAnswer, KVCache, process_cache
+from . import _checks
+from ._cache import CachedAnswer, KVCache
 
-#: The internal object binding every key-value namespace of an app lives in.
-KV_BINDING = "_KV"
 LIST_LIMIT = 1000
 #: The largest segment of a value in one RPC message, well under ``message_bytes``.
 MAX_SEGMENT_BYTES = 4 * MiB
@@ -349,47 +346,3 @@ def _seconds_out(expiration: float | None) -> int | float | None:
     if expiration is None:
         return None
     return int(expiration) if float(expiration).is_integer() else float(expiration)
-
-
-def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
-    """The internal object binding (``_KV``, one object per namespace) and one ``env``
-    binding per ``[[kv_namespaces]]`` entry."""
-    if not entries:
-        return Plan()
-    store = BindingSpec(
-        name=KV_BINDING,
-        class_name="raydo.bindings.kv_object:KVStore",
-        # One host for all of an app's namespaces: most reads end in the processes' caches.
-        shards=1,
-        idle_timeout_s=300.0,
-        mailbox_limit=100_000,
-        internal=True,
-    )
-    return Plan(
-        objects=[store],
-        platform=[
-            PlatformSpec(str(e["binding"]), "raydo.bindings.kv:make_namespace", dict(e))
-            for e in entries
-        ],
-    )
-
-
-def make_namespace(ctx: PlatformContext) -> KVNamespace:
-    """``env.<binding>`` in this process: a stub of the namespace's object and this
-    process's cache of it. Contacts nothing."""
-    options = ctx.options
-    name = str(options.get("id") or options["binding"])
-    namespace = ctx.namespace(KV_BINDING)
-    budget = int(options.get("cache_bytes", 64 * MiB))
-    cache = None
-    if budget > 0:
-        identity = (ctx.runtime.app_name, ctx.runtime.storage_root, name)
-        cache = process_cache(identity, budget)
-    return KVNamespace(
-        namespace,
-        namespace.id_from_name(name),
-        limits=ctx.runtime.limits,
-        cache=cache,
-        cache_ttl=float(options.get("cache_ttl", 60.0)),
-        min_ttl=float(options.get("min_ttl", 60.0)),
-    )
