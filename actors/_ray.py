@@ -123,7 +123,7 @@ class HostActor:
         placement = RayPlacement(spec, bind=self._bind)
         host = Host(spec, key, placement.env)
         placement.local = (key, host)
-        host.attach_gateway(placement.hub.gateway_id, placement.hub.push)
+        host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.push)
         host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()

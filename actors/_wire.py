@@ -71,14 +71,23 @@ class _FrameWriter:
             self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
-class HostSide(Protocol):
-    """What a connection needs of its host."""
+class GatewaySide(Protocol):
+    """What a connection from a gateway process needs of its host's WebSockets
+    (:class:`~actors.websockets.HostSockets`)."""
 
-    def deliver(self, event: Event) -> asyncio.Future[Any]: ...
-    def forget_caller(self, caller: str) -> None: ...
     def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
     def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
     def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None: ...
+
+
+class HostSide(Protocol):
+    """What a connection needs of its host: its intake, and its one collaborator for
+    WebSockets."""
+
+    @property
+    def sockets(self) -> GatewaySide: ...
+    def deliver(self, event: Event) -> asyncio.Future[Any]: ...
+    def forget_caller(self, caller: str) -> None: ...
 
 
 class HostServerProtocol(asyncio.Protocol):
@@ -113,7 +122,7 @@ class HostServerProtocol(asyncio.Protocol):
         if self._caller is not None:
             self._forget(self._caller)
         if self._gateway is not None:
-            self._host.detach_gateway(self._gateway, self._pusher)
+            self._host.sockets.detach_gateway(self._gateway, self._pusher)
         self._writer = None
 
     def _push(self, frame: list[Any]) -> None:
@@ -154,10 +163,10 @@ class HostServerProtocol(asyncio.Protocol):
             self._caller, self._gateway = frame.caller, frame.gateway
             assert self._writer is not None
             self._writer.write(Welcome(self._label).encode())
-            self._host.attach_gateway(self._gateway, self._pusher)
+            self._host.sockets.attach_gateway(self._gateway, self._pusher)
         elif isinstance(frame, Sockets):
             assert self._gateway is not None
-            self._host.announce_sockets(self._gateway, frame.sockets)
+            self._host.sockets.announce_sockets(self._gateway, frame.sockets)
         else:
             raise ValueError("expected an EVENT frame")
 
