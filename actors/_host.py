@@ -58,6 +58,7 @@ from ._loading import load_class
 from ._metrics import HostMetrics
 from ._object import Aborted, DurableObject, PlatformObject
 from ._slot import ObjectLife, ObjectSlot
+from ._socket_index import SocketIndex
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
@@ -102,7 +103,15 @@ class Host:
         self.intake = Intake(self._admit)
         self.objects = LiveObjects(self.binding, self.metrics)
         self.sockets = HostSockets(
-            self.binding.name, spec.limits, self.deliver_local, _new_own_chain
+            self.binding.name,
+            spec.limits,
+            self.deliver_local,
+            _new_own_chain,
+            index=SocketIndex(
+                layout.socket_index_file(spec.storage_root, self.binding.name),
+                full_sync=spec.durability == "full",
+            ),
+            host=key.label,
         )
         """The WebSockets of this host's objects: the transports attach gateways to it."""
         self.alarms = HostAlarms(
@@ -118,8 +127,10 @@ class Host:
         )
 
     def start(self) -> None:
-        """Arm every alarm the index holds for this host (call once, inside the event loop)."""
+        """Arm every alarm the index holds for this host, and give the gateways of every
+        socket its objects had time to connect (call once, inside the event loop)."""
         self.alarms.start()
+        self.sockets.start()
 
     @property
     def stats(self) -> dict[str, int]:

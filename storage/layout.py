@@ -3,6 +3,7 @@
 ::
 
     <root>/<BINDING>/_alarms.sqlite          the binding's alarm index (table ``alarms``)
+    <root>/<BINDING>/_sockets.sqlite         the binding's index of open WebSockets (``sockets``)
     <root>/<BINDING>/<id[:2]>/<id>.sqlite    one object's file, ``<id>`` its 64-hex id
 
 Inside an object's file, raydo's own tables are named ``_raydo_*`` (:data:`INTERNAL_PREFIX`):
@@ -28,6 +29,10 @@ RAYDO_TABLES = (KV_TABLE, META_TABLE, SOCKETS_TABLE)
 ALARM_INDEX_NAME = "_alarms.sqlite"
 ALARM_INDEX_TABLE = "alarms"
 
+#: The index of a binding's open WebSockets (which host's objects hold which gateway's).
+SOCKET_INDEX_NAME = "_sockets.sqlite"
+SOCKET_INDEX_TABLE = "sockets"
+
 _SUFFIX = ".sqlite"
 _OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
 
@@ -46,6 +51,12 @@ def object_file(root: str | Path, binding: str, object_hex: str) -> Path:
 def alarm_index_file(root: str | Path, binding: str) -> Path:
     """The alarm index of ``binding``: which objects of which host have an alarm, and when."""
     return binding_folder(root, binding) / ALARM_INDEX_NAME
+
+
+def socket_index_file(root: str | Path, binding: str) -> Path:
+    """The socket index of ``binding``: which objects of which host have an open WebSocket,
+    and which gateway holds it."""
+    return binding_folder(root, binding) / SOCKET_INDEX_NAME
 
 
 def object_hexes(root: str | Path, binding: str) -> Iterator[str]:
@@ -68,8 +79,11 @@ __all__ = [
     "META_TABLE",
     "RAYDO_TABLES",
     "SOCKETS_TABLE",
+    "SOCKET_INDEX_NAME",
+    "SOCKET_INDEX_TABLE",
     "alarm_index_file",
     "binding_folder",
     "object_file",
     "object_hexes",
+    "socket_index_file",
 ]
