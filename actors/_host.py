@@ -222,7 +222,11 @@ class Host:
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
         slot = ObjectSlot(
-            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.sockets.push, wal_sync
+            ObjectId(hex_id, self.binding.name, name),
+            core,
+            self.gate,
+            self.sockets.object_sockets,
+            wal_sync,
         )
         self.objects.add(slot)
         return slot
