@@ -149,12 +149,6 @@ class Host:
         self._admit(event, future)
         return future
 
-    def fire_alarm(
-        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
-    ) -> None:
-        """Queue an alarm event for an object (the timer calls this when one is due)."""
-        self.alarms.fire(object_hex, name, retries, mode)
-
     # ---- the mailbox --------------------------------------------------------------------
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
