@@ -149,12 +149,6 @@ class Host:
         self._admit(event, future)
         return future
 
-    def fire_alarm(
-        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
-    ) -> None:
-        """Queue an alarm event for an object (the timer calls this when one is due)."""
-        self.alarms.fire(object_hex, name, retries, mode)
-
     # ---- the mailbox --------------------------------------------------------------------
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
@@ -222,7 +216,11 @@ class Host:
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
         slot = ObjectSlot(
-            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.sockets.push, wal_sync
+            ObjectId(hex_id, self.binding.name, name),
+            core,
+            self.gate,
+            self.sockets.object_sockets,
+            wal_sync,
         )
         self.objects.add(slot)
         return slot

@@ -18,7 +18,7 @@ from ._ids import ObjectId
 from ._object import DurableObject, ObjectContext
 from ._turn import Turn
 from .types import Event
-from .websockets import ObjectSockets, PushTo
+from .websockets import ObjectSockets
 
 
 class CommitHooks(Protocol):
@@ -92,7 +92,7 @@ class ObjectSlot:
         object_id: ObjectId,
         core: Callable[..., StorageCore],
         gate: CommitHooks,
-        push: PushTo,
+        sockets: Callable[[StorageCore], ObjectSockets],
         wal_sync: WalSync | None = None,
     ) -> None:
         self.object_id = object_id
@@ -101,7 +101,7 @@ class ObjectSlot:
             before_commit=functools.partial(gate.before_commit, self),
             after_commit=functools.partial(gate.after_commit, self),
         )
-        self.sockets = ObjectSockets(self.core, self.core.limits, push)
+        self.sockets = sockets(self.core)
         self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
         self.instance: DurableObject | None = None
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()

@@ -28,11 +28,11 @@ from starlette.requests import Request
 from .._payloads import (
     FetchReply,
     FetchRequest,
+    Push,
     SendPush,
     SocketClose,
     SocketError,
     SocketMessage,
-    decode_push,
 )
 from ..types import Event, EventKind
 from ._links import GatewayLinks, Writer
@@ -83,12 +83,11 @@ class HostSockets:
         """A gateway's connection closed (see :class:`GatewayLinks`)."""
         self.links.detach(gateway, writer)
 
-    def push(self, gateway: str, frame: list[Any]) -> None:
-        """Send an encoded push to a gateway; held briefly while it reconnects."""
-        push = decode_push(frame)
-        if isinstance(push, SendPush):
+    def push(self, gateway: str, push: Push) -> None:
+        """Send a push to the gateway holding its sockets; held briefly while it reconnects."""
+        if type(push) is SendPush:
             self.sends += len(push.sids)
-        self.links.deliver(gateway, push, frame)
+        self.links.deliver(gateway, push)
 
     # ---- the objects ---------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123
 
-PushTo = Callable[[str, list[Any]], None]
-"""Deliver an encoded push to a gateway: ``push(gateway_id, push)``."""
+PushTo = Callable[[str, Push], None]
+"""Deliver a push to the gateway holding its sockets: ``push(gateway_id, push)``."""
 
 
 class WebSocket:
@@ -168,15 +168,10 @@ class ObjectSockets:
         if record is not None:
             self._outbox.append((record.gateway, sid, ClosePush([sid], code, reason)))
 
-    def take_frames(self) -> list[tuple[str, list[Any]]]:
-        """What the turn sent so far, encoded, for :meth:`push_frames` once the commit
-        allows (and forgotten here)."""
-        return [(gateway, push.encode()) for gateway, push in self.take_pushes()]
-
     def take_pushes(self) -> list[tuple[str, Push]]:
-        """What the turn sent so far, in order (and forgotten here). Consecutive sends of one
-        message to sockets of one gateway share a push, so a broadcast is one push per
-        gateway."""
+        """What the turn sent so far, in order, for :meth:`release` once the commit allows
+        (and forgotten here). Consecutive sends of one message to sockets of one gateway
+        share a push, so a broadcast is one push per gateway."""
         if not self._outbox:
             return []
         outbox, self._outbox = self._outbox, []
@@ -197,9 +192,10 @@ class ObjectSockets:
             last[gateway] = len(pushes) - 1
         return pushes
 
-    def push_frames(self, frames: list[tuple[str, list[Any]]]) -> None:
-        for gateway, frame in frames:
-            self._push(gateway, frame)
+    def release(self, pushes: list[tuple[str, Push]]) -> None:
+        """Let pushes taken by :meth:`take_pushes` leave (their commit allows it now)."""
+        for gateway, push in pushes:
+            self._push(gateway, push)
 
     def discard(self) -> None:
         """After a rollback: nothing the turn sent leaves, and records are re-read."""
