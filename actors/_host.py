@@ -4,9 +4,10 @@ Life of an event inside a host, in order, and the module that does each step:
 
 1. **Intake** (:mod:`actors._intake`). Events arrive with ``(caller, seq)``; a caller's events
    are released in ``seq`` order, whatever order the transport delivered them in.
-2. **Mailbox** (here). The event joins its object's mailbox. A full mailbox refuses it at once
-   (:class:`Overloaded`). An event of the call chain the object is already running (A calls
-   B, B calls A) is let in at once instead of queueing behind its own caller.
+2. **Mailbox** (:mod:`actors._mailbox`). The event joins its object's mailbox. A full
+   mailbox refuses it at once, and an event still waiting after ``queue_wait_seconds`` is
+   dropped (both :class:`Overloaded`). An event of the call chain the object is already
+   running (A calls B, B calls A) is let in at once instead of queueing behind its caller.
 3. **Activation** (here). The first event for an id constructs the object ``cls(ctx, env)``;
    its life (:class:`actors._slot.ObjectLife`) goes inactive, activating, active.
 4. **Turn** (here, with :mod:`actors._dispatch` for the handler of each event kind). The
@@ -46,7 +47,6 @@ from ._errors import (
     HostUnavailable,
     ObjectError,
     ObjectReset,
-    Overloaded,
     RaydoError,
     RemoteLimitExceeded,
 )
@@ -55,6 +55,7 @@ from ._ids import IdScheme, ObjectId
 from ._intake import Intake
 from ._live import LiveObjects
 from ._loading import load_class
+from ._mailbox import Mailbox
 from ._metrics import HostMetrics
 from ._object import Aborted, DurableObject, PlatformObject
 from ._slot import ObjectLife, ObjectSlot
@@ -167,18 +168,13 @@ class Host:
         if slot.waiting_on(event.chain):
             self._spawn(self._run(slot, event, future))
             return
-        if len(slot.queue) >= self.binding.mailbox_limit:
-            self.metrics.overloads += 1
-            future.set_exception(
-                Overloaded(
-                    f"object {slot.object_id.hex[:16]}… is overloaded: {len(slot.queue)} events"
-                    f" queued (mailbox_limit {self.binding.mailbox_limit})"
-                )
-            )
+        if not slot.queue.admit(event, future):
             return
-        slot.queue.append((event, future))
         if slot.drain is None:
             slot.drain = self._spawn(self._drain(slot))
+
+    def _count_overload(self) -> None:
+        self.metrics.overloads += 1
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         # The host owns every task it starts (close() waits for them); the loop itself keeps
@@ -217,8 +213,14 @@ class Host:
             in_turn=0,  # writes only inside events (see StorageCore)
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
+        mailbox = Mailbox(
+            f"{hex_id[:16]}…",
+            self.binding.mailbox_limit,
+            self.binding.queue_wait_seconds,
+            self._count_overload,
+        )
         slot = ObjectSlot(
-            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.push, wal_sync
+            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.push, mailbox, wal_sync
         )
         self.objects.add(slot)
         return slot
@@ -424,8 +426,7 @@ class Host:
             self.intake.close()
             unavailable = HostUnavailable("the host shut down", retryable=True)
             for slot in self.objects:
-                while slot.queue:
-                    _, future = slot.queue.popleft()
+                for _, future in slot.queue.close():
                     _settle(future, unavailable)
             self.objects.close()
             self.alarms.close()
