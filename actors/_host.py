@@ -50,6 +50,7 @@ from ._errors import (
     RaydoError,
     RemoteLimitExceeded,
 )
+from ._failures import log_event_failure
 from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
 from ._intake import Intake
@@ -249,6 +250,7 @@ class Host:
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         except Exception as exc:  # noqa: BLE001 - a malformed event must not stall the queue
+            log_event_failure(slot.object_id, event, exc)
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
@@ -267,6 +269,8 @@ class Host:
             durable = core.commit()
         except BaseException as exc:
             self._reset(slot)
+            cause = exc.cause if isinstance(exc, _ConstructorFailed) else exc
+            log_event_failure(slot.object_id, event, cause, expected=isinstance(exc, Aborted))
             if isinstance(exc, Aborted):
                 self._close_all_sockets(slot, 1011, "the object was reset")
             _settle(future, _as_caller_error(exc))
