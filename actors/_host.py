@@ -35,7 +35,7 @@ from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any
 
-from raydo.storage import StorageCore, layout
+from raydo.storage import StorageCore, StorageFull, layout, remove_partial_files
 from raydo.storage.limits import LimitExceeded
 
 from . import _tracing
@@ -49,6 +49,7 @@ from ._errors import (
     ObjectReset,
     RaydoError,
     RemoteLimitExceeded,
+    RemoteStorageFull,
 )
 from ._failures import log_event_failure
 from ._gate import OutputGate
@@ -117,8 +118,17 @@ class Host:
         )
 
     def start(self) -> None:
-        """Arm every alarm the index holds for this host (call once, inside the event loop)."""
+        """Remove the half-made files a dead predecessor left for this host's objects, then
+        arm every alarm the index holds for this host (call once, inside the event loop)."""
+        removed = remove_partial_files(self.spec.storage_root, self.binding.name, self._owns)
+        if removed:
+            log.warning("%s: removed %d half-made object file(s)", self.key.label, removed)
         self.alarms.start()
+
+    def _owns(self, object_hex: str) -> bool:
+        return (
+            self.ids.owns(object_hex) and self.spec.host_for(self.binding, object_hex) == self.key
+        )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -273,7 +283,7 @@ class Host:
             log_event_failure(slot.object_id, event, cause, expected=isinstance(exc, Aborted))
             if isinstance(exc, Aborted):
                 self._close_all_sockets(slot, 1011, "the object was reset")
-            _settle(future, _as_caller_error(exc))
+            _settle(future, _as_caller_error(exc, turn.left))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
@@ -479,16 +489,21 @@ def _reply_when_durable(
     future.set_result(reply)
 
 
-def _as_caller_error(exc: BaseException) -> RaydoError:
+def _as_caller_error(exc: BaseException, left: bool) -> RaydoError:
+    """What the caller of a failed event gets (``left``: something of it left the object)."""
     if isinstance(exc, Aborted):
         reset = ObjectReset(f"the object was reset: {exc.reason}")
         reset.retry_alarm = exc.retry_alarm
         return reset
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
+        if isinstance(cause, StorageFull):
+            return RemoteStorageFull(str(cause), retryable=not left)
         return ObjectError(type(cause).__name__, f"the constructor raised: {cause}")
     if isinstance(exc, LimitExceeded):
         return RemoteLimitExceeded(exc.limit, str(exc))
+    if isinstance(exc, StorageFull):
+        return RemoteStorageFull(str(exc), retryable=not left)
     if isinstance(exc, asyncio.CancelledError):
         return HostUnavailable("the event was cancelled", retryable=False)
     return ObjectError(type(exc).__name__, str(exc))
