@@ -5,6 +5,7 @@
     <root>/<BINDING>/_alarms.sqlite          the binding's alarm index (table ``alarms``)
     <root>/<BINDING>/<id[:2]>/<id>.sqlite    one object's file, ``<id>`` its 64-hex id
     <root>/<BINDING>/<id[:2]>/.<id>.sqlite.<pid>.new   a new object's file being made
+    <root>/<BINDING>/<id[:2]>/.<id>.<label>            a file the object's owner keeps aside
 
 Inside an object's file, raydo's own tables are named ``_raydo_*`` (:data:`INTERNAL_PREFIX`):
 its key-value pairs (:data:`KV_TABLE`), its metadata such as its name and alarm
@@ -60,6 +61,24 @@ def partial_object_files(root: str | Path, binding: str) -> Iterator[tuple[str, 
             yield found.group(1), path
 
 
+def aside_file(final: Path, label: str) -> Path:
+    """A file the owner of an object keeps beside the object's file ``final`` (from
+    :func:`object_file`), named by ``label`` (letters, digits, ``-`` and ``.``): a queue's
+    journal of decisions, say. Hidden, so listings of objects never count it."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]{0,100}", label):
+        raise ValueError(f"not a label for a file beside an object: {label!r}")
+    return final.with_name(f".{final.stem}.{label}")
+
+
+def aside_files(final: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    """``(label, path)`` of the files :func:`aside_file` made for the object ``final`` whose
+    label starts with ``prefix``."""
+    start = f".{final.stem}.{prefix}"
+    for path in final.parent.glob(f".{final.stem}.*"):
+        if path.name.startswith(start):
+            yield path.name[len(final.stem) + 2 :], path
+
+
 def alarm_index_file(root: str | Path, binding: str) -> Path:
     """The alarm index of ``binding``: which objects of which host have an alarm, and when."""
     return binding_folder(root, binding) / ALARM_INDEX_NAME
@@ -86,6 +105,8 @@ __all__ = [
     "RAYDO_TABLES",
     "SOCKETS_TABLE",
     "alarm_index_file",
+    "aside_file",
+    "aside_files",
     "binding_folder",
     "object_file",
     "object_hexes",
