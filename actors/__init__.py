@@ -13,6 +13,7 @@ from ._errors import (
     Overloaded,
     RaydoError,
     RemoteLimitExceeded,
+    RemoteStorageFull,
 )
 from ._ids import ObjectId
 from ._loading import MissingAttribute, import_from_app
@@ -38,6 +39,7 @@ __all__ = [
     "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",
+    "RemoteStorageFull",
     "RuntimeSpec",
     "Stub",
     "env_bindings",

@@ -53,6 +53,8 @@ class OutputGate:
     def after_commit(self, slot: ObjectSlot, wrote: bool) -> asyncio.Future[None] | None:
         """What the commit lets out, now or once durable; the future of that, or None."""
         core = slot.core
+        if slot.turns:
+            slot.turns[-1].left = True
         alarm: tuple[int | None] | None = None
         if core.alarm_touched:
             core.alarm_touched = False

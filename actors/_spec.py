@@ -28,6 +28,9 @@ class BindingSpec:
     idle_timeout_s: float = 10.0
     max_live_objects: int = 10_000
     mailbox_limit: int = 1000
+    queue_wait_seconds: float = 30.0
+    """How long an event may wait in its object's mailbox; one that has not started by then
+    is dropped and its caller gets :class:`Overloaded`."""
     namespace_key: str | None = field(default=None, repr=False)
     """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False

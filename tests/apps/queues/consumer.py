@@ -4,11 +4,17 @@
 raise; ``"retry"`` calls ``msg.retry(delay_seconds=body["delay"])``; ``"ack"``, ``"ack_all"``,
 ``"retry_all"`` do that; ``"sleep"`` sleeps ``body["seconds"]``. With ``"until": n`` the action
 applies only to attempts before the n-th (later attempts are acknowledged).
+
+:func:`consume_one_by_one` handles a batch message by message, the way a careful consumer
+does: it records the batch's size, then each message, then acts on it (``"crash"`` kills
+its own host process, as a poisoned message that crashes a library would; ``"retry"``
+retries it), else acknowledges it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -44,3 +50,21 @@ async def consume_dead(batch: MessageBatch, env: Any) -> None:
     """The dead-letter queue's consumer: records what arrived."""
     log = env.LOG.get_by_name("log")
     await log.record(batch.queue, [[m.id, m.body, m.attempts] for m in batch.messages], time.time())
+
+
+async def consume_one_by_one(batch: MessageBatch, env: Any) -> None:
+    log = env.LOG.get_by_name("log")
+    # The batch's size, under a queue name of its own (so deliveries are counted apart).
+    await log.record(f"{batch.queue}#size", [[len(batch.messages)]], time.time())
+    for message in batch.messages:
+        await log.record(batch.queue, [[message.id, message.body, message.attempts]], time.time())
+        body = message.body if isinstance(message.body, dict) else {}
+        action = body.get("do", "ok")
+        if message.attempts >= body.get("until", 1_000_000):
+            action = "ok"
+        if action == "crash":
+            os._exit(70)  # the host process dies here, mid-batch, without unwinding
+        elif action == "retry":
+            message.retry(delay_seconds=body.get("delay"))
+        else:
+            message.ack()
