@@ -339,8 +339,8 @@ class Host:
 
     def push(self, gateway: str, frame: list[Any]) -> None:
         """Send a push frame to a gateway; held briefly while it reconnects."""
-        if frame[0] == "send":
-            self.metrics.ws_sends += len(frame[1])
+        if frame[0] == "send":  # ["send", object_hex, sids, message]
+            self.metrics.ws_sends += len(frame[2])
         self.gateways.push(gateway, frame)
 
     def _socket_lost(self, object_hex: str, sid: str) -> None:

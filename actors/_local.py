@@ -34,7 +34,7 @@ class LocalPlacement:
             raise HostUnavailable("this placement is closed", retryable=False)
         if host is None:
             host = self.hosts[key] = Host(self.spec, key, self.env)
-            host.attach_gateway(self.hub.gateway_id, self.hub.push)
+            host.attach_gateway(self.hub.gateway_id, self.hub.pushes_from(key))
             host.start()
         return host
 

@@ -123,7 +123,7 @@ class HostActor:
         placement = RayPlacement(spec, bind=self._bind)
         host = Host(spec, key, placement.env)
         placement.local = (key, host)
-        host.attach_gateway(placement.hub.gateway_id, placement.hub.push)
+        host.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
         host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()
@@ -284,7 +284,7 @@ class RayPlacement:
                     self.spec.limits,
                     gateway=self.hub.gateway_id,
                     sockets=self.hub.sockets_on(key),
-                    on_push=self.hub.push,
+                    on_push=self.hub.pushes_from(key),
                     on_lost=functools.partial(self._lost, key),
                 )
                 self._links[key] = link

@@ -101,7 +101,7 @@ class ObjectSlot:
             before_commit=functools.partial(gate.before_commit, self),
             after_commit=functools.partial(gate.after_commit, self),
         )
-        self.sockets = ObjectSockets(self.core, self.core.limits, push)
+        self.sockets = ObjectSockets(self.core, self.core.limits, push, object_hex=object_id.hex)
         self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
         self.instance: DurableObject | None = None
         self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
