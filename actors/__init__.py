@@ -4,7 +4,7 @@ The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
 from ._app_env import PlatformContext
-from ._env import Env, env_bindings
+from ._env import Env, env_bindings, public_env
 from ._errors import (
     CallRefused,
     HostUnavailable,
@@ -44,4 +44,5 @@ __all__ = [
     "Stub",
     "env_bindings",
     "import_from_app",
+    "public_env",
 ]

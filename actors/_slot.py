@@ -91,7 +91,7 @@ class ObjectSlot:
         object_id: ObjectId,
         core: Callable[..., StorageCore],
         gate: CommitHooks,
-        sockets: Callable[[StorageCore], ObjectSockets],
+        sockets: Callable[[StorageCore, str], ObjectSockets],
         queue: Mailbox,
         wal_sync: WalSync | None = None,
     ) -> None:
@@ -101,7 +101,7 @@ class ObjectSlot:
             before_commit=functools.partial(gate.before_commit, self),
             after_commit=functools.partial(gate.after_commit, self),
         )
-        self.sockets = sockets(self.core)
+        self.sockets = sockets(self.core, object_id.hex)
         self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
         self.instance: DurableObject | None = None
         self.queue = queue

@@ -51,6 +51,9 @@ class PlatformSpec:
     name: str
     factory: str
     options: dict[str, Any] = field(default_factory=dict)
+    internal: bool = False
+    """For raydo's platform objects only (a queue's broker): kept out of the app's ``env``
+    and given to those objects in theirs. Internal names start with "_"."""
 
 
 @dataclass(frozen=True, slots=True)

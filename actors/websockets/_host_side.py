@@ -91,9 +91,9 @@ class HostSockets:
 
     # ---- the objects ---------------------------------------------------------------------
 
-    def object_sockets(self, storage: StorageCore) -> ObjectSockets:
+    def object_sockets(self, storage: StorageCore, object_hex: str) -> ObjectSockets:
         """The sockets of an object being activated, their pushes bound to this host."""
-        return ObjectSockets(storage, self._limits, self.push)
+        return ObjectSockets(storage, self._limits, self.push, object_hex=object_hex)
 
     def prepare_upgrade(self, request: Request, fetch: FetchRequest) -> None:
         """Before ``fetch`` runs: an upgrade's request carries its socket, so

@@ -91,9 +91,16 @@ class WebSocket:
 
 
 class ObjectSockets:
-    """The sockets of one object: its records, cached, and the current turn's outbox."""
+    """The sockets of one object: its records, cached, and the current turn's outbox.
 
-    def __init__(self, storage: StorageCore, limits: Limits, push: PushTo) -> None:
+    Every push it makes names ``object_hex``, the object it belongs to: the gateway holding a
+    socket applies only the pushes of that socket's own object.
+    """
+
+    def __init__(
+        self, storage: StorageCore, limits: Limits, push: PushTo, *, object_hex: str
+    ) -> None:
+        self.object_hex = object_hex
         self.limits = limits
         self._records = SocketRecords(storage)
         self._push = push
@@ -154,7 +161,8 @@ class ObjectSockets:
     def set_auto_response(self, pair: tuple[str, str] | None) -> None:
         self._records.set_auto_response(pair)
         for record in self._all().values():
-            self._outbox.append((record.gateway, record.sid, AutoPush([record.sid], pair)))
+            push = AutoPush(self.object_hex, [record.sid], pair)
+            self._outbox.append((record.gateway, record.sid, push))
 
     # ---- the outbox -----------------------------------------------------------------------
 
@@ -166,7 +174,8 @@ class ObjectSockets:
     def queue_close(self, sid: str, code: int, reason: str) -> None:
         record = self.forget(sid)
         if record is not None:
-            self._outbox.append((record.gateway, sid, ClosePush([sid], code, reason)))
+            push = ClosePush(self.object_hex, [sid], code, reason)
+            self._outbox.append((record.gateway, sid, push))
 
     def take_pushes(self) -> list[tuple[str, Push]]:
         """What the turn sent so far, in order, for :meth:`release` once the commit allows
@@ -185,7 +194,7 @@ class ObjectSockets:
                     if type(latest) is SendPush and latest.message is what:
                         latest.sids.append(sid)
                         continue
-                push: Push = SendPush([sid], what)
+                push: Push = SendPush(self.object_hex, [sid], what)
             else:
                 push = what
             pushes.append((gateway, push))

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from raydo.actors import ObjectContext, Overloaded, PlatformObject
+from raydo.actors import ObjectContext, Overloaded, PlatformObject, public_env
 from raydo.storage import StorageCore, codec
 
 from ._batch import MAX_DELAY_SECONDS, Message, MessageBatch
@@ -413,7 +413,7 @@ class QueueObject(PlatformObject):
                 )
                 for m in leased
             ]
-            result = self._broker.handler(consumer)(batch, self.env)
+            result = self._broker.handler(consumer)(batch, public_env(self.env))
             if inspect.isawaitable(result):
                 await asyncio.wait_for(result, HANDLER_SECONDS)
         except Exception:

@@ -101,13 +101,13 @@ async def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways()
     links.attach("g1", sent.append)
     links.holds("g1", "obj", "s1")
     links.holds("g1", "obj", "s2")
-    links.deliver("g1", ClosePush(["s1"], 1000, ""))  # the object closed s1 itself
-    assert sent == [["close", ["s1"], 1000, ""]]
+    links.deliver("g1", ClosePush("obj", ["s1"], 1000, ""))  # the object closed s1 itself
+    assert sent == [["close", "obj", ["s1"], 1000, ""]]
     _gateways.GATEWAY_GRACE_S, grace = 0.05, _gateways.GATEWAY_GRACE_S
     try:
         links.detach("g1", sent.append)  # a different bound object: not the writer
         links.detach("g1", links._writers["g1"])
-        links.deliver("g2", SendPush(["x"], "never attached"))  # held, then expired
+        links.deliver("g2", SendPush("obj", ["x"], "never attached"))  # held, then expired
         await asyncio.sleep(0.2)
     finally:
         _gateways.GATEWAY_GRACE_S = grace

@@ -192,10 +192,10 @@ def test_optional_fields_are_left_off_when_none() -> None:
 @pytest.mark.parametrize(
     "push",
     [
-        SendPush(["a", "b"], "hi"),
-        ClosePush(["a"], 4000, "bye"),
-        AutoPush(["a"], ("p", "q")),
-        AutoPush(["a"], None),
+        SendPush("ab", ["a", "b"], "hi"),
+        ClosePush("ab", ["a"], 4000, "bye"),
+        AutoPush("ab", ["a"], ("p", "q")),
+        AutoPush("ab", ["a"], None),
     ],
     ids=lambda p: type(p).__name__,
 )
@@ -221,7 +221,16 @@ def test_a_malformed_payload_is_refused(kind: EventKind, raw: Any) -> None:
 
 
 def test_a_malformed_push_is_refused() -> None:
-    for raw in (["send", ["a"]], ["sned", ["a"], "x"], ["close", "a", 1000, ""], []):
+    for raw in (
+        ["send", "ab", ["a"]],
+        ["sned", "ab", ["a"], "x"],
+        ["close", "ab", "a", 1000, ""],
+        ["close", "ab", ["a"], "1000", ""],
+        ["send", ["a"], "no object"],
+        ["send", "ab", [1], "x"],
+        ["auto", "ab", ["a"], "pq"],
+        [],
+    ):
         with pytest.raises(ValueError):
             decode_push(raw)
 

@@ -269,7 +269,8 @@ async def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(
     assert queue_counts(app.config, "parked").ready == 1
 
     # The queue object checks what reaches it directly too.
-    stub = app.env._QUEUE_BROKER.stub("parked")
+    broker = getattr(app.gateway.placement.platform_env, queues.BROKER)  # type: ignore[union-attr]
+    stub = broker.stub("parked")
     good = ["0" * 32, b"\x01", 0, None]
     for item in (
         ["../x", b"\x01", 0, None],
@@ -281,12 +282,12 @@ async def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(
         "junk",
     ):
         with pytest.raises(ObjectError):
-            await app.env._QUEUE_BROKER.stub("parked").enqueue([item])
+            await broker.stub("parked").enqueue([item])
     with pytest.raises(RemoteLimitExceeded):
         await stub.enqueue([["1" * 32, b"x" * (200 * 1024), 0, None]])
     with pytest.raises(ObjectError):
-        await app.env._QUEUE_BROKER.stub("parked").enqueue("junk")
-    stub = app.env._QUEUE_BROKER.stub("parked")
+        await broker.stub("parked").enqueue("junk")
+    stub = broker.stub("parked")
     assert await stub.enqueue([good, good]) == 1  # a repeated id is ignored
     assert queue_counts(app.config, "parked").ready == 2
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raydo.actors import ObjectError
-from raydo.bindings.queues import OBJECTS
+from raydo.bindings.queues import BROKER, OBJECTS
 from raydo.gateway.cli_queues import queue_counts
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
@@ -72,7 +72,8 @@ async def test_batches_retries_dead_letters_delays_and_limits_on_ray_hosts(
         with pytest.raises(LimitExceeded):
             await app.env.JOBS.send("x" * 200_000)
         with pytest.raises(ObjectError):
-            await app.env._QUEUE_BROKER.stub("jobs").enqueue([["../x", b"", 0, None]])
+            broker = getattr(app.gateway.placement.platform_env, BROKER)  # type: ignore[union-attr]
+            await broker.stub("jobs").enqueue([["../x", b"", 0, None]])
         for queue in ("batched", "jobs"):
             await until(partial(drained, app, queue), f"{queue} consumed", 60)
         await until(lambda: _has(app, "jobs-dlq"), "the poison dead-lettered", 60)

@@ -2,7 +2,8 @@
 
 ``{"do": "ok"}`` (or any other body) is acknowledged implicitly; ``"raise"`` makes the handler
 raise; ``"retry"`` calls ``msg.retry(delay_seconds=body["delay"])``; ``"ack"``, ``"ack_all"``,
-``"retry_all"`` do that; ``"sleep"`` sleeps ``body["seconds"]``. With ``"until": n`` the action
+``"retry_all"`` do that; ``"sleep"`` sleeps ``body["seconds"]``; ``"env"`` records what the
+handler's ``env`` shows (as queue ``"env-seen"``). With ``"until": n`` the action
 applies only to attempts before the n-th (later attempts are acknowledged).
 
 :func:`consume_one_by_one` handles a batch message by message, the way a careful consumer
@@ -42,6 +43,9 @@ async def consume(batch: MessageBatch, env: Any) -> None:
             batch.retry_all(delay_seconds=body.get("delay"))
         elif action == "sleep":
             await asyncio.sleep(body["seconds"])
+        elif action == "env":
+            internal = [n for n in ("_QUEUE_BROKER", "_QUEUES") if getattr(env, n, None)]
+            await log.record("env-seen", [dir(env), internal], time.time())
     if fail:
         raise RuntimeError("a poisoned message")
 
