@@ -18,6 +18,7 @@ import logging
 from raydo.storage.limits import LimitExceeded
 
 from ._ids import ObjectId
+from ._payloads import FetchRequest, RpcCall
 from .types import Event, EventKind
 
 log = logging.getLogger("raydo.events")
@@ -26,13 +27,13 @@ log = logging.getLogger("raydo.events")
 def describe_event(event: Event) -> str:
     """A few words for what the event was: ``rpc increment``, ``fetch GET /path``, ``alarm``."""
     kind = event.kind.name.lower() if isinstance(event.kind, EventKind) else str(event.kind)
-    payload = event.payload
     try:
-        if event.kind == EventKind.RPC and isinstance(payload[0], str):
-            return f"{kind} {payload[0]}"
-        if event.kind == EventKind.FETCH and isinstance(payload[1], str):
-            return f"{kind} {payload[0]} {payload[1]}"
-    except (TypeError, IndexError, KeyError):  # a malformed payload still gets its kind
+        if event.kind == EventKind.RPC:
+            return f"{kind} {RpcCall.decode(event.payload).method}"
+        if event.kind == EventKind.FETCH:
+            fetch = FetchRequest.decode(event.payload)
+            return f"{kind} {fetch.method} {fetch.path}"
+    except (TypeError, ValueError):  # a malformed payload still gets its kind
         pass
     return kind
 
