@@ -4,8 +4,10 @@
 nothing) and answers the coroutine function the turn awaits, from one table by
 :class:`EventKind`; control events (the testing and inspection hooks) have their own table of
 three operations: ``alarm`` (run the alarm now), ``sql`` (one statement on the object's
-storage) and ``evict`` (evict once idle). The WebSocket parts (an upgrade's ``fetch``, and the
-socket events) are grouped at the end.
+storage) and ``evict`` (evict once idle). Every payload is read into its record
+(:mod:`actors._payloads`) before anything runs; nothing here takes a payload apart by index.
+The WebSocket parts (an upgrade's ``fetch``, and the socket events) go through the host's one
+socket collaborator, :class:`~actors.websockets.HostSockets`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ from raydo.storage import codec
 from ._alarm_runs import HostAlarms
 from ._alarms import AlarmInfo, now_ms
 from ._errors import CallRefused
-from ._http import payload_request, response_payload
+from ._http import fetch_request, response_reply
 from ._metrics import HostMetrics
 from ._object import RESERVED_NAMES, DurableObject
+from ._payloads import (
+    PAYLOADS,
+    AlarmRun,
+    Control,
+    FetchRequest,
+    RpcCall,
+    SocketClose,
+    SocketError,
+    SocketMessage,
+)
 from ._slot import ObjectSlot
 from ._spec import RuntimeSpec
 from .types import Event, EventKind
-from .websockets import UPGRADE_SCOPE_KEY, GatewayLinks, WebSocket
+from .websockets import HostSockets
 
 Handler = Callable[[ObjectSlot, Event], Awaitable[Any]]
 Activate = Callable[[ObjectSlot], DurableObject]
@@ -43,17 +55,17 @@ class Dispatcher:
         spec: RuntimeSpec,
         activate: Activate,
         alarms: HostAlarms,
-        gateways: GatewayLinks,
+        sockets: HostSockets,
         metrics: HostMetrics,
     ) -> None:
         self._cls = cls
         self._spec = spec
         self._activate = activate
         self._alarms = alarms
-        self._gateways = gateways
+        self._sockets = sockets
         self._metrics = metrics
         self.has_alarm_handler = getattr(cls, "alarm", None) is not None
-        self._checks: dict[int, Callable[[Event], Handler]] = {
+        self._checks: dict[int, Callable[[Any], Handler]] = {
             EventKind.RPC: self._check_rpc,
             EventKind.FETCH: self._check_fetch,
             EventKind.WS_MESSAGE: self._check_socket,
@@ -62,64 +74,59 @@ class Dispatcher:
             EventKind.ALARM: self._check_alarm,
             EventKind.CONTROL: self._check_control,
         }
-        self._controls: dict[str, Callable[[list[Any]], Handler | None]] = {
+        self._controls: dict[str, Callable[[tuple[Any, ...]], Handler | None]] = {
             "alarm": lambda arguments: functools.partial(self._call_alarm, 0, "now"),
             "sql": self._control_sql,
             "evict": lambda arguments: self._call_evict,
         }
 
     def handler(self, event: Event) -> Handler:
-        """The handler of ``event``, or :class:`CallRefused` (other errors: malformed)."""
-        check = self._checks.get(event.kind) if isinstance(event.kind, int) else None
+        """The handler of ``event``, or :class:`CallRefused` (a malformed or unknown event:
+        nothing of the object runs)."""
+        kind = event.kind
+        check = self._checks.get(kind) if isinstance(kind, int) else None
         if check is None:
-            raise CallRefused(f"unknown event kind {event.kind!r}")
-        return check(event)
-
-    # ---- checks -------------------------------------------------------------------------
-
-    def _check_rpc(self, event: Event) -> Handler:
-        if not isinstance(event.payload, list) or len(event.payload) != 2:
-            raise CallRefused("malformed RPC event")
-        name, packed = event.payload
-        self._rpc_method(name)
+            raise CallRefused(f"unknown event kind {kind!r}")
         try:
-            args, kwargs = codec.decode(packed)
+            payload = PAYLOADS[kind](event.payload)
+        except (ValueError, TypeError) as exc:
+            raise CallRefused(str(exc)) from None
+        return check(payload)
+
+    # ---- checks: from a payload's record to the handler ---------------------------------
+
+    def _check_rpc(self, call: RpcCall) -> Handler:
+        self._rpc_method(call.method)
+        try:
+            args, kwargs = codec.decode(call.arguments)
             args, kwargs = list(args), dict(kwargs)
             if not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
                 raise TypeError("keyword argument names must be identifiers")
         except (codec.DecodeError, TypeError, ValueError) as exc:
             raise CallRefused(f"malformed RPC arguments: {exc}") from None
-        return functools.partial(self._call_rpc, name, args, kwargs)
+        return functools.partial(self._call_rpc, call.method, args, kwargs)
 
-    def _check_fetch(self, event: Event) -> Handler:
+    def _check_fetch(self, fetch: FetchRequest) -> Handler:
         if self._cls.fetch is DurableObject.fetch:
             raise CallRefused(f"{self._cls.__name__} has no fetch handler")
-        if not isinstance(event.payload, list) or len(event.payload) not in (5, 6):
-            raise CallRefused("malformed fetch event")
-        return self._call_fetch
+        return functools.partial(self._call_fetch, fetch)
 
-    def _check_socket(self, event: Event) -> Handler:
-        if not isinstance(event.payload, list) or not event.payload:
-            raise CallRefused("malformed WebSocket event")
-        return functools.partial(self._call_socket, event.kind)
+    def _check_socket(self, socket_event: SocketMessage | SocketClose | SocketError) -> Handler:
+        return functools.partial(self._call_socket, socket_event)
 
-    def _check_alarm(self, event: Event) -> Handler:
-        retries, mode = event.payload
-        return functools.partial(self._call_alarm, int(retries), str(mode))
+    def _check_alarm(self, run: AlarmRun) -> Handler:
+        return functools.partial(self._call_alarm, run.retries, run.mode)
 
-    def _check_control(self, event: Event) -> Handler:
-        if not isinstance(event.payload, list) or not event.payload:
-            raise CallRefused("malformed control event")
-        operation, *arguments = event.payload
-        control = self._controls.get(operation) if isinstance(operation, str) else None
-        handler = None if control is None else control(arguments)
+    def _check_control(self, control: Control) -> Handler:
+        operation = self._controls.get(control.operation)
+        handler = None if operation is None else operation(control.arguments)
         if handler is None:
-            raise CallRefused(f"unknown control operation {operation!r}")
+            raise CallRefused(f"unknown control operation {control.operation!r}")
         return handler
 
-    def _control_sql(self, arguments: list[Any]) -> Handler | None:
-        if len(arguments) != 2:
-            return None
+    def _control_sql(self, arguments: tuple[Any, ...]) -> Handler | None:
+        if len(arguments) != 2 or not isinstance(arguments[1], list | tuple):
+            raise CallRefused("malformed control event: sql takes a query and its parameters")
         return functools.partial(self._call_sql, arguments[0], list(arguments[1]))
 
     def _rpc_method(self, name: object) -> Any:
@@ -205,48 +212,23 @@ class Dispatcher:
 
     # ---- WebSockets (an upgrade's fetch, and the socket events) -------------------------
 
-    async def _call_fetch(self, slot: ObjectSlot, event: Event) -> list[Any]:
+    async def _call_fetch(self, fetch: FetchRequest, slot: ObjectSlot, event: Event) -> list[Any]:
         instance = self._activate(slot)
-        request = payload_request(event.payload[:5])
-        upgrade = event.payload[5] if len(event.payload) == 6 else None
-        if upgrade is not None:
-            request.scope[UPGRADE_SCOPE_KEY] = (str(upgrade[0]), str(upgrade[1]))
-        response = await instance.fetch(request)
-        reply = await response_payload(response, self._spec.limits)
-        if upgrade is not None and reply[0] != 101 and slot.sockets.record(str(upgrade[0])):
-            slot.sockets.forget(str(upgrade[0]))  # accepted, then refused: nobody holds it
-        if upgrade is not None and reply[0] == 101:
-            sid, gateway = str(upgrade[0]), str(upgrade[1])
-            if slot.sockets.record(sid) is None:
-                raise TypeError("fetch answered 101 without ctx.accept_websocket(request)")
-            self._gateways.holds(gateway, slot.object_id.hex, sid)
-            reply.append(slot.sockets.auto_response)
-        return reply
+        request = fetch_request(fetch)
+        self._sockets.prepare_upgrade(request, fetch)
+        reply = await response_reply(await instance.fetch(request), self._spec.limits)
+        return self._sockets.answer_upgrade(slot.sockets, slot.object_id.hex, fetch, reply).encode()
 
-    async def _call_socket(self, kind: EventKind, slot: ObjectSlot, event: Event) -> None:
-        sid = str(event.payload[0])
-        record = slot.sockets.record(sid)
-        if record is None:
-            return  # closed already (by the object, or a duplicate close)
-        instance = self._activate(slot)
-        ws = WebSocket(slot.sockets, sid)
-        if kind == EventKind.WS_CLOSE:
-            # The socket is gone whatever the handler does: forget it for good first, then
-            # let the handler see what it was (its tags and attachment).
-            slot.sockets.forget(sid)
-            slot.core.commit()
-            self._gateways.released(record.gateway, slot.object_id.hex, sid)
-            ws = WebSocket(slot.sockets, sid, closed=record)
-        if kind == EventKind.WS_MESSAGE:
-            handler = getattr(instance, "web_socket_message", None)
-            if handler is not None:
-                await handler(ws, event.payload[1])
-        elif kind == EventKind.WS_CLOSE:
-            _, code, reason, was_clean = event.payload
-            handler = getattr(instance, "web_socket_close", None)
-            if handler is not None:
-                await handler(ws, int(code), str(reason), bool(was_clean))
-        else:
-            handler = getattr(instance, "web_socket_error", None)
-            if handler is not None:
-                await handler(ws, RuntimeError(str(event.payload[1])))
+    async def _call_socket(
+        self,
+        socket_event: SocketMessage | SocketClose | SocketError,
+        slot: ObjectSlot,
+        event: Event,
+    ) -> None:
+        await self._sockets.run_event(
+            functools.partial(self._activate, slot),
+            slot.sockets,
+            slot.object_id.hex,
+            socket_event,
+            slot.core.commit,
+        )

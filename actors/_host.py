@@ -30,7 +30,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from enum import Enum
 from typing import Any
 
@@ -61,7 +61,7 @@ from ._slot import ObjectLife, ObjectSlot
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
-from .websockets import GatewayLinks
+from .websockets import HostSockets
 
 log = logging.getLogger("raydo.host")
 
@@ -101,7 +101,10 @@ class Host:
         self.metrics = HostMetrics()
         self.intake = Intake(self._admit)
         self.objects = LiveObjects(self.binding, self.metrics)
-        self.gateways = GatewayLinks(self._socket_lost)
+        self.sockets = HostSockets(
+            self.binding.name, spec.limits, self.deliver_local, _new_own_chain
+        )
+        """The WebSockets of this host's objects: the transports attach gateways to it."""
         self.alarms = HostAlarms(
             layout.alarm_index_file(spec.storage_root, self.binding.name),
             key.label,
@@ -111,7 +114,7 @@ class Host:
         )
         self.gate = OutputGate(self.alarms)
         self.dispatch = Dispatcher(
-            self.cls, spec, self._activate, self.alarms, self.gateways, self.metrics
+            self.cls, spec, self._activate, self.alarms, self.sockets, self.metrics
         )
 
     def start(self) -> None:
@@ -121,6 +124,7 @@ class Host:
     @property
     def stats(self) -> dict[str, int]:
         """The host's counters by name (see :class:`HostMetrics`)."""
+        self.metrics.ws_sends = self.sockets.sends  # counted where the pushes go
         return self.metrics.stats()
 
     # ---- intake -------------------------------------------------------------------------
@@ -218,7 +222,7 @@ class Host:
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
         slot = ObjectSlot(
-            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.push, wal_sync
+            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.sockets.push, wal_sync
         )
         self.objects.add(slot)
         return slot
@@ -266,7 +270,14 @@ class Host:
         except BaseException as exc:
             self._reset(slot)
             if isinstance(exc, Aborted):
-                self._close_all_sockets(slot, 1011, "the object was reset")
+                self.sockets.close_all(
+                    slot.object_id,
+                    slot.sockets,
+                    1011,
+                    "the object was reset",
+                    slot.core.commit,
+                    slot.core.rollback,
+                )
             _settle(future, _as_caller_error(exc))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -323,46 +334,6 @@ class Host:
     ) -> Event:
         return Event(self.binding.name, object_hex, name, _new_own_chain(), kind, payload)
 
-    # ---- WebSockets: gateway links and the object's sockets -----------------------------
-
-    def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
-        """A gateway process connected: pushes for its sockets go to ``writer``."""
-        self.gateways.attach(gateway, writer)
-
-    def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None:
-        """A (re)connected gateway says which sockets of this host's objects it holds."""
-        self.gateways.announce(gateway, sockets)
-
-    def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
-        """A gateway's connection closed (see :class:`GatewayLinks`)."""
-        self.gateways.detach(gateway, writer)
-
-    def push(self, gateway: str, frame: list[Any]) -> None:
-        """Send a push frame to a gateway; held briefly while it reconnects."""
-        if frame[0] == "send":  # ["send", object_hex, sids, message]
-            self.metrics.ws_sends += len(frame[2])
-        self.gateways.push(gateway, frame)
-
-    def _socket_lost(self, object_hex: str, sid: str) -> None:
-        self.deliver_local(
-            self._own_event(
-                object_hex,
-                None,
-                EventKind.WS_CLOSE,
-                [sid, 1006, "the gateway holding this WebSocket went away", False],
-            )
-        )
-
-    def _close_all_sockets(self, slot: ObjectSlot, code: int, reason: str) -> None:
-        try:
-            for ws in slot.sockets.handles():
-                slot.sockets.queue_close(ws.sid, code, reason)
-            slot.core.commit()
-        except Exception:
-            log.exception("closing the sockets of %s failed", slot.object_id)
-            slot.sockets.discard()
-            slot.core.rollback()
-
     # ---- the live objects ---------------------------------------------------------------
 
     def evict(self, hex_id: str) -> bool:
@@ -386,6 +357,7 @@ class Host:
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """This host's counters and gauges as plain data (see :mod:`actors._metrics`)."""
+        self.metrics.ws_sends = self.sockets.sends
         depths = [len(slot.queue) for slot in self.objects]
         return {
             "binding": self.binding.name,
@@ -411,7 +383,7 @@ class Host:
         self.state = HostState.CLOSING
         try:
             await self.alarms.stop()
-            self.gateways.stop()
+            self.sockets.stop()
             await self.objects.stop_sweeping()
             while self._tasks:
                 tasks = list(self._tasks)

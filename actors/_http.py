@@ -78,12 +78,6 @@ def url_payload(
     )
 
 
-def payload_request(payload: list[Any]) -> Request:
-    """Rebuild the Starlette request an object's ``fetch`` sees from an encoded
-    :class:`FetchRequest` (its upgrade, if any, is the host's to read)."""
-    return fetch_request(FetchRequest.decode(payload))
-
-
 def fetch_request(fetch: FetchRequest) -> Request:
     """Rebuild the Starlette request an object's ``fetch`` sees."""
     method, path, query, headers, body = fetch[:5]
@@ -111,13 +105,6 @@ def fetch_request(fetch: FetchRequest) -> Request:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return Request(scope, receive)
-
-
-async def response_payload(response: Any, limits: Limits) -> list[Any]:
-    """The encoded :class:`FetchReply` of what a ``fetch`` handler returned (a list: the
-    host appends the auto-response pair to the reply of an accepted upgrade)."""
-    reply = await response_reply(response, limits)
-    return reply.encode()
 
 
 async def response_reply(response: Any, limits: Limits) -> FetchReply:

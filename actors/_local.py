@@ -35,7 +35,7 @@ class LocalPlacement:
             raise HostUnavailable("this placement is closed", retryable=False)
         if host is None:
             host = self.hosts[key] = Host(self.spec, key, self.env_of(key))
-            host.attach_gateway(self.hub.gateway_id, self.hub.pushes_from(key))
+            host.sockets.attach_gateway(self.hub.gateway_id, self.hub.pushes_from(key))
             host.start()
         return host
 

@@ -124,7 +124,7 @@ class HostActor:
         internal = spec.binding(key.binding).internal
         host = Host(spec, key, placement.platform_env if internal else placement.env)
         placement.local = (key, host)
-        host.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
+        host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
         host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()

@@ -61,14 +61,23 @@ def max_frame_bytes(limits: Limits) -> int:
     return limits.message_bytes + limits.request_bytes + (1 << 20)
 
 
-class HostSide(Protocol):
-    """What a connection needs of its host."""
+class GatewaySide(Protocol):
+    """What a connection from a gateway process needs of its host's WebSockets
+    (:class:`~actors.websockets.HostSockets`)."""
 
-    def deliver(self, event: Event) -> asyncio.Future[Any]: ...
-    def forget_caller(self, caller: str) -> None: ...
     def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
     def detach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None: ...
     def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None: ...
+
+
+class HostSide(Protocol):
+    """What a connection needs of its host: its intake, and its one collaborator for
+    WebSockets."""
+
+    @property
+    def sockets(self) -> GatewaySide: ...
+    def deliver(self, event: Event) -> asyncio.Future[Any]: ...
+    def forget_caller(self, caller: str) -> None: ...
 
 
 _strangers = ThrottledWarning(log)
@@ -133,7 +142,7 @@ class HostServerProtocol(asyncio.Protocol):
         if self._caller is not None:
             self._forget(self._caller)
         if self._gateway is not None:
-            self._host.detach_gateway(self._gateway, self._pusher)
+            self._host.sockets.detach_gateway(self._gateway, self._pusher)
         self._writer = None
         self._greeting = self._hello_reader = None
 
@@ -193,7 +202,7 @@ class HostServerProtocol(asyncio.Protocol):
         self._writer = FrameWriter(self._transport)
         self._caller, self._gateway = hello.caller, hello.gateway
         self._writer.write(Welcome(self._label).encode())
-        self._host.attach_gateway(self._gateway, self._pusher)
+        self._host.sockets.attach_gateway(self._gateway, self._pusher)
 
     def _frame(self, raw: Any) -> None:
         caller = self._caller
@@ -206,7 +215,7 @@ class HostServerProtocol(asyncio.Protocol):
         frame = decode_frame(raw, HOST_READS)
         if isinstance(frame, Sockets):
             assert self._gateway is not None
-            self._host.announce_sockets(self._gateway, frame.sockets)
+            self._host.sockets.announce_sockets(self._gateway, frame.sockets)
         else:
             raise ValueError("expected an EVENT frame")
 

@@ -1,11 +1,11 @@
 """A host's one collaborator for WebSockets: its links to gateways, its objects' sockets,
 and the socket events it runs.
 
-Made for the host to hold instead of its own socket methods; what the host does with it,
-in order of an event's life:
+The host holds one (``Host.sockets``) and has no socket methods of its own; in order of an
+event's life:
 
 1. the transports call :meth:`attach_gateway`, :meth:`announce_sockets` and
-   :meth:`detach_gateway` (today's ``Host`` methods of those names delegate here);
+   :meth:`detach_gateway` on it directly;
 2. a new object's sockets come from :meth:`object_sockets`, which binds their pushes to
    :meth:`push`;
 3. a ``FETCH`` with an upgrade: :meth:`prepare_upgrade` before ``fetch`` runs,

@@ -1,7 +1,8 @@
 """WebSockets as an object sees them: handles, tags, attachments and the output gate.
 
 Client sockets live in the gateway process that accepted them; an object holds records of its
-sockets in its own file (:mod:`storage.sockets`) and a :class:`WebSocket` handle per socket.
+sockets in its own file (:mod:`actors.websockets._records`) and a :class:`WebSocket` handle per
+socket.
 What a handler sends waits in the turn's outbox and leaves only after the event's writes
 commit, so no client sees state that may still roll back; an event that raises sends nothing.
 Pushes (:mod:`actors._payloads`) go to the gateway holding the socket, one per gateway and
@@ -18,9 +19,9 @@ from starlette.responses import Response
 
 from raydo.storage import codec
 from raydo.storage.limits import LimitExceeded, Limits
-from raydo.storage.sockets import SocketRecord, SocketRecords
 
 from .._payloads import AutoPush, ClosePush, Push, SendPush
+from ._records import SocketRecord, SocketRecords
 
 if TYPE_CHECKING:
     from raydo.storage import StorageCore

@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import codec
-from ._core import StorageCore
-from ._tables import SOCKETS_TABLE
+from raydo.storage import StorageCore, codec
+from raydo.storage.layout import SOCKETS_TABLE
 
 
 @dataclass(slots=True)
 class SocketRecord:
+    """One accepted socket as its object keeps it: the same ``sid`` the gateway gave it."""
+
     sid: str
     gateway: str
     tags: list[str]
