@@ -27,21 +27,8 @@ from raydo.storage.limits import DEFAULT_LIMITS, MiB
 BODY = b"x" * MiB
 
 
-@dataclass
-class RecordingHost:
-    """What a host connection needs of its host: it answers each event with its payload's
-    size, and records the events it got, in the order it got them."""
-
-    events: list[Event] = field(default_factory=list)
-
-    def deliver(self, event: Event) -> asyncio.Future[Any]:
-        self.events.append(event)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(len(event.payload))
-        return future
-
-    def forget_caller(self, caller: str) -> None:
-        pass
+class NoSockets:
+    """A host's WebSockets, for a host with none."""
 
     @property
     def sockets(self) -> RecordingHost:  # its own socket collaborator: nothing to record
@@ -54,6 +41,24 @@ class RecordingHost:
         pass
 
     def announce_sockets(self, gateway: str, sockets: list[list[str]]) -> None:
+        pass
+
+
+@dataclass
+class RecordingHost:
+    """What a host connection needs of its host: it answers each event with its payload's
+    size, and records the events it got, in the order it got them."""
+
+    events: list[Event] = field(default_factory=list)
+    sockets: NoSockets = field(default_factory=NoSockets)
+
+    def deliver(self, event: Event) -> asyncio.Future[Any]:
+        self.events.append(event)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(len(event.payload))
+        return future
+
+    def forget_caller(self, caller: str) -> None:
         pass
 
 
