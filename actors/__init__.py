@@ -4,7 +4,7 @@ The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
 from ._app_env import PlatformContext
-from ._env import Env, env_bindings
+from ._env import Env, env_bindings, public_env
 from ._errors import (
     CallRefused,
     HostUnavailable,
@@ -13,6 +13,7 @@ from ._errors import (
     Overloaded,
     RaydoError,
     RemoteLimitExceeded,
+    RemoteStorageFull,
 )
 from ._ids import ObjectId
 from ._loading import MissingAttribute, import_from_app
@@ -38,8 +39,10 @@ __all__ = [
     "PlatformSpec",
     "RaydoError",
     "RemoteLimitExceeded",
+    "RemoteStorageFull",
     "RuntimeSpec",
     "Stub",
     "env_bindings",
     "import_from_app",
+    "public_env",
 ]

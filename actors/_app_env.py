@@ -1,11 +1,12 @@
-"""The env of an app: its namespaces, then the platform bindings their factories make."""
+"""The envs of an app: its namespaces, then the platform bindings their factories make; the
+internal ones go only into the env of platform objects (see :mod:`actors._env`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ._env import Env
+from ._env import Env, platform_env
 from ._loading import import_from_app
 from ._namespace import Namespace
 from ._placement import Placement
@@ -32,16 +33,19 @@ class PlatformContext:
             raise KeyError(f"platform binding {self.name}: no object binding {name!r}") from None
 
 
-def namespaces_env(placement: Placement) -> Env:
-    """The env of a placement's app, in this order: one :class:`Namespace` per Durable Object
-    binding (internal ones are kept out of ``env``), then each platform binding made by its
-    factory."""
+def namespaces_env(placement: Placement) -> tuple[Env, Env]:
+    """The app's env and its platform objects' env, made in this order: one
+    :class:`Namespace` per Durable Object binding, then each platform binding by its factory.
+    Internal bindings of either kind go only into the second."""
     runtime = placement.spec
     namespaces = {b.name: Namespace(b, placement) for b in runtime.bindings}
-    bindings: dict[str, Any] = {
-        b.name: namespaces[b.name] for b in runtime.bindings if not b.internal
-    }
+    public: dict[str, Any] = {}
+    internal: dict[str, Any] = {}
+    for binding in runtime.bindings:
+        (internal if binding.internal else public)[binding.name] = namespaces[binding.name]
     for platform in runtime.platform:
         factory = import_from_app(runtime.app_root, platform.factory)
-        bindings[platform.name] = factory(PlatformContext(platform, runtime, namespaces))
-    return Env(bindings)
+        made = factory(PlatformContext(platform, runtime, namespaces))
+        (internal if platform.internal else public)[platform.name] = made
+    env = Env(public)
+    return env, platform_env(env, internal)

@@ -6,6 +6,7 @@ object may be sent again; one that may have run must not be, unless it is idempo
 
 from __future__ import annotations
 
+from raydo.storage.errors import StorageFull
 from raydo.storage.limits import LimitExceeded
 
 
@@ -90,6 +91,22 @@ class RemoteLimitExceeded(RaydoError, LimitExceeded):
         return [self.code, self.limit, str(self), False]
 
 
+class RemoteStorageFull(RaydoError, StorageFull):
+    """The disk holding the object's storage was full: the event's writes were rolled back.
+
+    Not a limit: it passes once space is freed, so callers see it as "try later" (HTTP 503
+    with ``Retry-After``). ``retryable`` is True when nothing of the event had left the
+    object (it had committed nothing and called no other object), so sending it again cannot
+    do anything twice. Both a :class:`RaydoError` and a :class:`storage.StorageFull`.
+    """
+
+    code = "storage_full"
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        Exception.__init__(self, message)
+        self.retryable = retryable
+
+
 def error_from_wire(wire: list[object]) -> RaydoError:
     """Rebuild the error a host sent."""
     code, type_name, message, retryable = wire
@@ -100,6 +117,8 @@ def error_from_wire(wire: list[object]) -> RaydoError:
         return ObjectError(str(type_name), text)
     if code == HostUnavailable.code:
         return HostUnavailable(text, retryable=bool(retryable))
+    if code == RemoteStorageFull.code:
+        return RemoteStorageFull(text, retryable=bool(retryable))
     for cls in (Overloaded, ObjectReset, CallRefused):
         if code == cls.code:
             return cls(text)

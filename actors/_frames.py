@@ -50,6 +50,7 @@ class FrameKind(IntEnum):
 # Plain ints: what goes first in an encoded frame (an IntEnum would pack the same, slower).
 _HELLO, _EVENT, _WELCOME, _OK, _FAIL, _PUSH, _SOCKETS = (int(kind) for kind in FrameKind)
 _KINDS = tuple(EventKind)
+_EVENT_ARRAY = b"\x9a"  # msgpack's header of an array of ten: the kind and the nine fields
 
 R = TypeVar("R", bound=tuple[Any, ...])
 
@@ -106,6 +107,30 @@ class EventFrame(NamedTuple):
             event.payload,
             event.trace,
         )
+
+    @staticmethod
+    def pack_fields(packer: Any, event: Event) -> memoryview:
+        """The packed fields after ``seq`` (what :meth:`pack_head` goes before): a writer
+        packs an event when it is queued and numbers it only when it is written."""
+        packed = packer.pack(
+            (
+                event.binding,
+                event.object_hex,
+                event.name,
+                event.chain,
+                int(event.kind),
+                event.payload,
+                event.trace,
+            )
+        )
+        return memoryview(packed)[1:]  # without the array's one-byte header (seven fields)
+
+    @staticmethod
+    def pack_head(packer: Any, req_id: int, seq: int) -> bytes:
+        """The start of an ``EVENT`` frame, up to ``seq``: ``pack_head(...) + pack_fields(...)``
+        is ``packer.pack(EventFrame.pack(req_id, event))`` for an event numbered ``seq``."""
+        head: bytes = packer.pack(_EVENT) + packer.pack(req_id) + packer.pack(seq)
+        return _EVENT_ARRAY + head
 
     @classmethod
     def of(cls, req_id: int, event: Event) -> EventFrame:

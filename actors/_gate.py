@@ -9,7 +9,7 @@ is the one entry point), in order:
    late).
 2. COMMIT.
 3. :meth:`OutputGate.after_commit`: the index and the timer learn the committed alarm, and the
-   WebSocket frames the event queued leave. Under group commit (``durability = "full"``) both
+   WebSocket pushes the event queued leave. Under group commit (``durability = "full"``) both
    wait for the WAL sync that makes this commit durable, and the commit returns that sync's
    future: the event's reply and its calls out wait for it too.
 """
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._alarm_runs import HostAlarms
+from ._payloads import Push
 
 if TYPE_CHECKING:
     from ._slot import ObjectSlot
@@ -52,14 +53,16 @@ class OutputGate:
     def after_commit(self, slot: ObjectSlot, wrote: bool) -> asyncio.Future[None] | None:
         """What the commit lets out, now or once durable; the future of that, or None."""
         core = slot.core
+        if slot.turns:
+            slot.turns[-1].left = True
         alarm: tuple[int | None] | None = None
         if core.alarm_touched:
             core.alarm_touched = False
             alarm = (slot.committing_alarm,)
         durable = None if slot.wal_sync is None else slot.wal_sync.committed(wrote)
-        frames = slot.sockets.take_frames()
+        pushes = slot.sockets.take_pushes()
         if durable is None:
-            self._release(slot, alarm, frames)
+            self._release(slot, alarm, pushes)
             return None
 
         def release(done: asyncio.Future[None]) -> None:
@@ -68,14 +71,14 @@ class OutputGate:
                     "the writes of %s did not become durable; its output is dropped", slot.object_id
                 )
                 return
-            self._release(slot, alarm, frames)
+            self._release(slot, alarm, pushes)
 
         durable.add_done_callback(release)
         return durable
 
     def _release(
-        self, slot: ObjectSlot, alarm: tuple[int | None] | None, frames: list[Any]
+        self, slot: ObjectSlot, alarm: tuple[int | None] | None, pushes: list[tuple[str, Push]]
     ) -> None:
         if alarm is not None:
             self._alarms.settle(slot.object_id.hex, slot.object_id.name, alarm[0])
-        slot.sockets.push_frames(frames)
+        slot.sockets.release(pushes)

@@ -4,9 +4,10 @@ Life of an event inside a host, in order, and the module that does each step:
 
 1. **Intake** (:mod:`actors._intake`). Events arrive with ``(caller, seq)``; a caller's events
    are released in ``seq`` order, whatever order the transport delivered them in.
-2. **Mailbox** (here). The event joins its object's mailbox. A full mailbox refuses it at once
-   (:class:`Overloaded`). An event of the call chain the object is already running (A calls
-   B, B calls A) is let in at once instead of queueing behind its own caller.
+2. **Mailbox** (:mod:`actors._mailbox`). The event joins its object's mailbox. A full
+   mailbox refuses it at once, and an event still waiting after ``queue_wait_seconds`` is
+   dropped (both :class:`Overloaded`). An event of the call chain the object is already
+   running (A calls B, B calls A) is let in at once instead of queueing behind its caller.
 3. **Activation** (here). The first event for an id constructs the object ``cls(ctx, env)``;
    its life (:class:`actors._slot.ObjectLife`) goes inactive, activating, active.
 4. **Turn** (here, with :mod:`actors._dispatch` for the handler of each event kind). The
@@ -34,7 +35,7 @@ from collections.abc import Coroutine
 from enum import Enum
 from typing import Any
 
-from raydo.storage import StorageCore, layout
+from raydo.storage import StorageCore, StorageFull, layout, remove_partial_files
 from raydo.storage.limits import LimitExceeded
 
 from . import _tracing
@@ -46,15 +47,17 @@ from ._errors import (
     HostUnavailable,
     ObjectError,
     ObjectReset,
-    Overloaded,
     RaydoError,
     RemoteLimitExceeded,
+    RemoteStorageFull,
 )
+from ._failures import log_event_failure
 from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
 from ._intake import Intake
 from ._live import LiveObjects
 from ._loading import load_class
+from ._mailbox import Mailbox
 from ._metrics import HostMetrics
 from ._object import Aborted, DurableObject, PlatformObject
 from ._slot import ObjectLife, ObjectSlot
@@ -127,10 +130,19 @@ class Host:
         )
 
     def start(self) -> None:
-        """Arm every alarm the index holds for this host, and give the gateways of every
-        socket its objects had time to connect (call once, inside the event loop)."""
+        """Remove the half-made files a dead predecessor left for this host's objects, arm
+        every alarm the index holds for this host, and give the gateways of every socket its
+        objects had time to connect (call once, inside the event loop)."""
+        removed = remove_partial_files(self.spec.storage_root, self.binding.name, self._owns)
+        if removed:
+            log.warning("%s: removed %d half-made object file(s)", self.key.label, removed)
         self.alarms.start()
         self.sockets.start()
+
+    def _owns(self, object_hex: str) -> bool:
+        return (
+            self.ids.owns(object_hex) and self.spec.host_for(self.binding, object_hex) == self.key
+        )
 
     @property
     def stats(self) -> dict[str, int]:
@@ -160,12 +172,6 @@ class Host:
         self._admit(event, future)
         return future
 
-    def fire_alarm(
-        self, object_hex: str, name: str | None, retries: int, mode: str = "due"
-    ) -> None:
-        """Queue an alarm event for an object (the timer calls this when one is due)."""
-        self.alarms.fire(object_hex, name, retries, mode)
-
     # ---- the mailbox --------------------------------------------------------------------
 
     def _admit(self, event: Event, future: asyncio.Future[Any]) -> None:
@@ -182,18 +188,13 @@ class Host:
         if slot.waiting_on(event.chain):
             self._spawn(self._run(slot, event, future))
             return
-        if len(slot.queue) >= self.binding.mailbox_limit:
-            self.metrics.overloads += 1
-            future.set_exception(
-                Overloaded(
-                    f"object {slot.object_id.hex[:16]}… is overloaded: {len(slot.queue)} events"
-                    f" queued (mailbox_limit {self.binding.mailbox_limit})"
-                )
-            )
+        if not slot.queue.admit(event, future):
             return
-        slot.queue.append((event, future))
         if slot.drain is None:
             slot.drain = self._spawn(self._drain(slot))
+
+    def _count_overload(self) -> None:
+        self.metrics.overloads += 1
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         # The host owns every task it starts (close() waits for them); the loop itself keeps
@@ -232,8 +233,19 @@ class Host:
             in_turn=0,  # writes only inside events (see StorageCore)
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
+        mailbox = Mailbox(
+            f"{hex_id[:16]}…",
+            self.binding.mailbox_limit,
+            self.binding.queue_wait_seconds,
+            self._count_overload,
+        )
         slot = ObjectSlot(
-            ObjectId(hex_id, self.binding.name, name), core, self.gate, self.sockets.push, wal_sync
+            ObjectId(hex_id, self.binding.name, name),
+            core,
+            self.gate,
+            self.sockets.object_sockets,
+            mailbox,
+            wal_sync,
         )
         self.objects.add(slot)
         return slot
@@ -262,6 +274,7 @@ class Host:
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         except Exception as exc:  # noqa: BLE001 - a malformed event must not stall the queue
+            log_event_failure(slot.object_id, event, exc)
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
@@ -280,6 +293,8 @@ class Host:
             durable = core.commit()
         except BaseException as exc:
             self._reset(slot)
+            cause = exc.cause if isinstance(exc, _ConstructorFailed) else exc
+            log_event_failure(slot.object_id, event, cause, expected=isinstance(exc, Aborted))
             if isinstance(exc, Aborted):
                 self.sockets.close_all(
                     slot.object_id,
@@ -289,7 +304,7 @@ class Host:
                     slot.core.commit,
                     slot.core.rollback,
                 )
-            _settle(future, _as_caller_error(exc))
+            _settle(future, _as_caller_error(exc, turn.left))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
@@ -407,8 +422,7 @@ class Host:
             self.intake.close()
             unavailable = HostUnavailable("the host shut down", retryable=True)
             for slot in self.objects:
-                while slot.queue:
-                    _, future = slot.queue.popleft()
+                for _, future in slot.queue.close():
                     _settle(future, unavailable)
             self.objects.close()
             self.alarms.close()
@@ -457,16 +471,21 @@ def _reply_when_durable(
     future.set_result(reply)
 
 
-def _as_caller_error(exc: BaseException) -> RaydoError:
+def _as_caller_error(exc: BaseException, left: bool) -> RaydoError:
+    """What the caller of a failed event gets (``left``: something of it left the object)."""
     if isinstance(exc, Aborted):
         reset = ObjectReset(f"the object was reset: {exc.reason}")
         reset.retry_alarm = exc.retry_alarm
         return reset
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
+        if isinstance(cause, StorageFull):
+            return RemoteStorageFull(str(cause), retryable=not left)
         return ObjectError(type(cause).__name__, f"the constructor raised: {cause}")
     if isinstance(exc, LimitExceeded):
         return RemoteLimitExceeded(exc.limit, str(exc))
+    if isinstance(exc, StorageFull):
+        return RemoteStorageFull(str(exc), retryable=not left)
     if isinstance(exc, asyncio.CancelledError):
         return HostUnavailable("the event was cancelled", retryable=False)
     return ObjectError(type(exc).__name__, str(exc))

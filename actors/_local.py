@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._app_env import namespaces_env
+from ._env import Env
 from ._errors import HostUnavailable
 from ._host import Host
 from ._intake import CallerOrder
@@ -22,7 +23,7 @@ class LocalPlacement:
 
     def __init__(self, spec: RuntimeSpec) -> None:
         self.spec = spec
-        self.env = namespaces_env(self)
+        self.env, self.platform_env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.hosts: dict[HostKey, Host] = {}
         self._closed = False
@@ -33,10 +34,14 @@ class LocalPlacement:
         if host is None and self._closed:
             raise HostUnavailable("this placement is closed", retryable=False)
         if host is None:
-            host = self.hosts[key] = Host(self.spec, key, self.env)
-            host.sockets.attach_gateway(self.hub.gateway_id, self.hub.push)
+            host = self.hosts[key] = Host(self.spec, key, self.env_of(key))
+            host.sockets.attach_gateway(self.hub.gateway_id, self.hub.pushes_from(key))
             host.start()
         return host
+
+    def env_of(self, key: HostKey) -> Env:
+        """The env the objects of host ``key`` get: internal bindings' objects get theirs."""
+        return self.platform_env if self.spec.binding(key.binding).internal else self.env
 
     async def start(self) -> None:
         """Start every standing host now, so alarms fire without waiting for traffic."""

@@ -19,6 +19,7 @@ from raydo.storage import codec
 from raydo.storage.errors import TransactionError
 
 from . import _tracing
+from ._client_gone import client_gone, departure
 from ._errors import CallRefused, ObjectReset
 from ._http import reply_response, request_payload, url_payload
 from ._ids import IdScheme, ObjectId
@@ -158,6 +159,13 @@ class Stub:
             return Response(status_code=101)
         if isinstance(request_or_url, Request):
             payload = await request_payload(request_or_url, limits)
+            if current_turn.get() is None:  # a client's request, not one an object forwards
+                watched = client_gone.set(departure(request_or_url.receive))
+                try:
+                    reply = await self._send(EventKind.FETCH, payload.encode())
+                finally:
+                    client_gone.reset(watched)
+                return reply_response(FetchReply.decode(reply))
         elif isinstance(request_or_url, str):
             payload = url_payload(request_or_url, method, headers, body, limits)
         else:

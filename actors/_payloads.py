@@ -17,16 +17,18 @@ Control       event CONTROL    operation, arguments*
 SocketMessage event WS_MESSAGE sid, message
 SocketClose   event WS_CLOSE   sid, code, reason, was_clean
 SocketError   event WS_ERROR   sid, message
-SendPush      push send        sids, message
-ClosePush     push close       sids, code, reason
-AutoPush      push auto        sids, pair
+SendPush      push send        object_hex, sids, message
+ClosePush     push close       object_hex, sids, code, reason
+AutoPush      push auto        object_hex, sids, pair
 ============= ================ ============================================
 
 ``headers`` are ``[[name, value], ...]`` of bytes; ``arguments`` of an RPC call are the
 codec's encoding of ``[args, kwargs]`` (its reply is the codec's encoding of the result);
 an alarm's ``mode`` is "due", "now" or "drop"; a control operation's ``arguments*`` follow
 it in the array (``["sql", query, params]``, ``["alarm"]``, ``["evict"]``). ``pair`` is the
-auto-response ``[request_text, response_text]`` or None.
+auto-response ``[request_text, response_text]`` or None. A push names the object it comes
+from (``object_hex``): a gateway applies it only to sockets of that object on the host whose
+link it came over.
 
 ``encode()`` gives the array (a list: hosts read payloads as lists); ``decode(raw)`` refuses
 a malformed one with ``ValueError``. Nothing else takes these arrays apart.
@@ -259,34 +261,38 @@ def decode_payload(kind: EventKind, raw: Any) -> Payload:
 
 
 class SendPush(NamedTuple):
-    """Send one message to each of ``sids`` (a broadcast is one push per gateway)."""
+    """Object ``object_hex`` sends one message to each of ``sids`` (a broadcast is one push
+    per gateway)."""
 
+    object_hex: str
     sids: list[str]
     message: str | bytes
 
     def encode(self) -> list[Any]:
-        return ["send", self.sids, self.message]
+        return ["send", self.object_hex, self.sids, self.message]
 
 
 class ClosePush(NamedTuple):
-    """The object closed ``sids`` with ``code`` and ``reason``."""
+    """Object ``object_hex`` closed ``sids`` with ``code`` and ``reason``."""
 
+    object_hex: str
     sids: list[str]
     code: int
     reason: str
 
     def encode(self) -> list[Any]:
-        return ["close", self.sids, self.code, self.reason]
+        return ["close", self.object_hex, self.sids, self.code, self.reason]
 
 
 class AutoPush(NamedTuple):
-    """The object's auto-response pair changed (None: unset)."""
+    """Object ``object_hex``'s auto-response pair changed (None: unset)."""
 
+    object_hex: str
     sids: list[str]
     pair: tuple[str, str] | None
 
     def encode(self) -> list[Any]:
-        return ["auto", self.sids, None if self.pair is None else list(self.pair)]
+        return ["auto", self.object_hex, self.sids, None if self.pair is None else list(self.pair)]
 
 
 Push = SendPush | ClosePush | AutoPush
@@ -297,14 +303,22 @@ PUSHES: dict[str, type[Push]] = {"send": SendPush, "close": ClosePush, "auto": A
 
 def decode_push(raw: Any) -> Push:
     """The record of a received push; ``ValueError`` for a malformed one."""
-    if not isinstance(raw, list) or len(raw) < 2 or not isinstance(raw[1], list):
+    if (
+        not isinstance(raw, list)
+        or len(raw) < 3
+        or not isinstance(raw[1], str)
+        or not isinstance(raw[2], list)
+        or not all(isinstance(sid, str) for sid in raw[2])
+    ):
         raise ValueError("malformed push")
-    operation, sids = raw[0], raw[1]
-    if operation == "send" and len(raw) == 3:
-        return SendPush(sids, raw[2])
-    if operation == "close" and len(raw) == 4:
-        return ClosePush(sids, int(raw[2]), str(raw[3]))
-    if operation == "auto" and len(raw) == 3:
-        pair = raw[2]
-        return AutoPush(sids, None if pair is None else (str(pair[0]), str(pair[1])))
+    operation, object_hex, sids = raw[0], raw[1], raw[2]
+    if operation == "send" and len(raw) == 4 and isinstance(raw[3], (str, bytes)):
+        return SendPush(object_hex, sids, raw[3])
+    if operation == "close" and len(raw) == 5 and type(raw[3]) is int and isinstance(raw[4], str):
+        return ClosePush(object_hex, sids, raw[3], raw[4])
+    if operation == "auto" and len(raw) == 4:
+        pair = raw[3]
+        if pair is not None and not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError("malformed push 'auto'")
+        return AutoPush(object_hex, sids, None if pair is None else (str(pair[0]), str(pair[1])))
     raise ValueError(f"malformed push {operation!r}")

@@ -19,7 +19,9 @@ from .websockets import SocketHub
 class Placement(Protocol):
     spec: RuntimeSpec
     env: Env
-    """One namespace per Durable Object binding, routed through this placement."""
+    """The app's bindings (those its config names), routed through this placement."""
+    platform_env: Env
+    """What platform objects get: ``env`` plus the internal bindings."""
     hub: SocketHub
     """The client WebSockets this process holds."""
 

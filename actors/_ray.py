@@ -121,9 +121,10 @@ class HostActor:
         _observe.apply(spec.extra)  # before the host, so its spans and log records are made
         address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
         placement = RayPlacement(spec, bind=self._bind)
-        host = Host(spec, key, placement.env)
+        internal = spec.binding(key.binding).internal
+        host = Host(spec, key, placement.platform_env if internal else placement.env)
         placement.local = (key, host)
-        host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.push)
+        host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
         host.start()
         token = secrets.token_hex(16)
         loop = asyncio.get_running_loop()
@@ -218,7 +219,7 @@ class RayPlacement:
     def __init__(self, spec: RuntimeSpec, *, bind: str = "127.0.0.1") -> None:
         self.spec = spec
         self.bind = bind
-        self.env = namespaces_env(self)
+        self.env, self.platform_env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.local: tuple[HostKey, Host] | None = None
         self._links: dict[HostKey, HostLink] = {}
@@ -284,7 +285,7 @@ class RayPlacement:
                     self.spec.limits,
                     gateway=self.hub.gateway_id,
                     sockets=self.hub.sockets_on(key),
-                    on_push=self.hub.push,
+                    on_push=self.hub.pushes_from(key),
                     on_lost=functools.partial(self._lost, key),
                 )
                 self._links[key] = link

@@ -6,19 +6,18 @@ import asyncio
 import functools
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from raydo.storage import ObjectStorage, StorageCore
 
 from ._durability import WalSync
 from ._ids import ObjectId
+from ._mailbox import Mailbox
 from ._object import DurableObject, ObjectContext
 from ._turn import Turn
-from .types import Event
-from .websockets import ObjectSockets, PushTo
+from .websockets import ObjectSockets
 
 
 class CommitHooks(Protocol):
@@ -92,7 +91,8 @@ class ObjectSlot:
         object_id: ObjectId,
         core: Callable[..., StorageCore],
         gate: CommitHooks,
-        push: PushTo,
+        sockets: Callable[[StorageCore, str], ObjectSockets],
+        queue: Mailbox,
         wal_sync: WalSync | None = None,
     ) -> None:
         self.object_id = object_id
@@ -101,10 +101,11 @@ class ObjectSlot:
             before_commit=functools.partial(gate.before_commit, self),
             after_commit=functools.partial(gate.after_commit, self),
         )
-        self.sockets = ObjectSockets(self.core, self.core.limits, push)
+        self.sockets = sockets(self.core, object_id.hex)
         self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
         self.instance: DurableObject | None = None
-        self.queue: deque[tuple[Event, asyncio.Future[Any]]] = deque()
+        self.queue = queue
+        """The events waiting for their turn (bounded in number and in waiting time)."""
         self.drain: asyncio.Task[None] | None = None
         """The task working through the mailbox, while one does (the host owns it)."""
         self.turns: list[Turn] = []  # running now: one, plus calls let back in

@@ -28,6 +28,9 @@ class BindingSpec:
     idle_timeout_s: float = 10.0
     max_live_objects: int = 10_000
     mailbox_limit: int = 1000
+    queue_wait_seconds: float = 30.0
+    """How long an event may wait in its object's mailbox; one that has not started by then
+    is dropped and its caller gets :class:`Overloaded`."""
     namespace_key: str | None = field(default=None, repr=False)
     """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False
@@ -48,6 +51,9 @@ class PlatformSpec:
     name: str
     factory: str
     options: dict[str, Any] = field(default_factory=dict)
+    internal: bool = False
+    """For raydo's platform objects only (a queue's broker): kept out of the app's ``env``
+    and given to those objects in theirs. Internal names start with "_"."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._payloads import RpcCall
 from .types import Event, EventKind
 
 if TYPE_CHECKING:
@@ -111,10 +112,21 @@ def exporter_from_environment() -> str | None:
 # ---- the caller's side ------------------------------------------------------------------
 
 
+def _rpc_method(event: Event) -> str | None:
+    """The method an RPC event calls, or None (another kind, or a malformed payload)."""
+    if event.kind != EventKind.RPC:
+        return None
+    try:
+        return str(RpcCall.decode(event.payload).method)
+    except ValueError:
+        return None
+
+
 def _event_name(event: Event) -> str:
     kind = EventKind(event.kind).name.lower()
-    if event.kind == EventKind.RPC and isinstance(event.payload, list) and event.payload:
-        return f"{event.binding} {kind} {event.payload[0]}"[:200]
+    method = _rpc_method(event)
+    if method is not None:
+        return f"{event.binding} {kind} {method}"[:200]
     return f"{event.binding} {kind}"
 
 
@@ -207,8 +219,9 @@ def handler_span(
 
 def _handler_name(event: Event) -> str:
     kind = event.kind
-    if kind == EventKind.RPC and isinstance(event.payload, list) and event.payload:
-        return str(event.payload[0])[:100]
+    method = _rpc_method(event)
+    if method is not None:
+        return method[:100]
     return {
         EventKind.FETCH: "fetch",
         EventKind.ALARM: "alarm",

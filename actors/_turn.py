@@ -29,6 +29,9 @@ class Turn:
     object on the same chain is let in (A calls B, B calls A)."""
     ended: bool = False
     """Set when the event is over: a task it started that outlives it is not that turn."""
+    left: bool = False
+    """Something of the event has left the object: a commit (a call out commits first), so
+    the event can no longer be sent again as if it never ran."""
     object_id: ObjectId | None = None
     """The object running it (log records carry it, see :mod:`actors._logs`)."""
 

@@ -5,8 +5,16 @@ each) but as msgpack frames (:mod:`actors._frames`) over one TCP connection per 
 process, host).
 
 A connection must prove it knows the host's token (handed out through Ray, so only members
-of the Ray cluster have it) before any event is read. Frames written in one loop iteration
-leave in one write, so a busy host or gateway batches by itself.
+of the Ray cluster have it) before any event is read. Until it has, it costs its host little:
+its first bytes (at most ``HELLO_BYTES``) go to a small pure-Python reader, the full-size
+unpacker and the writer are made only for a verified caller, and one that does not say HELLO
+within ``HANDSHAKE_TIMEOUT_S`` is cut (each refusal logged, rate-limited).
+
+Frames leave through a :class:`~actors._frame_writer.FrameWriter`: those of one loop
+iteration in one write, and, on a caller's side, bounded while its host does not read
+(``host_link_bytes``: past it a call fails at once with :class:`Overloaded`); an event whose
+caller gives up (its task is cancelled, or the HTTP client it is for leaves, see
+:mod:`actors._client_gone`) before its frame left is withdrawn.
 """
 
 from __future__ import annotations
@@ -16,19 +24,21 @@ import hmac
 import itertools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 import msgpack
+import msgpack.fallback
 
 from raydo.storage import codec
 from raydo.storage.limits import Limits
 
+from ._client_gone import client_gone
 from ._errors import HostUnavailable, ObjectError, RaydoError, error_from_wire
+from ._frame_writer import FrameWriter, QueuedEvent
 from ._frames import (
     CALLER_READS,
     HOST_READS,
-    EventFrame,
     Fail,
     Hello,
     Ok,
@@ -38,6 +48,7 @@ from ._frames import (
     decode_frame,
     read_event,
 )
+from ._throttled_log import ThrottledWarning
 from .types import Event
 
 log = logging.getLogger("raydo.wire")
@@ -48,27 +59,6 @@ HELLO_BYTES = 4096
 
 def max_frame_bytes(limits: Limits) -> int:
     return limits.message_bytes + limits.request_bytes + (1 << 20)
-
-
-class _FrameWriter:
-    """Packs frames and writes those of one loop iteration together."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._packer = codec.packer()
-        self._out: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, frame: tuple[Any, ...]) -> None:
-        """Queue an encoded frame (a record's ``encode()``) for the end of this iteration."""
-        if not self._out:
-            self._loop.call_soon(self._flush)
-        self._out.append(self._packer.pack(frame))
-
-    def _flush(self) -> None:
-        out, self._out = self._out, []
-        if not self._transport.is_closing():
-            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
 
 class GatewaySide(Protocol):
@@ -90,6 +80,10 @@ class HostSide(Protocol):
     def forget_caller(self, caller: str) -> None: ...
 
 
+_strangers = ThrottledWarning(log)
+"""Connections to a host's port refused before or at their HELLO (every host of a process)."""
+
+
 class HostServerProtocol(asyncio.Protocol):
     """The host's side of one caller's connection."""
 
@@ -98,45 +92,68 @@ class HostServerProtocol(asyncio.Protocol):
         self._deliver = host.deliver
         self._forget = host.forget_caller
         self._gateway: str | None = None
-        self._anonymous_bytes = 0
         # One bound method, kept: attach and detach must see the same writer object.
         self._pusher: Callable[[list[Any]], None] = self._push
         self._token = token
         self._label = label
-        self._unpacker = codec.unpacker(max_frame_bytes(limits))
+        self._frame_bytes = max_frame_bytes(limits)
+        # Before HELLO: what arrived (at most HELLO_BYTES) and a small reader of it; the
+        # C unpacker costs about 40 KiB however small its buffer, so it waits for a caller.
+        self._greeting: bytearray | None = bytearray()
+        self._hello_reader: msgpack.fallback.Unpacker | None = msgpack.fallback.Unpacker(
+            raw=False, max_buffer_size=HELLO_BYTES
+        )
+        self._unpacker: msgpack.Unpacker | None = None
         self._caller: str | None = None
         self._transport: asyncio.Transport | None = None
-        self._writer: _FrameWriter | None = None
+        self._writer: FrameWriter | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self._writer = _FrameWriter(self._transport)
         # A stranger that never completes HELLO must not hold a connection open.
-        asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, self._end_if_anonymous)
+        self._timer = asyncio.get_running_loop().call_later(
+            HANDSHAKE_TIMEOUT_S, self._end_if_anonymous
+        )
 
     def _end_if_anonymous(self) -> None:
-        if self._caller is None and self._transport is not None:
+        self._timer = None
+        if self._caller is None:
+            self._refuse(f"no HELLO within {HANDSHAKE_TIMEOUT_S} s")
+
+    def _refuse(self, why: str) -> None:
+        _strangers.warn("closing a connection to %s: %s", self._label, why)
+        self._greeting = self._hello_reader = None
+        if self._transport is not None:
             self._transport.abort()
 
+    def pause_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.pause()
+
+    def resume_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.resume()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._caller is not None:
             self._forget(self._caller)
         if self._gateway is not None:
             self._host.sockets.detach_gateway(self._gateway, self._pusher)
         self._writer = None
+        self._greeting = self._hello_reader = None
 
     def _push(self, frame: list[Any]) -> None:
         if self._writer is not None:
             self._writer.write(PushFrame.pack(frame))
 
     def data_received(self, data: bytes) -> None:
-        if self._caller is None:
-            self._anonymous_bytes += len(data)
-            if self._anonymous_bytes > HELLO_BYTES:  # a HELLO is tiny: refuse to buffer more
-                log.warning("closing a connection to %s: no HELLO in its first bytes", self._label)
-                assert self._transport is not None
-                self._transport.abort()
-                return
+        if self._unpacker is None:
+            self._greet(data)
+            return
         try:
             self._unpacker.feed(data)
             for frame in self._unpacker:
@@ -146,25 +163,57 @@ class HostServerProtocol(asyncio.Protocol):
             assert self._transport is not None
             self._transport.abort()
 
+    def _greet(self, data: bytes) -> None:
+        """Read a stranger's first bytes: a verified HELLO makes it a caller, and what came
+        after the HELLO is read as a caller's frames."""
+        greeting, reader = self._greeting, self._hello_reader
+        if greeting is None or reader is None:
+            return  # refused already
+        greeting += data
+        if len(greeting) > HELLO_BYTES:  # a HELLO is tiny: refuse to buffer more
+            self._refuse(f"no HELLO in its first {HELLO_BYTES} bytes")
+            return
+        try:
+            reader.feed(data)
+            frame = decode_frame(reader.unpack(), HOST_READS)
+        except msgpack.OutOfData:
+            return  # the rest of the HELLO is on its way
+        except Exception as exc:  # noqa: BLE001 - anything malformed ends the connection only
+            self._refuse(f"malformed HELLO: {exc}")
+            return
+        if not isinstance(frame, Hello):
+            self._refuse("the first frame must be HELLO")
+            return
+        if not hmac.compare_digest(frame.token.encode(), self._token.encode()):
+            self._refuse("wrong token")
+            return
+        rest = bytes(greeting[reader.tell() :])
+        self._greeting = self._hello_reader = None
+        self._welcome(frame)
+        if rest:
+            self.data_received(rest)
+
+    def _welcome(self, hello: Hello) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        assert self._transport is not None
+        self._unpacker = codec.unpacker(self._frame_bytes)
+        self._writer = FrameWriter(self._transport)
+        self._caller, self._gateway = hello.caller, hello.gateway
+        self._writer.write(Welcome(self._label).encode())
+        self._host.sockets.attach_gateway(self._gateway, self._pusher)
+
     def _frame(self, raw: Any) -> None:
         caller = self._caller
-        if caller is not None:
-            numbered = read_event(raw, caller)  # the hot path: no record is made
-            if numbered is not None:
-                req_id, event = numbered
-                self._deliver(event).add_done_callback(lambda f: self._reply(req_id, f))
-                return
+        assert caller is not None
+        numbered = read_event(raw, caller)  # the hot path: no record is made
+        if numbered is not None:
+            req_id, event = numbered
+            self._deliver(event).add_done_callback(lambda f: self._reply(req_id, f))
+            return
         frame = decode_frame(raw, HOST_READS)
-        if caller is None:
-            if not isinstance(frame, Hello):
-                raise ValueError("the first frame must be HELLO")
-            if not hmac.compare_digest(frame.token.encode(), self._token.encode()):
-                raise ValueError("wrong token")
-            self._caller, self._gateway = frame.caller, frame.gateway
-            assert self._writer is not None
-            self._writer.write(Welcome(self._label).encode())
-            self._host.sockets.attach_gateway(self._gateway, self._pusher)
-        elif isinstance(frame, Sockets):
+        if isinstance(frame, Sockets):
             assert self._gateway is not None
             self._host.sockets.announce_sockets(self._gateway, frame.sockets)
         else:
@@ -203,10 +252,10 @@ class HostLink(asyncio.Protocol):
         self.caller = os.urandom(8).hex()
         self.closed = False
         self._unpacker = codec.unpacker(max_frame_bytes(limits))
+        self._buffer_limit = limits.host_link_bytes
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
-        self._seq = itertools.count()
-        self._writer: _FrameWriter | None = None
+        self._writer: FrameWriter | None = None
         self._transport: asyncio.Transport | None = None
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -239,20 +288,58 @@ class HostLink(asyncio.Protocol):
         await asyncio.wait_for(asyncio.shield(link.welcomed), timeout)
         return link
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of frames the host has not taken yet (bounded by ``host_link_bytes``)."""
+        return 0 if self._writer is None else self._writer.held_bytes
+
     async def call(self, event: Event) -> Any:
-        """Send ``event`` and wait for its reply payload."""
-        if self.closed or self._writer is None:
+        """Send ``event`` and wait for its reply payload.
+
+        In order: :class:`Overloaded` at once when the frames waiting for the host would
+        pass ``host_link_bytes``; else the frame is queued (its ``seq`` is stamped when it is
+        written). If the caller is cancelled, or the HTTP client it serves leaves
+        (:data:`~actors._client_gone.client_gone`), before the frame was written, the frame
+        is withdrawn and the host never sees the event.
+        """
+        writer = self._writer
+        if self.closed or writer is None:
             raise HostUnavailable(f"the connection to {self.label} is closed", retryable=True)
         req_id = next(self._ids)
+        event.caller = self.caller
+        queued = writer.write_event(req_id, event)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = future
-        event.caller = self.caller
-        event.seq = next(self._seq)
-        self._writer.write(EventFrame.pack(req_id, event))
         try:
+            gone = client_gone.get()
+            if gone is not None and queued.waiting:
+                await self._until_answered_or_gone(future, queued, gone)
             return await future
+        except asyncio.CancelledError:
+            writer.withdraw(queued)
+            raise
         finally:
             self._pending.pop(req_id, None)
+
+    async def _until_answered_or_gone(
+        self,
+        future: asyncio.Future[Any],
+        queued: QueuedEvent,
+        gone: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Wait for the answer while watching the client; a client that leaves while its
+        frame still waits takes the frame back (the call then fails)."""
+        watch = asyncio.ensure_future(gone())
+        try:
+            await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        if not future.done() and self._writer is not None and self._writer.withdraw(queued):
+            raise HostUnavailable(
+                f"the client left before its event was sent to {self.label}; it did not run",
+                retryable=True,
+            )
 
     def close(self) -> None:
         if self._transport is not None:
@@ -260,7 +347,15 @@ class HostLink(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-        self._writer = _FrameWriter(self._transport)
+        self._writer = FrameWriter(self._transport, self._buffer_limit)
+
+    def pause_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.pause()
+
+    def resume_writing(self) -> None:
+        if self._writer is not None:
+            self._writer.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

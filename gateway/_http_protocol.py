@@ -171,7 +171,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        cycle = self.cycle
+        # Answered before its body was all in (an upload refused midway): the rest of the body
+        # is still to come, and is body (uvicorn drops it), not the next request's head.
+        if not self.transport.is_closing() and (cycle is None or not cycle.more_body):
             self._in_head = True
             # uvicorn's keep-alive timer closes an idle connection; this one bounds a
             # started but unfinished head.

@@ -22,7 +22,11 @@ this class is a :class:`~actors.websockets.DetachedConnection`). What happens, i
    and reads ``writable_now``; ``sink.drain()`` is called when a paused transport can take
    more.
 
-Apps that never detach (any other WebSocket route) get uvicorn's behaviour unchanged.
+Apps that never detach (any other WebSocket route) get uvicorn's behaviour unchanged, but
+for one bound on every socket: the pongs answering a client's pings are written even when
+the client reads nothing, so those written while the transport is full are counted, and past
+``websocket_control_bytes`` the client is sent a Close with 1008, its further pings go
+unanswered, and it is cut if it does not answer the Close within uvicorn's close timeout.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ from websockets.frames import Frame
 
 from raydo.actors.websockets import DETACH_EXTENSION, SocketSink
 
+from ._http_protocol import _warn as warn_rate_limited
+from ._http_protocol import limits_of
+
 LOST = (1006, "connection lost without a Close frame")
+UNREAD_CONTROL = 1008
+UNREAD_REASON = "control frames unread (limit websocket_control_bytes)"
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -47,6 +56,39 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.sink: SocketSink | None = None
         self._held: list[str | bytes] = []
         self._reported = False
+        self._control_limit = limits_of(self.app).websocket_control_bytes
+        self._unread_control = 0  # pong bytes written since the transport last drained
+
+    # Control frames a client does not read.
+
+    def handle_ping(self) -> None:
+        output = b"".join(self.conn.data_to_send())
+        if self.close_sent:
+            return  # closing: its pings are read (so it can take the Close) but not answered
+        if not self.writable.is_set():  # the transport is full: the client is not reading
+            self._unread_control += len(output)
+            if self._unread_control > self._control_limit:
+                self._cut_unread()
+                return
+        self.transport.write(output)
+
+    def _cut_unread(self) -> None:
+        limit = self._control_limit
+        warn_rate_limited(
+            UNREAD_CONTROL,
+            f"closing a WebSocket: its client left over {limit} bytes of pongs unread"
+            " (limit websocket_control_bytes)",
+            self.client,
+        )
+        if self.transport.is_closing():
+            return
+        self.conn.send_close(UNREAD_CONTROL, UNREAD_REASON)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        # Reading goes on until its Close reply (closing a socket with unread input would
+        # reset it, losing the Close); one that never takes the Close is cut.
+        self.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
 
     # Handing over.
 
@@ -196,6 +238,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         return self.writable.is_set() and not self.close_sent and not self.disconnected
 
     def resume_writing(self) -> None:
+        self._unread_control = 0
         super().resume_writing()
         if self.sink is not None:
             self.sink.drain()

@@ -15,8 +15,8 @@ What happens, in order:
    bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
    413 before the app reads them.
 5. Errors from objects that escape a handler become JSON responses with a fitting status
-   (overloaded and unavailable: 503; limits: 413; the rest: 500). Every HTTP request is
-   counted, and traced when a tracer is configured.
+   (overloaded, unavailable and a full disk: 503; limits: 413; the rest: 500). Every HTTP
+   request is counted, and traced when a tracer is configured.
 6. On shutdown the user app stops first, then the placement closes its connections.
 """
 
@@ -32,9 +32,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import Message, Receive, Scope, Send
 
-from raydo.actors import Env, HostUnavailable, Overloaded, RaydoError, RuntimeSpec, env_bindings
+from raydo.actors import (
+    Env,
+    HostUnavailable,
+    Overloaded,
+    RaydoError,
+    RemoteStorageFull,
+    RuntimeSpec,
+    env_bindings,
+)
 from raydo.actors.placement import Placement, freeze_startup_heap
 from raydo.bindings.d1 import D1Error
+from raydo.storage import StorageFull
 from raydo.storage.blobs import BlobError
 from raydo.storage.folder_lock import FolderLock, process_runtime
 from raydo.storage.limits import LimitExceeded, Limits
@@ -268,7 +277,10 @@ async def _nothing() -> Message:
 _STATUS = {
     Overloaded: 503,
     HostUnavailable: 503,
+    RemoteStorageFull: 503,
 }
+STORAGE_FULL_RETRY_AFTER = "30"
+"""Seconds a client is asked to wait after a full disk (freeing space takes an operator)."""
 
 
 def _install_error_handlers(app: Any) -> None:
@@ -284,6 +296,8 @@ def _install_error_handlers(app: Any) -> None:
         app.add_exception_handler(D1Error, _database_error)
     if BlobError not in handlers:
         app.add_exception_handler(BlobError, _blob_error)
+    if StorageFull not in handlers:
+        app.add_exception_handler(StorageFull, _storage_full)
 
 
 async def _raydo_error(request: Request, exc: Exception) -> Response:
@@ -293,7 +307,18 @@ async def _raydo_error(request: Request, exc: Exception) -> Response:
     status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
     body = {"error": exc.code, "message": str(exc), "retryable": exc.retryable}
     headers = {"retry-after": "1"} if isinstance(exc, HostUnavailable) and exc.retryable else None
+    if isinstance(exc, RemoteStorageFull):
+        headers = {"retry-after": STORAGE_FULL_RETRY_AFTER}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _storage_full(request: Request, exc: Exception) -> Response:
+    """The disk under this process's storage (a blob bucket's, say) is full: try later."""
+    return JSONResponse(
+        {"error": "storage_full", "message": str(exc), "retryable": True},
+        status_code=503,
+        headers={"retry-after": STORAGE_FULL_RETRY_AFTER},
+    )
 
 
 async def _limit_error(request: Request, exc: Exception) -> Response:

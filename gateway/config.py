@@ -214,6 +214,7 @@ _OBJECT_BINDING_FIELDS = {
     "idle_timeout_s": _number(0, 86400, above=True),
     "max_live_objects": _integer(1, 10_000_000),
     "mailbox_limit": _integer(1, 1_000_000),
+    "queue_wait_seconds": _number(0, 86400, above=True),
     "namespace_key": _text(16, 256, secret=True),
 }
 _LIMIT_FIELDS = {name: _integer(1, None) for name in Limits.names()}

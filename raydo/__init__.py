@@ -16,8 +16,9 @@ from raydo.actors import (
     Overloaded,
     RaydoError,
     RemoteLimitExceeded,
+    RemoteStorageFull,
 )
-from raydo.storage import LimitExceeded, SqlError, StorageError, TransactionError
+from raydo.storage import LimitExceeded, SqlError, StorageError, StorageFull, TransactionError
 
 __all__ = [
     "CallRefused",
@@ -30,7 +31,9 @@ __all__ = [
     "Overloaded",
     "RaydoError",
     "RemoteLimitExceeded",
+    "RemoteStorageFull",
     "SqlError",
     "StorageError",
+    "StorageFull",
     "TransactionError",
 ]

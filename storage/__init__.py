@@ -5,9 +5,9 @@ Users meet :class:`ObjectStorage` (``ctx.storage``) and :class:`SqlStorage`
 raydo's own packages: a host holds one per object, and tools open one on a file.
 """
 
-from ._core import StorageCore
+from ._core import StorageCore, remove_partial_files
 from .codec import DecodeError, EncodeError
-from .errors import SqlError, StorageError, TransactionError
+from .errors import SqlError, StorageError, StorageFull, TransactionError
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .object_storage import ObjectStorage
 from .sql import Cursor, SqlStorage
@@ -24,5 +24,7 @@ __all__ = [
     "SqlStorage",
     "StorageCore",
     "StorageError",
+    "StorageFull",
     "TransactionError",
+    "remove_partial_files",
 ]

@@ -22,6 +22,7 @@ commit its end without its start.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shutil
@@ -32,11 +33,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import codec
+from . import codec, layout
 from ._authorizer import Authorizer, translate_error
 from ._tables import KV_TABLE, META_TABLE
-from .errors import SqlError, StorageError, TransactionError
+from .errors import SqlError, StorageError, StorageFull, TransactionError, disk_error
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+
+log = logging.getLogger("raydo.storage")
 
 BeforeCommit = Callable[[], None]
 """Runs inside the transaction, just before COMMIT, and only when there is one to commit."""
@@ -365,15 +368,21 @@ class StorageCore:
     # ---- internals --------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            _create_from_template(self.path)
+        # Errors name no path (they reach callers); the log has it for the operator.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                _create_from_template(self.path)
+        except OSError as exc:
+            log.error("cannot create the object's database %s: %s", self.path, exc)
+            raise disk_error(exc, "cannot create the object's database") from None
         try:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, cached_statements=64
             )
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the object's database {self.path}: {exc}") from None
+            log.error("cannot open the object's database %s: %s", self.path, exc)
+            raise StorageError(f"cannot open the object's database: {exc}") from None
         conn.execute("PRAGMA journal_mode=WAL")
         full_in_commit = self.durability == "full" and not self.sync_later
         conn.execute(f"PRAGMA synchronous={'FULL' if full_in_commit else 'NORMAL'}")
@@ -411,7 +420,15 @@ class StorageCore:
         return translate_error(exc, None, self._limit_hint)
 
     def _limit_hint(self, message: str) -> Exception | None:
-        if "database or disk is full" in message and self.path.exists():
+        # SQLite says "database or disk is full" for both: its max_page_count (our limit)
+        # and a disk with no room. The disk's free space tells them apart.
+        if "database or disk is full" in message:
+            if _disk_is_full(self.path.parent):
+                log.error("the disk holding %s is full", self.path)
+                return StorageFull(
+                    "the disk holding the object's storage is full; nothing of this write was"
+                    " kept: try later"
+                )
             return LimitExceeded(
                 "storage_bytes",
                 f"the object's database is full at {self.limits.storage_bytes} bytes",
@@ -439,6 +456,40 @@ def _create_from_template(path: Path) -> None:
         conn.execute(KV_CREATE)
         conn.close()
         _template = made
-    partial = path.with_name(f".{path.name}.{os.getpid()}.new")
-    shutil.copyfile(_template, partial)
-    os.replace(partial, path)  # atomic: the file is whole or absent
+    partial = layout.partial_object_file(path, os.getpid())
+    try:
+        shutil.copyfile(_template, partial)
+        os.replace(partial, path)  # atomic: the file is whole or absent
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+#: Free space under which "database or disk is full" means the disk, not the limit. SQLite
+#: fails a write when one more page does not fit, so a disk that failed it has next to nothing
+#: left (and the pages already written to the WAL stay allocated).
+DISK_FULL_BELOW_BYTES = 1024 * 1024
+
+
+def _disk_is_full(folder: Path) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < DISK_FULL_BELOW_BYTES
+
+
+def remove_partial_files(root: str | Path, binding: str, owned: Callable[[str], bool]) -> int:
+    """Delete the half-made object files (:func:`layout.partial_object_files`) of the objects
+    of ``binding`` for which ``owned(object_hex)`` is true; how many went. Only the process
+    that owns an object makes its file, so an owner starting up may remove what a dead one
+    left."""
+    removed = 0
+    for object_hex, path in layout.partial_object_files(root, binding):
+        if owned(object_hex):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+    return removed

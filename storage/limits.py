@@ -62,6 +62,12 @@ class Limits:
     """Characters of one tag."""
     socket_queue: int = 1024
     """Messages waiting to be sent to one client; past it the client is closed (1008)."""
+    websocket_control_bytes: int = 1 * MiB
+    """Replies to a client's control frames (pongs) the gateway holds for a client that does
+    not read them; past it the client is closed (1008)."""
+    host_link_bytes: int = 64 * MiB
+    """Frames one gateway process holds for one host that is not reading them; past it a
+    call fails at once with ``Overloaded``."""
     alarm_seconds: int = 900
     """Wall time of one ``alarm()`` run; past it the run is cancelled and counts as failed."""
     kv_key_bytes: int = 512

@@ -35,7 +35,6 @@ from ._links import GatewayLinks
 from ._object_view import (
     UPGRADE_SCOPE_KEY,
     ObjectSockets,
-    PushTo,
     WebSocket,
     WebSocketAccepted,
     accept_response,
@@ -54,7 +53,6 @@ __all__ = [
     "GatewayLinks",
     "HostSockets",
     "ObjectSockets",
-    "PushTo",
     "SocketHub",
     "SocketSink",
     "SocketState",

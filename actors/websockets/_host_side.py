@@ -34,11 +34,11 @@ from .._payloads import (
     ClosePush,
     FetchReply,
     FetchRequest,
+    Push,
     SendPush,
     SocketClose,
     SocketError,
     SocketMessage,
-    decode_push,
 )
 from .._socket_index import IndexedSocket, SocketIndex
 from ..types import Event, EventKind
@@ -103,20 +103,19 @@ class HostSockets:
         """A gateway's connection closed (see :class:`GatewayLinks`)."""
         self.links.detach(gateway, writer)
 
-    def push(self, gateway: str, frame: list[Any]) -> None:
-        """Send an encoded push to a gateway; held briefly while it reconnects."""
-        push = decode_push(frame)
-        if isinstance(push, SendPush):
+    def push(self, gateway: str, push: Push) -> None:
+        """Send a push to the gateway holding its sockets; held briefly while it reconnects."""
+        if type(push) is SendPush:
             self.sends += len(push.sids)
-        elif isinstance(push, ClosePush):  # pushes leave after the commit that forgot them
+        elif type(push) is ClosePush:  # pushes leave after the commit that forgot them
             self._unindex(push.sids)
-        self.links.deliver(gateway, push, frame)
+        self.links.deliver(gateway, push)
 
     # ---- the objects ---------------------------------------------------------------------
 
-    def object_sockets(self, storage: StorageCore) -> ObjectSockets:
+    def object_sockets(self, storage: StorageCore, object_hex: str) -> ObjectSockets:
         """The sockets of an object being activated, their pushes bound to this host."""
-        return ObjectSockets(storage, self._limits, self.push)
+        return ObjectSockets(storage, self._limits, self.push, object_hex=object_hex)
 
     def prepare_upgrade(self, request: Request, fetch: FetchRequest) -> None:
         """Before ``fetch`` runs: an upgrade's request carries its socket, so

@@ -1,10 +1,17 @@
-"""The client sockets of one gateway process, and the pushes from hosts that reach them."""
+"""The client sockets of one gateway process, and the pushes from hosts that reach them.
+
+Each socket belongs to one object on one host, recorded when its id is reserved. A push is
+applied to a socket only when it came over that host's link and names that object: code in
+one object (or a forged frame on any host's link) cannot reach another object's client. A
+refused push is dropped, counted (``refused_pushes``) and logged, rate-limited.
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -14,6 +21,7 @@ from raydo.storage.limits import Limits
 from .._metrics import SocketCounts
 from .._payloads import ClosePush, Push, SendPush, SocketClose, decode_push
 from .._spec import HostKey
+from .._throttled_log import ThrottledWarning
 from ._asgi import AsgiSocket
 from ._client import ClientSocket, SendEvent, report_close
 from ._detached import DetachedSocket
@@ -25,22 +33,34 @@ log = logging.getLogger("raydo.websockets")
 class SocketHub:
     """Every client socket of this gateway process, by socket id.
 
-    A socket id is reserved when its upgrade is sent (:meth:`new_sid`); pushes for it that
-    arrive before the client is open (a greeting sent by the accepting event) wait, bounded,
-    and reach it once it is. From then on :meth:`push` routes each push to its socket.
+    A socket id is reserved, with the host and object it belongs to, when its upgrade is
+    sent (:meth:`new_sid`); pushes for it that arrive before the client is open (a greeting
+    sent by the accepting event) wait, bounded, and reach it once it is. Pushes come in
+    through :meth:`pushes_from`, which knows the host they came from, and reach only the
+    sockets of that host's pushing object.
     """
 
     def __init__(self, limits: Limits) -> None:
         self.gateway_id = os.urandom(8).hex()
         self.limits = limits
         self._sockets: dict[str, ClientSocket] = {}
+        self._owners: dict[str, tuple[HostKey, str]] = {}  # sid -> (host, object_hex)
         self._waiting: dict[str, list[Push]] = {}
         self._ids = itertools.count()
+        self._refused = ThrottledWarning(log)
         self.counts: dict[str, SocketCounts] = {}  # per binding, for the metrics endpoint
 
-    def new_sid(self) -> str:
-        """A socket id for an upgrade about to be sent."""
+    @property
+    def refused_pushes(self) -> int:
+        """Pushes (or the part of a push for one socket) dropped because the socket belongs
+        to another object or another host."""
+        return self._refused.count
+
+    def new_sid(self, key: HostKey, object_hex: str) -> str:
+        """A socket id for an upgrade about to be sent to object ``object_hex`` on host
+        ``key``: only that object, over that host's link, may push to it."""
         sid = f"{self.gateway_id}.{next(self._ids)}"
+        self._owners[sid] = (key, object_hex)
         self._waiting[sid] = []
         return sid
 
@@ -48,6 +68,8 @@ class SocketHub:
         """The upgrade was refused or failed, or the client left before it was accepted:
         drop what waited for it."""
         self._waiting.pop(sid, None)
+        if sid not in self._sockets:
+            self._owners.pop(sid, None)
 
     def open_by_binding(self) -> dict[str, int]:
         """How many client sockets are open, per binding (for the metrics endpoint)."""
@@ -60,10 +82,30 @@ class SocketHub:
         """``[object_hex, sid]`` of every socket whose object lives on host ``key``."""
         return [[s.object_hex, s.sid] for s in self._sockets.values() if s.key == key]
 
-    def push(self, raw: list[Any]) -> None:
-        """Apply a push from a host (an encoded :mod:`actors._payloads` push)."""
+    def pushes_from(self, key: HostKey) -> Callable[[list[Any]], None]:
+        """What applies the pushes that arrive over host ``key``'s link (or, in process,
+        from that host itself)."""
+
+        def apply(raw: list[Any]) -> None:
+            self.push(key, raw)
+
+        return apply
+
+    def push(self, sender: HostKey, raw: list[Any]) -> None:
+        """Apply a push (an encoded :mod:`actors._payloads` push) that host ``sender`` sent,
+        to those of its sockets that belong to the pushing object on ``sender``."""
         push = decode_push(raw)
+        owner = (sender, push.object_hex)
         for sid in push.sids:
+            if self._owners.get(sid) != owner:
+                self._refused.warn(
+                    "dropped a push from %s (object %.16s) to WebSocket %.40s, which is not"
+                    " that object's",
+                    sender.label,
+                    push.object_hex,
+                    sid,
+                )
+                continue
             sock = self._sockets.get(sid)
             if sock is None:
                 waiting = self._waiting.get(sid)
@@ -82,10 +124,11 @@ class SocketHub:
         """The client is accepted: pushes reach it, first those that waited for it."""
         self._sockets[sock.sid] = sock
         for push in self._waiting.pop(sock.sid, ()):
-            self.push(push.encode())
+            self.push(sock.key, push.encode())
 
     def _forget(self, sid: str) -> None:
         self._sockets.pop(sid, None)
+        self._owners.pop(sid, None)
 
     async def serve(
         self,

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._payloads import ClosePush, Push, decode_push
+from .._payloads import ClosePush, Push
 
 GATEWAY_GRACE_S = 3.0
 RESTART_GRACE_S = 10.0
@@ -89,16 +89,14 @@ class GatewayLinks:
         for object_hex, sid in sorted(self._sockets.pop(gateway, set())):
             self._socket_lost(object_hex, sid)
 
-    def push(self, gateway: str, frame: list[Any]) -> None:
-        """Write an encoded push to ``gateway``, or hold it (bounded) while it reconnects."""
-        self.deliver(gateway, decode_push(frame), frame)
-
-    def deliver(self, gateway: str, push: Push, frame: list[Any]) -> None:
-        """:meth:`push` for a push already decoded: ``frame`` is ``push.encode()``."""
-        if isinstance(push, ClosePush):  # the object closed these sockets itself
+    def deliver(self, gateway: str, push: Push) -> None:
+        """Write ``push`` (encoded, once) to ``gateway``, or hold it (bounded) while the
+        gateway reconnects."""
+        if type(push) is ClosePush:  # the object closed these sockets itself
             for sid in push.sids:
                 for entry in [e for e in self._sockets.get(gateway, ()) if e[1] == sid]:
                     self._sockets[gateway].discard(entry)
+        frame = push.encode()
         writer = self._writers.get(gateway)
         if writer is not None:
             writer(frame)

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 UPGRADE_SCOPE_KEY = "raydo.upgrade"
 CLOSE_REASON_BYTES = 123
 
-PushTo = Callable[[str, list[Any]], None]
-"""Deliver an encoded push to a gateway: ``push(gateway_id, push)``."""
+PushTo = Callable[[str, Push], None]
+"""Deliver a push to the gateway holding its sockets: ``push(gateway_id, push)``."""
 
 
 class WebSocket:
@@ -91,9 +91,16 @@ class WebSocket:
 
 
 class ObjectSockets:
-    """The sockets of one object: its records, cached, and the current turn's outbox."""
+    """The sockets of one object: its records, cached, and the current turn's outbox.
 
-    def __init__(self, storage: StorageCore, limits: Limits, push: PushTo) -> None:
+    Every push it makes names ``object_hex``, the object it belongs to: the gateway holding a
+    socket applies only the pushes of that socket's own object.
+    """
+
+    def __init__(
+        self, storage: StorageCore, limits: Limits, push: PushTo, *, object_hex: str
+    ) -> None:
+        self.object_hex = object_hex
         self.limits = limits
         self._records = SocketRecords(storage)
         self._push = push
@@ -154,7 +161,8 @@ class ObjectSockets:
     def set_auto_response(self, pair: tuple[str, str] | None) -> None:
         self._records.set_auto_response(pair)
         for record in self._all().values():
-            self._outbox.append((record.gateway, record.sid, AutoPush([record.sid], pair)))
+            push = AutoPush(self.object_hex, [record.sid], pair)
+            self._outbox.append((record.gateway, record.sid, push))
 
     # ---- the outbox -----------------------------------------------------------------------
 
@@ -166,17 +174,13 @@ class ObjectSockets:
     def queue_close(self, sid: str, code: int, reason: str) -> None:
         record = self.forget(sid)
         if record is not None:
-            self._outbox.append((record.gateway, sid, ClosePush([sid], code, reason)))
-
-    def take_frames(self) -> list[tuple[str, list[Any]]]:
-        """What the turn sent so far, encoded, for :meth:`push_frames` once the commit
-        allows (and forgotten here)."""
-        return [(gateway, push.encode()) for gateway, push in self.take_pushes()]
+            push = ClosePush(self.object_hex, [sid], code, reason)
+            self._outbox.append((record.gateway, sid, push))
 
     def take_pushes(self) -> list[tuple[str, Push]]:
-        """What the turn sent so far, in order (and forgotten here). Consecutive sends of one
-        message to sockets of one gateway share a push, so a broadcast is one push per
-        gateway."""
+        """What the turn sent so far, in order, for :meth:`release` once the commit allows
+        (and forgotten here). Consecutive sends of one message to sockets of one gateway
+        share a push, so a broadcast is one push per gateway."""
         if not self._outbox:
             return []
         outbox, self._outbox = self._outbox, []
@@ -190,16 +194,17 @@ class ObjectSockets:
                     if type(latest) is SendPush and latest.message is what:
                         latest.sids.append(sid)
                         continue
-                push: Push = SendPush([sid], what)
+                push: Push = SendPush(self.object_hex, [sid], what)
             else:
                 push = what
             pushes.append((gateway, push))
             last[gateway] = len(pushes) - 1
         return pushes
 
-    def push_frames(self, frames: list[tuple[str, list[Any]]]) -> None:
-        for gateway, frame in frames:
-            self._push(gateway, frame)
+    def release(self, pushes: list[tuple[str, Push]]) -> None:
+        """Let pushes taken by :meth:`take_pushes` leave (their commit allows it now)."""
+        for gateway, push in pushes:
+            self._push(gateway, push)
 
     def discard(self) -> None:
         """After a rollback: nothing the turn sent leaves, and records are re-read."""

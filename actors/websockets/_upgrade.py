@@ -36,7 +36,7 @@ async def hand_over(
     3. on 101, the hub accepts the client and serves it (:meth:`SocketHub.serve`); each of
        its messages, and its end, goes to the object through ``send``.
     """
-    sid = hub.new_sid()
+    sid = hub.new_sid(key, object_hex)
     request = upgrade_request(websocket.scope, Upgrade(sid, hub.gateway_id))
     try:
         reply = FetchReply.decode(await send_upgrade(EventKind.FETCH, request.encode()))

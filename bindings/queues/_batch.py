@@ -4,15 +4,21 @@ A handler decides each message's fate with ``msg.ack()`` or ``msg.retry(delay_se
 the whole batch's with ``batch.ack_all()`` / ``batch.retry_all(delay_seconds=)``. A message's
 own call wins over the batch's, and the first call is final. When the handler returns, every
 undecided message is acknowledged; when it raises, every undecided one is retried (decisions
-made before it raised are kept).
+made before it raised are kept). Each decision is on disk when its call returns (see
+``_decisions``): if the handler's host dies, decided messages keep their decision and only the
+undecided ones are delivered again.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+Record = Callable[[str, tuple[str, float | None]], None]
+"""Where a first decision goes as it is made: ``record(message id or "*", decision)``."""
 
 MAX_DELAY_SECONDS = 43_200
 """The longest delay of a send or a retry: 12 hours, as on Cloudflare."""
@@ -37,18 +43,23 @@ class Message:
     timestamp: datetime
     attempts: int
     _decision: tuple[str, float | None] | None = field(default=None, repr=False)
+    _record: Record | None = field(default=None, repr=False)
 
     def ack(self) -> None:
-        """Mark the message delivered: it is deleted once the handler is done."""
-        if self._decision is None:
-            self._decision = ("ack", None)
+        """Mark the message delivered: it is deleted once the handler is done (and is not
+        delivered again even if the handler's host dies before then)."""
+        self._decide(("ack", None))
 
     def retry(self, *, delay_seconds: float | None = None) -> None:
         """Deliver the message again later: after ``delay_seconds`` (0 to 43,200), or after
         the consumer's backoff when not given. Past ``max_retries`` it is dead-lettered."""
-        delay = None if delay_seconds is None else check_delay(delay_seconds)
+        self._decide(("retry", None if delay_seconds is None else check_delay(delay_seconds)))
+
+    def _decide(self, decision: tuple[str, float | None]) -> None:
         if self._decision is None:
-            self._decision = ("retry", delay)
+            self._decision = decision
+            if self._record is not None:
+                self._record(self.id, decision)
 
 
 @dataclass
@@ -59,17 +70,21 @@ class MessageBatch:
     queue: str
     messages: list[Message]
     _decision: tuple[str, float | None] | None = field(default=None, repr=False)
+    _record: Record | None = field(default=None, repr=False)
 
     def ack_all(self) -> None:
         """Acknowledge every message that has no decision of its own."""
-        if self._decision is None:
-            self._decision = ("ack", None)
+        self._decide(("ack", None))
 
     def retry_all(self, *, delay_seconds: float | None = None) -> None:
         """Retry every message that has no decision of its own (see :meth:`Message.retry`)."""
-        delay = None if delay_seconds is None else check_delay(delay_seconds)
+        self._decide(("retry", None if delay_seconds is None else check_delay(delay_seconds)))
+
+    def _decide(self, decision: tuple[str, float | None]) -> None:
         if self._decision is None:
-            self._decision = ("retry", delay)
+            self._decision = decision
+            if self._record is not None:
+                self._record("*", decision)
 
     def outcome(self, failed: bool) -> tuple[list[str], list[tuple[str, float | None]]]:
         """The ids acknowledged and the ``(id, delay or None)`` retried, once the handler is

@@ -1,8 +1,9 @@
 """How queue objects find their consumer, its handler and each other: the hidden broker.
 
-Every process that builds an ``env`` gets one :class:`QueueBroker` as ``env._QUEUE_BROKER``
-(factory :func:`broker`); the consumers it knows come from the ``[[queues.consumers]]``
-entries, as :class:`ConsumerSpec`.
+Every process that builds an ``env`` makes one :class:`QueueBroker` (factory :func:`broker`),
+an internal binding: queue objects find it as ``env._QUEUE_BROKER`` in the env platform
+objects get, and the app's own ``env`` does not have it. The consumers it knows come from the
+``[[queues.consumers]]`` entries, as :class:`ConsumerSpec`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ._batch import MessageBatch
 OBJECTS = "_QUEUES"
 """The internal object binding: one object per queue, named by the queue."""
 BROKER = "_QUEUE_BROKER"
-"""The hidden ``env`` entry queue objects reach their consumer and each other through."""
+"""The internal binding queue objects reach their consumer and each other through."""
 
 Handler = Callable[[MessageBatch, Any], Any]
 
@@ -73,6 +74,6 @@ class QueueBroker:
 
 
 def broker(ctx: PlatformContext) -> QueueBroker:
-    """``env._QUEUE_BROKER`` in every process (factory named by :func:`plan`)."""
+    """The broker of every process (factory named by :func:`plan`)."""
     consumers = [ConsumerSpec(**options) for options in ctx.options["consumers"]]
     return QueueBroker(ctx.namespace(OBJECTS), consumers, ctx.runtime.app_root)

@@ -17,11 +17,22 @@ Delivery, in order, so that nothing is lost when a host or gateway dies mid-batc
 
 Leases live in the file; which leases are being worked on lives in this process's memory
 (:data:`_WORKING`). A lease in the file that this process is not working on belongs to a
-host that died (or a settlement that failed): the next turn releases it, and its messages
-are delivered again (at least once). While a batch is in flight the object keeps an alarm a
-few seconds ahead, so a restarted host wakes it and finds such leases at once. A delivery
-that never settles counts as an attempt, so a message that kills its host each time still
-reaches the dead-letter queue.
+host that died (or a settlement that failed): the next turn releases it. While a batch is in
+flight the object keeps an alarm a few seconds ahead, so a restarted host wakes it and finds
+such leases at once. Releasing a batch whose host died, in order:
+
+1. The decisions its handler made before the death are kept: each was journaled the moment
+   it was made (``_decisions``). Acknowledged messages are deleted, retried ones wait their
+   delay; none of them is delivered again as if undecided.
+2. The undecided ones are delivered again, and one of them may be what killed the host. In a
+   batch of several, none is charged the attempt (``refunds``), and each is marked
+   ``isolate``: it goes alone in a batch of its own from then on. A message delivered alone
+   whose host dies is charged, so a message that kills its host every time reaches the
+   dead-letter queue after ``max_retries`` deliveries of its own, and its batch-mates never
+   do without having been handled.
+
+A message's ``attempts`` (what the handler sees) counts every delivery; what counts against
+``max_retries`` is ``attempts - refunds``.
 """
 
 from __future__ import annotations
@@ -36,11 +47,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from raydo.actors import ObjectContext, Overloaded, PlatformObject
+from raydo.actors import ObjectContext, Overloaded, PlatformObject, public_env
 from raydo.storage import StorageCore, codec
 
 from ._batch import MAX_DELAY_SECONDS, Message, MessageBatch
 from ._broker import BROKER, ConsumerSpec, QueueBroker
+from ._decisions import Journal, journal_leases, journal_path, read_journal
 
 log = logging.getLogger("raydo.queues")
 
@@ -67,10 +79,21 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     enqueued_ms INTEGER NOT NULL,
     visible_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    lease TEXT
+    lease TEXT,
+    refunds INTEGER NOT NULL DEFAULT 0,
+    isolate INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (lease, visible_ms, seq);
 """
+# Columns added since the table's first shape: a file made before gets them on first use.
+_ADDED_COLUMNS = (
+    "refunds INTEGER NOT NULL DEFAULT 0",
+    "isolate INTEGER NOT NULL DEFAULT 0",
+)
+_ISOLATED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS queue_messages_isolated ON queue_messages (visible_ms, seq)"
+    " WHERE isolate = 1 AND lease IS NULL"
+)
 
 
 def now_ms() -> int:
@@ -83,6 +106,9 @@ class _Leased:
     body: bytes
     enqueued_ms: int
     attempts: int
+    """Deliveries, this one included (what the handler sees)."""
+    charged: int
+    """Deliveries that count against ``max_retries`` (``attempts`` less refunds)."""
 
 
 class QueueObject(PlatformObject):
@@ -143,8 +169,10 @@ class QueueObject(PlatformObject):
         for message_id in [*acks, *dead]:
             sql.exec("DELETE FROM queue_messages WHERE id = ?", str(message_id))
         for message_id, delay_ms in retries:
+            # Handled without killing its host: it need not go alone any more.
             sql.exec(
-                "UPDATE queue_messages SET lease = NULL, visible_ms = ? WHERE id = ? AND lease = ?",
+                "UPDATE queue_messages SET lease = NULL, visible_ms = ?, isolate = 0"
+                " WHERE id = ? AND lease = ?",
                 now + int(delay_ms),
                 str(message_id),
                 lease,
@@ -175,8 +203,28 @@ class QueueObject(PlatformObject):
 
     def _prepare(self) -> None:
         if not self._schema_ready:
-            self.ctx.storage.sql.exec(_SCHEMA)
+            sql = self.ctx.storage.sql
+            sql.exec(_SCHEMA)
+            known = {row[1] for row in sql.exec("PRAGMA table_info(queue_messages)").raw()}
+            for column in _ADDED_COLUMNS:
+                if column.split()[0] not in known:
+                    sql.exec(f"ALTER TABLE queue_messages ADD COLUMN {column}")
+            sql.exec(_ISOLATED_INDEX)
+            self._forget_stale_journals()
             self._schema_ready = True
+
+    def _forget_stale_journals(self) -> None:
+        """Remove journals of leases the file no longer holds (their settlement committed,
+        and the process died before it removed the journal)."""
+        held = {
+            row[0]
+            for row in self.ctx.storage.sql.exec(
+                "SELECT DISTINCT lease FROM queue_messages WHERE lease IS NOT NULL"
+            ).raw()
+        }
+        for lease, path in journal_leases(self.core.path).items():
+            if lease not in held and lease not in _WORKING:
+                path.unlink(missing_ok=True)
 
     def _count(self, counter: str, n: int) -> None:
         if n:
@@ -186,13 +234,11 @@ class QueueObject(PlatformObject):
     def _pump(self) -> None:
         """Release abandoned leases, start a batch if one is due, and set the alarm."""
         sql, now = self.ctx.storage.sql, now_ms()
-        for row in sql.exec(
-            "SELECT DISTINCT lease FROM queue_messages WHERE lease IS NOT NULL"
-        ).raw():
-            if row[0] not in _WORKING:
-                log.warning("queue %s: releasing an abandoned batch (lease %s)", self.queue, row[0])
-                sql.exec("UPDATE queue_messages SET lease = NULL WHERE lease = ?", row[0])
         consumer = self._broker.consumer(self.queue)
+        held = sql.exec("SELECT DISTINCT lease FROM queue_messages WHERE lease IS NOT NULL")
+        for (lease,) in list(held.raw()):
+            if lease not in _WORKING:
+                self._release_abandoned(lease, consumer, now)
         wake: int | None = None
         leased = sql.exec("SELECT 1 FROM queue_messages WHERE lease IS NOT NULL LIMIT 1")
         running = leased.rows_read > 0
@@ -214,32 +260,103 @@ class QueueObject(PlatformObject):
         if wake is not None and (current is None or wake < current):
             self.ctx.storage.set_alarm(wake)
 
-    def _lease_due(self, consumer: ConsumerSpec, now: int) -> bool:
-        """Lease a batch and start its handler if one is due; whether one started."""
+    def _release_abandoned(self, lease: str, consumer: ConsumerSpec | None, now: int) -> None:
+        """Release a batch whose host died (or whose settlement failed): keep the decisions
+        its journal holds, and isolate the undecided (see the module's text)."""
         sql = self.ctx.storage.sql
+        path = journal_path(self.core.path, lease)
+        journaled = read_journal(path)
         rows = list(
             sql.exec(
-                "SELECT id, body, enqueued_ms, visible_ms, attempts FROM queue_messages"
-                " WHERE lease IS NULL AND visible_ms <= ? ORDER BY visible_ms, seq LIMIT ?",
+                "SELECT id, attempts, refunds FROM queue_messages WHERE lease = ?", lease
+            ).raw()
+        )
+        alone = len(rows) == 1
+        acked = retried = undecided = 0
+        for message_id, attempts, refunds in rows:
+            decision = journaled.decision(message_id)
+            if decision is not None and decision[0] == "ack":
+                sql.exec("DELETE FROM queue_messages WHERE id = ?", message_id)
+                acked += 1
+            elif decision is not None:  # retried: after its delay, like any retry
+                seconds = decision[1]
+                if seconds is None:
+                    seconds = 0.0 if consumer is None else consumer.backoff(attempts - refunds)
+                sql.exec(
+                    "UPDATE queue_messages SET lease = NULL, visible_ms = ?, isolate = 0"
+                    " WHERE id = ?",
+                    now + int(seconds * 1000),
+                    message_id,
+                )
+                retried += 1
+            elif alone:  # it was delivered alone and its host died: it is charged
+                seconds = 0.0 if consumer is None else consumer.backoff(attempts - refunds)
+                sql.exec(
+                    "UPDATE queue_messages SET lease = NULL, visible_ms = ?, isolate = 1"
+                    " WHERE id = ?",
+                    now + int(seconds * 1000),
+                    message_id,
+                )
+                undecided += 1
+            else:  # any of the undecided may have killed the host: none is charged, each goes alone
+                sql.exec(
+                    "UPDATE queue_messages SET lease = NULL, refunds = refunds + 1, isolate = 1"
+                    " WHERE id = ?",
+                    message_id,
+                )
+                undecided += 1
+        self._count("acked", acked)
+        self._count("retried", retried)
+        log.warning(
+            "queue %s: released a batch whose delivery did not settle (lease %s): %d acked and"
+            " %d retried before that kept, %d undecided delivered again%s",
+            self.queue,
+            lease,
+            acked,
+            retried,
+            undecided,
+            "" if alone else ", each alone",
+        )
+        path.unlink(missing_ok=True)
+
+    def _lease_due(self, consumer: ConsumerSpec, now: int) -> bool:
+        """Lease a batch and start its handler if one is due; whether one started. A message
+        isolated after a crash goes first, alone."""
+        sql = self.ctx.storage.sql
+        columns = "SELECT id, body, enqueued_ms, visible_ms, attempts, refunds FROM queue_messages"
+        rows = list(
+            sql.exec(
+                f"{columns} WHERE isolate = 1 AND lease IS NULL AND visible_ms <= ?"
+                " ORDER BY visible_ms, seq LIMIT 1",
                 now,
-                consumer.max_batch_size,
             ).raw()
         )
         if not rows:
-            return False
-        oldest_visible = rows[0][3]
-        full = len(rows) >= consumer.max_batch_size
-        if not full and oldest_visible + consumer.max_batch_timeout * 1000 > now:
-            return False
+            rows = list(
+                sql.exec(
+                    f"{columns} WHERE lease IS NULL AND visible_ms <= ? AND isolate = 0"
+                    " ORDER BY visible_ms, seq LIMIT ?",
+                    now,
+                    consumer.max_batch_size,
+                ).raw()
+            )
+            if not rows:
+                return False
+            oldest_visible = rows[0][3]
+            full = len(rows) >= consumer.max_batch_size
+            if not full and oldest_visible + consumer.max_batch_timeout * 1000 > now:
+                return False
         lease = secrets.token_hex(8)
         leased = []
-        for message_id, body, enqueued_ms, _, attempts in rows:
+        for message_id, body, enqueued_ms, _, attempts, refunds in rows:
             sql.exec(
                 "UPDATE queue_messages SET lease = ?, attempts = attempts + 1 WHERE id = ?",
                 lease,
                 message_id,
             )
-            leased.append(_Leased(message_id, body, enqueued_ms, attempts + 1))
+            leased.append(
+                _Leased(message_id, body, enqueued_ms, attempts + 1, attempts + 1 - refunds)
+            )
         _WORKING.add(lease)
         self.ctx.wait_until(self._deliver(consumer, lease, leased))
         return True
@@ -259,29 +376,32 @@ class QueueObject(PlatformObject):
     # ---- outside any turn: the handler and what follows ---------------------------------
 
     async def _deliver(self, consumer: ConsumerSpec, lease: str, leased: list[_Leased]) -> None:
+        journal = Journal(journal_path(self.core.path, lease))
         try:
-            dead = [m for m in leased if m.attempts > consumer.max_retries + 1]
-            live = [m for m in leased if m.attempts <= consumer.max_retries + 1]
+            dead = [m for m in leased if m.charged > consumer.max_retries + 1]
+            live = [m for m in leased if m.charged <= consumer.max_retries + 1]
             acks: list[str] = []
             retries: list[tuple[_Leased, float | None]] = []
             if live:
-                acks, retries = await self._handle(consumer, live)
-            dead += [m for m, _ in retries if m.attempts > consumer.max_retries]
-            retries = [(m, d) for m, d in retries if m.attempts <= consumer.max_retries]
+                acks, retries = await self._handle(consumer, live, journal)
+            dead += [m for m, _ in retries if m.charged > consumer.max_retries]
+            retries = [(m, d) for m, d in retries if m.charged <= consumer.max_retries]
             moved = await self._dead_letter(consumer, dead)
             kept = [m for m in dead if m.id not in moved]  # the DLQ refused them: try again
             again = [[m.id, _delay_ms(consumer, m, d)] for m, d in retries]
             again += [[m.id, _delay_ms(consumer, m, None)] for m in kept]
-            await self._settle(lease, acks, again, sorted(moved))
+            if await self._settle(lease, acks, again, sorted(moved)):
+                journal.remove()  # settled: the file no longer holds the lease
         finally:
+            journal.close()
             _WORKING.discard(lease)
 
     async def _handle(
-        self, consumer: ConsumerSpec, leased: list[_Leased]
+        self, consumer: ConsumerSpec, leased: list[_Leased], journal: Journal
     ) -> tuple[list[str], list[tuple[_Leased, float | None]]]:
         by_id = {m.id: m for m in leased}
         failed = False
-        batch = MessageBatch(self.queue, [])
+        batch = MessageBatch(self.queue, [], _record=journal.record)
         try:
             batch.messages = [
                 Message(
@@ -289,10 +409,11 @@ class QueueObject(PlatformObject):
                     codec.decode(m.body),
                     datetime.fromtimestamp(m.enqueued_ms / 1000, UTC),
                     m.attempts,
+                    _record=journal.record,
                 )
                 for m in leased
             ]
-            result = self._broker.handler(consumer)(batch, self.env)
+            result = self._broker.handler(consumer)(batch, public_env(self.env))
             if inspect.isawaitable(result):
                 await asyncio.wait_for(result, HANDLER_SECONDS)
         except Exception:
@@ -326,19 +447,25 @@ class QueueObject(PlatformObject):
 
     async def _settle(
         self, lease: str, acks: list[str], retries: list[list[Any]], dead: list[str]
-    ) -> None:
+    ) -> bool:
+        """Settle the batch in a turn of this object; whether that committed."""
         for attempt in range(SETTLE_TRIES):
             try:
                 await self._broker.stub(self.queue).settle(lease, acks, retries, dead)
-                return
+                return True
             except Overloaded:  # the mailbox is full of sends: the lease waits meanwhile
                 await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
             except Exception:  # noqa: BLE001 - the host is going; the lease will be released
                 break
-        # The lease stays in the file; the next turn sees nobody works on it and releases it.
-        log.error("queue %s: could not settle a batch; it will be delivered again", self.queue)
+        # The lease stays in the file; the next turn sees nobody works on it and releases it,
+        # keeping the decisions of the journal.
+        log.error(
+            "queue %s: could not settle a batch; its undecided messages will be delivered again",
+            self.queue,
+        )
+        return False
 
 
 def _delay_ms(consumer: ConsumerSpec, message: _Leased, delay: float | None) -> int:
-    seconds = consumer.backoff(message.attempts) if delay is None else delay
+    seconds = consumer.backoff(message.charged) if delay is None else delay
     return int(seconds * 1000)

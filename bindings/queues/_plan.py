@@ -1,5 +1,6 @@
 """What ``[[queues.producers]]`` and ``[[queues.consumers]]`` add to an app: the ``_QUEUES``
-object binding, the hidden broker and one ``env`` binding per producer."""
+object binding, the broker (internal: only the queue objects' env has it) and one ``env``
+binding per producer."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def plan(
         BROKER,
         "raydo.bindings.queues:broker",
         {"consumers": [s.as_options() for s in specs]},
+        internal=True,
     )
     queues = [
         PlatformSpec(

@@ -9,7 +9,9 @@ one RPC message. Bodies stream both ways. The Python names are R2's in snake cas
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+import sqlite3
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.routing import BaseRoute
@@ -26,6 +28,7 @@ from raydo.storage.blobs import (
     check_metadata,
     check_part_number,
 )
+from raydo.storage.errors import DISK_FULL_ERRNOS, StorageFull, disk_error
 from raydo.storage.limits import Limits
 
 from ._objects import R2Object, R2ObjectBody, R2Objects
@@ -50,19 +53,21 @@ class R2MultipartUpload:
         """Store one part (1 to 10,000; uploading a number again replaces it)."""
         check_part_number(part_number)
         bucket = self._bucket
-        return await bucket.backend.upload_part(
-            self.key,
-            self.upload_id,
-            part_number,
-            _body(value),
-            max_bytes=bucket.limits.blob_put_bytes,
-        )
+        with disk_errors_as_storage_full():
+            return await bucket.backend.upload_part(
+                self.key,
+                self.upload_id,
+                part_number,
+                _body(value),
+                max_bytes=bucket.limits.blob_put_bytes,
+            )
 
     async def complete(self, parts: Iterable[Part | Mapping[str, Any]]) -> R2Object:
         """Join the listed parts, in ascending part number, into the object; parts not
         listed are dropped. The upload then ends."""
         listed = [_part(p) for p in parts]
-        meta = await self._bucket.backend.complete_multipart(self.key, self.upload_id, listed)
+        with disk_errors_as_storage_full():
+            meta = await self._bucket.backend.complete_multipart(self.key, self.upload_id, listed)
         return R2Object(meta)
 
     async def abort(self) -> None:
@@ -98,7 +103,8 @@ class R2Bucket:
     async def head(self, key: str) -> R2Object | None:
         """The object's metadata, or None."""
         check_key(key, self.limits)
-        meta = await self.backend.head(key)
+        with disk_errors_as_storage_full():
+            meta = await self.backend.head(key)
         return None if meta is None else R2Object(meta)
 
     async def get(
@@ -116,9 +122,10 @@ class R2Bucket:
         when they fail the answer is an :class:`R2Object` without a body.
         """
         check_key(key, self.limits)
-        found = await self.backend.get(
-            key, range=Range.coerce(range), only_if=Conditions.coerce(only_if)
-        )
+        with disk_errors_as_storage_full():
+            found = await self.backend.get(
+                key, range=Range.coerce(range), only_if=Conditions.coerce(only_if)
+            )
         if found is None:
             return None
         meta, body, served = found
@@ -143,14 +150,15 @@ class R2Bucket:
         check_key(key, self.limits)
         http, custom = check_metadata(http_metadata, custom_metadata, self.limits)
         conditions = Conditions.coerce(only_if)
-        meta = await self.backend.put(
-            key,
-            _body(value),
-            http_metadata=http,
-            custom_metadata=custom,
-            only_if=conditions,
-            max_bytes=self.limits.blob_put_bytes,
-        )
+        with disk_errors_as_storage_full():
+            meta = await self.backend.put(
+                key,
+                _body(value),
+                http_metadata=http,
+                custom_metadata=custom,
+                only_if=conditions,
+                max_bytes=self.limits.blob_put_bytes,
+            )
         return None if meta is None else R2Object(meta)
 
     async def delete(self, keys: str | Iterable[str]) -> None:
@@ -161,7 +169,8 @@ class R2Bucket:
         for key in listed:
             check_key(key, self.limits)
         if listed:
-            await self.backend.delete(list(dict.fromkeys(listed)))
+            with disk_errors_as_storage_full():
+                await self.backend.delete(list(dict.fromkeys(listed)))
 
     async def list(
         self,
@@ -261,6 +270,23 @@ class R2Bucket:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+@contextmanager
+def disk_errors_as_storage_full() -> Iterator[None]:
+    """A write to the bucket that the disk has no room for is :class:`StorageFull` (HTTP 503,
+    try later), not an OSError with the backend's paths in it; the backend has already
+    removed what it had written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        raise disk_error(exc, "cannot store the blob") from None
+    except sqlite3.OperationalError as exc:  # the bucket's index (it has no size limit)
+        if "database or disk is full" not in str(exc):
+            raise
+        raise StorageFull("cannot store the blob: the disk holding the bucket is full") from None
 
 
 def _part(part: Part | Mapping[str, Any]) -> Part:

@@ -8,7 +8,8 @@ expired); then the bucket does the operation, streaming:
   416 past the end), ``If-None-Match`` (304) and ``If-Match`` (412); 404 when there is none.
 - ``PUT``: the request body becomes the object (``Content-Type`` and the other
   ``http_metadata`` headers kept; ``If-Match`` / ``If-None-Match`` checked, 412 when they
-  fail). These routes sit before the app's request limit: a body may be up to
+  fail); a full disk answers 503 ``storage_full`` with ``Retry-After`` and leaves nothing.
+  These routes sit before the app's request limit: a body may be up to
   ``blob_put_bytes`` (5 GiB), not ``request_bytes``. A client that disconnects midway leaves
   nothing.
 - ``DELETE``: 204.
@@ -16,6 +17,7 @@ expired); then the bucket does the operation, streaming:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -33,10 +35,16 @@ from raydo.storage.blobs import (
     Range,
     format_http_date,
 )
+from raydo.storage.errors import StorageFull
 from raydo.storage.limits import LimitExceeded, Limits
 
 from ._objects import R2Object, R2ObjectBody
 from ._presign import METHODS, PRESIGN_PREFIX, PresignError, Refused, Signer
+
+log = logging.getLogger("raydo.r2")
+
+STORAGE_FULL_RETRY_AFTER = "30"
+"""Seconds a client is asked to wait after a full disk (freeing space takes an operator)."""
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _PUT_HEADERS = {
@@ -118,6 +126,13 @@ async def _serve(bucket: ServedBucket, request: Request) -> Response:
         )
     except BlobError as exc:
         return _error(400, exc.code, str(exc))
+    except StorageFull as exc:
+        # The backend removed what it had written; the connection stays open for the next
+        # request (uvicorn drops the rest of this body).
+        return _error(503, "storage_full", str(exc), **{"retry-after": STORAGE_FULL_RETRY_AFTER})
+    except OSError as exc:
+        log.error("bucket %s: %s %s failed", bucket.binding, request.method, key, exc_info=exc)
+        return _error(500, "storage_error", "the bucket's storage failed; see the server's log")
 
 
 def _headers(obj: R2Object) -> dict[str, str]:

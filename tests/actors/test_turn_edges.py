@@ -91,6 +91,7 @@ async def test_a_closed_placement_makes_no_new_hosts(tmp_path: Path) -> None:
 
 
 async def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways() -> None:
+    from raydo.actors._payloads import ClosePush, SendPush
     from raydo.actors.websockets import GatewayLinks
     from raydo.actors.websockets import _links as _gateways
 
@@ -100,13 +101,13 @@ async def test_gateway_links_forget_closed_sockets_and_expire_unknown_gateways()
     links.attach("g1", sent.append)
     links.holds("g1", "obj", "s1")
     links.holds("g1", "obj", "s2")
-    links.push("g1", ["close", ["s1"], 1000, ""])  # the object closed s1 itself
-    assert sent == [["close", ["s1"], 1000, ""]]
+    links.deliver("g1", ClosePush("obj", ["s1"], 1000, ""))  # the object closed s1 itself
+    assert sent == [["close", "obj", ["s1"], 1000, ""]]
     _gateways.GATEWAY_GRACE_S, grace = 0.05, _gateways.GATEWAY_GRACE_S
     try:
         links.detach("g1", sent.append)  # a different bound object: not the writer
         links.detach("g1", links._writers["g1"])
-        links.push("g2", ["send", ["x"], "never attached"])  # held, then expired
+        links.deliver("g2", SendPush("obj", ["x"], "never attached"))  # held, then expired
         await asyncio.sleep(0.2)
     finally:
         _gateways.GATEWAY_GRACE_S = grace

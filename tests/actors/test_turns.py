@@ -112,6 +112,41 @@ async def test_a_full_mailbox_refuses_at_once(place: Place) -> None:
     assert await stub.slow() == "done"
 
 
+async def test_events_that_wait_past_queue_wait_seconds_are_dropped_never_run(
+    place: Place,
+) -> None:
+    Counter.gate, Counter.started = asyncio.Event(), asyncio.Event()
+    placement = place(binding("COUNTER", "Counter", queue_wait_seconds=0.3))
+    stub = placement.env.COUNTER.get_by_name("slow-to-answer")
+    running = asyncio.ensure_future(stub.slow())
+    await asyncio.wait_for(Counter.started.wait(), 5)
+    behind = [asyncio.ensure_future(stub.slow()) for _ in range(5)]
+    await asyncio.sleep(0.1)
+    later = asyncio.ensure_future(stub.slow())  # admitted 0.1 s after the others
+    loop = asyncio.get_running_loop()
+    queued_at = loop.time()
+    done, _ = await asyncio.wait(behind, timeout=5)
+    waited = loop.time() - queued_at
+    assert set(done) == set(behind), "every caller behind the slow event got an answer"
+    assert 0.1 <= waited < 2, f"answered after {waited:.2f} s, not at the deadline"
+    assert not later.done(), "its own deadline is later"
+    await asyncio.wait_for(asyncio.wait([later]), 5)
+    for dropped in [*behind, later]:
+        err = dropped.exception()
+        assert isinstance(err, Overloaded) and err.retryable is False
+        assert "queue_wait_seconds 0.3" in str(err) and "dropped" in str(err)
+    assert not running.done(), "the slow event itself runs on"
+    host = next(iter(placement.hosts.values()))
+    assert host.stats["overloads"] == 6
+    Counter.gate.set()
+    assert await running == "done"
+    # Only the event that had started ran; the dropped ones never run later.
+    await asyncio.sleep(0.1)
+    assert await stub.read("slow") == 1
+    assert await stub.slow() == "done"
+    assert await stub.read("slow") == 2
+
+
 async def test_a_write_before_a_call_is_committed_before_the_call_leaves(place: Place) -> None:
     placement = place(binding("RELAY", "Relay"))
     a = placement.env.RELAY.get_by_name("a")

@@ -3,6 +3,8 @@ record survives encoding, msgpack and decoding unchanged."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,10 +192,10 @@ def test_optional_fields_are_left_off_when_none() -> None:
 @pytest.mark.parametrize(
     "push",
     [
-        SendPush(["a", "b"], "hi"),
-        ClosePush(["a"], 4000, "bye"),
-        AutoPush(["a"], ("p", "q")),
-        AutoPush(["a"], None),
+        SendPush("ab", ["a", "b"], "hi"),
+        ClosePush("ab", ["a"], 4000, "bye"),
+        AutoPush("ab", ["a"], ("p", "q")),
+        AutoPush("ab", ["a"], None),
     ],
     ids=lambda p: type(p).__name__,
 )
@@ -219,7 +221,16 @@ def test_a_malformed_payload_is_refused(kind: EventKind, raw: Any) -> None:
 
 
 def test_a_malformed_push_is_refused() -> None:
-    for raw in (["send", ["a"]], ["sned", ["a"], "x"], ["close", "a", 1000, ""], []):
+    for raw in (
+        ["send", "ab", ["a"]],
+        ["sned", "ab", ["a"], "x"],
+        ["close", "ab", "a", 1000, ""],
+        ["close", "ab", ["a"], "1000", ""],
+        ["send", ["a"], "no object"],
+        ["send", "ab", [1], "x"],
+        ["auto", "ab", ["a"], "pq"],
+        [],
+    ):
         with pytest.raises(ValueError):
             decode_push(raw)
 
@@ -238,3 +249,34 @@ def test_read_event_is_decode_then_event_without_the_record() -> None:
     assert wire(Ok.pack(3, "r")) == wire(Ok(3, "r").encode())
     assert wire(Fail.pack(3, [])) == wire(Fail(3, []).encode())
     assert wire(PushFrame.pack(["send", [], ""])) == wire(PushFrame(["send", [], ""]).encode())
+
+
+WIRE_MODULES = {"_frames.py", "_payloads.py", "_wire.py"}
+
+
+def _indexed_records(source: str) -> list[int]:
+    """Lines where ``source`` indexes an event's payload, a frame or a push by position."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Subscript):
+            continue
+        value = node.value
+        name = value.attr if isinstance(value, ast.Attribute) else getattr(value, "id", None)
+        if name in ("payload", "frame", "push") and isinstance(
+            node.slice, ast.Constant | ast.Slice
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_wire_modules_take_payloads_and_frames_apart() -> None:
+    root = Path(_payloads.__file__).resolve().parent.parent
+    found = {
+        f"{path.relative_to(root)}:{line}"
+        for package in ("actors", "bindings", "gateway")
+        for path in sorted((root / package).rglob("*.py"))
+        if path.name not in WIRE_MODULES
+        for line in _indexed_records(path.read_text())
+    }
+    assert found == set()
+    assert _indexed_records("event.payload[0]\nframe[1:]\nrows[0]") == [1, 2]

@@ -269,7 +269,8 @@ async def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(
     assert queue_counts(app.config, "parked").ready == 1
 
     # The queue object checks what reaches it directly too.
-    stub = app.env._QUEUE_BROKER.stub("parked")
+    broker = getattr(app.gateway.placement.platform_env, queues.BROKER)  # type: ignore[union-attr]
+    stub = broker.stub("parked")
     good = ["0" * 32, b"\x01", 0, None]
     for item in (
         ["../x", b"\x01", 0, None],
@@ -281,12 +282,12 @@ async def test_malformed_and_oversized_messages_are_refused_and_nothing_is_sent(
         "junk",
     ):
         with pytest.raises(ObjectError):
-            await app.env._QUEUE_BROKER.stub("parked").enqueue([item])
+            await broker.stub("parked").enqueue([item])
     with pytest.raises(RemoteLimitExceeded):
         await stub.enqueue([["1" * 32, b"x" * (200 * 1024), 0, None]])
     with pytest.raises(ObjectError):
-        await app.env._QUEUE_BROKER.stub("parked").enqueue("junk")
-    stub = app.env._QUEUE_BROKER.stub("parked")
+        await broker.stub("parked").enqueue("junk")
+    stub = broker.stub("parked")
     assert await stub.enqueue([good, good]) == 1  # a repeated id is ignored
     assert queue_counts(app.config, "parked").ready == 2
 
@@ -398,3 +399,37 @@ async def test_the_queues_cli_lists_shows_and_purges(
         assert "error" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli(["queues", "show", "parked", "--limit", "-1"])
+
+
+def test_decisions_are_journaled_the_moment_they_are_made(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from raydo.bindings.queues._decisions import Journal, journal_leases, journal_path, read_journal
+
+    queue_file = tmp_path / ("ab" * 32 + ".sqlite")
+    journal = Journal(journal_path(queue_file, "0123456789abcdef"))
+    at = datetime.now(UTC)
+    batch = MessageBatch("q", [], _record=journal.record)
+    batch.messages = [Message(str(n), n, at, 1, _record=journal.record) for n in range(4)]
+    batch.messages[0].ack()
+    # On disk before anything else happens, as a process killed right now would leave it.
+    assert read_journal(journal.path).messages == {"0": ("ack", None)}
+    batch.messages[0].retry()  # not a decision any more: the first one holds
+    batch.messages[1].retry(delay_seconds=2)
+    batch.retry_all(delay_seconds=5)
+    batch.ack_all()
+    journal.close()
+    with journal.path.open("a") as torn:  # a writer that died mid-line
+        torn.write('["3", "ac')
+    found = read_journal(journal.path)
+    assert found.messages == {"0": ("ack", None), "1": ("retry", 2.0)}
+    assert found.batch == ("retry", 5.0)
+    assert [found.decision(str(n)) for n in range(4)] == [
+        ("ack", None),
+        ("retry", 2.0),
+        ("retry", 5.0),
+        ("retry", 5.0),
+    ]
+    assert journal_leases(queue_file) == {"0123456789abcdef": journal.path}
+    journal.remove()
+    assert journal_leases(queue_file) == {} and read_journal(journal.path).batch is None

@@ -335,6 +335,8 @@ def test_bool_is_not_an_integer(tmp_path: Path, text: str, key: str) -> None:
         ("max_live_objects", "10_000_001", "an integer from 1 to 10000000"),
         ("mailbox_limit", "0", "an integer from 1 to 1000000"),
         ("mailbox_limit", "[1]", "an integer from 1 to 1000000"),
+        ("queue_wait_seconds", "0", "a number greater than 0 and at most 86400"),
+        ("queue_wait_seconds", "-1", "a number greater than 0 and at most 86400"),
     ],
 )
 def test_binding_values_out_of_range(tmp_path: Path, field: str, value: str, expected: str) -> None:
@@ -348,6 +350,9 @@ def test_binding_number_accepts_int_and_float(tmp_path: Path) -> None:
     assert config.binding("ROOM").idle_timeout_s == 0.25
     config = load_config(write(tmp_path, binding_toml(idle_timeout_s="86400")))
     assert config.binding("ROOM").idle_timeout_s == 86400.0
+    assert config.binding("ROOM").queue_wait_seconds == 30.0  # the default
+    config = load_config(write(tmp_path, binding_toml(queue_wait_seconds="2.5")))
+    assert config.binding("ROOM").queue_wait_seconds == 2.5
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ from starlette.requests import Request
 
 from raydo.actors._http import fetch_request
 from raydo.actors._payloads import (
+    ClosePush,
     FetchReply,
     FetchRequest,
+    SendPush,
     SocketClose,
     SocketMessage,
     Upgrade,
@@ -46,9 +48,9 @@ async def test_pushes_are_counted_and_a_lost_gateways_sockets_close_with_1006(
     writer = written.append  # one bound method: detach must see the writer attach saw
     sockets.attach_gateway("g", writer)
     sockets.announce_sockets("g", [["ab", "g.1"], ["ab", "g.2"]])
-    sockets.push("g", ["send", ["g.1", "g.2"], "hi"])
-    sockets.push("g", ["close", ["g.2"], 1000, ""])
-    assert written == [["send", ["g.1", "g.2"], "hi"], ["close", ["g.2"], 1000, ""]]
+    sockets.push("g", SendPush("ab", ["g.1", "g.2"], "hi"))
+    sockets.push("g", ClosePush("ab", ["g.2"], 1000, ""))
+    assert written == [["send", "ab", ["g.1", "g.2"], "hi"], ["close", "ab", ["g.2"], 1000, ""]]
     assert sockets.sends == 2
     sockets.detach_gateway("g", writer)
     await asyncio.sleep(0.2)
@@ -80,7 +82,7 @@ async def test_an_upgrade_is_accepted_then_its_events_run_and_its_close_forgets_
     sockets = host_sockets([])
     storage = StorageCore(tmp_path / "room.sqlite")
     try:
-        view: ObjectSockets = sockets.object_sockets(storage)
+        view: ObjectSockets = sockets.object_sockets(storage, "ab")
         fetch = FetchRequest("GET", "/ws", b"", [], b"", Upgrade("g.1", "g"))
         request: Request = fetch_request(fetch)
         sockets.prepare_upgrade(request, fetch)

@@ -12,7 +12,14 @@ import pytest
 
 from raydo.actors import BindingSpec, RuntimeSpec
 from raydo.actors._http import fetch_request
-from raydo.actors._payloads import FetchReply, FetchRequest, SocketClose, Upgrade, decode_payload
+from raydo.actors._payloads import (
+    ClosePush,
+    FetchReply,
+    FetchRequest,
+    SocketClose,
+    Upgrade,
+    decode_payload,
+)
 from raydo.actors._socket_index import IndexedSocket, SocketIndex
 from raydo.actors.placement import LocalPlacement
 from raydo.actors.types import Event, EventKind
@@ -38,7 +45,7 @@ def host_sockets(index: SocketIndex, delivered: list[Event]) -> HostSockets:
 
 def accept(sockets: HostSockets, storage: StorageCore, object_hex: str, sid: str) -> None:
     """What an upgrade's turn does to a socket: accept it, answer 101, commit."""
-    view = sockets.object_sockets(storage)
+    view = sockets.object_sockets(storage, object_hex)
     gateway = sid.split(".")[0]
     fetch = FetchRequest("GET", "/ws", b"", [], b"", Upgrade(sid, gateway))
     request = fetch_request(fetch)
@@ -72,11 +79,11 @@ async def test_a_socket_enters_the_index_when_accepted_and_leaves_it_when_closed
             IndexedSocket("ab", "g1.2", "g1"),
         ]
         assert index.hosts() == ["ROOM/shard/0"]
-        view = sockets.object_sockets(storage)
+        view = sockets.object_sockets(storage, "ab")
         await sockets.run_event(
             lambda: object(), view, "ab", SocketClose("g1.1", 1000, "", True), storage.commit
         )
-        sockets.push("g1", ["close", ["g1.2"], 1000, "bye"])  # the object closed it
+        sockets.push("g1", ClosePush("ab", ["g1.2"], 1000, "bye"))  # the object closed it
         assert index.of_host("ROOM/shard/0") == []
     finally:
         sockets.stop()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from raydo.actors._payloads import SocketClose, SocketMessage
+from raydo.actors._payloads import SendPush, SocketClose, SocketMessage
 from raydo.actors._spec import HostKey
 from raydo.actors.websockets import DetachedSocket, SocketHub, SocketState, SocketStateError
 from raydo.storage.limits import DEFAULT_LIMITS
@@ -143,9 +143,11 @@ async def test_a_client_left_behind_is_cut_off_and_reported_as_dropped() -> None
 @pytest.mark.anyio
 async def test_the_hub_holds_pushes_for_a_socket_until_it_is_open() -> None:
     hub = SocketHub(DEFAULT_LIMITS)
-    sid = hub.new_sid()
-    hub.push(["send", [sid], "greeting"])
-    hub.push(["send", ["unknown"], "dropped"])
-    assert hub.sockets_on(HostKey("ROOM", shard=0)) == []
+    host = HostKey("ROOM", shard=0)
+    sid = hub.new_sid(host, "ab")
+    hub.push(host, ["send", "ab", [sid], "greeting"])
+    hub.push(host, ["send", "ab", ["unknown"], "dropped"])
+    assert hub._waiting[sid] == [SendPush("ab", [sid], "greeting")]
+    assert hub.sockets_on(host) == []
     hub.abandon(sid)
     assert hub.open_by_binding() == {}

@@ -1,4 +1,5 @@
-"""The queues test app: POST /send/{binding} enqueues the JSON body's "messages"."""
+"""The queues test app: POST /send/{binding} enqueues the JSON body's "messages"; GET /env
+says what the handler's ``env`` shows (its names, and whether internal ones are reachable)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,14 @@ async def send(request: Request) -> JSONResponse:
     return JSONResponse({"sent": len(data["messages"])})
 
 
-app = Starlette(routes=[Route("/send/{binding}", send, methods=["POST"])])
+async def env_seen(request: Request) -> JSONResponse:
+    env = request.state.env
+    return JSONResponse(
+        {
+            "dir": dir(env),
+            "internal": [name for name in ("_QUEUE_BROKER", "_QUEUES") if getattr(env, name, None)],
+        }
+    )
+
+
+app = Starlette(routes=[Route("/send/{binding}", send, methods=["POST"]), Route("/env", env_seen)])

@@ -5,7 +5,10 @@
 * ``seen``: the upgrade request its ``fetch`` saw last (method, path, query, headers), as JSON;
 * ``sid``: the socket's id (its prefix names the gateway process holding it);
 * ``interleave N``: sends ``tick``, ``n0``, ``tick``, ``n1``, ... (N pairs) in one event;
-* RPC ``value(key)``: a stored value, to check what an event wrote.
+* RPC ``value(key)``: a stored value, to check what an event wrote;
+* RPC ``hijack(sid, message)``: a hostile object takes another object's socket id into its
+  own records through the object-side plumbing, then sends to it and closes it (the gateway
+  must refuse both).
 """
 
 import json
@@ -49,3 +52,12 @@ class Lab(Room):
 
     async def value(self, key: str) -> Any:
         return self.ctx.storage.get(key)
+
+    async def hijack(self, sid: str, message: str) -> int:
+        gateway = sid.rsplit(".", 1)[0]  # a socket id's prefix names its gateway
+        self.ctx._sockets.accept(sid, gateway, [])
+        stolen = [ws for ws in self.ctx.get_websockets() if ws.sid == sid]
+        for ws in stolen:
+            ws.send(message)
+            ws.close(4000, "hijacked")
+        return len(stolen)
