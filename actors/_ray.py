@@ -52,6 +52,7 @@ log = logging.getLogger("raydo.ray")
 
 RAY_NAMESPACE = "raydo"
 CONNECT_TIMEOUT_S = 60.0
+CONNECT_ATTEMPT_S = 5.0
 RESPREAD_ATTEMPTS = 3
 REJOIN_TIMEOUT_S = 60.0
 GCS_RECONNECT_S = 10**9
@@ -431,9 +432,10 @@ class RayPlacement:
             if self.watch is not None:
                 self.watch.check()
             try:
-                remaining = max(0.1, deadline - time.monotonic())
+                # Bounded per attempt, so a cluster that stops answering meanwhile is seen.
+                attempt = min(CONNECT_ATTEMPT_S, max(0.1, deadline - time.monotonic()))
                 address, port, token = await asyncio.wait_for(
-                    _awaitable(self.handle(key).endpoint.remote()), remaining
+                    _awaitable(self.handle(key).endpoint.remote()), attempt
                 )
                 link = await HostLink.open(
                     address,

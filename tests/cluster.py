@@ -195,3 +195,60 @@ def serve(
         *args,
     ]
     return Server(command, port, log_dir / f"serve-{port}.log").start()
+
+
+def dev(app_dir: Path, log_dir: Path, *, args: Sequence[str] = ()) -> Server:
+    """``raydo dev`` (its own embedded Ray) on a free port, not started yet."""
+    port = free_port()
+    command = [RAYDO, "dev", str(app_dir), "--port", str(port), *args]
+    return Server(command, port, log_dir / f"dev-{port}.log")
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and every process under it (a ``raydo dev`` and its embedded Ray)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def kill_all(processes: Sequence[psutil.Process], timeout: float = 30.0) -> None:
+    """SIGKILL each process and wait until all are gone."""
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    _, alive = psutil.wait_procs(list(processes), timeout=timeout)
+    assert not alive, f"still running after SIGKILL: {alive}"
+
+
+def named(processes: Sequence[psutil.Process], name: str) -> list[psutil.Process]:
+    """Those of ``processes`` whose executable is ``name`` (``gcs_server``, ``raylet``)."""
+    found = []
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.name() == name:
+                found.append(proc)
+    return found
+
+
+def host_processes(processes: Sequence[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` that are raydo hosts (Ray workers running a ``HostActor``)."""
+    found = []
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "HostActor" in " ".join(proc.cmdline()):
+                found.append(proc)
+    return found
+
+
+def cluster_processes(cluster: RayCluster) -> list[psutil.Process]:
+    """Every process of a :class:`RayCluster` (its GCS, raylet, workers and hosts)."""
+    marker = str(cluster.temp_dir)
+    roots = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if any(marker in arg for arg in (p.info["cmdline"] or []))
+    ]
+    found: dict[int, psutil.Process] = {p.pid: p for p in roots}
+    for proc in roots:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.update((child.pid, child) for child in proc.children(recursive=True))
+    return list(found.values())
