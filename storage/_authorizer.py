@@ -231,8 +231,8 @@ class Authorizer:
             allowed = ", ".join(sorted(ALLOWED_MODULES))
             return f"virtual tables using {arg2} are not allowed (allowed: {allowed})"
         if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
-            if self.internal_tables is not InternalTables.REFUSED:
-                return None  # a reader's own transactions; a dump's BEGIN and COMMIT
+            if self.internal_tables is InternalTables.READABLE:
+                return None  # a reader's own transactions, on a file it cannot write
             return (
                 "transaction statements are not allowed in sql.exec; every event already runs in"
                 " a transaction, and ctx.storage.transaction() nests one inside it"
@@ -256,7 +256,7 @@ class Authorizer:
         if action in _TABLE_ACTIONS:
             for table in (arg1, arg2):
                 if table and table.lower().startswith(INTERNAL_PREFIX):
-                    if self._internal_allowed(action):
+                    if self._internal_allowed(action, arg1):
                         return None
                     return (
                         f"access to {table} is not allowed:"
@@ -264,17 +264,35 @@ class Authorizer:
                     )
         return None
 
-    def _internal_allowed(self, action: int) -> bool:
+    def _internal_allowed(self, action: int, arg1: str | None) -> bool:
         allowed = self.internal_tables
         if allowed is InternalTables.READABLE:
             return action == sqlite3.SQLITE_READ
         if allowed is InternalTables.LOADABLE:
-            return action in (
+            # SQLite names the index of a primary key itself when it makes the table.
+            own_index = action == sqlite3.SQLITE_CREATE_INDEX and (arg1 or "").startswith(
+                "sqlite_autoindex_"
+            )
+            return own_index or action in (
                 sqlite3.SQLITE_READ,
                 sqlite3.SQLITE_INSERT,
                 sqlite3.SQLITE_CREATE_TABLE,
             )
         return False
+
+
+def harden(conn: sqlite3.Connection) -> None:
+    """What every connection raydo opens on an object's file gets, whoever runs SQL on it: no
+    attached databases (so neither ``ATTACH`` nor ``VACUUM INTO`` can write a file elsewhere),
+    functions in the schema only when SQLite marks them harmless, and, where the Python build
+    can ask for it (3.12 and later), SQLite's defensive mode, which keeps SQL from writing
+    virtual tables' shadow tables and the schema itself."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.execute("PRAGMA trusted_schema=OFF")
+    setconfig = getattr(conn, "setconfig", None)
+    defensive = getattr(sqlite3, "SQLITE_DBCONFIG_DEFENSIVE", None)
+    if setconfig is not None and defensive is not None:
+        setconfig(defensive, True)
 
 
 def translate_error(

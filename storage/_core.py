@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, layout
-from ._authorizer import Authorizer, translate_error
+from ._authorizer import Authorizer, harden, translate_error
 from ._schema_guard import SchemaGuard, schema_refusal
-from ._tables import KV_TABLE, META_TABLE, TAG
+from ._tables import COLUMNS, KV_TABLE, META_TABLE, TAG
 from .errors import SqlError, StorageError, StorageFull, TransactionError, disk_error
-from .files import harden
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 
 log = logging.getLogger("raydo.storage")
@@ -50,14 +49,9 @@ AfterCommit = Callable[[bool], "asyncio.Future[None] | None"]
 
 #: How many prepared statements a connection keeps (sqlite3's cache, keyed by text).
 STATEMENT_CACHE_SIZE = 64
-KV_CREATE = (
-    f"{TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE}"
-    " (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
-)
+KV_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE} {COLUMNS[KV_TABLE]}"
 _TABLE_EXISTS = f"{TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-_META_CREATE = (
-    f"{TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
-)
+_META_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} {COLUMNS[META_TABLE]}"
 _META_GET = f"{TAG}SELECT value FROM {META_TABLE} WHERE key = ?"
 _META_SET = f"{TAG}INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)"
 _META_DELETE = f"{TAG}DELETE FROM {META_TABLE} WHERE key = ?"

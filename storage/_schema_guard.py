@@ -70,7 +70,7 @@ class SchemaGuard:
     def remember(self, run: Run) -> None:
         """Take the schema as it is now (raydo's own doing, or already checked) as good."""
         self._version = int(run(_SCHEMA_VERSION).fetchone()[0])
-        self._own = frozenset(row for row in _mentions(run) if _is_own(row))
+        self._own = frozenset(row for row in rows_naming_internal(run) if is_own(row))
 
     def may_change(self, statement: str, prepared_as_ddl: bool) -> bool:
         """Whether ``statement`` (just run, or just failed) may have changed the schema:
@@ -93,11 +93,11 @@ class SchemaGuard:
         if version == self._version:
             return None
         own: set[SchemaRow] = set()
-        for row in _mentions(run):
-            if _is_own(row):
+        for row in rows_naming_internal(run):
+            if is_own(row):
                 own.add(row)
             else:
-                return f"the {row[0]} {row[1]!r} {_why(row)}"
+                return refusal_of(row)
         if own != self._own:
             changed = sorted(row[1] for row in own.symmetric_difference(self._own))
             return (
@@ -108,7 +108,9 @@ class SchemaGuard:
         return None
 
 
-def _mentions(run: Run) -> Iterable[SchemaRow]:
+def rows_naming_internal(run: Run) -> Iterable[SchemaRow]:
+    """The rows of ``sqlite_master`` that are named ``_raydo_*``, are on such a table, or name
+    one in their SQL."""
     rows: list[Any] = run(_MENTIONS).fetchall()
     for kind, name, table, sql in rows:
         if _named_internal(name) or _named_internal(table) or _NAMES_INTERNAL.search(sql or ""):
@@ -119,7 +121,7 @@ def _named_internal(name: str | None) -> bool:
     return name is not None and name.lower().startswith(INTERNAL_PREFIX)
 
 
-def _is_own(row: SchemaRow) -> bool:
+def is_own(row: SchemaRow) -> bool:
     """A plain table named ``_raydo_*``, or SQLite's automatic index of one; whether it is
     raydo's is told by comparing with the remembered schema."""
     kind, name, table, sql = row
@@ -132,8 +134,13 @@ def _is_virtual(sql: str | None) -> bool:
     return sql is None or sql.lstrip()[:14].upper() == "CREATE VIRTUAL"
 
 
-def _why(row: SchemaRow) -> str:
+def refusal_of(row: SchemaRow) -> str:
+    """Why a row that :func:`is_own` says is not raydo's is refused."""
     kind, name, table, _ = row
+    return f"the {kind} {name!r} {_why(kind, name, table)}"
+
+
+def _why(kind: str, name: str, table: str) -> str:
     if _named_internal(name):
         return f"is not allowed: names starting with {INTERNAL_PREFIX} belong to raydo"
     if kind != "table" and _named_internal(table):

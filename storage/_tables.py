@@ -17,6 +17,23 @@ META_TABLE = "_raydo_meta"
 SOCKETS_TABLE = "_raydo_sockets"
 """One row per accepted WebSocket: its gateway, tags and attachment."""
 
+COLUMNS = {
+    KV_TABLE: "(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    META_TABLE: "(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    SOCKETS_TABLE: (
+        "(sid TEXT PRIMARY KEY, gateway TEXT NOT NULL, tags BLOB NOT NULL, attachment BLOB)"
+        " WITHOUT ROWID"
+    ),
+}
+"""Each of raydo's tables as it is made: ``CREATE TABLE <name> <columns>``. A file whose raydo
+tables are defined otherwise is not one raydo made (see :func:`storage.files.load_dump`)."""
+
+
+def definition(table: str) -> str:
+    """The SQL SQLite keeps in ``sqlite_master`` for raydo's ``table``."""
+    return f"CREATE TABLE {table} {COLUMNS[table]}"
+
+
 TAG_START = "/*raydo"
 """How the text of every internal statement starts; user SQL that carries it anywhere is
 refused (whatever follows, so no process's tag gets through)."""
