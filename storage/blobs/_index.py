@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ._types import BlobMeta, InvalidArgument
@@ -100,6 +100,15 @@ def decode_cursor(cursor: str) -> bytes:
         raise InvalidArgument("malformed list cursor") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _milliseconds(when: datetime) -> int:
+    """``when`` in whole milliseconds since the epoch, in integers (a float timestamp times
+    1,000 can land a millisecond short)."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
 def _meta(row: sqlite3.Row | tuple[object, ...], with_metadata: bool = True) -> BlobMeta:
     key, size, etag, uploaded_ms, version, http, custom = row
     assert isinstance(key, bytes) and isinstance(uploaded_ms, int)
@@ -107,7 +116,7 @@ def _meta(row: sqlite3.Row | tuple[object, ...], with_metadata: bool = True) -> 
         key=key.decode(),
         size=int(str(size)),
         etag=str(etag),
-        uploaded=datetime.fromtimestamp(uploaded_ms / 1000, UTC),
+        uploaded=_EPOCH + timedelta(milliseconds=uploaded_ms),
         version=str(version),
         http_metadata=json.loads(str(http)) if with_metadata else {},
         custom_metadata=json.loads(str(custom)) if with_metadata else {},
@@ -200,7 +209,7 @@ class BlobIndex:
                 key,
                 meta.size,
                 meta.etag,
-                int(meta.uploaded.timestamp() * 1000),
+                _milliseconds(meta.uploaded),
                 meta.version,
                 json.dumps(meta.http_metadata),
                 json.dumps(meta.custom_metadata),

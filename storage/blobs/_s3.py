@@ -208,7 +208,14 @@ class S3Backend:
             raise
         finally:
             file.close()
-        return BlobMeta(key, size, etag, now(), version, http_metadata, custom_metadata)
+        # The answer carries S3's own upload time, so it equals what head, get and list say.
+        stored = await self.head(key)
+        if stored is not None and stored.version == version:
+            return stored
+        # Replaced or deleted meanwhile: S3 keeps its times to the second.
+        return BlobMeta(
+            key, size, etag, now().replace(microsecond=0), version, http_metadata, custom_metadata
+        )
 
     async def get(
         self, key: str, *, range: Range | None, only_if: Conditions | None
