@@ -22,6 +22,7 @@ from raydo.actors import ObjectId
 from raydo.storage import codec, layout
 from raydo.storage.files import connect_read_only
 from raydo.storage.layout import KV_TABLE, META_TABLE, RAYDO_TABLES, SOCKETS_TABLE
+from raydo.storage.owner_only import create_database_file, make_folders
 
 from .config import AppConfig
 from .runtime import runtime_spec
@@ -196,9 +197,10 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
     path = object_path(config, target)
     if path.exists():
         raise InspectionError(f"object {target.hex} already has storage at {path}; not replaced")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(path.parent)
     partial = path.with_name(f".{path.name}.import")
     partial.unlink(missing_ok=True)
+    create_database_file(partial)
     conn = sqlite3.connect(partial)
     try:
         conn.executescript(dump)

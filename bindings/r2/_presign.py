@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from raydo.storage.owner_only import make_folders
+
 PRESIGN_PREFIX = "/_raydo/r2/"
 MAX_EXPIRES_IN = 7 * 24 * 3600
 METHODS = ("GET", "HEAD", "PUT", "DELETE")
@@ -79,7 +81,7 @@ class Signer:
             return _read_secret(path)
         except FileNotFoundError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(path.parent)
         draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

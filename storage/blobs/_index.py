@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..owner_only import create_database_file, make_folders
 from ._types import BlobMeta, InvalidArgument
 
 _SCHEMA = """
@@ -138,6 +139,8 @@ class BlobIndex:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            make_folders(self._path.parent)
+            create_database_file(self._path)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA busy_timeout = 30000")
             db.execute("PRAGMA journal_mode = WAL")
