@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -96,5 +96,9 @@ app = Starlette(
         Route("/files", files, methods=["GET", "PUT", "POST"]),
         Route("/jobs", jobs, methods=["POST"]),
     ],
-    exception_handlers={BlobError: bad_request, ValueError: bad_request},
+    exception_handlers={
+        BlobError: bad_request,
+        ValueError: bad_request,
+        ClientDisconnect: bad_request,  # nobody reads it, but nothing is logged as a failure
+    },
 )
