@@ -30,6 +30,7 @@ from raydo.storage import (
 )
 from raydo.storage.files import connect_read_only, harden, load_dump
 from raydo.storage.layout import KV_TABLE, META_TABLE, RAYDO_TABLES, SOCKETS_TABLE
+from raydo.storage.owner_only import create_database_file, make_folders
 
 from .config import AppConfig
 from .runtime import runtime_spec
@@ -225,9 +226,10 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
     path = object_path(config, target)
     if path.exists():
         raise InspectionError(f"object {target.hex} already has storage at {path}; not replaced")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(path.parent)
     partial = path.with_name(f".{path.name}.import")
     partial.unlink(missing_ok=True)
+    create_database_file(partial)  # 0600 before SQLite opens it: its -wal and -shm follow
     try:
         load_dump(partial, dump)
     except SqlError as exc:

@@ -38,6 +38,7 @@ from ._schema_guard import SchemaGuard, schema_refusal
 from ._tables import COLUMNS, KV_TABLE, META_TABLE, TAG
 from .errors import SqlError, StorageError, StorageFull, TransactionError, disk_error
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+from .owner_only import make_folders, make_private
 
 log = logging.getLogger("raydo.storage")
 
@@ -381,7 +382,7 @@ class StorageCore:
     def _open(self) -> sqlite3.Connection:
         # Errors name no path (they reach callers); the log has it for the operator.
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_folders(self.path.parent)
             if not self.path.exists():
                 _create_from_template(self.path)
         except OSError as exc:
@@ -493,6 +494,7 @@ def _create_from_template(path: Path) -> None:
     partial = layout.partial_object_file(path, os.getpid())
     try:
         shutil.copyfile(_template, partial)
+        make_private(partial)  # before it takes its name: its -wal and -shm follow its mode
         os.replace(partial, path)  # atomic: the file is whole or absent
     except BaseException:
         partial.unlink(missing_ok=True)
