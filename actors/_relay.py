@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from raydo.storage.limits import LimitExceeded, Limits
+from raydo.storage.limits import Limits
 
 from ._client_gone import client_gone, departure
 from ._errors import RaydoError, RemoteLimitExceeded, StreamBroken
@@ -68,8 +68,6 @@ async def relay(
     if reply.body is not None:
         if pump is not None:  # the object's turn is over: it reads no more
             await pump.stop()
-        if pump is not None and pump.breach is not None:
-            raise pump.breach
         return reply_response(reply)
     if streams.reply is None:  # a transport that lost the body's opening: say so
         if pump is not None:
@@ -88,8 +86,6 @@ class RequestPump:
         self._streams = streams
         self._most = limits.stream_bytes
         self.client_left = asyncio.Event()
-        self.breach: LimitExceeded | None = None
-        """Set when the client sent more than ``stream_bytes``."""
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
@@ -119,11 +115,13 @@ class RequestPump:
                     sink.end(StreamBroken("the client left before the end of its request body"))
                     return
                 size += len(chunk)
-                if size > self._most:
-                    self.breach = LimitExceeded(
-                        "stream_bytes", f"the request body is over {self._most} bytes"
+                if size > self._most:  # the object reads the error (and answers as it likes)
+                    sink.end(
+                        RemoteLimitExceeded(
+                            "stream_bytes",
+                            f"the request body is over {self._most} bytes (limit stream_bytes)",
+                        )
                     )
-                    sink.end(RemoteLimitExceeded("stream_bytes", str(self.breach)))
                     return
                 if chunk:
                     try:

@@ -3,15 +3,21 @@ events as they are produced, a client that leaves mid-stream, the output gate pe
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import sqlite3
 import time
 
 import httpx
+import pytest
 
-from raydo.gateway.testing import TestApp
+from raydo.actors._streams import Pipe
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import layout
-from tests.polling import poll
+from tests.placements import Placement
+from tests.polling import as_async, poll
+from tests.streams.conftest import MakeApp
 
 
 async def state(app: TestApp, name: str) -> dict[str, int]:
@@ -47,18 +53,43 @@ async def test_server_sent_events_arrive_one_by_one_as_they_are_produced(
     assert first_arrival < last_made - 50 * interval  # the first came long before the last
 
 
+def live_pipes() -> int:
+    """Stream buffers alive in this process (the gateway's, and in process the host's)."""
+    gc.collect()
+    return sum(isinstance(o, Pipe) for o in gc.get_objects())
+
+
+def streams_on_links(app: TestApp) -> int:
+    """Streams under way on this gateway's connections to Ray hosts (none in process)."""
+    links = getattr(app.gateway.placement, "_links", {})
+    return sum(link.streams.open_streams + link.held_bytes for link in links.values())
+
+
 async def test_a_client_that_leaves_closes_the_generator_and_ends_the_event(
     app: TestApp, name: str
 ) -> None:
-    async with app.http.stream("GET", f"/o/{name}/endless", params={"interval": 0.02}) as reply:
-        lines = reply.aiter_lines()
-        assert [await anext(lines) for _ in range(3)] == ["1", "2", "3"]
+    await state(app, name)  # the object and the connections exist before the baseline
+    tasks, pipes = len(asyncio.all_tasks()), live_pipes()
+    async with (
+        httpx.AsyncClient(base_url=app.url, timeout=30) as client,
+        client.stream(
+            "GET", f"/o/{name}/endless", params={"interval": 0.02, "size": 10_000}
+        ) as reply,
+    ):
+        chunks = reply.aiter_bytes()
+        got = 0
+        while got < 100_000:
+            got += len(await anext(chunks))
     # The generator's finally ran, the event ended (the object answers the next event), and
     # what it committed is kept.
     after = await poll(lambda: state(app, name), lambda s: s["closed"] == 1, timeout=20)
-    assert after["produced"] >= 3
+    assert after["produced"] >= 10
     later = await state(app, name)
     assert later["produced"] == after["produced"]  # it stopped producing
+    # Nothing of the stream is left: no task, no buffer, no frame or stream on a link.
+    await poll(as_async(lambda: len(asyncio.all_tasks())), lambda n: n <= tasks)
+    await poll(as_async(live_pipes), lambda n: n <= pipes)
+    assert streams_on_links(app) == 0
 
 
 async def test_each_chunk_leaves_only_after_the_writes_made_before_it_commit(
@@ -114,3 +145,43 @@ async def test_a_streamed_body_the_object_ignores_costs_only_its_window(
         reply = await client.post(f"/o/{name}/ignore", content=body())  # type: ignore[arg-type]
     assert reply.json() == {"ignored": True}
     assert (await state(app, name))["closed"] == 0  # the object still answers
+
+
+async def test_a_reply_past_stream_bytes_is_cut_off_and_its_event_fails(
+    streams_dir: MakeApp, placement: Placement, name: str
+) -> None:
+    app_dir = streams_dir("[limits]\nstream_bytes = 200000")
+    async with start_app(app_dir, **placement, storage=CONFIGURED_STORAGE) as app:
+        got = 0
+        with pytest.raises(httpx.RemoteProtocolError):  # the client sees the body cut off
+            async with app.http.stream(
+                "GET", f"/o/{name}/endless", params={"interval": 0, "size": 10_000}
+            ) as reply:
+                async for chunk in reply.aiter_bytes():
+                    got += len(chunk)
+        assert got <= 200_000
+        # The object's event failed on the limit (what it had sent stays committed) and the
+        # object answers the next event.
+        after = await state(app, name)
+        assert after["produced"] in (20, 21) and after["closed"] == 0
+
+
+async def test_a_client_that_stops_reading_is_an_idle_breach_for_the_generator(
+    streams_dir: MakeApp, placement: Placement, name: str
+) -> None:
+    app_dir = streams_dir("[limits]\nstream_idle_seconds = 1\nstream_window_bytes = 65536")
+    async with (
+        start_app(app_dir, **placement, storage=CONFIGURED_STORAGE) as app,
+        httpx.AsyncClient(base_url=app.url, timeout=60) as reader,
+        reader.stream("GET", f"/o/{name}/endless", params={"interval": 0, "size": 65536}) as reply,
+    ):
+        chunks = reply.aiter_bytes()
+        await anext(chunks)
+        # It reads no more. The object's next event runs once the streaming one has
+        # ended, which it does when the generator has waited a second for room.
+        after = await state(app, name)
+        assert after["produced"] >= 1
+        assert (await state(app, name))["produced"] == after["produced"]
+        with pytest.raises(httpx.RemoteProtocolError):  # the rest of it is cut off
+            async for _ in chunks:
+                pass

@@ -26,7 +26,8 @@ class Streamer(DurableObject):
                 self.events(int(q["n"]), float(q["interval"])), media_type="text/event-stream"
             )
         if route == "endless":
-            return StreamingResponse(self.endless(float(q["interval"])))
+            size = int(q.get("size", "0"))
+            return StreamingResponse(self.endless(float(q["interval"]), size))
         if route == "marks":
             return StreamingResponse(self.marks(int(q["n"])))
         if route == "upload":
@@ -36,8 +37,13 @@ class Streamer(DurableObject):
             return StreamingResponse(request.stream())
         if route == "count":
             size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+            except Exception as exc:
+                if "catch" not in q:
+                    raise
+                return JSONResponse({"read_error": f"{type(exc).__name__}: {exc}"}, 400)
             return JSONResponse({"size": size})
         if route == "whole":
             return JSONResponse({"size": len(await request.body())})
@@ -60,13 +66,13 @@ class Streamer(DurableObject):
             yield f"id: {i}\ndata: {json.dumps({'i': i, 't': time.time()})}\n\n"
             await asyncio.sleep(interval)
 
-    async def endless(self, interval: float) -> AsyncIterator[bytes]:
+    async def endless(self, interval: float, size: int) -> AsyncIterator[bytes]:
         i = 0
         try:
             while True:
                 i += 1
                 self.ctx.storage.put("produced", i)
-                yield f"{i}\n".encode()
+                yield f"{i}\n".encode() if not size else b"e" * size
                 await asyncio.sleep(interval)
         finally:
             self.ctx.storage.put("closed", self.ctx.storage.get("closed", 0) + 1)
