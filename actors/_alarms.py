@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from raydo.storage.owner_only import create_database_file, make_folders
+
 MAX_RETRIES = 6
 FIRST_BACKOFF_S = 2.0
 JITTER = 0.25
@@ -143,9 +145,10 @@ def create_index_file(path: Path, schema: str) -> None:
     """Make the index at ``path`` unless another process has: built under a private name, in
     WAL mode with ``schema``, then hard-linked into place (a link never replaces a file).
     The socket index (:mod:`actors._socket_index`) is born the same way."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(path.parent)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
     try:
+        create_database_file(partial)
         conn = sqlite3.connect(partial, isolation_level=None)
         try:
             conn.executescript(schema)

@@ -194,7 +194,7 @@ async def test_serve_reports_a_lost_gcs_and_rejoins_the_cluster_when_it_is_back(
             # The operator starts the cluster again at the same address.
             own_cluster.stop()
             restarted = RayCluster(make_temp_dir("rdf-"), port=own_cluster.port)
-            restarted.start()
+            restarted.start(same_port=True)
             reply, _ = await poll(post, lambda r: r[0].status_code == 200, timeout=120)
             assert reply.json()["value"] == 1
         output = server.output()
