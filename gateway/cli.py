@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -302,15 +303,14 @@ def _dev(args: argparse.Namespace) -> int:
             stop_ray_hosts(gateway.spec)
         stop_local_ray()
     if lost:
-        print(
-            f"raydo: error: {lost[0]}. raydo dev cannot start or restart hosts without it,"
-            " so it stopped.",
-            file=sys.stderr,
-            flush=True,
+        _tell(
+            args,
+            f"{lost[0]}. raydo dev cannot start or restart hosts without it, so it stopped.",
+            error=True,
         )
         return 1
     if server.stopped_by is not None:
-        print(f"raydo: stopped ({signal_name(server.stopped_by)})", file=sys.stderr, flush=True)
+        _tell(args, f"stopped ({signal_name(server.stopped_by)})")
     return 0
 
 
@@ -357,8 +357,17 @@ def _serve(args: argparse.Namespace) -> int:
         run_server(server, uvicorn_config.bind_socket())
         stopped_by = server.stopped_by
     if stopped_by is not None:
-        print(f"raydo: stopped ({signal_name(stopped_by)})", file=sys.stderr, flush=True)
+        _tell(args, f"stopped ({signal_name(stopped_by)})")
     return 0
+
+
+def _tell(args: argparse.Namespace, text: str, *, error: bool = False) -> None:
+    """One line for the operator on stderr (``raydo: ...``), or one record when the logs are
+    JSON lines, so that stderr stays all JSON."""
+    if args.log_format == "json":
+        logging.getLogger("raydo.cli").log(logging.ERROR if error else logging.INFO, text)
+    else:
+        print(f"raydo: {'error: ' if error else ''}{text}", file=sys.stderr, flush=True)
 
 
 def _refuse_if_held(folder: Path, *, same_cluster_may_share: bool) -> None:
