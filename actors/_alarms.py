@@ -74,7 +74,7 @@ class AlarmIndex:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             if not self.path.exists():
-                _create_index_file(self.path)
+                create_index_file(self.path, _INDEX_SCHEMA)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
@@ -141,16 +141,17 @@ CREATE INDEX IF NOT EXISTS alarms_by_host ON alarms (host, due_ms);
 """
 
 
-def _create_index_file(path: Path) -> None:
+def create_index_file(path: Path, schema: str) -> None:
     """Make the index at ``path`` unless another process has: built under a private name, in
-    WAL mode with its schema, then hard-linked into place (a link never replaces a file)."""
+    WAL mode with ``schema``, then hard-linked into place (a link never replaces a file).
+    The socket index (:mod:`actors._socket_index`) is born the same way."""
     make_folders(path.parent)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
     try:
         create_database_file(partial)
         conn = sqlite3.connect(partial, isolation_level=None)
         try:
-            conn.executescript(_INDEX_SCHEMA)
+            conn.executescript(schema)
             conn.execute("PRAGMA journal_mode=WAL")  # last: page 1 records it in the main file
         finally:
             conn.close()  # the only connection: its WAL is checkpointed and removed

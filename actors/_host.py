@@ -61,6 +61,7 @@ from ._mailbox import Mailbox
 from ._metrics import HostMetrics
 from ._object import Aborted, DurableObject, PlatformObject
 from ._slot import ObjectLife, ObjectSlot
+from ._socket_index import SocketIndex
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
 from .types import Event, EventKind
@@ -105,7 +106,15 @@ class Host:
         self.intake = Intake(self._admit)
         self.objects = LiveObjects(self.binding, self.metrics)
         self.sockets = HostSockets(
-            self.binding.name, spec.limits, self.deliver_local, _new_own_chain
+            self.binding.name,
+            spec.limits,
+            self.deliver_local,
+            _new_own_chain,
+            index=SocketIndex(
+                layout.socket_index_file(spec.storage_root, self.binding.name),
+                full_sync=spec.durability == "full",
+            ),
+            host=key.label,
         )
         """The WebSockets of this host's objects: the transports attach gateways to it."""
         self.alarms = HostAlarms(
@@ -121,12 +130,14 @@ class Host:
         )
 
     def start(self) -> None:
-        """Remove the half-made files a dead predecessor left for this host's objects, then
-        arm every alarm the index holds for this host (call once, inside the event loop)."""
+        """Remove the half-made files a dead predecessor left for this host's objects, arm
+        every alarm the index holds for this host, and give the gateways of every socket its
+        objects had time to connect (call once, inside the event loop)."""
         removed = remove_partial_files(self.spec.storage_root, self.binding.name, self._owns)
         if removed:
             log.warning("%s: removed %d half-made object file(s)", self.key.label, removed)
         self.alarms.start()
+        self.sockets.start()
 
     def _owns(self, object_hex: str) -> bool:
         return (

@@ -7,18 +7,27 @@ that dies, and never runs a call twice. The actor runs a :class:`Host` on its ow
 thread and serves the direct event stream of :mod:`actors._wire` on a TCP port; callers
 learn the port and a token through one Ray call, ``endpoint()``, and reconnect the same way
 after a restart.
+
+A gateway's placement also watches the parts of Ray its hosts need (:mod:`actors._cluster_watch`):
+under ``raydo dev`` the GCS and raylet it started, whose death ends the runtime
+(``on_cluster_lost``); under ``raydo serve`` the cluster's GCS and this node's raylet, whose
+loss makes every call that needs Ray fail at once with the reason, until the cluster answers
+again and the gateway rejoins it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import secrets
+import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future as ThreadFuture
 from pathlib import Path
 from typing import Any
@@ -30,6 +39,7 @@ from raydo.storage.folder_lock import FolderLock
 
 from . import _observe
 from ._app_env import namespaces_env
+from ._cluster_watch import ClusterWatch, Probe, process_probe, tcp_probe
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
@@ -43,30 +53,145 @@ log = logging.getLogger("raydo.ray")
 
 RAY_NAMESPACE = "raydo"
 CONNECT_TIMEOUT_S = 60.0
+CONNECT_ATTEMPT_S = 5.0
 RESPREAD_ATTEMPTS = 3
+REJOIN_TIMEOUT_S = 60.0
+GCS_RECONNECT_S = 10**9
+"""How long a gateway's Ray driver waits for a lost GCS before Ray ends the process (Ray's
+default is 60 s): forever, since the gateway reports the loss and rejoins by itself."""
+
+_joined_address: str | None = None
+"""The address ``join_ray`` was given (``None`` for an embedded Ray): what a rejoin uses."""
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """``ray.init`` makes SIGTERM call ``sys.exit`` wherever the main thread is (inside the
+    server's event loop, say); the server's own handlers, which stop it in order, stay."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
 
 
 def start_local_ray(*, num_cpus: int | None = None) -> None:
     """Start an embedded single-node Ray for this process (``raydo dev``)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
-        ray.init(
-            address="local",
-            namespace=RAY_NAMESPACE,
-            include_dashboard=False,
-            num_cpus=num_cpus,
-            log_to_driver=True,
-            configure_logging=False,
-        )
+        with _signal_handlers_kept():
+            _init_local(num_cpus)
+
+
+def _init_local(num_cpus: int | None) -> None:
+    ray.init(
+        address="local",
+        namespace=RAY_NAMESPACE,
+        include_dashboard=False,
+        num_cpus=num_cpus,
+        log_to_driver=True,
+        configure_logging=False,
+    )
 
 
 def join_ray(address: str) -> None:
     """Connect this process to a running Ray cluster (``raydo serve``)."""
+    global _joined_address
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Read by Ray's core worker when it starts: a lost GCS no longer ends this process.
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_S))
+    _joined_address = address
     if not ray.is_initialized():
-        ray.init(
-            address=address, namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False
-        )
+        with _signal_handlers_kept():
+            ray.init(
+                address=address,
+                namespace=RAY_NAMESPACE,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+
+
+def _rejoin_ray() -> None:
+    """Leave the lost cluster and join the one at the same address again (blocking)."""
+    assert _joined_address is not None
+    ray.shutdown()
+    join_ray(_joined_address)
+
+
+def stop_local_ray(timeout: float = 10.0) -> None:
+    """Stop the embedded Ray this process started (its hosts, then its GCS and raylet),
+    waiting at most ``timeout`` seconds: a Ray that lost a part may not answer."""
+    if not ray.is_initialized():
+        return
+    done = threading.Event()
+
+    def stop() -> None:
+        try:
+            ray.shutdown()
+        finally:
+            done.set()
+
+    threading.Thread(target=stop, name="raydo-ray-stop", daemon=True).start()
+    if not done.wait(timeout):
+        log.warning("Ray did not stop within %.0f s", timeout)
+
+
+def _cluster_probes() -> tuple[list[Probe], bool]:
+    """What to watch of the Ray this process is part of, and whether this process started it
+    (an embedded Ray, whose GCS and raylet are its children)."""
+    from ray._private import ray_constants
+    from ray._private import worker as ray_worker
+
+    node = ray_worker._global_node
+    processes: dict[str, Any] = getattr(node, "all_processes", None) or {}
+    if node is not None and ray_constants.PROCESS_TYPE_GCS_SERVER in processes:
+        logs = node.get_logs_dir_path()
+        probes = []
+        for kind in (ray_constants.PROCESS_TYPE_GCS_SERVER, ray_constants.PROCESS_TYPE_RAYLET):
+            for info in processes.get(kind, ()):
+                process = info.process
+                what = f"Ray's {kind} (pid {process.pid})"
+                probes.append(process_probe(what, process.poll, f"{logs}/{kind}.out"))
+        return probes, True
+    gcs_host, _, gcs_port = ray.get_runtime_context().gcs_address.rpartition(":")
+    here: Any = ray_worker.global_worker.node
+    return [
+        tcp_probe("the Ray cluster's GCS", gcs_host, int(gcs_port)),
+        tcp_probe("this node's raylet", here.node_ip_address, int(here.node_manager_port)),
+    ], False
+
+
+def _in_thread(fn: Callable[[], None], timeout: float) -> asyncio.Future[None]:
+    """Run blocking ``fn`` in a daemon thread (a hung Ray call must not keep the process
+    from exiting); the future fails with ``TimeoutError`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if not future.done():
+            if exc is None:
+                future.set_result(None)
+            else:
+                future.set_exception(exc)
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=run, name="raydo-ray-call", daemon=True).start()
+    timer = loop.call_later(
+        timeout, settle, TimeoutError(f"no answer from Ray within {timeout:.0f} s")
+    )
+    future.add_done_callback(lambda _: timer.cancel())
+    return future
 
 
 def ray_runtime() -> str:
@@ -175,6 +300,15 @@ class HostActor:
         host = self._host
         return [] if host is None else self._run(host.live_ids)
 
+    def stop(self) -> None:
+        """Close the host (its turns end, its files close; see ``Host.close``) and let go of
+        the folder; the caller then kills the actor for good."""
+        host = self._host
+        if host is not None:
+            asyncio.run_coroutine_threadsafe(host.close(), self._loop).result(HOST_STOP_S)
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+
 
 _remote_host: Any = None
 
@@ -215,11 +349,27 @@ def actor_name(spec: RuntimeSpec, key: HostKey) -> str:
 
 
 class RayPlacement:
-    """Hosts in Ray actors, reached over direct streams; made on first use, found after restarts."""
+    """Hosts in Ray actors, reached over direct streams; made on first use, found after restarts.
 
-    def __init__(self, spec: RuntimeSpec, *, bind: str = "127.0.0.1") -> None:
+    ``on_cluster_lost(reason)`` runs each time the cluster is lost (an embedded Ray that lost
+    its GCS or raylet never comes back; a joined cluster may); ``on_rejoined()`` runs after
+    the gateway rejoined a lost cluster, before its standing hosts start.
+    """
+
+    def __init__(
+        self,
+        spec: RuntimeSpec,
+        *,
+        bind: str = "127.0.0.1",
+        on_cluster_lost: Callable[[str], None] | None = None,
+        on_rejoined: Callable[[], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.bind = bind
+        self._on_cluster_lost = on_cluster_lost
+        self._on_rejoined = on_rejoined
+        self.watch: ClusterWatch | None = None
+        """Set by :meth:`start` (gateways only: a host's own placement watches nothing)."""
         self.env, self.platform_env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.local: tuple[HostKey, Host] | None = None
@@ -230,6 +380,8 @@ class RayPlacement:
         self._closing = False
         self._reconnecting: set[asyncio.Future[HostLink]] = set()
         self._local_seq = 0
+        self._embedded = False
+        self._gcs_probe: Probe | None = None
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         local = self.local
@@ -241,6 +393,8 @@ class RayPlacement:
             return await local[1].deliver(event)
         link = self._links.get(key)
         if link is None or link.closed:
+            if self.watch is not None:  # no new link while the cluster cannot run hosts
+                self.watch.check()
             link = await self._link(key)
         return await link.call(event)
 
@@ -278,8 +432,14 @@ class RayPlacement:
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         delay = 0.05
         while True:
+            if self.watch is not None:
+                self.watch.check()
             try:
-                address, port, token = await self.handle(key).endpoint.remote()
+                # Bounded per attempt, so a cluster that stops answering meanwhile is seen.
+                attempt = min(CONNECT_ATTEMPT_S, max(0.1, deadline - time.monotonic()))
+                address, port, token = await asyncio.wait_for(
+                    _awaitable(self.handle(key).endpoint.remote()), attempt
+                )
                 link = await HostLink.open(
                     address,
                     port,
@@ -308,10 +468,55 @@ class RayPlacement:
                 delay = min(delay * 2, 1.0)
 
     async def start(self) -> None:
-        """Make sure every standing host runs (creating it if needed) and has armed its alarms."""
+        """Watch the cluster, then make sure every standing host runs (creating it if
+        needed) and has armed its alarms."""
+        if self.watch is None:
+            probes, embedded = _cluster_probes()
+            self._embedded, self._gcs_probe = embedded, probes[0]
+            self.watch = ClusterWatch(
+                probes, on_down=self._cluster_down, recover=None if embedded else self._rejoin
+            )
+            self.watch.start()
+        await self._start_hosts()
+
+    def _cluster_down(self, reason: str) -> None:
+        if self._embedded:
+            log.error("%s: the embedded Ray cannot run hosts any more", reason)
+        else:
+            log.error("lost the Ray cluster: %s; answering 503 and retrying", reason)
+        if self._on_cluster_lost is not None:
+            self._on_cluster_lost(reason)
+
+    async def _rejoin(self) -> bool:
+        """While the cluster is lost: once its GCS answers again, leave the old connection
+        and join anew, forget every handle and link, and start the standing hosts."""
+        assert self.watch is not None
+        assert self._gcs_probe is not None
+        if await self._gcs_probe.check() is not None:  # at the address last joined
+            return False
+        log.warning("the Ray cluster's GCS answers again: rejoining it")
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+        self._handles.clear()
+        await _in_thread(_rejoin_ray, REJOIN_TIMEOUT_S)
+        probes, _ = _cluster_probes()
+        self._gcs_probe = probes[0]
+        self.watch.replace_probes(probes)
+        if self._on_rejoined is not None:
+            self._on_rejoined()
+        await self._start_hosts()
+        log.warning("rejoined the Ray cluster (%s)", ray_runtime())
+        return True
+
+    async def _start_hosts(self) -> None:
         keys = self.spec.standing_hosts()
         results = await asyncio.gather(
-            *(self.handle(key).endpoint.remote() for key in keys), return_exceptions=True
+            *(
+                asyncio.wait_for(_awaitable(self.handle(key).endpoint.remote()), CONNECT_TIMEOUT_S)
+                for key in keys
+            ),
+            return_exceptions=True,
         )
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
@@ -390,6 +595,8 @@ class RayPlacement:
 
     async def close(self) -> None:
         self._closing = True
+        if self.watch is not None:
+            await self.watch.close()
         for task in self._reconnecting:
             task.cancel()
         for link in self._links.values():
@@ -419,6 +626,22 @@ def _app_hosts(spec: RuntimeSpec, known: dict[HostKey, Any]) -> list[tuple[HostK
             except ValueError:  # gone since it was listed, or not a host's name
                 continue
     return hosts
+
+
+HOST_STOP_S = 10.0
+
+
+def stop_hosts(spec: RuntimeSpec, timeout: float = HOST_STOP_S) -> int:
+    """Close every host of an app, each in order (``HostActor.stop``), then kill them for
+    good; a host that does not close within ``timeout`` seconds is killed anyway. How many."""
+    handles = [handle for _, handle in _app_hosts(spec, {})]
+    closing = [handle.stop.remote() for handle in handles]
+    with contextlib.suppress(ray.exceptions.RayError):
+        ray.wait(closing, num_returns=len(closing), timeout=timeout)
+    for handle in handles:
+        with contextlib.suppress(ValueError, ray.exceptions.RayError):
+            ray.kill(handle, no_restart=True)
+    return len(handles)
 
 
 def kill_hosts(spec: RuntimeSpec) -> int:

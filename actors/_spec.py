@@ -102,18 +102,25 @@ class RuntimeSpec:
         return IdScheme(binding.name, key, name_bytes=self.limits.name_bytes)
 
     def standing_hosts(self) -> list[HostKey]:
-        """Hosts that must run even without traffic, so their alarms fire: every shard, and
-        every dedicated host the alarm index names."""
+        """Hosts that must run even without traffic, so their alarms fire and their lost
+        sockets close: every shard, and every dedicated host the alarm or socket index names."""
         from ._alarms import AlarmIndex
+        from ._socket_index import SocketIndex
 
         keys: list[HostKey] = []
         for binding in self.bindings:
             if binding.placement == "dedicated":
-                index = AlarmIndex(layout.alarm_index_file(self.storage_root, binding.name))
-                try:
-                    keys += [HostKey.from_label(label) for label in index.hosts()]
-                finally:
-                    index.close()
+                labels: set[str] = set()
+                root, name = self.storage_root, binding.name
+                for index in (
+                    AlarmIndex(layout.alarm_index_file(root, name)),
+                    SocketIndex(layout.socket_index_file(root, name)),
+                ):
+                    try:
+                        labels.update(index.hosts())
+                    finally:
+                        index.close()
+                keys += [HostKey.from_label(label) for label in sorted(labels)]
             else:
                 keys += [HostKey(binding.name, shard=n) for n in range(binding.shards)]
         return keys

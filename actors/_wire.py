@@ -318,8 +318,8 @@ class HostLink(asyncio.Protocol):
         )
         assert link._writer is not None
         link._writer.write(Hello(token, link.caller, gateway).encode())
-        if sockets:
-            link._writer.write(Sockets(sockets).encode())
+        if gateway:  # even none: the host closes the sockets this gateway no longer holds
+            link._writer.write(Sockets(sockets or []).encode())
         await asyncio.wait_for(asyncio.shield(link.welcomed), timeout)
         return link
 

@@ -6,6 +6,7 @@ Ray is imported only when a Ray placement is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._heap import freeze_startup_heap
@@ -17,11 +18,22 @@ if TYPE_CHECKING:
     from ._ray import RayPlacement
 
 
-def ray_placement(spec: RuntimeSpec, *, bind: str = "127.0.0.1") -> RayPlacement:
-    """Hosts in detached Ray actors; ``bind`` is where hosts listen ("node" for the node's IP)."""
+def ray_placement(
+    spec: RuntimeSpec,
+    *,
+    bind: str = "127.0.0.1",
+    on_cluster_lost: Callable[[str], None] | None = None,
+    on_rejoined: Callable[[], None] | None = None,
+) -> RayPlacement:
+    """Hosts in detached Ray actors; ``bind`` is where hosts listen ("node" for the node's IP).
+
+    ``on_cluster_lost(reason)``: the cluster can no longer run hosts (an embedded Ray lost its
+    GCS or raylet, for good; a joined cluster's GCS or this node's raylet stopped answering);
+    ``on_rejoined()``: a lost cluster answered again and this process joined it anew.
+    """
     from ._ray import RayPlacement
 
-    return RayPlacement(spec, bind=bind)
+    return RayPlacement(spec, bind=bind, on_cluster_lost=on_cluster_lost, on_rejoined=on_rejoined)
 
 
 def start_local_ray() -> None:
@@ -29,6 +41,20 @@ def start_local_ray() -> None:
     from ._ray import start_local_ray as start
 
     start()
+
+
+def stop_local_ray(timeout: float = 10.0) -> None:
+    """Stop the embedded Ray this process started, waiting at most ``timeout`` seconds."""
+    from ._ray import stop_local_ray as stop
+
+    stop(timeout)
+
+
+def stop_ray_hosts(spec: RuntimeSpec) -> int:
+    """Close every Ray host of the app in order, then end them (``raydo dev`` stopping)."""
+    from ._ray import stop_hosts
+
+    return stop_hosts(spec)
 
 
 def ray_runtime() -> str:
@@ -53,4 +79,6 @@ __all__ = [
     "ray_placement",
     "ray_runtime",
     "start_local_ray",
+    "stop_local_ray",
+    "stop_ray_hosts",
 ]

@@ -16,13 +16,27 @@ HOSTS_BIND = "RAYDO_HOSTS_BIND"
 
 
 def create_app() -> Gateway:
-    """A gateway joined to the Ray cluster named in the environment."""
+    """A gateway joined to the Ray cluster named in the environment. When the cluster is lost
+    it lets go of the storage folder, and claims it again once it has rejoined."""
     config = load_config(os.environ[APP_DIR])
     address = os.environ[RAY_ADDRESS]
     bind = os.environ.get(HOSTS_BIND, "127.0.0.1")
+    gateway: Gateway | None = None
+
+    def cluster_lost(reason: str) -> None:
+        # The runtime that held the folder may be gone: the cluster rejoined claims it anew.
+        assert gateway is not None
+        gateway.release_folder()
+
+    def rejoined() -> None:
+        assert gateway is not None
+        gateway.claim_folder()
+
     gateway = Gateway(
         config,
-        lambda spec: ray_placement(spec, bind=bind),
+        lambda spec: ray_placement(
+            spec, bind=bind, on_cluster_lost=cluster_lost, on_rejoined=rejoined
+        ),
         on_start=lambda: join_ray(address),
         runtime=ray_runtime,  # every gateway worker and host of the cluster shares the folder
     )

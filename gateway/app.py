@@ -122,10 +122,7 @@ class Gateway:
         if self.placement is None:
             if self._on_start is not None:
                 self._on_start()
-            if self._folder_lock is None:
-                lock = FolderLock(self.config.storage, self._runtime())
-                lock.acquire()
-                self._folder_lock = lock
+            self.claim_folder()
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env
             routes: list[BaseRoute] = []
@@ -147,6 +144,19 @@ class Gateway:
                 if aclose is not None:
                     await aclose()
             await placement.close()
+        self.release_folder()
+
+    def claim_folder(self) -> None:
+        """Claim the storage folder for this runtime (``runtime()`` says which); raises
+        :class:`~raydo.storage.folder_lock.FolderInUse` when another runtime holds it."""
+        if self._folder_lock is None:
+            lock = FolderLock(self.config.storage, self._runtime())
+            lock.acquire()
+            self._folder_lock = lock
+
+    def release_folder(self) -> None:
+        """Let go of the folder (at stop; or when the cluster whose runtime held it is lost,
+        so that the cluster the gateway rejoins can claim it)."""
         if self._folder_lock is not None:
             lock, self._folder_lock = self._folder_lock, None
             lock.release()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -252,30 +253,74 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
 
 
 def _dev(args: argparse.Namespace) -> int:
+    """Serve until stopped, then stop in order: the gateway, the hosts, the embedded Ray.
+
+    A SIGINT or SIGTERM is a requested stop (exit 0, one line). When the embedded Ray loses
+    its GCS or raylet, nothing can start or restart a host any more: the gateway stops, and
+    the exit (1) names the Ray process that died and its log.
+    """
     import uvicorn
 
-    from raydo.actors.placement import LocalPlacement, ray_placement, ray_runtime, start_local_ray
+    from raydo.actors.placement import (
+        LocalPlacement,
+        ray_placement,
+        ray_runtime,
+        start_local_ray,
+        stop_local_ray,
+        stop_ray_hosts,
+    )
 
+    from ._stopping import QuietServer, run_server, signal_name
     from .app import Gateway
 
     config = load_config(args.dir)
     _refuse_if_held(config.storage, same_cluster_may_share=False)
     metrics = cli_observe.setup(args)
+    lost: list[str] = []
+
+    def cluster_lost(reason: str) -> None:
+        if not server.should_exit:  # a stop under way takes the embedded Ray down with it
+            lost.append(reason)
+            server.stop()
+
     if args.in_process:
         gateway = Gateway(config, LocalPlacement)
     else:
-        gateway = Gateway(config, ray_placement, on_start=start_local_ray, runtime=ray_runtime)
+        gateway = Gateway(
+            config,
+            lambda spec: ray_placement(spec, on_cluster_lost=cluster_lost),
+            on_start=start_local_ray,
+            runtime=ray_runtime,
+        )
     cli_observe.attach(gateway, metrics, access_log=args.access_log)
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
     print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
-    _run_bound(uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits)))  # type: ignore[arg-type]
+    uvicorn_config = uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits))  # type: ignore[arg-type]
+    server = QuietServer(uvicorn_config)
+    run_server(server, uvicorn_config.bind_socket())
+    if not args.in_process:
+        if not lost:
+            stop_ray_hosts(gateway.spec)
+        stop_local_ray()
+    if lost:
+        _tell(
+            args,
+            f"{lost[0]}. raydo dev cannot start or restart hosts without it, so it stopped.",
+            error=True,
+        )
+        return 1
+    if server.stopped_by is not None:
+        _tell(args, f"stopped ({signal_name(server.stopped_by)})")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve until stopped: a SIGINT or SIGTERM stops the workers (each gracefully), then
+    this process, with exit 0 and one line. The hosts stay: they belong to the cluster."""
     import uvicorn
 
     from . import _worker
+    from ._stopping import QuietServer, run_server, run_workers, signal_name
 
     config = load_config(args.dir)
     _refuse_if_held(config.storage, same_cluster_may_share=True)
@@ -301,11 +346,28 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     options = _uvicorn_options(args, args.host, config.limits)
+    stopped_by: int | None
     if args.workers > 1:  # the supervisor binds the port before starting its workers
-        uvicorn.run(WORKER_APP, factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
+        stopped_by = run_workers(
+            uvicorn.Config(WORKER_APP, factory=True, workers=args.workers, **options)  # type: ignore[arg-type]
+        )
     else:
-        _run_bound(uvicorn.Config(WORKER_APP, factory=True, **options))  # type: ignore[arg-type]
+        uvicorn_config = uvicorn.Config(WORKER_APP, factory=True, **options)  # type: ignore[arg-type]
+        server = QuietServer(uvicorn_config)
+        run_server(server, uvicorn_config.bind_socket())
+        stopped_by = server.stopped_by
+    if stopped_by is not None:
+        _tell(args, f"stopped ({signal_name(stopped_by)})")
     return 0
+
+
+def _tell(args: argparse.Namespace, text: str, *, error: bool = False) -> None:
+    """One line for the operator on stderr (``raydo: ...``), or one record when the logs are
+    JSON lines, so that stderr stays all JSON."""
+    if args.log_format == "json":
+        logging.getLogger("raydo.cli").log(logging.ERROR if error else logging.INFO, text)
+    else:
+        print(f"raydo: {'error: ' if error else ''}{text}", file=sys.stderr, flush=True)
 
 
 def _refuse_if_held(folder: Path, *, same_cluster_may_share: bool) -> None:
@@ -318,14 +380,6 @@ def _refuse_if_held(folder: Path, *, same_cluster_may_share: bool) -> None:
     if holder is None or (same_cluster_may_share and holder.runtime.startswith("ray:")):
         return
     raise FolderInUse(folder, holder)
-
-
-def _run_bound(config: Any) -> None:
-    """Claim the port first, then start up (which may take seconds on Ray) and serve."""
-    import uvicorn
-
-    listener = config.bind_socket()
-    uvicorn.Server(config).run(sockets=[listener])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 ::
 
     <root>/<BINDING>/_alarms.sqlite          the binding's alarm index (table ``alarms``)
+    <root>/<BINDING>/_sockets.sqlite         the binding's index of open WebSockets (``sockets``)
     <root>/<BINDING>/<id[:2]>/<id>.sqlite    one object's file, ``<id>`` its 64-hex id
     <root>/<BINDING>/<id[:2]>/.<id>.sqlite.<pid>.new   a new object's file being made
     <root>/<BINDING>/<id[:2]>/.<id>.<label>            a file the object's owner keeps aside
@@ -29,6 +30,10 @@ RAYDO_TABLES = (KV_TABLE, META_TABLE, SOCKETS_TABLE)
 #: The alarm index of a binding, beside its objects' folders, and its one table.
 ALARM_INDEX_NAME = "_alarms.sqlite"
 ALARM_INDEX_TABLE = "alarms"
+
+#: The index of a binding's open WebSockets (which host's objects hold which gateway's).
+SOCKET_INDEX_NAME = "_sockets.sqlite"
+SOCKET_INDEX_TABLE = "sockets"
 
 _SUFFIX = ".sqlite"
 _OBJECT_FILE = re.compile(r"[0-9a-f]{64}\.sqlite")
@@ -84,6 +89,12 @@ def alarm_index_file(root: str | Path, binding: str) -> Path:
     return binding_folder(root, binding) / ALARM_INDEX_NAME
 
 
+def socket_index_file(root: str | Path, binding: str) -> Path:
+    """The socket index of ``binding``: which objects of which host have an open WebSocket,
+    and which gateway holds it."""
+    return binding_folder(root, binding) / SOCKET_INDEX_NAME
+
+
 def object_hexes(root: str | Path, binding: str) -> Iterator[str]:
     """The ids of ``binding``'s objects that have a file, in no particular order.
 
@@ -105,6 +116,8 @@ __all__ = [
     "META_TABLE",
     "RAYDO_TABLES",
     "SOCKETS_TABLE",
+    "SOCKET_INDEX_NAME",
+    "SOCKET_INDEX_TABLE",
     "alarm_index_file",
     "aside_file",
     "aside_files",
@@ -113,4 +126,5 @@ __all__ = [
     "object_hexes",
     "partial_object_file",
     "partial_object_files",
+    "socket_index_file",
 ]

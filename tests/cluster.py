@@ -65,13 +65,14 @@ class RayCluster:
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
 
-    def start(self, attempts: int = 3) -> None:
+    def start(self, attempts: int = 3, *, same_port: bool = False) -> None:
         """Start the head with token auth.
 
         ``ray start`` fails now and then on a busy machine: a port it picked at random (the
         raylet's, the object manager's) was taken meanwhile by another cluster, or its GCS did
         not answer in time. Each failure kills what the attempt left and tries again on a fresh
-        port; the last one raises with Ray's own words.
+        port (the same one with ``same_port``: a cluster started again where gateways expect
+        it); the last one raises with Ray's own words.
         """
         for attempt in range(1, attempts + 1):
             run = subprocess.run(
@@ -97,25 +98,31 @@ class RayCluster:
             if attempt == attempts:
                 said = run.stderr.decode(errors="replace")[-3000:]
                 raise RuntimeError(f"ray start failed {attempts} times; the last said:\n{said}")
-            self.port = free_port()
+            if not same_port:
+                self.port = free_port()
 
     def stop(self) -> None:
         """Kill this cluster's processes only (other Ray clusters on the machine are left alone)."""
         self.kill_processes()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
-    def kill_processes(self) -> None:
-        """Kill every process started for this cluster's temp dir, and their children."""
+    def processes(self) -> set[psutil.Process]:
+        """Every process started for this cluster's temp dir, and their children."""
         marker = str(self.temp_dir)
         roots = [
             p
             for p in psutil.process_iter(["cmdline"])
             if any(marker in arg for arg in (p.info["cmdline"] or []))
         ]
-        doomed: set[psutil.Process] = set(roots)
+        found: set[psutil.Process] = set(roots)
         for proc in roots:
             with contextlib.suppress(psutil.NoSuchProcess):
-                doomed.update(proc.children(recursive=True))
+                found.update(proc.children(recursive=True))
+        return found
+
+    def kill_processes(self) -> None:
+        """Kill every process started for this cluster's temp dir, and their children."""
+        doomed = self.processes()
         for proc in doomed:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
@@ -212,3 +219,50 @@ def serve(
         *args,
     ]
     return Server(command, port, log_dir / f"serve-{port}.log").start()
+
+
+def dev(app_dir: Path, log_dir: Path, *, args: Sequence[str] = ()) -> Server:
+    """``raydo dev`` (its own embedded Ray) on a free port, not started yet."""
+    port = free_port()
+    command = [RAYDO, "dev", str(app_dir), "--port", str(port), *args]
+    return Server(command, port, log_dir / f"dev-{port}.log")
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and every process under it (a ``raydo dev`` and its embedded Ray)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def kill_all(processes: Sequence[psutil.Process], timeout: float = 30.0) -> None:
+    """SIGKILL each process and wait until all are gone."""
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    _, alive = psutil.wait_procs(list(processes), timeout=timeout)
+    assert not alive, f"still running after SIGKILL: {alive}"
+
+
+def named(processes: Sequence[psutil.Process], name: str) -> list[psutil.Process]:
+    """Those of ``processes`` whose executable is ``name`` (``gcs_server``, ``raylet``)."""
+    found = []
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.name() == name:
+                found.append(proc)
+    return found
+
+
+def host_processes(processes: Sequence[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``processes`` that are raydo hosts (Ray workers running a ``HostActor``)."""
+    found = []
+    for proc in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "HostActor" in " ".join(proc.cmdline()):
+                found.append(proc)
+    return found
+
+
+def cluster_processes(cluster: RayCluster) -> list[psutil.Process]:
+    """Every process of a :class:`RayCluster` (its GCS, raylet, workers and hosts)."""
+    return list(cluster.processes())

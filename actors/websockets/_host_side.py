@@ -14,18 +14,24 @@ event's life:
 5. a reset object's sockets close through :meth:`close_all`; a gateway that never comes
    back makes each of its sockets a ``WS_CLOSE`` (1006) the host delivers to itself;
 6. :meth:`stop` at shutdown.
+
+With a socket index (:mod:`actors._socket_index`), :meth:`start` reads the sockets the host's
+objects had before it started (a crash, a restart) and gives their gateways a grace period to
+connect; an accepted socket enters the index before its commit, a closed one leaves it after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
 from .._payloads import (
+    ClosePush,
     FetchReply,
     FetchRequest,
     Push,
@@ -34,6 +40,7 @@ from .._payloads import (
     SocketError,
     SocketMessage,
 )
+from .._socket_index import IndexedSocket, SocketIndex
 from ..types import Event, EventKind
 from ._links import GatewayLinks, Writer
 from ._object_view import UPGRADE_SCOPE_KEY, ObjectSockets, WebSocket
@@ -51,7 +58,8 @@ class HostSockets:
     """The WebSockets of one host's objects.
 
     ``deliver_local`` queues an event the host makes itself; ``new_chain`` gives such an
-    event its own call chain.
+    event its own call chain. ``index`` (with the host's label, ``host``) is the binding's
+    socket index; without one, sockets are known only while the host runs.
     """
 
     def __init__(
@@ -60,14 +68,26 @@ class HostSockets:
         limits: Limits,
         deliver_local: Callable[[Event], asyncio.Future[Any]],
         new_chain: Callable[[], str],
+        *,
+        index: SocketIndex | None = None,
+        host: str = "",
     ) -> None:
         self._binding = binding
         self._limits = limits
         self._deliver_local = deliver_local
         self._new_chain = new_chain
+        self._index = index
+        self._host = host
         self.links = GatewayLinks(self._socket_lost)
         self.sends = 0
         """Messages pushed to client sockets (one per socket a broadcast reaches)."""
+
+    def start(self, grace: float | None = None) -> None:
+        """Once, inside the event loop, as the host starts: every socket the index holds for
+        this host waits ``grace`` seconds (``RESTART_GRACE_S``) for its gateway, or is lost
+        (``WS_CLOSE`` 1006)."""
+        if self._index is not None:
+            self.links.restore(self._index.of_host(self._host), grace)
 
     # ---- the transports ------------------------------------------------------------------
 
@@ -87,6 +107,8 @@ class HostSockets:
         """Send a push to the gateway holding its sockets; held briefly while it reconnects."""
         if type(push) is SendPush:
             self.sends += len(push.sids)
+        elif type(push) is ClosePush:  # pushes leave after the commit that forgot them
+            self._unindex(push.sids)
         self.links.deliver(gateway, push)
 
     # ---- the objects ---------------------------------------------------------------------
@@ -116,6 +138,9 @@ class HostSockets:
             return reply
         if sockets.record(upgrade.sid) is None:
             raise TypeError("fetch answered 101 without ctx.accept_websocket(request)")
+        if self._index is not None:  # ahead of the commit that records the socket
+            socket = IndexedSocket(object_hex, upgrade.sid, upgrade.gateway)
+            self._index.opened(self._host, socket)
         self.links.holds(upgrade.gateway, object_hex, upgrade.sid)
         return reply._replace(auto_response=sockets.auto_response)
 
@@ -132,6 +157,8 @@ class HostSockets:
         handler still sees what the socket was (its tags and attachment)."""
         record = sockets.record(event.sid)
         if record is None:
+            if isinstance(event, SocketClose):  # an index entry its record outlived no more
+                self._unindex([event.sid])
             return  # closed already (by the object, or a duplicate close)
         instance = instance_of()
         ws = WebSocket(sockets, event.sid)
@@ -142,6 +169,7 @@ class HostSockets:
         elif isinstance(event, SocketClose):
             sockets.forget(event.sid)
             commit()
+            self._unindex([event.sid])
             self.links.released(record.gateway, object_hex, event.sid)
             handler = getattr(instance, "web_socket_close", None)
             if handler is not None:
@@ -185,6 +213,16 @@ class HostSockets:
             )
         )
 
+    def _unindex(self, sids: list[str]) -> None:
+        if self._index is None:
+            return
+        try:
+            self._index.closed(sids)
+        except sqlite3.Error:  # a stale entry is dropped when the host next starts
+            log.exception("could not drop closed WebSockets from the socket index")
+
     def stop(self) -> None:
-        """Stop the gateways' grace timers (the host is closing)."""
+        """Stop the gateways' grace timers and close the index (the host is closing)."""
         self.links.stop()
+        if self._index is not None:
+            self._index.close()
