@@ -11,6 +11,7 @@ from typing import Any
 
 from raydo.storage import layout
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
+from raydo.storage.replication import ReplicationSettings
 
 from ._ids import IdScheme, namespace_key
 
@@ -90,6 +91,8 @@ class RuntimeSpec:
     limits: Limits = DEFAULT_LIMITS
     extra: dict[str, str] = field(default_factory=dict)
     platform: tuple[PlatformSpec, ...] = ()
+    replication: ReplicationSettings | None = None
+    """Where every object's log is shipped (``[replication]``); None keeps files local."""
 
     def binding(self, name: str) -> BindingSpec:
         for spec in self.bindings:
