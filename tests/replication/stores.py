@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import socket
 import subprocess
@@ -95,6 +96,7 @@ def _wait_ready(server: StoreServer, deadline_s: float, proc: subprocess.Popen[b
 def moto_server() -> Iterator[StoreServer]:
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -18,10 +18,11 @@ class Notes(DurableObject):
     async def read(self, key: str) -> Any:
         return self.ctx.storage.get(key)
 
-    async def fill(self, count: int, size: int, start: int = 0) -> int:
-        """``count`` values of ``size`` bytes at keys ``f<start>`` ...; the writes so far."""
+    async def fill(self, count: int, size: int, start: int = 0, tag: int = 0) -> int:
+        """``count`` values of ``size`` bytes at keys ``f<start>`` ... (``tag`` changes the
+        bytes); how many."""
         for i in range(start, start + count):
-            self.ctx.storage.put(f"f{i:08d}", bytes([i % 251]) * size)
+            self.ctx.storage.put(f"f{i:08d}", bytes([(i + tag) % 251]) * size)
         return count
 
     async def everything(self) -> dict[str, Any]:
