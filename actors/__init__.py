@@ -14,15 +14,19 @@ from ._errors import (
     RaydoError,
     RemoteLimitExceeded,
     RemoteStorageFull,
+    StreamBroken,
 )
 from ._ids import ObjectId
 from ._loading import MissingAttribute, import_from_app
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
+from ._streams import BODY_ALLOWANCE, BodyAllowance
 
 __all__ = [
+    "BODY_ALLOWANCE",
     "BindingSpec",
+    "BodyAllowance",
     "CallRefused",
     "DurableObject",
     "Env",
@@ -41,6 +45,7 @@ __all__ = [
     "RemoteLimitExceeded",
     "RemoteStorageFull",
     "RuntimeSpec",
+    "StreamBroken",
     "Stub",
     "env_bindings",
     "import_from_app",

@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from raydo.storage.owner_only import create_database_file, make_folders
+
 MAX_RETRIES = 6
 FIRST_BACKOFF_S = 2.0
 JITTER = 0.25
@@ -142,9 +144,10 @@ CREATE INDEX IF NOT EXISTS alarms_by_host ON alarms (host, due_ms);
 def _create_index_file(path: Path) -> None:
     """Make the index at ``path`` unless another process has: built under a private name, in
     WAL mode with its schema, then hard-linked into place (a link never replaces a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(path.parent)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
     try:
+        create_database_file(partial)
         conn = sqlite3.connect(partial, isolation_level=None)
         try:
             conn.executescript(_INDEX_SCHEMA)

@@ -18,11 +18,13 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.responses import StreamingResponse
+
 from raydo.storage import codec
 
 from ._alarm_runs import HostAlarms
 from ._alarms import AlarmInfo, now_ms
-from ._errors import CallRefused
+from ._errors import CallRefused, StreamBroken
 from ._http import fetch_request, response_reply
 from ._metrics import HostMetrics
 from ._object import RESERVED_NAMES, DurableObject
@@ -38,6 +40,9 @@ from ._payloads import (
 )
 from ._slot import ObjectSlot
 from ._spec import RuntimeSpec
+from ._streamed_reply import stream_reply
+from ._streams import HostStreams
+from ._turn import current_turn
 from .types import Event, EventKind
 from .websockets import HostSockets
 
@@ -212,11 +217,31 @@ class Dispatcher:
 
     # ---- WebSockets (an upgrade's fetch, and the socket events) -------------------------
 
-    async def _call_fetch(self, fetch: FetchRequest, slot: ObjectSlot, event: Event) -> list[Any]:
+    async def _call_fetch(
+        self, fetch: FetchRequest, slot: ObjectSlot, event: Event
+    ) -> list[Any] | None:
         instance = self._activate(slot)
-        request = fetch_request(fetch)
-        self._sockets.prepare_upgrade(request, fetch)
-        reply = await response_reply(await instance.fetch(request), self._spec.limits)
+        streams: HostStreams | None = event.streams
+        body = None if streams is None else streams.request
+        limits = self._spec.limits
+        request = fetch_request(fetch, body, limits)
+        try:
+            self._sockets.prepare_upgrade(request, fetch)
+            response = await instance.fetch(request)
+            turn = current_turn.get()
+            if (
+                isinstance(response, StreamingResponse)
+                and streams is not None
+                and fetch.upgrade is None
+                and turn is not None
+                and turn.answer is not None
+            ):  # the head answers now; the body follows inside this turn
+                await stream_reply(response, streams, slot.core.commit, turn.answer, limits)
+                return None
+            reply = await response_reply(response, limits)
+        finally:
+            if body is not None:
+                body.cancel(StreamBroken("the object's fetch ended before the request body did"))
         return self._sockets.answer_upgrade(slot.sockets, slot.object_id.hex, fetch, reply).encode()
 
     async def _call_socket(

@@ -107,6 +107,14 @@ class RemoteStorageFull(RaydoError, StorageFull):
         self.retryable = retryable
 
 
+class StreamBroken(RaydoError):
+    """A body streaming through an object stopped before its end: the other side went away
+    (a client left, an object's ``fetch`` returned without reading the rest), its connection
+    was lost, or its peer broke the stream's rules (the message says which)."""
+
+    code = "stream"
+
+
 def error_from_wire(wire: list[object]) -> RaydoError:
     """Rebuild the error a host sent."""
     code, type_name, message, retryable = wire
@@ -119,7 +127,7 @@ def error_from_wire(wire: list[object]) -> RaydoError:
         return HostUnavailable(text, retryable=bool(retryable))
     if code == RemoteStorageFull.code:
         return RemoteStorageFull(text, retryable=bool(retryable))
-    for cls in (Overloaded, ObjectReset, CallRefused):
+    for cls in (Overloaded, ObjectReset, CallRefused, StreamBroken):
         if code == cls.code:
             return cls(text)
     return RaydoError(f"{type_name}: {text}")

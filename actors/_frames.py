@@ -3,23 +3,35 @@
 A frame is a msgpack array: its kind first, then the fields of its record below, in order.
 A caller sends ``HELLO`` first (and ``SOCKETS`` after a reconnect), then ``EVENT`` frames;
 the host answers ``WELCOME``, then one ``OK`` or ``FAIL`` per event, and sends ``PUSH``
-frames (a WebSocket push, see :mod:`actors._payloads`) whenever an object sends.
+frames (a WebSocket push, see :mod:`actors._payloads`) whenever an object sends. Bodies that
+stream (see :mod:`actors._streams`) travel in the frames ``OPEN`` to ``CANCEL``, either way: a
+stream's id is the ``req_id`` of its event (a request body goes to the host, a reply body
+comes back), its ``OPEN`` goes before its event (or before the reply's head), and its chunks
+only as far as the reader's credit allows (a window of ``stream_window_bytes``, topped up
+with ``CREDIT`` frames as the reader takes them).
 
-======= ==== ====== ========== ==================================================================
-frame   kind to     record     fields
-======= ==== ====== ========== ==================================================================
-HELLO   0    host   Hello      token, caller, gateway
-EVENT   1    host   EventFrame req_id, seq, binding, object_hex, name, chain, kind, payload, trace
-WELCOME 2    caller Welcome    host_label
-OK      3    caller Ok         req_id, reply
-FAIL    4    caller Fail       req_id, error
-PUSH    5    caller PushFrame  push
-SOCKETS 6    host   Sockets    sockets
-======= ==== ====== ========== ==================================================================
+======= == ====== ============ ======
+frame   no to     record       fields
+======= == ====== ============ ======
+HELLO   0  host   Hello        token, caller, gateway
+EVENT   1  host   EventFrame   req_id, seq, binding, object_hex, name, chain, kind, payload, trace
+WELCOME 2  caller Welcome      host_label
+OK      3  caller Ok           req_id, reply
+FAIL    4  caller Fail         req_id, error
+PUSH    5  caller PushFrame    push
+SOCKETS 6  host   Sockets      sockets
+OPEN    7  either StreamOpen   stream_id
+CHUNK   8  either StreamChunk  stream_id, data
+END     9  either StreamEnd    stream_id, error
+CREDIT  10 either StreamCredit stream_id, credit
+CANCEL  11 either StreamCancel stream_id, error
+======= == ====== ============ ======
 
 ``trace`` is None unless the caller traces (then a ``traceparent`` map); ``error`` is a
 :class:`actors.RaydoError`'s own wire form (``to_wire``); ``sockets`` lists
 ``[object_hex, sid]`` of every socket the caller's gateway holds for that host's objects.
+A stream's ``error`` (None for a clean end) is an error's wire form too; ``credit`` is a
+positive number of bytes.
 
 Records are plain tuples, so encoding one costs what encoding a list does; :func:`decode_frame`
 is the one place a received frame is taken apart, and it refuses any frame of the wrong shape
@@ -45,10 +57,28 @@ class FrameKind(IntEnum):
     FAIL = 4
     PUSH = 5
     SOCKETS = 6
+    OPEN = 7
+    CHUNK = 8
+    END = 9
+    CREDIT = 10
+    CANCEL = 11
 
 
 # Plain ints: what goes first in an encoded frame (an IntEnum would pack the same, slower).
-_HELLO, _EVENT, _WELCOME, _OK, _FAIL, _PUSH, _SOCKETS = (int(kind) for kind in FrameKind)
+(
+    _HELLO,
+    _EVENT,
+    _WELCOME,
+    _OK,
+    _FAIL,
+    _PUSH,
+    _SOCKETS,
+    _STREAM_OPEN,
+    _STREAM_CHUNK,
+    _STREAM_END,
+    _STREAM_CREDIT,
+    _STREAM_CANCEL,
+) = (int(kind) for kind in FrameKind)
 _KINDS = tuple(EventKind)
 _EVENT_ARRAY = b"\x9a"  # msgpack's header of an array of ten: the kind and the nine fields
 
@@ -297,7 +327,105 @@ class Sockets(NamedTuple):
         return _record(cls, ([[str(object_hex), str(sid)] for object_hex, sid in held],))
 
 
-Frame = Hello | EventFrame | Welcome | Ok | Fail | PushFrame | Sockets
+def _stream_id(raw: list[Any], count: int, name: str) -> int:
+    _fields(raw, count, name)
+    stream_id = raw[1]
+    if type(stream_id) is not int or stream_id < 0:
+        raise ValueError(f"malformed {name} frame: a stream id is a number")
+    return stream_id
+
+
+def _error(raw: Any, name: str) -> list[Any]:
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise ValueError(f"malformed {name} frame: its error is not an error's wire form")
+    return raw
+
+
+class StreamOpen(NamedTuple):
+    """A body streams under ``stream_id`` (its event's ``req_id``); its frames follow."""
+
+    stream_id: int
+
+    def encode(self) -> tuple[Any, ...]:
+        return (_STREAM_OPEN, *self)
+
+    @classmethod
+    def decode(cls, raw: list[Any]) -> StreamOpen:
+        return _record(cls, (_stream_id(raw, 1, "OPEN"),))
+
+
+class StreamChunk(NamedTuple):
+    """The next bytes of a streamed body."""
+
+    stream_id: int
+    data: bytes
+
+    @staticmethod
+    def pack(stream_id: int, data: bytes) -> tuple[Any, ...]:
+        return (_STREAM_CHUNK, stream_id, data)
+
+    def encode(self) -> tuple[Any, ...]:
+        return (_STREAM_CHUNK, *self)
+
+    @classmethod
+    def decode(cls, raw: list[Any]) -> StreamChunk:
+        stream_id = _stream_id(raw, 2, "CHUNK")
+        if not isinstance(raw[2], bytes):
+            raise ValueError("malformed CHUNK frame: its data is not bytes")
+        return _record(cls, (stream_id, raw[2]))
+
+
+class StreamEnd(NamedTuple):
+    """The writer ended the body: cleanly (``error`` None) or broken."""
+
+    stream_id: int
+    error: list[Any] | None
+
+    def encode(self) -> tuple[Any, ...]:
+        return (_STREAM_END, *self)
+
+    @classmethod
+    def decode(cls, raw: list[Any]) -> StreamEnd:
+        stream_id = _stream_id(raw, 2, "END")
+        error = None if raw[2] is None else _error(raw[2], "END")
+        return _record(cls, (stream_id, error))
+
+
+class StreamCredit(NamedTuple):
+    """The reader took ``credit`` more bytes: the writer may send that much more."""
+
+    stream_id: int
+    credit: int
+
+    def encode(self) -> tuple[Any, ...]:
+        return (_STREAM_CREDIT, *self)
+
+    @classmethod
+    def decode(cls, raw: list[Any]) -> StreamCredit:
+        stream_id = _stream_id(raw, 2, "CREDIT")
+        if type(raw[2]) is not int or raw[2] <= 0:
+            raise ValueError("malformed CREDIT frame: credit is a positive number")
+        return _record(cls, (stream_id, raw[2]))
+
+
+class StreamCancel(NamedTuple):
+    """The reader takes no more of the body, for the reason ``error`` says."""
+
+    stream_id: int
+    error: list[Any]
+
+    def encode(self) -> tuple[Any, ...]:
+        return (_STREAM_CANCEL, *self)
+
+    @classmethod
+    def decode(cls, raw: list[Any]) -> StreamCancel:
+        stream_id = _stream_id(raw, 2, "CANCEL")
+        return _record(cls, (stream_id, _error(raw[2], "CANCEL")))
+
+
+StreamFrame = StreamOpen | StreamChunk | StreamEnd | StreamCredit | StreamCancel
+
+Frame = Hello | EventFrame | Welcome | Ok | Fail | PushFrame | Sockets | StreamFrame
 
 RECORDS: dict[FrameKind, type[Frame]] = {
     FrameKind.HELLO: Hello,
@@ -307,12 +435,28 @@ RECORDS: dict[FrameKind, type[Frame]] = {
     FrameKind.FAIL: Fail,
     FrameKind.PUSH: PushFrame,
     FrameKind.SOCKETS: Sockets,
+    FrameKind.OPEN: StreamOpen,
+    FrameKind.CHUNK: StreamChunk,
+    FrameKind.END: StreamEnd,
+    FrameKind.CREDIT: StreamCredit,
+    FrameKind.CANCEL: StreamCancel,
 }
 """The record of each frame kind."""
 
-TO_HOST = frozenset({FrameKind.HELLO, FrameKind.EVENT, FrameKind.SOCKETS})
-"""The frames a host reads; the others are what a caller reads."""
-TO_CALLER = frozenset(FrameKind) - TO_HOST
+EITHER_WAY = frozenset(
+    {
+        FrameKind.OPEN,
+        FrameKind.CHUNK,
+        FrameKind.END,
+        FrameKind.CREDIT,
+        FrameKind.CANCEL,
+    }
+)
+"""The frames of streamed bodies, which both ends read."""
+TO_HOST = frozenset({FrameKind.HELLO, FrameKind.EVENT, FrameKind.SOCKETS}) | EITHER_WAY
+"""The frames a host reads."""
+TO_CALLER = (frozenset(FrameKind) - TO_HOST) | EITHER_WAY
+"""The frames a caller reads."""
 
 Decoders = dict[int, Callable[[list[Any]], Frame]]
 HOST_READS: Decoders = {int(kind): RECORDS[kind].decode for kind in TO_HOST}

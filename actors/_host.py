@@ -298,6 +298,8 @@ class Host:
         failed = True
         core = slot.core
         turn = Turn(event.chain, core, core.commit, object_id=slot.object_id)
+        if event.streams is not None:  # its reply may stream: the head leaves before the end
+            turn.answer = functools.partial(_answer_now, future)
         token = current_turn.set(turn)
         slot.turns.append(turn)
         core.in_turn += 1
@@ -500,6 +502,11 @@ def _log_failure(future: asyncio.Future[Any]) -> None:
 def _settle(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _answer_now(future: asyncio.Future[Any], reply: Any) -> None:
+    if not future.done():
+        future.set_result(reply)
 
 
 def _reply_when_durable(

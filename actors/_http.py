@@ -1,7 +1,12 @@
 """HTTP requests and responses as records (:mod:`actors._payloads`), so they can travel to
 an object and back: a caller's Starlette request becomes a :class:`FetchRequest`, the
-object's ``fetch`` sees a Starlette request made from it again, and its response travels
-back as a :class:`FetchReply`."""
+object's ``fetch`` sees a Starlette request made from it again (an :class:`ObjectRequest`),
+and its response travels back as a :class:`FetchReply`.
+
+A body may stream instead (its record's ``body`` is None; see :mod:`actors._streams`): the
+object's request then reads it from the stream as it arrives, and the caller's side of that
+is :mod:`actors._relay`; a reply that streams is :mod:`actors._streamed_reply`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Scope
 
-from raydo.storage.limits import LimitExceeded, Limits
+from raydo.storage.limits import DEFAULT_LIMITS, LimitExceeded, Limits
 
+from ._errors import StreamBroken
 from ._payloads import FetchReply, FetchRequest, Headers, Upgrade
+from ._streams import BUFFERED_BODY_BYTES, BodySource
 
 
 async def request_payload(request: Request, limits: Limits) -> FetchRequest:
@@ -34,6 +41,29 @@ def upgrade_request(scope: Scope, upgrade: Upgrade) -> FetchRequest:
     return FetchRequest(
         "GET", scope["path"], scope.get("query_string", b""), scope_headers(scope), b"", upgrade
     )
+
+
+def streamed_request(request: Request) -> FetchRequest:
+    """The record of a Starlette request whose body streams beside it (``body`` None)."""
+    return FetchRequest(
+        request.method,
+        request.scope["path"],
+        request.scope.get("query_string", b""),
+        scope_headers(request.scope),
+        None,
+    )
+
+
+def body_streams(request: Request) -> bool:
+    """Whether a request's body should stream rather than travel in its event: it is longer
+    than :data:`~actors._streams.BUFFERED_BODY_BYTES`, or of unknown length (chunked)."""
+    headers = request.headers
+    declared = headers.get("content-length")
+    if declared is not None:
+        return not declared.isdigit() or int(declared) > BUFFERED_BODY_BYTES
+    if "transfer-encoding" in headers:
+        return True
+    return isinstance(request, ObjectRequest) and request.streams_body
 
 
 def scope_headers(scope: Scope) -> Headers:
@@ -78,8 +108,34 @@ def url_payload(
     )
 
 
-def fetch_request(fetch: FetchRequest) -> Request:
-    """Rebuild the Starlette request an object's ``fetch`` sees."""
+class ObjectRequest(Request):
+    """The Starlette request an object's ``fetch`` sees. ``await request.body()`` (and
+    ``json()``, ``form()``) read the body whole, at most ``request_bytes``; ``async for chunk
+    in request.stream()`` takes a streamed body chunk by chunk as it arrives, at most
+    ``stream_bytes``, the client sending no faster than the object reads."""
+
+    def __init__(self, scope: Scope, receive: Any, limits: Limits, streams_body: bool) -> None:
+        super().__init__(scope, receive)
+        self._limits = limits
+        self.streams_body = streams_body
+        """Whether the body streams (rather than having come inside the event)."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            chunks, size = [], 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                self._limits.check("request_bytes", size, "the request body (read whole)")
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+
+def fetch_request(
+    fetch: FetchRequest, stream: BodySource | None = None, limits: Limits | None = None
+) -> ObjectRequest:
+    """Rebuild the Starlette request an object's ``fetch`` sees; a streamed body (``body``
+    None) is read from ``stream``."""
     method, path, query, headers, body = fetch[:5]
     scope: Scope = {
         "type": "http",
@@ -104,7 +160,24 @@ def fetch_request(fetch: FetchRequest) -> Request:
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return Request(scope, receive)
+    async def receive_streamed() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        if stream is None:
+            raise StreamBroken("the request body streams, but no stream came with it")
+        chunk = await stream.read()
+        if chunk is None:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    return ObjectRequest(
+        scope,
+        receive if body is not None else receive_streamed,
+        DEFAULT_LIMITS if limits is None else limits,
+        body is None,
+    )
 
 
 async def response_reply(response: Any, limits: Limits) -> FetchReply:
@@ -137,8 +210,10 @@ async def response_reply(response: Any, limits: Limits) -> FetchReply:
 
 
 def reply_response(reply: FetchReply) -> Response:
-    """The Starlette response a caller gets back from ``stub.fetch``."""
+    """The Starlette response a caller gets back from ``stub.fetch`` (a buffered reply)."""
     status, headers, body = reply[:3]
+    if body is None:
+        raise ValueError("a streamed reply has no body to buffer")
     response = Response(status_code=status)
     response.body = body
     response.raw_headers = [(bytes(k), bytes(v)) for k, v in headers]

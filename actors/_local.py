@@ -14,6 +14,7 @@ from ._errors import HostUnavailable
 from ._host import Host
 from ._intake import CallerOrder
 from ._spec import HostKey, RuntimeSpec
+from ._streams import in_process
 from .types import Event
 from .websockets import SocketHub
 
@@ -50,6 +51,8 @@ class LocalPlacement:
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         host = self.host(key)
+        if event.streams is not None:  # its bodies stream through pipes in this process
+            event.streams = in_process(event.streams, self.spec.limits)
         return await host.deliver(self._order.stamp(key, event))
 
     async def host_metrics(self) -> list[dict[str, Any]]:

@@ -19,13 +19,13 @@ from raydo.storage import codec
 from raydo.storage.errors import TransactionError
 
 from . import _tracing
-from ._client_gone import client_gone, departure
 from ._errors import CallRefused, ObjectReset
-from ._http import reply_response, request_payload, url_payload
+from ._http import reply_response, url_payload
 from ._ids import IdScheme, ObjectId
 from ._object import RESERVED_NAMES
 from ._payloads import Control, FetchReply, RpcCall
 from ._placement import Placement
+from ._relay import relay
 from ._spec import BindingSpec
 from ._turn import current_turn
 from .types import Event, EventKind
@@ -86,7 +86,9 @@ class Namespace:
             object_id, EventKind.CONTROL, Control(operation, arguments).encode()
         )
 
-    async def _send(self, object_id: ObjectId, kind: EventKind, payload: Any) -> Any:
+    async def _send(
+        self, object_id: ObjectId, kind: EventKind, payload: Any, streams: Any = None
+    ) -> Any:
         turn = current_turn.get()
         if turn is not None and turn.ended:
             turn = None  # a task that outlived the event that started it is on its own
@@ -104,6 +106,7 @@ class Namespace:
         else:
             chain = _new_chain()
         event = Event(self.binding.name, object_id.hex, object_id.name, chain, kind, payload)
+        event.streams = streams
         key = self._placement.spec.host_for(self.binding, object_id.hex)
         if turn is None:
             return await self._deliver(key, event)
@@ -124,11 +127,11 @@ class Stub:
         self.id = object_id
         self._broken: ObjectReset | None = None
 
-    async def _send(self, kind: EventKind, payload: Any) -> Any:
+    async def _send(self, kind: EventKind, payload: Any, streams: Any = None) -> Any:
         if self._broken is not None:
             raise ObjectReset(f"{self._broken} (this stub stays broken: get a new stub)")
         try:
-            return await self._namespace._send(self.id, kind, payload)
+            return await self._namespace._send(self.id, kind, payload, streams)
         except ObjectReset as exc:
             self._broken = exc
             raise
@@ -152,21 +155,22 @@ class Stub:
 
         Takes a Starlette ``Request`` (its method, path, query, headers and body are passed
         on) or a URL with ``method``, ``headers`` and ``body``.
+
+        A request's body longer than 256 KiB or of unknown length streams to the object as
+        it reads it, and a ``StreamingResponse`` the object returns to a request streams back
+        (the response sends each chunk to the client as it is produced; see
+        :mod:`actors._relay`). A URL's body and its reply travel whole (a reply streamed by
+        the object is collected, at most ``message_bytes``).
         """
         limits = self._namespace._placement.spec.limits
         if isinstance(request_or_url, StarletteWebSocket):
             await self._upgrade(request_or_url)
             return Response(status_code=101)
         if isinstance(request_or_url, Request):
-            payload = await request_payload(request_or_url, limits)
-            if current_turn.get() is None:  # a client's request, not one an object forwards
-                watched = client_gone.set(departure(request_or_url.receive))
-                try:
-                    reply = await self._send(EventKind.FETCH, payload.encode())
-                finally:
-                    client_gone.reset(watched)
-                return reply_response(FetchReply.decode(reply))
-        elif isinstance(request_or_url, str):
+            return await relay(
+                self._send, request_or_url, limits, from_client=current_turn.get() is None
+            )
+        if isinstance(request_or_url, str):
             payload = url_payload(request_or_url, method, headers, body, limits)
         else:
             raise TypeError(

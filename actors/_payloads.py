@@ -22,6 +22,8 @@ ClosePush     push close       object_hex, sids, code, reason
 AutoPush      push auto        object_hex, sids, pair
 ============= ================ ============================================
 
+A FETCH ``body`` of None streams: its bytes follow in the stream frames of the event (a
+request body) or of its reply (a reply body), see :mod:`actors._streams`.
 ``headers`` are ``[[name, value], ...]`` of bytes; ``arguments`` of an RPC call are the
 codec's encoding of ``[args, kwargs]`` (its reply is the codec's encoding of the result);
 an alarm's ``mode`` is "due", "now" or "drop"; a control operation's ``arguments*`` follow
@@ -67,7 +69,8 @@ class FetchRequest(NamedTuple):
     path: str
     query: bytes
     headers: Headers
-    body: bytes
+    body: bytes | None
+    """None: the body streams beside the event."""
     upgrade: Upgrade | None = None
 
     def encode(self) -> list[Any]:
@@ -86,7 +89,7 @@ class FetchRequest(NamedTuple):
             and isinstance(path, str)
             and isinstance(query, bytes)
             and isinstance(headers, list)
-            and isinstance(body, bytes)
+            and (body is None or isinstance(body, bytes))
         ):
             raise ValueError("malformed fetch event")
         upgrade = Upgrade.decode(raw[5]) if len(raw) == 6 else None
@@ -98,7 +101,8 @@ class FetchReply(NamedTuple):
 
     status: int
     headers: Headers
-    body: bytes
+    body: bytes | None
+    """None: the body streams after this head."""
     auto_response: tuple[str, str] | None = None
 
     def encode(self) -> list[Any]:

@@ -34,6 +34,7 @@ from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
 from ._spec import HostKey, RuntimeSpec
+from ._streams import in_process
 from ._wire import HostLink, HostServerProtocol
 from .types import Event
 from .websockets import SocketHub
@@ -235,6 +236,8 @@ class RayPlacement:
         if local is not None and local[0] == key:
             event.caller = self._local_caller
             event.seq, self._local_seq = self._local_seq, self._local_seq + 1
+            if event.streams is not None:  # its bodies stream through pipes in this process
+                event.streams = in_process(event.streams, self.spec.limits)
             return await local[1].deliver(event)
         link = self._links.get(key)
         if link is None or link.closed:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from raydo.storage import StorageCore
@@ -34,6 +34,9 @@ class Turn:
     the event can no longer be sent again as if it never ran."""
     object_id: ObjectId | None = None
     """The object running it (log records carry it, see :mod:`actors._logs`)."""
+    answer: Callable[[Any], None] | None = None
+    """Give the event's caller its reply now, before the turn ends (the head of a streamed
+    reply, whose body follows while the turn runs on); set for events that may stream."""
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)

@@ -15,6 +15,11 @@ iteration in one write, and, on a caller's side, bounded while its host does not
 (``host_link_bytes``: past it a call fails at once with :class:`Overloaded`); an event whose
 caller gives up (its task is cancelled, or the HTTP client it is for leaves, see
 :mod:`actors._client_gone`) before its frame left is withdrawn.
+
+Bodies that stream (a FETCH event's ``streams``, see :mod:`actors._streams`) travel in stream
+frames beside their event, each end keeping the connection's streams in a
+:class:`~actors._stream_table.StreamTable`: the caller opens a request body before its event's
+frame, the host a reply body before the reply's head.
 """
 
 from __future__ import annotations
@@ -34,7 +39,14 @@ from raydo.storage import codec
 from raydo.storage.limits import Limits
 
 from ._client_gone import client_gone
-from ._errors import HostUnavailable, ObjectError, RaydoError, error_from_wire
+from ._errors import (
+    HostUnavailable,
+    ObjectError,
+    Overloaded,
+    RaydoError,
+    StreamBroken,
+    error_from_wire,
+)
 from ._frame_writer import FrameWriter, QueuedEvent
 from ._frames import (
     CALLER_READS,
@@ -44,12 +56,21 @@ from ._frames import (
     Ok,
     PushFrame,
     Sockets,
+    StreamCancel,
+    StreamChunk,
+    StreamCredit,
+    StreamEnd,
+    StreamOpen,
     Welcome,
     decode_frame,
     read_event,
 )
+from ._stream_table import StreamTable, WireHostStreams
+from ._streams import CallerStreams
 from ._throttled_log import ThrottledWarning
-from .types import Event
+from .types import Event, EventKind
+
+_STREAM_FRAMES = (StreamOpen, StreamChunk, StreamEnd, StreamCredit, StreamCancel)
 
 log = logging.getLogger("raydo.wire")
 
@@ -108,6 +129,8 @@ class HostServerProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._writer: FrameWriter | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._limits = limits
+        self._streams: StreamTable | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -143,6 +166,8 @@ class HostServerProtocol(asyncio.Protocol):
             self._forget(self._caller)
         if self._gateway is not None:
             self._host.sockets.detach_gateway(self._gateway, self._pusher)
+        if self._streams is not None:
+            self._streams.close(StreamBroken(f"the caller's connection to {self._label} was lost"))
         self._writer = None
         self._greeting = self._hello_reader = None
 
@@ -200,6 +225,7 @@ class HostServerProtocol(asyncio.Protocol):
         assert self._transport is not None
         self._unpacker = codec.unpacker(self._frame_bytes)
         self._writer = FrameWriter(self._transport)
+        self._streams = StreamTable(self._writer.write, self._limits, self._label)
         self._caller, self._gateway = hello.caller, hello.gateway
         self._writer.write(Welcome(self._label).encode())
         self._host.sockets.attach_gateway(self._gateway, self._pusher)
@@ -210,10 +236,16 @@ class HostServerProtocol(asyncio.Protocol):
         numbered = read_event(raw, caller)  # the hot path: no record is made
         if numbered is not None:
             req_id, event = numbered
+            if event.kind is EventKind.FETCH:
+                assert self._streams is not None
+                event.streams = WireHostStreams(self._streams, req_id)
             self._deliver(event).add_done_callback(lambda f: self._reply(req_id, f))
             return
         frame = decode_frame(raw, HOST_READS)
-        if isinstance(frame, Sockets):
+        if isinstance(frame, _STREAM_FRAMES):
+            assert self._streams is not None
+            self._streams.received(frame)
+        elif isinstance(frame, Sockets):
             assert self._gateway is not None
             self._host.sockets.announce_sockets(self._gateway, frame.sockets)
         else:
@@ -254,9 +286,12 @@ class HostLink(asyncio.Protocol):
         self._unpacker = codec.unpacker(max_frame_bytes(limits))
         self._buffer_limit = limits.host_link_bytes
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._fetches: dict[int, CallerStreams] = {}  # calls whose reply body may stream
         self._ids = itertools.count()
         self._writer: FrameWriter | None = None
         self._transport: asyncio.Transport | None = None
+        self.streams = StreamTable(self._write_frame, limits, label)
+        """The bodies streaming over this connection, both ways."""
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -298,16 +333,33 @@ class HostLink(asyncio.Protocol):
 
         In order: :class:`Overloaded` at once when the frames waiting for the host would
         pass ``host_link_bytes``; else the frame is queued (its ``seq`` is stamped when it is
-        written). If the caller is cancelled, or the HTTP client it serves leaves
-        (:data:`~actors._client_gone.client_gone`), before the frame was written, the frame
-        is withdrawn and the host never sees the event.
+        written), after the ``OPEN`` of its request body if that streams (the
+        event's ``streams`` get the body's sink). If the caller is cancelled, or the HTTP
+        client it serves leaves (:data:`~actors._client_gone.client_gone`), before the frame
+        was written, the frame is withdrawn and the host never sees the event.
         """
         writer = self._writer
         if self.closed or writer is None:
             raise HostUnavailable(f"the connection to {self.label} is closed", retryable=True)
         req_id = next(self._ids)
         event.caller = self.caller
-        queued = writer.write_event(req_id, event)
+        streams = event.streams
+        if isinstance(streams, CallerStreams):
+            sink = streams.request_sink
+            body = None
+            if sink is not None and not sink.done():
+                body = self.streams.open_out(req_id)  # its OPEN frame goes first
+            try:
+                queued = writer.write_event(req_id, event)
+            except Overloaded as exc:
+                if body is not None:
+                    body.end(exc)
+                raise
+            if body is not None:
+                sink.set_result(body)  # type: ignore[union-attr]
+            self._fetches[req_id] = streams
+        else:
+            queued = writer.write_event(req_id, event)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = future
         try:
@@ -320,6 +372,7 @@ class HostLink(asyncio.Protocol):
             raise
         finally:
             self._pending.pop(req_id, None)
+            self._fetches.pop(req_id, None)
 
     async def _until_answered_or_gone(
         self,
@@ -345,6 +398,10 @@ class HostLink(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
 
+    def _write_frame(self, frame: tuple[Any, ...]) -> None:
+        if self._writer is not None:
+            self._writer.write(frame)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._writer = FrameWriter(self._transport, self._buffer_limit)
@@ -365,6 +422,8 @@ class HostLink(asyncio.Protocol):
             self.welcomed.exception()  # read here so an unawaited failure is not logged
         if self._on_lost is not None:
             self._on_lost(self)
+        self.streams.close(StreamBroken(f"the connection to {self.label} was lost"))
+        self._fetches.clear()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -403,8 +462,21 @@ class HostLink(asyncio.Protocol):
                 future.set_result(frame.reply)
             else:
                 future.set_exception(error_from_wire(frame.error))
+        elif isinstance(frame, StreamOpen):
+            self._reply_stream(frame.stream_id)
+        elif isinstance(frame, _STREAM_FRAMES):
+            self.streams.received(frame)
         elif isinstance(frame, PushFrame):
             if self._on_push is not None:
                 self._on_push(frame.push)
         elif isinstance(frame, Welcome) and not self.welcomed.done():
             self.welcomed.set_result(None)
+
+    def _reply_stream(self, req_id: int) -> None:
+        """The host streams the reply of event ``req_id``: its body's pipe, for the caller
+        to find beside the reply's head (refused when that call is gone)."""
+        streams = self._fetches.get(req_id)
+        if streams is None or streams.reply is not None:
+            self.streams.refuse(req_id, StreamBroken("nobody waits for this reply any more"))
+            return
+        streams.reply = self.streams.opened(req_id)

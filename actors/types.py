@@ -48,3 +48,7 @@ class Event:
     seq: int = 0
     trace: Any = None
     """Trace context (a ``traceparent`` map) while tracing; the host's span once admitted."""
+    streams: Any = None
+    """A FETCH event's bodies that stream (:mod:`actors._streams`): the caller's
+    ``CallerStreams``, the host's ``HostStreams`` once its transport has them; never encoded
+    (they travel in stream frames)."""

@@ -12,8 +12,12 @@ What happens, in order:
 3. Requests under ``/_raydo/`` go to the routes platform bindings serve themselves (a
    blob store's presigned URLs, for instance), never to the user app.
 4. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
-   bindings as ``request.state.env.ROOM``. Request bodies over ``limits.request_bytes`` get
-   413 before the app reads them.
+   bindings as ``request.state.env.ROOM``. A request body declared longer than
+   ``limits.stream_bytes`` gets 413 before the app runs; the app itself reads at most
+   ``limits.request_bytes`` of a body (then 413), unless it hands the request to an object
+   (``stub.fetch(request)``), which streams it there and counts it against ``stream_bytes``
+   (the request's :class:`~raydo.actors.BodyAllowance`). Responses pass through unbuffered,
+   so an object's streamed reply (server-sent events, say) reaches the client chunk by chunk.
 5. Errors from objects that escape a handler become JSON responses with a fitting status
    (overloaded, unavailable and a full disk: 503; limits: 413; the rest: 500). Every HTTP
    request is counted, and traced when a tracer is configured.
@@ -33,6 +37,8 @@ from starlette.routing import BaseRoute, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from raydo.actors import (
+    BODY_ALLOWANCE,
+    BodyAllowance,
     Env,
     HostUnavailable,
     Overloaded,
@@ -170,14 +176,15 @@ class Gateway:
             await self._platform_routes(scope, receive, send)
             return
         if kind == "http":
-            limit = self.config.limits.request_bytes
+            limits = self.config.limits
             declared = _content_length(scope)
-            if declared is not None and declared > limit:
-                await _too_large(declared, limit)(scope, receive, send)
-                if declared <= _DRAIN_FACTOR * limit:  # let the client finish sending, then read
-                    await _drain(receive)
+            if declared is not None and declared > limits.stream_bytes:
+                refusal = _too_large(declared, limits.stream_bytes, "stream_bytes")
+                await refusal(scope, receive, send)
                 return
-            receive, send = _limit_body(receive, send, limit, scope)
+            allowance = BodyAllowance(limits.request_bytes)
+            scope[BODY_ALLOWANCE] = allowance
+            receive, send = _limit_body(receive, send, allowance, scope)
         await self.app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,13 +218,14 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _too_large(size: int | None, limit: int) -> Response:
+def _too_large(size: int | None, limit: int, name: str = "request_bytes") -> Response:
     what = f"{size} bytes" if size is not None else "over the limit"
     return JSONResponse(
         {
             "error": "request_too_large",
+            "limit": name,
             "message": f"the request body is {what}; at most {limit} bytes are allowed"
-            " (limit request_bytes)",
+            f" (limit {name})",
         },
         status_code=413,
         # The connection's state after a refused body is not worth trusting: start afresh.
@@ -225,27 +233,42 @@ def _too_large(size: int | None, limit: int) -> Response:
     )
 
 
-def _limit_body(receive: Receive, send: Send, limit: int, scope: Scope) -> tuple[Receive, Send]:
-    """Count body bytes as the app reads them; past the limit answer 413 and end the request.
+def _limit_body(
+    receive: Receive, send: Send, allowance: BodyAllowance, scope: Scope
+) -> tuple[Receive, Send]:
+    """Count body bytes as the app reads them; past ``request_bytes`` answer 413 and end the
+    request, unless a stub streams the body to an object (which counts it itself).
 
-    The rest of the body is read and dropped (up to a few times the limit) so the client,
-    still sending, gets to read the 413 instead of a reset connection.
+    The rest of the body is read and dropped (up to a few times the limit) before the 413 is
+    sent, so the client, still sending, gets to read it instead of a reset connection.
     """
     seen = 0
     refused = False
     started = False
+    limit = allowance.buffered
+    declared = _content_length(scope)
 
     async def receive_() -> Message:
         nonlocal seen, refused
+        if declared is not None and declared > limit and not refused and not allowance.streamed:
+            # Read by the app itself, a body declared too long is refused before any of it.
+            refused = True
+            if declared <= _DRAIN_FACTOR * limit:  # let the client finish sending first
+                await _drain(receive)
+            if not started:
+                await _too_large(declared, limit)(scope, _nothing, send)
+            return {"type": "http.disconnect"}
         message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
-            if seen > limit and not refused:
+            if seen > limit and not refused and not allowance.streamed:
                 refused = True
-                if not started:
-                    await _too_large(None, limit)(scope, _nothing, send)
+                # The rest is read first: answered while it still sends, a client whose
+                # connection then closes would see a reset instead of the 413.
                 if message.get("more_body"):
                     await _drain(receive, _DRAIN_FACTOR * limit)
+                if not started:
+                    await _too_large(None, limit)(scope, _nothing, send)
                 return {"type": "http.disconnect"}
         return message
 

@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from raydo.actors import ObjectId
-from raydo.storage import codec, layout
-from raydo.storage.files import connect_read_only
+from raydo.storage import (
+    LimitExceeded,
+    SqlError,
+    SqlStorage,
+    StorageCore,
+    StorageError,
+    codec,
+    layout,
+)
+from raydo.storage.files import connect_read_only, harden, load_dump
 from raydo.storage.layout import KV_TABLE, META_TABLE, RAYDO_TABLES, SOCKETS_TABLE
+from raydo.storage.owner_only import create_database_file, make_folders
 
 from .config import AppConfig
 from .runtime import runtime_spec
@@ -161,10 +170,14 @@ def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
 def run_sql(
     config: AppConfig, target: ObjectId, query: str, *, write: bool = False
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run ``query`` on the object's file: read-only unless ``write``."""
+    """Run ``query`` on the object's file under the rules of user SQL: read-only (raydo's own
+    tables readable) unless ``write``; with ``write``, exactly as the object's own
+    ``ctx.storage.sql.exec`` runs it, in one transaction committed at the end. Neither way
+    can attach another database or write any other file."""
     path = _existing(config, target)
-    opener = _writable if write else _read_only
-    with opener(path) as conn:
+    if write:
+        return _run_writing(path, query)
+    with _read_only(path) as conn:
         try:
             cursor = conn.execute(query)
             rows = cursor.fetchall()
@@ -173,6 +186,19 @@ def run_sql(
             raise InspectionError(f"{exc}{hint}") from None
         names = [d[0] for d in cursor.description] if cursor.description else []
     return names, rows
+
+
+def _run_writing(path: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    core = StorageCore(path)
+    try:
+        cursor = SqlStorage(core).exec(query)
+        core.commit()
+    except (StorageError, LimitExceeded) as exc:
+        core.rollback()
+        raise InspectionError(str(exc)) from None
+    finally:
+        core.close()
+    return cursor.column_names, list(cursor.raw())
 
 
 def export_object(config: AppConfig, target: ObjectId, form: str) -> Iterator[str]:
@@ -192,16 +218,25 @@ def export_object(config: AppConfig, target: ObjectId, form: str) -> Iterator[st
 
 
 def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
-    """Create the object from a SQL dump made by :func:`export_object` (it must not exist)."""
+    """Create the object from a SQL dump made by :func:`export_object` (it must not exist).
+
+    The dump is loaded under raydo's rules (:func:`raydo.storage.files.load_dump`): what an
+    export never contains (ATTACH, VACUUM INTO, PRAGMAs that write, triggers, views or indexes
+    on raydo's tables, raydo's tables defined otherwise) is refused and leaves no file."""
     path = object_path(config, target)
     if path.exists():
         raise InspectionError(f"object {target.hex} already has storage at {path}; not replaced")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_folders(path.parent)
     partial = path.with_name(f".{path.name}.import")
     partial.unlink(missing_ok=True)
+    create_database_file(partial)  # 0600 before SQLite opens it: its -wal and -shm follow
+    try:
+        load_dump(partial, dump)
+    except SqlError as exc:
+        raise InspectionError(f"the dump does not load: {exc}") from None
     conn = sqlite3.connect(partial)
     try:
-        conn.executescript(dump)
+        harden(conn)
         _rename(conn, target)
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
@@ -215,12 +250,13 @@ def import_object(config: AppConfig, target: ObjectId, dump: str) -> None:
 def _rename(conn: sqlite3.Connection, target: ObjectId) -> None:
     """The imported object is the target, not the dump's source: the name recorded in the
     dump (if any) is replaced by the target's (or dropped when the target has none)."""
-    if "_raydo_meta" not in _table_names(conn):
+    if META_TABLE not in _table_names(conn):
         return
-    conn.execute("DELETE FROM _raydo_meta WHERE key = 'name'")
+    conn.execute(f"DELETE FROM {META_TABLE} WHERE key = 'name'")
     if target.name is not None:
         conn.execute(
-            "INSERT INTO _raydo_meta (key, value) VALUES ('name', ?)", (codec.encode(target.name),)
+            f"INSERT INTO {META_TABLE} (key, value) VALUES ('name', ?)",
+            (codec.encode(target.name),),
         )
     conn.commit()
 
@@ -263,9 +299,3 @@ class _read_only:
 
     def __exit__(self, *exc: object) -> None:
         self._conn.close()
-
-
-class _writable(_read_only):
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None)
-        self._conn.execute("PRAGMA busy_timeout = 5000")

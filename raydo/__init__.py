@@ -17,6 +17,7 @@ from raydo.actors import (
     RaydoError,
     RemoteLimitExceeded,
     RemoteStorageFull,
+    StreamBroken,
 )
 from raydo.storage import LimitExceeded, SqlError, StorageError, StorageFull, TransactionError
 
@@ -35,5 +36,6 @@ __all__ = [
     "SqlError",
     "StorageError",
     "StorageFull",
+    "StreamBroken",
     "TransactionError",
 ]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -34,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from . import codec, layout
-from ._authorizer import Authorizer, translate_error
-from ._tables import KV_TABLE, META_TABLE
+from ._authorizer import Authorizer, harden, translate_error
+from ._schema_guard import SchemaGuard, schema_refusal
+from ._tables import COLUMNS, KV_TABLE, META_TABLE, TAG
 from .errors import SqlError, StorageError, StorageFull, TransactionError, disk_error
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
+from .owner_only import make_folders, make_private
 
 log = logging.getLogger("raydo.storage")
 
@@ -47,18 +48,11 @@ AfterCommit = Callable[[bool], "asyncio.Future[None] | None"]
 """Runs after every commit (``True`` when it wrote something); its answer is what
 :meth:`StorageCore.commit` returns: when the commit's outputs may leave, or None for now."""
 
-# Internal statements carry a per-process random tag: sqlite3 caches prepared statements by
-# their text, and the authorizer only runs when a statement is prepared, so user SQL must
-# never be able to hit the cache entry of an internal statement.
-TAG = f"/*raydo {secrets.token_hex(8)}*/ "
-KV_CREATE = (
-    f"{TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE}"
-    " (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
-)
+#: How many prepared statements a connection keeps (sqlite3's cache, keyed by text).
+STATEMENT_CACHE_SIZE = 64
+KV_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE} {COLUMNS[KV_TABLE]}"
 _TABLE_EXISTS = f"{TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-_META_CREATE = (
-    f"{TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value) WITHOUT ROWID"
-)
+_META_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} {COLUMNS[META_TABLE]}"
 _META_GET = f"{TAG}SELECT value FROM {META_TABLE} WHERE key = ?"
 _META_SET = f"{TAG}INSERT OR REPLACE INTO {META_TABLE} (key, value) VALUES (?, ?)"
 _META_DELETE = f"{TAG}DELETE FROM {META_TABLE} WHERE key = ?"
@@ -88,6 +82,7 @@ class StorageCore:
         "_before_commit",
         "_began",
         "_conn",
+        "_guard",
         "_lost",
         "_savepoints",
         "_tables",
@@ -143,6 +138,7 @@ class StorageCore:
         """True once the running ``alarm()`` set or deleted the alarm itself."""
         self._conn: sqlite3.Connection | None = None
         self._authorizer = Authorizer()
+        self._guard = SchemaGuard(STATEMENT_CACHE_SIZE)
         # Which of raydo's tables exist; forgotten whenever a rollback may have undone one.
         self._tables: dict[str, bool] = {}
         self._began = False  # an implicit transaction of ours is open
@@ -190,7 +186,7 @@ class StorageCore:
         self._lost = None
         self.alarm_touched = False
         if conn is not None and conn.in_transaction:
-            self._tables.clear()
+            self._forget_schema()
             self.internal(_ROLLBACK)
 
     def close(self, closer: Callable[[sqlite3.Connection], object] | None = None) -> None:
@@ -225,7 +221,7 @@ class StorageCore:
         except BaseException:
             self._savepoints -= 1
             if self.connection().in_transaction:
-                self._tables.clear()
+                self._forget_schema()
                 self.internal(f"{TAG}ROLLBACK TO {name}")
                 self.internal(f"{TAG}RELEASE {name}")
             raise
@@ -298,20 +294,35 @@ class StorageCore:
 
     def run_user_sql(self, statements: list[str], params: tuple[Any, ...]) -> UserResult:
         """Run user statements under the authorizer, in the event's transaction; the
-        parameters bind the last one."""
+        parameters bind the last one. After each statement that may have changed the schema,
+        the schema is checked (:mod:`storage._schema_guard`); one it refuses rolls the
+        event's transaction back and raises :class:`SqlError`."""
         self._check_not_lost()
         conn = self.connection()
         self.begin()
         auth = self._authorizer
         auth.refusal = None
+        guard = self._guard
+        if not guard.ready:
+            guard.remember(self.internal)
         before = conn.total_changes
+        statement = statements[0]
         try:
             for statement in statements[:-1]:
+                auth.start_statement()
                 conn.execute(statement).fetchall()
-            cur = conn.execute(statements[-1], params)
+                if guard.may_change(statement, auth.schema_touched):
+                    self._check_schema()
+            statement = statements[-1]
+            auth.start_statement()
+            cur = conn.execute(statement, params)
             rows = cur.fetchall()
+            if guard.may_change(statement, auth.schema_touched):
+                self._check_schema()
         except sqlite3.Error as exc:
-            self._tables.clear()
+            # A schema statement that failed on the data may succeed from the cache later.
+            guard.may_change(statement, auth.schema_touched)
+            self._forget_schema()
             self._note_lost_transaction(exc)
             raise translate_error(exc, auth.refusal, self._limit_hint) from None
         except OverflowError as exc:
@@ -339,6 +350,7 @@ class StorageCore:
         if not self.table_exists(table):
             self.begin()
             self.internal(create)
+            self._guard.forget()  # raydo's own schema grew: the guard takes it as it is now
             self._tables[table] = True
 
     def get_meta(self, key: str) -> Any:
@@ -384,7 +396,7 @@ class StorageCore:
     def _open(self) -> sqlite3.Connection:
         # Errors name no path (they reach callers); the log has it for the operator.
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_folders(self.path.parent)
             if not self.path.exists():
                 _create_from_template(self.path)
         except OSError as exc:
@@ -392,7 +404,10 @@ class StorageCore:
             raise disk_error(exc, "cannot create the object's database") from None
         try:
             conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, cached_statements=64
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=STATEMENT_CACHE_SIZE,
             )
         except sqlite3.Error as exc:
             log.error("cannot open the object's database %s: %s", self.path, exc)
@@ -402,7 +417,6 @@ class StorageCore:
             conn.execute("PRAGMA wal_autocheckpoint=0")
         full_in_commit = self.durability == "full" and not self.sync_later
         conn.execute(f"PRAGMA synchronous={'FULL' if full_in_commit else 'NORMAL'}")
-        conn.execute("PRAGMA trusted_schema=OFF")
         # On, as in D1 and Durable Objects; it cannot change inside the event's transaction,
         # so user code relaxes it with PRAGMA defer_foreign_keys instead.
         conn.execute("PRAGMA foreign_keys=ON")
@@ -410,12 +424,33 @@ class StorageCore:
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.value_bytes + limits.key_bytes + 1024)
         conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, max(limits.sql_statement_bytes, 10_000))
         conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max(limits.sql_params, 1))
+        harden(conn)
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count={max(limits.storage_bytes // page_size, 16)}")
-        self._tables.clear()
+        self._forget_schema()
         conn.set_authorizer(self._authorizer)
         self._conn = conn
         return conn
+
+    def _forget_schema(self) -> None:
+        # What raydo knows of the schema may be out of date (a rollback may have undone a
+        # table it made): ask the file again before relying on it.
+        self._tables.clear()
+        self._guard.forget()
+
+    def _check_schema(self) -> None:
+        reason = self._guard.check(self.internal)
+        if reason is None:
+            return
+        # The change is in the event's transaction, with whatever came before it: all of it
+        # goes, and the rest of the event may not commit without it (the lost-transaction
+        # guard), as after an error with which SQLite itself ends the transaction.
+        self._forget_schema()
+        if self.connection().in_transaction:
+            self.internal(_ROLLBACK)
+        if self._began:
+            self._lost = reason
+        raise SqlError(schema_refusal(reason), "SQLITE_AUTH")
 
     def _check_not_lost(self) -> None:
         if self._lost is not None:
@@ -432,7 +467,7 @@ class StorageCore:
             self._lost = str(exc)
 
     def _translate(self, exc: sqlite3.Error) -> Exception:
-        self._tables.clear()  # the error may have rolled back the transaction that made one
+        self._forget_schema()  # the error may have rolled back the transaction that made one
         return translate_error(exc, None, self._limit_hint)
 
     def _limit_hint(self, message: str) -> Exception | None:
@@ -475,6 +510,7 @@ def _create_from_template(path: Path) -> None:
     partial = layout.partial_object_file(path, os.getpid())
     try:
         shutil.copyfile(_template, partial)
+        make_private(partial)  # before it takes its name: its -wal and -shm follow its mode
         os.replace(partial, path)  # atomic: the file is whole or absent
     except BaseException:
         partial.unlink(missing_ok=True)

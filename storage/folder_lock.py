@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
+from .owner_only import make_folders, opener
+
 LOCK_NAME = ".runtime.lock"
 GUARD_NAME = ".runtime.guard"
 #: The files a runtime keeps at the top of its storage folder (everything else is data).
@@ -90,10 +92,10 @@ class FolderLock:
         holds it. Claiming again in a process that holds it does nothing."""
         if self._file is not None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.folder / GUARD_NAME, "a") as guard:
+        make_folders(self.folder)
+        with open(self.folder / GUARD_NAME, "a", opener=opener) as guard:
             fcntl.flock(guard, fcntl.LOCK_EX)  # released when the file closes
-            lock = open(self.folder / LOCK_NAME, "a+")  # noqa: SIM115 - held past this block
+            lock = open(self.folder / LOCK_NAME, "a+", opener=opener)  # noqa: SIM115 - held past this block
             try:
                 self._claim(lock)
             except BaseException:
@@ -129,7 +131,7 @@ def live_holder(folder: Path) -> Holder | None:
     command checks this before a slow start-up, to refuse at once)."""
     if not (folder / LOCK_NAME).exists():
         return None
-    with open(folder / GUARD_NAME, "a") as guard, open(folder / LOCK_NAME) as lock:
+    with open(folder / GUARD_NAME, "a", opener=opener) as guard, open(folder / LOCK_NAME) as lock:
         fcntl.flock(guard, fcntl.LOCK_EX)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

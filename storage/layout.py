@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 # The table names are the ones the storage core itself uses; this module is their public face.
-from ._tables import INTERNAL_PREFIX, KV_TABLE, META_TABLE, SOCKETS_TABLE
+from ._tables import COLUMNS, INTERNAL_PREFIX, KV_TABLE, META_TABLE, SOCKETS_TABLE
 
 #: raydo's tables in an object's file, as opposed to the object's own.
 RAYDO_TABLES = (KV_TABLE, META_TABLE, SOCKETS_TABLE)
@@ -99,6 +99,7 @@ def object_hexes(root: str | Path, binding: str) -> Iterator[str]:
 __all__ = [
     "ALARM_INDEX_NAME",
     "ALARM_INDEX_TABLE",
+    "COLUMNS",
     "INTERNAL_PREFIX",
     "KV_TABLE",
     "META_TABLE",

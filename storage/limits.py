@@ -52,6 +52,15 @@ class Limits:
     answered 503 and closed."""
     message_bytes: int = 16 * MiB
     """One encoded event or reply: RPC arguments, results, fetch responses."""
+    stream_bytes: int = 10 * GiB
+    """One HTTP body that streams through an object (a request body the object reads with
+    ``request.stream()``, a ``StreamingResponse``), counted as it passes."""
+    stream_idle_seconds: int = 60
+    """Time one side of a streamed body may wait for the other: the reader for the next
+    chunk, the writer for room in its window (a peer that stopped reading)."""
+    stream_window_bytes: int = 1 * MiB
+    """Bytes of one streamed body in flight between a caller and a host before the reader
+    has taken them: the sender waits for credit past it."""
     websocket_message_bytes: int = 1 * MiB
     """One WebSocket message, either way; a bigger one from a client closes it with 1009."""
     attachment_bytes: int = 16 * KiB

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
-from ._core import KV_CREATE, TAG, StorageCore
-from ._tables import KV_TABLE
+from ._core import KV_CREATE, StorageCore
+from ._tables import KV_TABLE, TAG
 from .errors import TransactionError
 from .sql import SqlStorage
 

@@ -9,18 +9,14 @@ belong to the last one.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._core import StorageCore
-from ._tables import INTERNAL_PREFIX
+from ._tables import TAG_START
 from .errors import SqlError
 from .limits import LimitExceeded
-
-# The authorizer sees the old name of a renamed table or column, never the new one.
-_RENAME_TO_INTERNAL = re.compile(r"\bRENAME\b(?:\s+COLUMN\s+\S+)?\s+TO\s+[\"'`\[]?_raydo_", re.I)
 
 
 def split_statements(query: str) -> list[str]:
@@ -148,8 +144,11 @@ class SqlStorage:
             )
         if "\x00" in query:
             raise SqlError("the SQL query contains a NUL character")
-        if _RENAME_TO_INTERNAL.search(query):
-            raise SqlError(f"names starting with {INTERNAL_PREFIX} belong to raydo")
+        if TAG_START in query:
+            raise SqlError(
+                f"SQL carrying {TAG_START!r} is not allowed: that comment marks raydo's own"
+                " statements"
+            )
         statements = [s for s in split_statements(query) if strip_comments(s)]
         if not statements:
             raise SqlError("the SQL query did not contain a statement")

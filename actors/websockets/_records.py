@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raydo.storage import StorageCore, codec
-from raydo.storage.layout import SOCKETS_TABLE
+from raydo.storage.layout import COLUMNS, SOCKETS_TABLE
 
 
 @dataclass(slots=True)
@@ -31,10 +31,7 @@ class SocketRecords:
     def __init__(self, storage: StorageCore) -> None:
         self._storage = storage
         tag = storage.tag
-        self._create = (
-            f"{tag}CREATE TABLE IF NOT EXISTS {SOCKETS_TABLE} (sid TEXT PRIMARY KEY,"
-            " gateway TEXT NOT NULL, tags BLOB NOT NULL, attachment BLOB) WITHOUT ROWID"
-        )
+        self._create = f"{tag}CREATE TABLE IF NOT EXISTS {SOCKETS_TABLE} {COLUMNS[SOCKETS_TABLE]}"
         self._select = f"{tag}SELECT sid, gateway, tags, attachment FROM {SOCKETS_TABLE}"
         self._insert = f"{tag}INSERT OR REPLACE INTO {SOCKETS_TABLE} VALUES (?, ?, ?, ?)"
         self._delete = f"{tag}DELETE FROM {SOCKETS_TABLE} WHERE sid = ?"

@@ -13,7 +13,6 @@ they are not bound by ``message_bytes``.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from raydo.storage.limits import Limits, MiB
 
 from . import _checks
 from ._cache import CachedAnswer, KVCache
+from ._staging import Upload
 
 LIST_LIMIT = 1000
 #: The largest segment of a value in one RPC message, well under ``message_bytes``.
@@ -179,8 +179,9 @@ class KVNamespace:
         ``expiration`` (seconds since the epoch) or ``expiration_ttl`` (seconds from now),
         not both, make the pair vanish at that time; either must be at least the namespace's
         ``min_ttl`` (60 s) ahead. ``metadata`` is any JSON value. Everything is checked
-        before anything is sent (a streamed value's size as it arrives: the segments sent of
-        a value refused midway are dropped by the object's sweep). When this returns the
+        before anything is sent (a streamed value's size as it arrives: the segments staged
+        for a value refused or failed midway are discarded before the error is raised, see
+        ``_staging``). When this returns the
         write is durable, and this process's cache already holds it (other processes may
         read the old value for up to their ``cache_ttl``).
         """
@@ -189,15 +190,28 @@ class KVNamespace:
         metadata_json = _checks.metadata_json(metadata, self._limits)
         what = f"the value for key {key[:60]!r}"
         started = time.monotonic()
-        if isinstance(value, AsyncIterable):
-            upload, size, last, whole = await self._stage_stream(value, what)
-        else:
-            data = _checks.value_bytes(value)
-            self._limits.check("kv_value_bytes", len(data), what)
-            upload, size, last, whole = await self._stage_bytes(data)
-        version = await self._stub.put(
-            key_bytes, last, expires, metadata_json, upload, size if upload else None
-        )
+        upload = Upload(lambda: self._stub, self._segment)
+        try:
+            if isinstance(value, AsyncIterable):
+                keep = self._cache.budget // 8 if self._cache is not None else 0
+                last, whole = await upload.stage_stream(value, self._limits, what, keep)
+            else:
+                data = _checks.value_bytes(value)
+                self._limits.check("kv_value_bytes", len(data), what)
+                last = await upload.stage_bytes(data)
+                whole = data
+            size = upload.staged + len(last)
+            version = await self._stub.put(
+                key_bytes,
+                last,
+                expires,
+                metadata_json,
+                upload.id if upload.used else None,
+                size if upload.used else None,
+            )
+        except BaseException:
+            await upload.discard()
+            raise
         self._remember(
             key_bytes,
             CachedAnswer(version, whole, metadata_json, expires, started, known=whole is not None),
@@ -212,43 +226,6 @@ class KVNamespace:
         self._remember(key_bytes, CachedAnswer(version, None, fetched=started))
 
     # ---- internals -------------------------------------------------------------------------
-
-    async def _stage_bytes(self, data: bytes) -> tuple[str | None, int, bytes, bytes | None]:
-        """Stage every segment of ``data`` but the last: ``(upload, size, last segment,
-        whole value)``; no upload when it is one segment."""
-        segment = self._segment
-        if len(data) <= segment:
-            return None, len(data), data, data
-        upload = secrets.token_hex(16)
-        last = (len(data) - 1) // segment * segment
-        for start in range(0, last, segment):
-            await self._stub.stage(upload, data[start : start + segment])
-        return upload, len(data), data[last:], data
-
-    async def _stage_stream(
-        self, value: AsyncIterable[Any], what: str
-    ) -> tuple[str | None, int, bytes, bytes | None]:
-        """Stage segments as the pieces arrive, checking the size as it grows; the whole
-        value is kept for the cache only while it is small enough to be cached."""
-        segment = self._segment
-        keep = self._cache.budget // 8 if self._cache is not None else 0
-        upload, staged, buffer = None, 0, bytearray()
-        kept: bytearray | None = bytearray()
-        async for piece in _pieces(value):
-            buffer += piece
-            self._limits.check("kv_value_bytes", staged + len(buffer), what)
-            while len(buffer) > segment:
-                upload = upload or secrets.token_hex(16)
-                chunk = bytes(buffer[:segment])
-                del buffer[:segment]
-                await self._stub.stage(upload, chunk)
-                staged += len(chunk)
-                if kept is not None:
-                    kept += chunk
-                    kept = kept if len(kept) <= keep else None
-        last = bytes(buffer)
-        whole = None if kept is None else bytes(kept) + last
-        return upload, staged + len(last), last, whole
 
     async def _read(self, key: str, type: str, cache_ttl: float | None) -> tuple[Any, Any, bool]:
         key_bytes = _checks.key_bytes(key, self._limits)
@@ -333,13 +310,6 @@ class KVNamespace:
 
 async def _once(value: bytes) -> AsyncIterator[bytes]:
     yield value
-
-
-async def _pieces(value: AsyncIterable[Any]) -> AsyncIterator[bytes]:
-    async for piece in value:
-        if not isinstance(piece, bytes | bytearray | memoryview):
-            raise TypeError(f"a streamed value yields bytes, got {type(piece).__name__}")
-        yield bytes(piece)
 
 
 def _seconds_out(expiration: float | None) -> int | float | None:

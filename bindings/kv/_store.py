@@ -7,9 +7,10 @@ moment they return. Processes read through :class:`bindings.kv.KVNamespace`, whi
 Values live in SQL tables rather than the object's key-value API, whose values stop at
 ``value_bytes`` (2 MiB): a value is split into rows of at most ``row_bytes`` (the first row
 inline in ``kv_entries``, the rest in ``kv_chunks``), and arrives or leaves in segments that fit
-one RPC message (``stage`` then ``put``; ``get`` then ``read``). Each write takes the next
-number of a per-namespace ``version`` counter; readers use it to tell a newer answer from an
-older one, and ``read`` refuses to mix segments of two versions.
+one RPC message (``stage`` then ``put``, or ``discard`` when the put will not come; ``get`` then
+``read``). Each write takes the next number of a per-namespace ``version`` counter; readers use
+it to tell a newer answer from an older one, and ``read`` refuses to mix segments of two
+versions.
 
 Expired pairs are invisible at once (every read compares with the clock), deleted by the read
 that finds them, and swept by the alarm, which is kept at the earliest expiration.
@@ -180,6 +181,13 @@ class KVStore(PlatformObject):
             seq += 1
         self._arm(now + STAGED_SECONDS)
         return int(total)
+
+    async def discard(self, upload: str) -> None:
+        """Drop the segments staged under ``upload`` (a put that will not happen); nothing
+        happens when there are none."""
+        if not isinstance(upload, str) or not 0 < len(upload) <= UPLOAD_CHARS:
+            raise ValueError("malformed upload id")
+        self._sql.exec("DELETE FROM kv_staged WHERE upload = ?", upload)
 
     async def put(
         self,

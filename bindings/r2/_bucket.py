@@ -31,6 +31,7 @@ from raydo.storage.blobs import (
 from raydo.storage.errors import DISK_FULL_ERRNOS, StorageFull, disk_error
 from raydo.storage.limits import Limits
 
+from ._inert import BadContentType, check_signed_type
 from ._objects import R2Object, R2ObjectBody, R2Objects
 from ._presign import MAX_EXPIRES_IN, METHODS, Signer
 from ._routes import presigned_routes
@@ -248,12 +249,29 @@ class R2Bucket:
         return R2MultipartUpload(self, key, upload_id)
 
     def create_presigned_url(
-        self, key: str, method: str = "GET", expires_in: int = 3600, *, base_url: str = ""
+        self,
+        key: str,
+        method: str = "GET",
+        expires_in: int = 3600,
+        *,
+        base_url: str = "",
+        content_type: str | None = None,
     ) -> str:
         """A URL that lets anyone holding it ``method`` (GET, HEAD, PUT or DELETE) the key for
         ``expires_in`` seconds (at most 7 days), served by the gateway under ``/_raydo/r2/``.
-        Without ``base_url`` (e.g. ``str(request.base_url)``) the URL is a path."""
+        Without ``base_url`` (e.g. ``str(request.base_url)``) the URL is a path.
+
+        A GET or HEAD URL serves the body as an attachment of a passive type unless
+        ``content_type`` fixes the type it is served inline with; a PUT URL with
+        ``content_type`` stores that type and refuses a request declaring another. Either way
+        the responses carry ``nosniff`` and a sandboxing Content-Security-Policy.
+        """
         check_key(key, self.limits)
+        if content_type is not None:
+            try:
+                check_signed_type(content_type)
+            except BadContentType as exc:
+                raise InvalidArgument(str(exc)) from None
         if method not in METHODS:
             raise InvalidArgument(f"method is one of {', '.join(METHODS)}, not {method!r}")
         if (
@@ -262,7 +280,7 @@ class R2Bucket:
             or not 1 <= expires_in <= MAX_EXPIRES_IN
         ):
             raise InvalidArgument(f"expires_in is an integer from 1 to {MAX_EXPIRES_IN} seconds")
-        return self.signer.url(method, key, expires_in, base_url)
+        return self.signer.url(method, key, expires_in, base_url, content_type)
 
     def gateway_routes(self) -> builtins.list[BaseRoute]:
         """The routes serving this bucket's presigned URLs (the gateway mounts them)."""

@@ -30,6 +30,7 @@ from io import BufferedReader
 from pathlib import Path
 from typing import IO
 
+from ..owner_only import create_file, make_folders
 from ._index import BlobIndex, PartRow, Upload, decode_cursor, encode_cursor, object_file
 from ._types import (
     CHUNK_BYTES,
@@ -123,7 +124,7 @@ class FilesystemBackend:
 
     def _start(self) -> None:
         for folder in ("objects", "parts", "tmp"):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            make_folders(self.root / folder)
         cutoff = time.time() - _STALE_TMP_S
         for path in (self.root / "tmp").iterdir():
             try:
@@ -150,7 +151,7 @@ class FilesystemBackend:
         """Stream ``body`` into a new temp file: ``(path, md5 hex, size, open file)``.
         On any failure the file is gone before the error leaves."""
         path = self.root / "tmp" / secrets.token_hex(16)
-        file = path.open("xb")
+        file = create_file(path)
         try:
             md5, size = await receive_body(body, file, max_bytes)
             file.flush()
@@ -166,7 +167,7 @@ class FilesystemBackend:
             os.fsync(file.fileno())
         finally:
             file.close()
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_folders(final.parent)
         os.replace(tmp, final)
         if self._full_sync:
             directory = os.open(final.parent, os.O_RDONLY)
@@ -350,7 +351,7 @@ class FilesystemBackend:
             tmp = self.root / "tmp" / secrets.token_hex(16)
             final = self.root / object_file(version)
             try:
-                with tmp.open("xb") as out:
+                with create_file(tmp) as out:
                     for row in chosen:
                         with (self.root / row.file).open("rb") as part:
                             _copy(part, out, row.size)

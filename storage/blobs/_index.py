@@ -22,9 +22,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..owner_only import create_database_file, make_folders
 from ._types import BlobMeta, InvalidArgument
 
 _SCHEMA = """
@@ -100,6 +101,15 @@ def decode_cursor(cursor: str) -> bytes:
         raise InvalidArgument("malformed list cursor") from None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _milliseconds(when: datetime) -> int:
+    """``when`` in whole milliseconds since the epoch, in integers (a float timestamp times
+    1,000 can land a millisecond short)."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
 def _meta(row: sqlite3.Row | tuple[object, ...], with_metadata: bool = True) -> BlobMeta:
     key, size, etag, uploaded_ms, version, http, custom = row
     assert isinstance(key, bytes) and isinstance(uploaded_ms, int)
@@ -107,7 +117,7 @@ def _meta(row: sqlite3.Row | tuple[object, ...], with_metadata: bool = True) -> 
         key=key.decode(),
         size=int(str(size)),
         etag=str(etag),
-        uploaded=datetime.fromtimestamp(uploaded_ms / 1000, UTC),
+        uploaded=_EPOCH + timedelta(milliseconds=uploaded_ms),
         version=str(version),
         http_metadata=json.loads(str(http)) if with_metadata else {},
         custom_metadata=json.loads(str(custom)) if with_metadata else {},
@@ -129,6 +139,8 @@ class BlobIndex:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
+            make_folders(self._path.parent)
+            create_database_file(self._path)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA busy_timeout = 30000")
             db.execute("PRAGMA journal_mode = WAL")
@@ -200,7 +212,7 @@ class BlobIndex:
                 key,
                 meta.size,
                 meta.etag,
-                int(meta.uploaded.timestamp() * 1000),
+                _milliseconds(meta.uploaded),
                 meta.version,
                 json.dumps(meta.http_metadata),
                 json.dumps(meta.custom_metadata),

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from ..owner_only import make_folders
 from ._index import decode_cursor, encode_cursor
 from ._types import (
     CHUNK_BYTES,
@@ -114,7 +115,7 @@ class S3Backend:
 
     async def _spool_body(self, body: Body, max_bytes: int) -> tuple[IO[bytes], str, int]:
         """The body in a temp file (memory up to 8 MiB): ``(file at 0, md5 hex, size)``."""
-        self._spool.mkdir(parents=True, exist_ok=True)
+        make_folders(self._spool)
         file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by callers)
             max_size=_SPOOL_MEMORY, mode="w+b", dir=str(self._spool)
         )
@@ -208,7 +209,14 @@ class S3Backend:
             raise
         finally:
             file.close()
-        return BlobMeta(key, size, etag, now(), version, http_metadata, custom_metadata)
+        # The answer carries S3's own upload time, so it equals what head, get and list say.
+        stored = await self.head(key)
+        if stored is not None and stored.version == version:
+            return stored
+        # Replaced or deleted meanwhile: S3 keeps its times to the second.
+        return BlobMeta(
+            key, size, etag, now().replace(microsecond=0), version, http_metadata, custom_metadata
+        )
 
     async def get(
         self, key: str, *, range: Range | None, only_if: Conditions | None

@@ -382,7 +382,10 @@ class BlobBackend(Protocol):
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The time to the millisecond, as a filesystem bucket's index keeps it, so the metadata
+    a put answers with equals what ``head``, ``get`` and ``list`` read back."""
+    moment = datetime.now(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 async def receive_body(body: Body, file: IO[bytes], max_bytes: int) -> tuple[str, int]:

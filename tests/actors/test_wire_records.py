@@ -14,6 +14,7 @@ from raydo.actors._frames import (
     CALLER_READS,
     HOST_READS,
     RECORDS,
+    TO_CALLER,
     TO_HOST,
     EventFrame,
     Fail,
@@ -22,6 +23,11 @@ from raydo.actors._frames import (
     Ok,
     PushFrame,
     Sockets,
+    StreamCancel,
+    StreamChunk,
+    StreamCredit,
+    StreamEnd,
+    StreamOpen,
     Welcome,
     decode_frame,
     read_event,
@@ -79,8 +85,10 @@ def test_the_frame_table_names_every_frame_with_its_record_and_fields() -> None:
         assert int(number) == kind
         assert RECORDS[kind].__name__ == record
         assert RECORDS[kind]._fields == tuple(f.strip() for f in fields.split(","))
-        assert (to == "host") == (kind in TO_HOST), name
-        assert (kind in TO_HOST) == (kind in HOST_READS) != (kind in CALLER_READS)
+        assert (to in ("host", "either")) == (kind in TO_HOST), name
+        assert (to in ("caller", "either")) == (kind in TO_CALLER), name
+        assert (kind in TO_HOST) == (kind in HOST_READS)
+        assert (kind in TO_CALLER) == (kind in CALLER_READS)
 
 
 FRAMES = [
@@ -92,6 +100,12 @@ FRAMES = [
     Fail(7, ["overloaded", "Overloaded", "full", False]),
     PushFrame(["send", ["s1"], "hi"]),
     Sockets([["ab" * 32, "g.1"]]),
+    StreamOpen(7),
+    StreamChunk(7, b"\x00chunk"),
+    StreamEnd(7, None),
+    StreamEnd(7, ["stream", "StreamBroken", "gone", False]),
+    StreamCredit(7, 65536),
+    StreamCancel(7, ["limit", "stream_bytes", "too long", False]),
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of ``name`` over the samples whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(v for (n, found), v in samples.items() if n == name and wanted <= found)
+
+
+def wait_for_metrics(client: httpx.Client, url: str, timeout: float = 60.0) -> None:
+    """Until ``url`` answers: a worker of ``serve --workers N`` serves its metrics once started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.get(url).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def series(samples: Samples, name: str) -> list[dict[str, str]]:
@@ -319,6 +333,9 @@ def test_serve_workers_take_a_port_each_and_count_hosts_once(
     port = free_port()
     server = gateway(app_copy("counter"), workers=2, args=["--metrics-port", str(port)])
     with httpx.Client(timeout=30) as client:
+        # the server is ready when one worker answers; the other may still be starting
+        for p in (port, port + 1):
+            wait_for_metrics(client, f"http://127.0.0.1:{p}/metrics")
         for n in range(20):  # new connections: the kernel spreads them over the workers
             reply = client.post(
                 f"{server.url}/counter/c{n}/increment", headers={"connection": "close"}

@@ -126,7 +126,10 @@ async def multipart(request: Request) -> Response:
 async def presign(request: Request) -> Response:
     q = request.query_params
     url = bucket(request).create_presigned_url(
-        q["key"], q.get("method", "GET"), int(q.get("expires_in", "3600"))
+        q["key"],
+        q.get("method", "GET"),
+        int(q.get("expires_in", "3600")),
+        content_type=q.get("content_type"),
     )
     return JSONResponse({"url": url})
 
