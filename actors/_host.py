@@ -37,6 +37,7 @@ from typing import Any
 
 from raydo.storage import StorageCore, StorageFull, layout, remove_partial_files
 from raydo.storage.limits import LimitExceeded
+from raydo.storage.replication import Replication, ShippingFailed
 
 from . import _tracing
 from ._alarm_runs import HostAlarms
@@ -125,6 +126,8 @@ class Host:
             self.metrics,
         )
         self.gate = OutputGate(self.alarms)
+        self.replication = None if spec.replication is None else Replication(spec.replication)
+        """The store every object's log ships to, when the app replicates its storage."""
         self.dispatch = Dispatcher(
             self.cls, spec, self._activate, self.alarms, self.sockets, self.metrics
         )
@@ -231,6 +234,7 @@ class Host:
             sync_later=group_commit,
             alarm_handler=self.dispatch.has_alarm_handler,
             in_turn=0,  # writes only inside events (see StorageCore)
+            replicated=self.replication is not None,
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
         mailbox = Mailbox(
@@ -239,6 +243,9 @@ class Host:
             self.binding.queue_wait_seconds,
             self._count_overload,
         )
+        replica = None
+        if self.replication is not None:
+            replica = self.replication.replica(self.binding.name, hex_id, path)
         slot = ObjectSlot(
             ObjectId(hex_id, self.binding.name, name),
             core,
@@ -246,7 +253,10 @@ class Host:
             self.sockets.object_sockets,
             mailbox,
             wal_sync,
+            replica,
         )
+        if replica is not None:
+            replica.attach(slot.core, functools.partial(self._lost, hex_id))
         self.objects.add(slot)
         return slot
 
@@ -278,6 +288,22 @@ class Host:
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
+        replica = slot.replica
+        if replica is not None and not slot.turns and (replica.lost or not replica.ready):
+            try:
+                await self._take_over(slot)
+            except Exception as exc:  # noqa: BLE001 - the caller learns why, the host goes on
+                log.error("%s: cannot restore from the store: %s", slot.object_id, exc)
+                _settle(
+                    future,
+                    HostUnavailable(
+                        f"the object's storage could not be restored from the replication"
+                        f" store: {exc}",
+                        retryable=True,
+                    ),
+                )
+                metrics.event_done(event.kind, time.perf_counter() - started, True)
+                return
         if self._traced:
             handler = _tracing.handler_span(handler, event, self.cls.__name__)
         failed = True
@@ -333,6 +359,32 @@ class Host:
             log.exception("rollback failed for %s", slot.object_id)
             slot.core.close()
             slot.instance = None
+
+    # ---- replication ------------------------------------------------------------------
+
+    async def _take_over(self, slot: ObjectSlot) -> None:
+        """Before an object's first event here (or its first after a loss): drop what a lost
+        replica left, then make the local file the store's latest and take the log."""
+        replica = slot.replica
+        assert replica is not None
+        if replica.lost:
+            self._discard(slot)
+        slot.core.close()  # the restore may replace the file under it
+        await replica.take_over()
+
+    def _lost(self, hex_id: str, why: str) -> None:
+        """A replica can no longer ship: drop the object now if it is idle, else when its
+        running turns end (its commits fail meanwhile, so nothing more is acknowledged)."""
+        slot = self.objects.touch(hex_id)
+        if slot is not None and slot.idle and slot.drain is None:
+            self._discard(slot)
+
+    def _discard(self, slot: ObjectSlot) -> None:
+        """Reset the object and delete its local file: it never runs ahead of the store."""
+        self._reset(slot)
+        slot.core.close()
+        if slot.replica is not None:
+            slot.replica.discard_local()
 
     def _activate(self, slot: ObjectSlot) -> DurableObject:
         """The object's instance, constructed now unless it is active."""
@@ -421,6 +473,8 @@ class Host:
             for slot in self.objects:
                 await slot.ctx._stop_background()
             await self.objects.settle_syncs()
+            if self.replication is not None:
+                await self.replication.settle()
             self.intake.close()
             unavailable = HostUnavailable("the host shut down", retryable=True)
             for slot in self.objects:
@@ -428,6 +482,8 @@ class Host:
                     _settle(future, unavailable)
             self.objects.close()
             self.alarms.close()
+            if self.replication is not None:
+                self.replication.close()
         finally:
             self.state = HostState.CLOSED
             self._closed.set()
@@ -468,6 +524,9 @@ def _reply_when_durable(
     future: asyncio.Future[Any], reply: Any, durable: asyncio.Future[None]
 ) -> None:
     if future.done():
+        return
+    if not durable.cancelled() and isinstance(durable.exception(), ShippingFailed):
+        future.set_exception(HostUnavailable(str(durable.exception()), retryable=False))
         return
     if durable.cancelled() or durable.exception() is not None:
         why = "cancelled" if durable.cancelled() else repr(durable.exception())

@@ -213,7 +213,7 @@ class HostActor:
     """The Ray actor around one :class:`Host`; its methods are the control plane only."""
 
     def __init__(self, spec: RuntimeSpec, key: HostKey, bind: str) -> None:
-        self._spec = spec
+        self._spec = spec.on_this_node()  # a node may keep objects on its own disk
         self._key = key
         self._bind = bind
         self._error: str | None = None

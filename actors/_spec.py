@@ -6,11 +6,13 @@ when they run in a Ray actor) and build their classes, storage and ``env`` from 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from raydo.storage import layout
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
+from raydo.storage.replication import ReplicationSettings
 
 from ._ids import IdScheme, namespace_key
 
@@ -78,6 +80,9 @@ class HostKey:
         return cls(binding, shard=int(which))
 
 
+NODE_STORAGE_VARIABLE = "RAYDO_NODE_STORAGE"
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSpec:
     """An app as hosts see it."""
@@ -90,6 +95,16 @@ class RuntimeSpec:
     limits: Limits = DEFAULT_LIMITS
     extra: dict[str, str] = field(default_factory=dict)
     platform: tuple[PlatformSpec, ...] = ()
+    replication: ReplicationSettings | None = None
+    """Where every object's log is shipped (``[replication]``); None keeps files local."""
+
+    def on_this_node(self) -> RuntimeSpec:
+        """The spec as a host on this machine uses it: with ``RAYDO_NODE_STORAGE`` set (in the
+        environment ``ray start`` ran with), objects' files live there, on the node's own
+        disk, instead of under the config's ``storage``. With replication the store holds
+        every object, so nodes need no shared volume."""
+        local = os.environ.get(NODE_STORAGE_VARIABLE)
+        return replace(self, storage_root=local) if local else self
 
     def binding(self, name: str) -> BindingSpec:
         for spec in self.bindings:

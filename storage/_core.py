@@ -94,6 +94,7 @@ class StorageCore:
         "in_turn",
         "limits",
         "path",
+        "replicated",
         "sync_later",
     )
 
@@ -111,6 +112,7 @@ class StorageCore:
         after_commit: AfterCommit | None = None,
         alarm_handler: bool = True,
         in_turn: int = 1,
+        replicated: bool = False,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
@@ -120,6 +122,9 @@ class StorageCore:
         # instead of SQLite syncing inside each COMMIT.
         self.sync_later = sync_later and durability == "full"
         self.limits = limits
+        self.replicated = replicated
+        """Its WAL is shipped (storage/replication): SQLite never checkpoints it by itself,
+        so no frame leaves the WAL before it is in the store; :meth:`checkpoint` does."""
         self._before_commit = before_commit
         self._after_commit = after_commit
         self.alarm_handler = alarm_handler
@@ -223,6 +228,15 @@ class StorageCore:
         else:
             self._savepoints -= 1
             self.internal(f"{TAG}RELEASE {name}")
+
+    def checkpoint(self) -> bool:
+        """Move the WAL into the database file and empty it, now; False when it cannot (no
+        open file, a transaction open, or another connection reading)."""
+        conn = self._conn
+        if conn is None or conn.in_transaction:
+            return False
+        busy = self.internal(f"{TAG}PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return int(busy) == 0
 
     @property
     def size_bytes(self) -> int:
@@ -399,6 +413,8 @@ class StorageCore:
             log.error("cannot open the object's database %s: %s", self.path, exc)
             raise StorageError(f"cannot open the object's database: {exc}") from None
         conn.execute("PRAGMA journal_mode=WAL")
+        if self.replicated:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         full_in_commit = self.durability == "full" and not self.sync_later
         conn.execute(f"PRAGMA synchronous={'FULL' if full_in_commit else 'NORMAL'}")
         # On, as in D1 and Durable Objects; it cannot change inside the event's transaction,
