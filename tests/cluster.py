@@ -65,29 +65,47 @@ class RayCluster:
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(self.token_path)
 
-    def start(self) -> None:
-        """Start the head with token auth."""
-        subprocess.run(
-            [
-                RAY,
-                "start",
-                "--head",
-                f"--port={self.port}",
-                "--node-ip-address=127.0.0.1",
-                "--num-cpus=2",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-                f"--temp-dir={self.temp_dir}",
-            ],
-            check=True,
-            env=quiet_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=120,
-        )
+    def start(self, attempts: int = 3) -> None:
+        """Start the head with token auth.
+
+        ``ray start`` fails now and then on a busy machine: a port it picked at random (the
+        raylet's, the object manager's) was taken meanwhile by another cluster, or its GCS did
+        not answer in time. Each failure kills what the attempt left and tries again on a fresh
+        port; the last one raises with Ray's own words.
+        """
+        for attempt in range(1, attempts + 1):
+            run = subprocess.run(
+                [
+                    RAY,
+                    "start",
+                    "--head",
+                    f"--port={self.port}",
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=2",
+                    "--include-dashboard=false",
+                    "--disable-usage-stats",
+                    f"--temp-dir={self.temp_dir}",
+                ],
+                env=quiet_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=120,
+            )
+            if run.returncode == 0:
+                return
+            self.kill_processes()
+            if attempt == attempts:
+                said = run.stderr.decode(errors="replace")[-3000:]
+                raise RuntimeError(f"ray start failed {attempts} times; the last said:\n{said}")
+            self.port = free_port()
 
     def stop(self) -> None:
         """Kill this cluster's processes only (other Ray clusters on the machine are left alone)."""
+        self.kill_processes()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def kill_processes(self) -> None:
+        """Kill every process started for this cluster's temp dir, and their children."""
         marker = str(self.temp_dir)
         roots = [
             p
@@ -102,7 +120,6 @@ class RayCluster:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         psutil.wait_procs(list(doomed), timeout=10)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def make_temp_dir(prefix: str) -> Path:

@@ -30,10 +30,6 @@ BODY = b"x" * MiB
 class NoSockets:
     """A host's WebSockets, for a host with none."""
 
-    @property
-    def sockets(self) -> RecordingHost:  # its own socket collaborator: nothing to record
-        return self
-
     def attach_gateway(self, gateway: str, writer: Callable[[list[Any]], None]) -> None:
         pass
 

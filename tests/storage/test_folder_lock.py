@@ -34,6 +34,14 @@ def hold(folder: Path, runtime: str) -> subprocess.Popen[str]:
     return holder
 
 
+def stop(holder: subprocess.Popen[str]) -> None:
+    """Kill a holder and close its pipe (an open pipe is a ResourceWarning when collected)."""
+    holder.kill()
+    holder.wait()
+    assert holder.stdout is not None
+    holder.stdout.close()
+
+
 def test_a_second_runtime_is_refused_with_the_folder_and_the_holder(tmp_path: Path) -> None:
     holder = hold(tmp_path, "ray:cluster-a")
     try:
@@ -47,8 +55,7 @@ def test_a_second_runtime_is_refused_with_the_folder_and_the_holder(tmp_path: Pa
         found = live_holder(tmp_path)
         assert found is not None and found.runtime == "ray:cluster-a"
     finally:
-        holder.kill()
-        holder.wait()
+        stop(holder)
 
 
 def test_processes_of_one_runtime_share_the_folder(tmp_path: Path) -> None:
@@ -57,21 +64,19 @@ def test_processes_of_one_runtime_share_the_folder(tmp_path: Path) -> None:
     try:
         joined = FolderLock(tmp_path, "ray:cluster-a")
         joined.acquire()
-        first.kill()
-        first.wait()
+        stop(first)
         # The runtime lives on in its other processes: still refused to anyone else.
         with pytest.raises(FolderInUse):
             FolderLock(tmp_path, "process:other").acquire()
         joined.release()
     finally:
-        second.kill()
-        second.wait()
+        stop(second)
 
 
 def test_the_folder_is_free_once_the_holder_dies_even_by_sigkill(tmp_path: Path) -> None:
     holder = hold(tmp_path, "process:dev")
     os.kill(holder.pid, signal.SIGKILL)
-    holder.wait()
+    stop(holder)  # already dead: this reaps it and closes its pipe
     assert live_holder(tmp_path) is None
     lock = FolderLock(tmp_path, "process:next")
     lock.acquire()
