@@ -189,7 +189,10 @@ class TurnMeter:
         self.arming = step
         with self._lock:
             if self.current is not running or self.step != step:
-                self.arming = None
+                # A raise fired earlier may still be pending: the step's end must still see
+                # `arming` and settle it, or the raise lands in whatever the loop runs next.
+                if self._fired is None:
+                    self.arming = None
                 return False
             _set_async_exc(self.thread_id, EventStopped)
             self._fired = step
