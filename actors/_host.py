@@ -56,6 +56,7 @@ from ._failures import log_event_failure
 from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
 from ._intake import Intake
+from ._limits import EventLimits, EventStopped, RunningTurn, TurnMeter
 from ._live import LiveObjects
 from ._loading import load_class
 from ._mailbox import Mailbox
@@ -65,6 +66,7 @@ from ._slot import ObjectLife, ObjectSlot
 from ._socket_index import SocketIndex
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
+from ._watchdog import Watchdog
 from .types import Event, EventKind
 from .websockets import HostSockets
 
@@ -84,9 +86,13 @@ class Host:
 
     ``deliver(event)`` returns a future of the reply payload; errors are
     :class:`RaydoError` subclasses. ``env`` is what objects receive as ``self.env``.
+    ``may_end_process`` lets the watchdog end the process as its last resort against an
+    event it cannot stop (on Ray, which restarts the host; never in process).
     """
 
-    def __init__(self, spec: RuntimeSpec, key: HostKey, env: Any) -> None:
+    def __init__(
+        self, spec: RuntimeSpec, key: HostKey, env: Any, *, may_end_process: bool = False
+    ) -> None:
         self.spec = spec
         self.key = key
         self.binding: BindingSpec = spec.binding(key.binding)
@@ -128,19 +134,29 @@ class Host:
         self.gate = OutputGate(self.alarms)
         self.replication = None if spec.replication is None else Replication(spec.replication)
         """The store every object's log ships to, when the app replicates its storage."""
+        self.meter = TurnMeter()
+        self.watchdog = Watchdog(
+            self.meter,
+            EventLimits.of(self.binding),
+            self.metrics,
+            key.label,
+            may_end_process=may_end_process,
+        )
         self.dispatch = Dispatcher(
             self.cls, spec, self._activate, self.alarms, self.sockets, self.metrics
         )
 
     def start(self) -> None:
         """Remove the half-made files a dead predecessor left for this host's objects, arm
-        every alarm the index holds for this host, and give the gateways of every socket its
-        objects had time to connect (call once, inside the event loop)."""
+        every alarm the index holds for this host, give the gateways of every socket its
+        objects had time to connect, and start the watchdog (call once, inside the event
+        loop)."""
         removed = remove_partial_files(self.spec.storage_root, self.binding.name, self._owns)
         if removed:
             log.warning("%s: removed %d half-made object file(s)", self.key.label, removed)
         self.alarms.start()
         self.sockets.start()
+        self.watchdog.start()
 
     def _owns(self, object_hex: str) -> bool:
         return (
@@ -315,15 +331,17 @@ class Host:
         slot.turns.append(turn)
         core.in_turn += 1
         try:
-            reply = await handler(slot, event)
+            running = RunningTurn(slot.object_id, event, core, started)
+            reply = await self.meter.run(handler(slot, event), running)
             if slot.ctx._reset_requested:  # a critical section failed, even if it was caught
                 raise Aborted("block_concurrency_while() raised", retry_alarm=True)
             durable = core.commit()
         except BaseException as exc:
             self._reset(slot)
             cause = exc.cause if isinstance(exc, _ConstructorFailed) else exc
-            log_event_failure(slot.object_id, event, cause, expected=isinstance(exc, Aborted))
-            if isinstance(exc, Aborted):
+            expected = isinstance(exc, (Aborted, EventStopped))
+            log_event_failure(slot.object_id, event, cause, expected=expected)
+            if expected:
                 self.sockets.close_all(
                     slot.object_id,
                     slot.sockets,
@@ -456,7 +474,8 @@ class Host:
         mailbox drains and wait for them (a cancelled turn unwinds with its storage open and
         rolls back; its caller gets :class:`HostUnavailable`); cancel the objects'
         ``wait_until`` work; wait for running WAL syncs (their held replies leave); answer
-        every event still queued or held with :class:`HostUnavailable`; close every file."""
+        every event still queued or held with :class:`HostUnavailable`; close every file; stop
+        and join the watchdog."""
         if self.state is not HostState.SERVING:
             await self._closed.wait()  # another close() is under way: its end is ours
             return
@@ -485,6 +504,7 @@ class Host:
             if self.replication is not None:
                 self.replication.close()
         finally:
+            self.watchdog.close()
             self.state = HostState.CLOSED
             self._closed.set()
 
@@ -543,6 +563,8 @@ def _as_caller_error(exc: BaseException, left: bool) -> RaydoError:
         reset = ObjectReset(f"the object was reset: {exc.reason}")
         reset.retry_alarm = exc.retry_alarm
         return reset
+    if isinstance(exc, EventStopped):
+        return ObjectReset(f"the object was reset: {exc}", limit=exc.limit or None)
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
         if isinstance(cause, StorageFull):

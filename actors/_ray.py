@@ -248,7 +248,9 @@ class HostActor:
         address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
         placement = RayPlacement(spec, bind=self._bind)
         internal = spec.binding(key.binding).internal
-        host = Host(spec, key, placement.platform_env if internal else placement.env)
+        # On Ray the watchdog may end this process as its last resort: Ray restarts the host.
+        env = placement.platform_env if internal else placement.env
+        host = Host(spec, key, env, may_end_process=True)
         placement.local = (key, host)
         host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
         host.start()

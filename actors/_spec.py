@@ -33,6 +33,14 @@ class BindingSpec:
     queue_wait_seconds: float = 30.0
     """How long an event may wait in its object's mailbox; one that has not started by then
     is dropped and its caller gets :class:`Overloaded`."""
+    cpu_ms: int = 30_000
+    """CPU time one event may use (see :mod:`actors._limits`); past it the event is stopped
+    and the object reset."""
+    event_seconds: float = 300.0
+    """Wall time one event may take, awaits included; past it the event is stopped."""
+    host_stall_seconds: float = 10.0
+    """How long one event may hold its host's loop without yielding; past it the host's
+    watchdog stops it (:mod:`actors._watchdog`)."""
     namespace_key: str | None = field(default=None, repr=False)
     """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False

@@ -210,6 +210,11 @@ _TOP_FIELDS = {
     "replication": _table("replication"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
+#: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
+_EVENT_LIMIT_FIELDS = {
+    "cpu_ms": _integer(1, 3_600_000),
+    "event_seconds": _number(0, 86400, above=True),
+}
 _OBJECT_BINDING_FIELDS = {
     "name": _BINDING,
     "class_name": _required(_reference("Class")),
@@ -220,12 +225,15 @@ _OBJECT_BINDING_FIELDS = {
     "mailbox_limit": _integer(1, 1_000_000),
     "queue_wait_seconds": _number(0, 86400, above=True),
     "namespace_key": _text(16, 256, secret=True),
+    **_EVENT_LIMIT_FIELDS,
+    "host_stall_seconds": _number(0, 3600, above=True),
 }
 _LIMIT_FIELDS = {name: _integer(1, None) for name in Limits.names()}
 _D1_FIELDS = {
     "binding": _BINDING,
     "database_name": _required(_name(_RESOURCE_NAME, "a database name")),
     "migrations_dir": _text(),
+    **_EVENT_LIMIT_FIELDS,
 }
 _R2_FIELDS = {
     "binding": _BINDING,

@@ -22,6 +22,7 @@ commit its end without its start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -254,6 +255,15 @@ class StorageCore:
         if conn is None:
             conn = self._open()
         return conn
+
+    def interrupt(self) -> None:
+        """Make the statement running on this file fail with SQLite's "interrupted" error
+        (``Connection.interrupt()``); callable from any thread (a host's watchdog). A no-op
+        when nothing runs or the file is closed."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed since it was read
+                conn.interrupt()
 
     def begin(self) -> None:
         """Open the event's transaction unless it is open; refused outside events."""
