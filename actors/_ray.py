@@ -87,15 +87,36 @@ def start_local_ray(*, num_cpus: int | None = None) -> None:
             _init_local(num_cpus)
 
 
+LOCAL_START_ATTEMPTS = 3
+"""How many times an embedded Ray is started before its failure is the process's: on a loaded
+machine Ray's raylet gives up waiting for its own agents (a fixed 30 s) and the node never
+registers, and the next try usually succeeds."""
+
+
 def _init_local(num_cpus: int | None) -> None:
-    ray.init(
-        address="local",
-        namespace=RAY_NAMESPACE,
-        include_dashboard=False,
-        num_cpus=num_cpus,
-        log_to_driver=True,
-        configure_logging=False,
-    )
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                address="local",
+                namespace=RAY_NAMESPACE,
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                log_to_driver=True,
+                configure_logging=False,
+            )
+            return
+        except Exception as exc:
+            # Ray raises a bare Exception for a node that did not come up; anything else
+            # (bad arguments, no permission on /tmp/ray) fails the same way every time.
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning(
+                "the embedded Ray did not start (%s); starting it again (%d of %d)",
+                exc,
+                attempt + 1,
+                LOCAL_START_ATTEMPTS,
+            )
+            ray.shutdown()  # what the failed start left running: its GCS, its agents
 
 
 def join_ray(address: str) -> None:
