@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import sys
 import threading
 import time
 import types
@@ -147,8 +148,10 @@ class TurnMeter:
         self.thread_id = 0
 
     def bind(self) -> None:
-        """The calling thread is the loop thread (call on the host's loop)."""
+        """The calling thread is the loop thread (call on the host's loop); stops that land
+        in finalizers are kept out of the process's unraisable-exception reports."""
         self.thread_id = threading.get_ident()
+        _SwallowedStops.install()
 
     def run(self, handler: Awaitable[Any], running: RunningTurn) -> Awaitable[Any]:
         """Await ``handler`` as the event ``running``: step by step under the meter, and with
@@ -204,6 +207,34 @@ class TurnMeter:
             fired, self._fired, self.arming = self._fired, None, None
         if fired is not None:
             _clear_async_exc(self.thread_id)
+
+
+class _SwallowedStops:
+    """``sys.unraisablehook`` in front of the one it finds: drops :class:`EventStopped`.
+
+    An asynchronous raise lands at whatever bytecode the loop thread runs next, which may be a
+    finalizer the step set off (``__del__``, a weakref callback, ``asyncio``'s task set
+    forgetting a task). Python reports an exception there as unraisable and goes on with the
+    step; the watchdog raises again on its next tick (:mod:`actors._watchdog`). Such a stop
+    is the runtime's, not an error of the app's code, so it is not reported; every other
+    unraisable exception goes on to the hook found.
+    """
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        exc_type = unraisable.exc_type
+        if isinstance(exc_type, type) and issubclass(exc_type, EventStopped):
+            return
+        self.previous(unraisable)
+
+    @classmethod
+    def install(cls) -> None:
+        if not isinstance(sys.unraisablehook, cls):
+            sys.unraisablehook = cls(sys.unraisablehook)
 
 
 @types.coroutine

@@ -180,6 +180,12 @@ class Watchdog:
         if running.stop is not None:
             if stalled and t - running.stopped_at > limits.host_stall_seconds:
                 self._escalate(running, step, t)
+            elif running is seen_running and step == seen_step:
+                # The stopped step still runs a tick later: the raise may have landed in a
+                # finalizer the step ran (``__del__``, a weakref callback), where Python
+                # swallows it as "unraisable". Raise again; escalating is for a step that
+                # outlasts a whole stall bound of raises.
+                meter.raise_in_step(running, step)
             return
         if running.cpu * 1000 > limits.cpu_ms:
             limit = CPU_MS

@@ -85,3 +85,31 @@ async def test_no_raise_for_a_step_that_has_ended(tmp_path: object) -> None:
         total += i
     assert total == sum(range(100_000))
     core.close()
+
+
+class RaisesWhenCollected:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __del__(self) -> None:
+        raise self.error
+
+
+def test_a_stop_that_lands_in_a_finalizer_is_not_reported_but_other_errors_are() -> None:
+    seen: list[type[BaseException] | None] = []
+    saved = sys.unraisablehook
+
+    def recorder(unraisable: object) -> None:
+        seen.append(getattr(unraisable, "exc_type", None))
+
+    sys.unraisablehook = recorder
+    try:
+        TurnMeter().bind()  # puts its filter in front of the hook it finds
+        RaisesWhenCollected(EventStopped("cpu_ms"))  # collected at once: its __del__ raises
+        RaisesWhenCollected(ValueError("the app's own"))
+        TurnMeter().bind()  # a second meter adds no second filter
+        assert getattr(sys.unraisablehook, "previous", None) is recorder
+        RaisesWhenCollected(KeyError("again"))
+    finally:
+        sys.unraisablehook = saved
+    assert seen == [ValueError, KeyError]
