@@ -4,6 +4,7 @@ The machinery (hosts, placement, the wire) lives in the private modules.
 """
 
 from ._app_env import PlatformContext
+from ._client_gone import CLIENT_LEFT_EXTENSION
 from ._env import Env, env_bindings, public_env
 from ._errors import (
     CallRefused,
@@ -25,6 +26,7 @@ from ._streams import BODY_ALLOWANCE, BodyAllowance
 
 __all__ = [
     "BODY_ALLOWANCE",
+    "CLIENT_LEFT_EXTENSION",
     "BindingSpec",
     "BodyAllowance",
     "CallRefused",

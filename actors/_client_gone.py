@@ -19,6 +19,19 @@ ClientGone = Callable[[], Awaitable[None]]
 
 client_gone: ContextVar[ClientGone | None] = ContextVar("raydo_client_gone", default=None)
 
+CLIENT_LEFT_EXTENSION = "raydo.client_left"
+"""A server that can tell at once when an HTTP request's client disconnects puts an
+``asyncio.Event`` under this key of the request scope's ``extensions``, set when it does (the
+gateway's own HTTP protocol does). A request body streaming to a host that does not read it
+is then abandoned as soon as its client leaves, not after ``stream_idle_seconds``: the ASGI
+``http.disconnect`` reaches only a reader of ``receive()``, and such a body's reader waits."""
+
+
+def client_left_event(scope: Any) -> asyncio.Event | None:
+    """The scope's :data:`CLIENT_LEFT_EXTENSION` event, if its server gives one."""
+    left = scope.get("extensions", {}).get(CLIENT_LEFT_EXTENSION)
+    return left if isinstance(left, asyncio.Event) else None
+
 
 def departure(receive: Callable[[], Awaitable[Any]]) -> ClientGone:
     """What waits for an ASGI HTTP request's disconnect, given its ``receive`` once the body

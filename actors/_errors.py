@@ -48,11 +48,24 @@ class Overloaded(RaydoError):
 
 
 class ObjectReset(RaydoError):
-    """The object was reset (``ctx.abort``) while handling the event; its in-memory state is
-    gone. A stub that saw this stays broken: get a new stub to reach the object again."""
+    """The object was reset (``ctx.abort``, or its event passed a time limit) while handling
+    the event; its in-memory state is gone. A stub that saw this stays broken: get a new stub
+    to reach the object again.
+
+    ``limit`` names the time limit the event passed (``cpu_ms``, ``event_seconds``,
+    ``host_stall_seconds``), None for a reset the object asked for.
+    """
 
     code = "reset"
     retry_alarm = True
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    def to_wire(self) -> list[object]:
+        # The type name's place carries the limit (as RemoteLimitExceeded's does).
+        return [self.code, self.limit or type(self).__name__, str(self), False]
 
 
 class CallRefused(RaydoError):
@@ -127,7 +140,10 @@ def error_from_wire(wire: list[object]) -> RaydoError:
         return HostUnavailable(text, retryable=bool(retryable))
     if code == RemoteStorageFull.code:
         return RemoteStorageFull(text, retryable=bool(retryable))
-    for cls in (Overloaded, ObjectReset, CallRefused, StreamBroken):
+    if code == ObjectReset.code:
+        limit = None if type_name == ObjectReset.__name__ else str(type_name)
+        return ObjectReset(text, limit=limit)
+    for cls in (Overloaded, CallRefused, StreamBroken):
         if code == cls.code:
             return cls(text)
     return RaydoError(f"{type_name}: {text}")

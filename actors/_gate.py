@@ -10,8 +10,9 @@ is the one entry point), in order:
 2. COMMIT.
 3. :meth:`OutputGate.after_commit`: the index and the timer learn the committed alarm, and the
    WebSocket pushes the event queued leave. Under group commit (``durability = "full"``) both
-   wait for the WAL sync that makes this commit durable, and the commit returns that sync's
-   future: the event's reply and its calls out wait for it too.
+   wait for the WAL sync that makes this commit durable, and with replication in ``sync``
+   mode for the round that puts it in the store (:mod:`raydo.storage.replication`); the
+   commit returns the future of both: the event's reply and its calls out wait for it too.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class OutputGate:
             core.alarm_touched = False
             alarm = (slot.committing_alarm,)
         durable = None if slot.wal_sync is None else slot.wal_sync.committed(wrote)
+        if slot.replica is not None:
+            durable = _both(durable, slot.replica.shipper.committed(wrote))
         pushes = slot.sockets.take_pushes()
         if durable is None:
             self._release(slot, alarm, pushes)
@@ -82,3 +85,28 @@ class OutputGate:
         if alarm is not None:
             self._alarms.settle(slot.object_id.hex, slot.object_id.name, alarm[0])
         slot.sockets.release(pushes)
+
+
+def _both(
+    first: asyncio.Future[None] | None, second: asyncio.Future[None] | None
+) -> asyncio.Future[None] | None:
+    """A future done when both are (failing with the first failure), or the one there is."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    both: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[None]) -> None:
+        if both.done():
+            return
+        if done.cancelled():
+            both.cancel()
+        elif done.exception() is not None:
+            both.set_exception(done.exception())  # type: ignore[arg-type]
+        elif first.done() and second.done():
+            both.set_result(None)
+
+    first.add_done_callback(settle)
+    second.add_done_callback(settle)
+    return both

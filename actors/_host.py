@@ -37,6 +37,7 @@ from typing import Any
 
 from raydo.storage import StorageCore, StorageFull, layout, remove_partial_files
 from raydo.storage.limits import LimitExceeded
+from raydo.storage.replication import Replication, ShippingFailed
 
 from . import _tracing
 from ._alarm_runs import HostAlarms
@@ -55,6 +56,7 @@ from ._failures import log_event_failure
 from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
 from ._intake import Intake
+from ._limits import EventLimits, EventStopped, RunningTurn, TurnMeter
 from ._live import LiveObjects
 from ._loading import load_class
 from ._mailbox import Mailbox
@@ -64,6 +66,7 @@ from ._slot import ObjectLife, ObjectSlot
 from ._socket_index import SocketIndex
 from ._spec import BindingSpec, HostKey, RuntimeSpec
 from ._turn import Turn, current_turn
+from ._watchdog import Watchdog
 from .types import Event, EventKind
 from .websockets import HostSockets
 
@@ -83,9 +86,13 @@ class Host:
 
     ``deliver(event)`` returns a future of the reply payload; errors are
     :class:`RaydoError` subclasses. ``env`` is what objects receive as ``self.env``.
+    ``may_end_process`` lets the watchdog end the process as its last resort against an
+    event it cannot stop (on Ray, which restarts the host; never in process).
     """
 
-    def __init__(self, spec: RuntimeSpec, key: HostKey, env: Any) -> None:
+    def __init__(
+        self, spec: RuntimeSpec, key: HostKey, env: Any, *, may_end_process: bool = False
+    ) -> None:
         self.spec = spec
         self.key = key
         self.binding: BindingSpec = spec.binding(key.binding)
@@ -125,19 +132,31 @@ class Host:
             self.metrics,
         )
         self.gate = OutputGate(self.alarms)
+        self.replication = None if spec.replication is None else Replication(spec.replication)
+        """The store every object's log ships to, when the app replicates its storage."""
+        self.meter = TurnMeter()
+        self.watchdog = Watchdog(
+            self.meter,
+            EventLimits.of(self.binding),
+            self.metrics,
+            key.label,
+            may_end_process=may_end_process,
+        )
         self.dispatch = Dispatcher(
             self.cls, spec, self._activate, self.alarms, self.sockets, self.metrics
         )
 
     def start(self) -> None:
         """Remove the half-made files a dead predecessor left for this host's objects, arm
-        every alarm the index holds for this host, and give the gateways of every socket its
-        objects had time to connect (call once, inside the event loop)."""
+        every alarm the index holds for this host, give the gateways of every socket its
+        objects had time to connect, and start the watchdog (call once, inside the event
+        loop)."""
         removed = remove_partial_files(self.spec.storage_root, self.binding.name, self._owns)
         if removed:
             log.warning("%s: removed %d half-made object file(s)", self.key.label, removed)
         self.alarms.start()
         self.sockets.start()
+        self.watchdog.start()
 
     def _owns(self, object_hex: str) -> bool:
         return (
@@ -231,6 +250,7 @@ class Host:
             sync_later=group_commit,
             alarm_handler=self.dispatch.has_alarm_handler,
             in_turn=0,  # writes only inside events (see StorageCore)
+            replicated=self.replication is not None,
         )
         wal_sync = WalSync(functools.partial(sync_wal, path)) if group_commit else None
         mailbox = Mailbox(
@@ -239,6 +259,9 @@ class Host:
             self.binding.queue_wait_seconds,
             self._count_overload,
         )
+        replica = None
+        if self.replication is not None:
+            replica = self.replication.replica(self.binding.name, hex_id, path)
         slot = ObjectSlot(
             ObjectId(hex_id, self.binding.name, name),
             core,
@@ -246,7 +269,10 @@ class Host:
             self.sockets.object_sockets,
             mailbox,
             wal_sync,
+            replica,
         )
+        if replica is not None:
+            replica.attach(slot.core, functools.partial(self._lost, hex_id))
         self.objects.add(slot)
         return slot
 
@@ -278,6 +304,22 @@ class Host:
             _settle(future, CallRefused(f"malformed event: {exc!r}"))
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
+        replica = slot.replica
+        if replica is not None and not slot.turns and (replica.lost or not replica.ready):
+            try:
+                await self._take_over(slot)
+            except Exception as exc:  # noqa: BLE001 - the caller learns why, the host goes on
+                log.error("%s: cannot restore from the store: %s", slot.object_id, exc)
+                _settle(
+                    future,
+                    HostUnavailable(
+                        f"the object's storage could not be restored from the replication"
+                        f" store: {exc}",
+                        retryable=True,
+                    ),
+                )
+                metrics.event_done(event.kind, time.perf_counter() - started, True)
+                return
         if self._traced:
             handler = _tracing.handler_span(handler, event, self.cls.__name__)
         failed = True
@@ -289,15 +331,17 @@ class Host:
         slot.turns.append(turn)
         core.in_turn += 1
         try:
-            reply = await handler(slot, event)
+            running = RunningTurn(slot.object_id, event, core, started)
+            reply = await self.meter.run(handler(slot, event), running)
             if slot.ctx._reset_requested:  # a critical section failed, even if it was caught
                 raise Aborted("block_concurrency_while() raised", retry_alarm=True)
             durable = core.commit()
         except BaseException as exc:
             self._reset(slot)
             cause = exc.cause if isinstance(exc, _ConstructorFailed) else exc
-            log_event_failure(slot.object_id, event, cause, expected=isinstance(exc, Aborted))
-            if isinstance(exc, Aborted):
+            expected = isinstance(exc, (Aborted, EventStopped))
+            log_event_failure(slot.object_id, event, cause, expected=expected)
+            if expected:
                 self.sockets.close_all(
                     slot.object_id,
                     slot.sockets,
@@ -333,6 +377,32 @@ class Host:
             log.exception("rollback failed for %s", slot.object_id)
             slot.core.close()
             slot.instance = None
+
+    # ---- replication ------------------------------------------------------------------
+
+    async def _take_over(self, slot: ObjectSlot) -> None:
+        """Before an object's first event here (or its first after a loss): drop what a lost
+        replica left, then make the local file the store's latest and take the log."""
+        replica = slot.replica
+        assert replica is not None
+        if replica.lost:
+            self._discard(slot)
+        slot.core.close()  # the restore may replace the file under it
+        await replica.take_over()
+
+    def _lost(self, hex_id: str, why: str) -> None:
+        """A replica can no longer ship: drop the object now if it is idle, else when its
+        running turns end (its commits fail meanwhile, so nothing more is acknowledged)."""
+        slot = self.objects.touch(hex_id)
+        if slot is not None and slot.idle and slot.drain is None:
+            self._discard(slot)
+
+    def _discard(self, slot: ObjectSlot) -> None:
+        """Reset the object and delete its local file: it never runs ahead of the store."""
+        self._reset(slot)
+        slot.core.close()
+        if slot.replica is not None:
+            slot.replica.discard_local()
 
     def _activate(self, slot: ObjectSlot) -> DurableObject:
         """The object's instance, constructed now unless it is active."""
@@ -404,7 +474,8 @@ class Host:
         mailbox drains and wait for them (a cancelled turn unwinds with its storage open and
         rolls back; its caller gets :class:`HostUnavailable`); cancel the objects'
         ``wait_until`` work; wait for running WAL syncs (their held replies leave); answer
-        every event still queued or held with :class:`HostUnavailable`; close every file."""
+        every event still queued or held with :class:`HostUnavailable`; close every file; stop
+        and join the watchdog."""
         if self.state is not HostState.SERVING:
             await self._closed.wait()  # another close() is under way: its end is ours
             return
@@ -421,6 +492,8 @@ class Host:
             for slot in self.objects:
                 await slot.ctx._stop_background()
             await self.objects.settle_syncs()
+            if self.replication is not None:
+                await self.replication.settle()
             self.intake.close()
             unavailable = HostUnavailable("the host shut down", retryable=True)
             for slot in self.objects:
@@ -428,7 +501,10 @@ class Host:
                     _settle(future, unavailable)
             self.objects.close()
             self.alarms.close()
+            if self.replication is not None:
+                self.replication.close()
         finally:
+            self.watchdog.close()
             self.state = HostState.CLOSED
             self._closed.set()
 
@@ -469,6 +545,9 @@ def _reply_when_durable(
 ) -> None:
     if future.done():
         return
+    if not durable.cancelled() and isinstance(durable.exception(), ShippingFailed):
+        future.set_exception(HostUnavailable(str(durable.exception()), retryable=False))
+        return
     if durable.cancelled() or durable.exception() is not None:
         why = "cancelled" if durable.cancelled() else repr(durable.exception())
         future.set_exception(
@@ -484,6 +563,8 @@ def _as_caller_error(exc: BaseException, left: bool) -> RaydoError:
         reset = ObjectReset(f"the object was reset: {exc.reason}")
         reset.retry_alarm = exc.retry_alarm
         return reset
+    if isinstance(exc, EventStopped):
+        return ObjectReset(f"the object was reset: {exc}", limit=exc.limit or None)
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
         if isinstance(cause, StorageFull):

@@ -76,6 +76,11 @@ class HostMetrics:
         "evictions",
         "overloads",
         "resets",
+        "stalls",
+        "stop_escalations",
+        "stops_cpu_ms",
+        "stops_event_seconds",
+        "stops_host_stall_seconds",
         "ws_sends",
     )
 
@@ -90,6 +95,13 @@ class HostMetrics:
         self.alarms = 0
         self.alarm_retries = 0
         self.ws_sends = 0
+        # The watchdog's (actors._watchdog): events stopped past each limit, times the loop
+        # did not turn for host_stall_seconds, and stopped events that would not end.
+        self.stops_cpu_ms = 0
+        self.stops_event_seconds = 0
+        self.stops_host_stall_seconds = 0
+        self.stalls = 0
+        self.stop_escalations = 0
 
     def event_done(self, kind: int, seconds: float, failed: bool) -> None:
         """One event's turn ended after ``seconds`` (handler and commit)."""
@@ -109,6 +121,11 @@ class HostMetrics:
             "alarms": self.alarms,
             "alarm_retries": self.alarm_retries,
             "ws_sends": self.ws_sends,
+            "stops_cpu_ms": self.stops_cpu_ms,
+            "stops_event_seconds": self.stops_event_seconds,
+            "stops_host_stall_seconds": self.stops_host_stall_seconds,
+            "stalls": self.stalls,
+            "stop_escalations": self.stop_escalations,
         }
 
     def snapshot(self) -> dict[str, Any]:

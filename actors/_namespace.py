@@ -129,7 +129,10 @@ class Stub:
 
     async def _send(self, kind: EventKind, payload: Any, streams: Any = None) -> Any:
         if self._broken is not None:
-            raise ObjectReset(f"{self._broken} (this stub stays broken: get a new stub)")
+            raise ObjectReset(
+                f"{self._broken} (this stub stays broken: get a new stub)",
+                limit=self._broken.limit,
+            )
         try:
             return await self._namespace._send(self.id, kind, payload, streams)
         except ObjectReset as exc:

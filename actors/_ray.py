@@ -87,15 +87,36 @@ def start_local_ray(*, num_cpus: int | None = None) -> None:
             _init_local(num_cpus)
 
 
+LOCAL_START_ATTEMPTS = 3
+"""How many times an embedded Ray is started before its failure is the process's: on a loaded
+machine Ray's raylet gives up waiting for its own agents (a fixed 30 s) and the node never
+registers, and the next try usually succeeds."""
+
+
 def _init_local(num_cpus: int | None) -> None:
-    ray.init(
-        address="local",
-        namespace=RAY_NAMESPACE,
-        include_dashboard=False,
-        num_cpus=num_cpus,
-        log_to_driver=True,
-        configure_logging=False,
-    )
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                address="local",
+                namespace=RAY_NAMESPACE,
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                log_to_driver=True,
+                configure_logging=False,
+            )
+            return
+        except Exception as exc:
+            # Ray raises a bare Exception for a node that did not come up; anything else
+            # (bad arguments, no permission on /tmp/ray) fails the same way every time.
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_START_ATTEMPTS:
+                raise
+            log.warning(
+                "the embedded Ray did not start (%s); starting it again (%d of %d)",
+                exc,
+                attempt + 1,
+                LOCAL_START_ATTEMPTS,
+            )
+            ray.shutdown()  # what the failed start left running: its GCS, its agents
 
 
 def join_ray(address: str) -> None:
@@ -213,7 +234,7 @@ class HostActor:
     """The Ray actor around one :class:`Host`; its methods are the control plane only."""
 
     def __init__(self, spec: RuntimeSpec, key: HostKey, bind: str) -> None:
-        self._spec = spec
+        self._spec = spec.on_this_node()  # a node may keep objects on its own disk
         self._key = key
         self._bind = bind
         self._error: str | None = None
@@ -248,7 +269,9 @@ class HostActor:
         address = str(ray.util.get_node_ip_address()) if self._bind == "node" else self._bind  # type: ignore[no-untyped-call]
         placement = RayPlacement(spec, bind=self._bind)
         internal = spec.binding(key.binding).internal
-        host = Host(spec, key, placement.platform_env if internal else placement.env)
+        # On Ray the watchdog may end this process as its last resort: Ray restarts the host.
+        env = placement.platform_env if internal else placement.env
+        host = Host(spec, key, env, may_end_process=True)
         placement.local = (key, host)
         host.sockets.attach_gateway(placement.hub.gateway_id, placement.hub.pushes_from(key))
         host.start()

@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from raydo.storage.limits import Limits
 
-from ._client_gone import client_gone, departure
+from ._client_gone import client_gone, client_left_event, departure
 from ._errors import RaydoError, RemoteLimitExceeded, StreamBroken
 from ._http import body_streams, reply_response, request_payload, streamed_request
 from ._payloads import FetchReply
@@ -91,9 +91,30 @@ class RequestPump:
     async def _run(self) -> None:
         assert self._streams.request_sink is not None
         sink = await self._streams.request_sink  # once the transport sent the event
+        copy = asyncio.ensure_future(self._copy(sink))
+        left = client_left_event(self._request.scope)
         try:
-            await self._copy(sink)
+            if left is None:
+                await copy
+                return
+            # A copy that waits for room to write (its host does not read) does not read the
+            # client either, so only the server can say the client left.
+            watch = asyncio.ensure_future(left.wait())
+            try:
+                await asyncio.wait((copy, watch), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+            if not copy.done():
+                copy.cancel()
+                await asyncio.gather(copy, return_exceptions=True)
+                self.client_left.set()
+                sink.end(StreamBroken("the client left before the end of its request body"))
+                return
+            copy.result()
         except asyncio.CancelledError:
+            copy.cancel()
+            await asyncio.gather(copy, return_exceptions=True)
             sink.end(StreamBroken("the caller stopped sending the request body"))
             raise
         except BaseException as exc:

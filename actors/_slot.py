@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Protocol
 
 from raydo.storage import ObjectStorage, StorageCore
+from raydo.storage.replication import ObjectReplica
 
 from ._durability import WalSync
 from ._ids import ObjectId
@@ -81,6 +82,7 @@ class ObjectSlot:
         "name_recorded",
         "object_id",
         "queue",
+        "replica",
         "sockets",
         "turns",
         "wal_sync",
@@ -94,6 +96,7 @@ class ObjectSlot:
         sockets: Callable[[StorageCore, str], ObjectSockets],
         queue: Mailbox,
         wal_sync: WalSync | None = None,
+        replica: ObjectReplica | None = None,
     ) -> None:
         self.object_id = object_id
         self.life = ObjectLife.INACTIVE
@@ -112,13 +115,20 @@ class ObjectSlot:
         self.name_recorded = False
         # Group commit (durability "full"): the syncs of the object's WAL.
         self.wal_sync = wal_sync
+        # Replication: the object's log in the store (None when files stay local).
+        self.replica = replica
         self.last_used = time.monotonic()
         self.evict_requested = False  # the testing hook's eviction, once the object is idle
         self.committing_alarm: int | None = None
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.turns and not self.ctx._busy_in_background
+        return (
+            not self.queue
+            and not self.turns
+            and not self.ctx._busy_in_background
+            and (self.replica is None or self.replica.idle)
+        )
 
     def waiting_on(self, chain: str) -> bool:
         """True when a turn of ``chain`` is blocked in a call out: a call of the same chain
@@ -146,4 +156,6 @@ class ObjectSlot:
         :meth:`StorageCore.close`); the slot is done."""
         self.life = self.life.to(ObjectLife.EVICTED)
         self.instance = None
-        self.core.close(closer)
+        # A replicated file closes here and now: closing checkpoints its WAL, which must not
+        # overlap a later activation's shipping round reading the same files.
+        self.core.close(None if self.replica is not None else closer)

@@ -6,11 +6,13 @@ when they run in a Ray actor) and build their classes, storage and ``env`` from 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from raydo.storage import layout
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
+from raydo.storage.replication import ReplicationSettings
 
 from ._ids import IdScheme, namespace_key
 
@@ -31,6 +33,14 @@ class BindingSpec:
     queue_wait_seconds: float = 30.0
     """How long an event may wait in its object's mailbox; one that has not started by then
     is dropped and its caller gets :class:`Overloaded`."""
+    cpu_ms: int = 30_000
+    """CPU time one event may use (see :mod:`actors._limits`); past it the event is stopped
+    and the object reset."""
+    event_seconds: float = 300.0
+    """Wall time one event may take, awaits included; past it the event is stopped."""
+    host_stall_seconds: float = 10.0
+    """How long one event may hold its host's loop without yielding; past it the host's
+    watchdog stops it (:mod:`actors._watchdog`)."""
     namespace_key: str | None = field(default=None, repr=False)
     """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False
@@ -78,6 +88,9 @@ class HostKey:
         return cls(binding, shard=int(which))
 
 
+NODE_STORAGE_VARIABLE = "RAYDO_NODE_STORAGE"
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeSpec:
     """An app as hosts see it."""
@@ -90,6 +103,16 @@ class RuntimeSpec:
     limits: Limits = DEFAULT_LIMITS
     extra: dict[str, str] = field(default_factory=dict)
     platform: tuple[PlatformSpec, ...] = ()
+    replication: ReplicationSettings | None = None
+    """Where every object's log is shipped (``[replication]``); None keeps files local."""
+
+    def on_this_node(self) -> RuntimeSpec:
+        """The spec as a host on this machine uses it: with ``RAYDO_NODE_STORAGE`` set (in the
+        environment ``ray start`` ran with), objects' files live there, on the node's own
+        disk, instead of under the config's ``storage``. With replication the store holds
+        every object, so nodes need no shared volume."""
+        local = os.environ.get(NODE_STORAGE_VARIABLE)
+        return replace(self, storage_root=local) if local else self
 
     def binding(self, name: str) -> BindingSpec:
         for spec in self.bindings:

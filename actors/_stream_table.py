@@ -6,6 +6,11 @@ Each end of a connection keeps one :class:`StreamTable`: the bodies it reads (a
 each, which sends chunks only as far as its credit goes). Every stream has its own window, so
 one slow reader holds back its own body and nothing else on the connection.
 
+Chunks go out through the connection's :class:`ChunkLink` when it has one: the writer of a
+body then waits for room on the connection (``host_link_bytes`` on a caller's side, for a
+host that does not read) as it waits for credit, and a body ended with an error or
+cancelled takes back its chunks that have not left.
+
 A peer that breaks a stream's rules (a chunk for a stream that was never opened or has
 ended, more bytes than its credit, credit past the window) costs that stream only: it is
 ended with an error naming the breach on both sides, the breach is logged (rate-limited), and
@@ -19,7 +24,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from raydo.storage.limits import Limits
 
@@ -49,6 +54,16 @@ _breaches = ThrottledWarning(log)
 Send = Callable[[tuple[Any, ...]], None]
 
 
+class ChunkLink(Protocol):
+    """Where a connection's chunks go: bounded, and taken back for a body that failed (a
+    :class:`~actors._frame_writer.FrameWriter`, or what finds the connection's)."""
+
+    def send_chunk(self, stream_id: int, frame: tuple[Any, ...]) -> None: ...
+    def has_room(self, size: int) -> bool: ...
+    def wait_room(self, woken: asyncio.Event) -> None: ...
+    def withdraw_chunks(self, stream_id: int) -> int: ...
+
+
 class StreamOut:
     """The writing end of one body over a connection (a :class:`~actors._streams.BodySink`)."""
 
@@ -76,7 +91,20 @@ class StreamOut:
                 await wait_within(self._idle, self._room.wait(), "the reader to take more")
                 continue
             size = min(self._credit, len(view), MAX_CHUNK_BYTES)
-            self._table.send(StreamChunk.pack(self.stream_id, bytes(view[:size])))
+            link = self._table.link
+            if link is None:
+                self._table.send(StreamChunk.pack(self.stream_id, bytes(view[:size])))
+            elif not link.has_room(size):
+                self._room.clear()
+                link.wait_room(self._room)
+                await wait_within(
+                    self._idle, self._room.wait(), "room on the connection (host_link_bytes)"
+                )
+                continue
+            else:
+                link.send_chunk(
+                    self.stream_id, StreamChunk.pack(self.stream_id, bytes(view[:size]))
+                )
             self._credit -= size
             view = view[size:]
 
@@ -84,6 +112,8 @@ class StreamOut:
         if self.state is not StreamState.OPEN:
             return
         self.state = self.state.to(StreamState.ENDED if error is None else StreamState.FAILED)
+        if error is not None:
+            self._table.withdraw_chunks(self.stream_id)  # a failed body's rest is not read
         self._table.send(
             StreamEnd(self.stream_id, None if error is None else error.to_wire()).encode()
         )
@@ -108,6 +138,7 @@ class StreamOut:
         if self.state in (StreamState.OPEN, StreamState.ENDED):
             self.state = self.state.to(StreamState.CANCELLED)
             self._error = error
+            self._table.withdraw_chunks(self.stream_id)  # the reader drops them anyway
         self._room.set()
         self._table.forget_out(self.stream_id)
 
@@ -115,8 +146,12 @@ class StreamOut:
 class StreamTable:
     """The streams of one connection; ``send`` writes a frame to the peer."""
 
-    def __init__(self, send: Send, limits: Limits, label: str) -> None:
+    def __init__(
+        self, send: Send, limits: Limits, label: str, link: ChunkLink | None = None
+    ) -> None:
         self.send = send
+        self.link = link
+        """Where chunks go, bounded and withdrawable (None: through ``send``, unbounded)."""
         self._limits = limits
         self._label = label
         self._in: dict[int, Pipe] = {}
@@ -243,6 +278,10 @@ class StreamTable:
         self._remember(stream_id, "cancelled")
         if not self._closed:
             self.send(StreamCancel(stream_id, error.to_wire()).encode())
+
+    def withdraw_chunks(self, stream_id: int) -> None:
+        if self.link is not None:
+            self.link.withdraw_chunks(stream_id)
 
     def forget_out(self, stream_id: int) -> None:
         self._out.pop(stream_id, None)

@@ -225,7 +225,7 @@ class HostServerProtocol(asyncio.Protocol):
         assert self._transport is not None
         self._unpacker = codec.unpacker(self._frame_bytes)
         self._writer = FrameWriter(self._transport)
-        self._streams = StreamTable(self._writer.write, self._limits, self._label)
+        self._streams = StreamTable(self._writer.write, self._limits, self._label, self._writer)
         self._caller, self._gateway = hello.caller, hello.gateway
         self._writer.write(Welcome(self._label).encode())
         self._host.sockets.attach_gateway(self._gateway, self._pusher)
@@ -290,7 +290,7 @@ class HostLink(asyncio.Protocol):
         self._ids = itertools.count()
         self._writer: FrameWriter | None = None
         self._transport: asyncio.Transport | None = None
-        self.streams = StreamTable(self._write_frame, limits, label)
+        self.streams = StreamTable(self._write_frame, limits, label, self)
         """The bodies streaming over this connection, both ways."""
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -401,6 +401,24 @@ class HostLink(asyncio.Protocol):
     def _write_frame(self, frame: tuple[Any, ...]) -> None:
         if self._writer is not None:
             self._writer.write(frame)
+
+    # ---- where request bodies' chunks go (a ChunkLink over the writer, once connected) ----
+
+    def send_chunk(self, stream_id: int, frame: tuple[Any, ...]) -> None:
+        if self._writer is not None:
+            self._writer.send_chunk(stream_id, frame)
+
+    def has_room(self, size: int) -> bool:
+        return self._writer is None or self._writer.has_room(size)
+
+    def wait_room(self, woken: asyncio.Event) -> None:
+        if self._writer is None:
+            woken.set()
+        else:
+            self._writer.wait_room(woken)
+
+    def withdraw_chunks(self, stream_id: int) -> int:
+        return 0 if self._writer is None else self._writer.withdraw_chunks(stream_id)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses

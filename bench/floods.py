@@ -15,24 +15,32 @@ and reads them again:
   1008 after ``websocket_control_bytes`` of pongs wait);
 * **first**: ``first()`` of the database binding over 900,000 rows (``--rows``) of 300 bytes.
 
-The two floods aimed at a Ray host (300 x 1 MiB requests to a frozen host; 16,000 anonymous
-connections to a host's port) need hosts in Ray processes; this script does not run them
-yet (``tests/actors/test_wire_bounds.py`` checks their bounds).
+Then ``raydo dev`` serves the same app on its embedded Ray, for the two floods aimed at a
+host (the gateway's and the host's memory read apart):
+
+* **frozen-host**: the room's host is stopped with SIGSTOP; 300 clients each POST 1 MiB to
+  the room at once and leave after 10 s (past ``host_link_bytes`` the gateway answers 503 at
+  once); the host is let go on (SIGCONT) before the settling;
+* **host-port**: 16,000 TCP connections to the host's own port that never say HELLO, in
+  waves of 1,000 held at once (cut after ``HANDSHAKE_TIMEOUT_S``, 3 s, each).
 
 Prints a table and writes ``bench/results/floods.json``.
 
-    .venv/bin/python bench/floods.py [--rows 900000]
+    .venv/bin/python bench/floods.py [--rows 900000] [--in-process-only | --host-floods-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import os
 import platform
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,6 +162,118 @@ def first_over_rows(url: str, pid: int, rows: int) -> dict[str, Any]:
     }
 
 
+class PeakWatch:
+    """Samples a process's memory every 50 ms in a thread, keeping the highest reading."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, usage(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, usage(self.pid), key=lambda u: u["rss_mib"])
+
+    def __enter__(self) -> PeakWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def host_process(gateway_pid: int) -> psutil.Process:
+    """The Ray worker under ``raydo dev`` that runs a raydo host."""
+    for proc in psutil.Process(gateway_pid).children(recursive=True):
+        try:
+            if "HostActor" in " ".join(proc.cmdline()):
+                return proc
+        except psutil.NoSuchProcess:
+            continue
+    raise RuntimeError("no host process under the gateway")
+
+
+async def _post_all(url: str, count: int, body: bytes, leave_after: float) -> dict[str, int]:
+    statuses: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=leave_after) as client:
+
+        async def one() -> None:
+            try:
+                status = str((await client.post(f"{url}/put", content=body)).status_code)
+            except httpx.TimeoutException:
+                status = "left"
+            except httpx.TransportError as exc:
+                status = type(exc).__name__
+            statuses[status] = statuses.get(status, 0) + 1
+
+        await asyncio.gather(*(one() for _ in range(count)))
+    return statuses
+
+
+def frozen_host(
+    url: str, gateway_pid: int, host: psutil.Process, count: int = 300
+) -> dict[str, Any]:
+    assert httpx.post(f"{url}/put", content=b"x", timeout=60).text == "1"  # the room is on it
+    host_before = usage(host.pid)
+    host.send_signal(signal.SIGSTOP)
+    try:
+        with PeakWatch(gateway_pid) as watch:
+            started = time.monotonic()
+            statuses = asyncio.run(_post_all(url, count, b"m" * MiB, leave_after=10.0))
+            seconds = time.monotonic() - started
+    finally:
+        host.send_signal(signal.SIGCONT)
+    answer = httpx.post(f"{url}/put", content=b"xy", timeout=60)
+    return {
+        "statuses": statuses,
+        "seconds": round(seconds, 1),
+        "after_thaw": answer.text,
+        "host_before": host_before,
+        "peak": watch.peak,
+    }
+
+
+def host_port(gateway_pid: int, host: psutil.Process, total: int = 16_000) -> dict[str, Any]:
+    ports = [
+        c.laddr.port
+        for c in host.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.ip in ("127.0.0.1", "0.0.0.0")
+    ]
+    host_before = usage(host.pid)
+    cut, peak = 0, usage(host.pid)
+    wave = 1000
+    for _ in range(total // wave):
+        held = []
+        for _ in range(wave):
+            conn = socket.socket()
+            conn.settimeout(30)
+            try:
+                conn.connect(("127.0.0.1", ports[0]))
+                held.append(conn)
+            except OSError:
+                conn.close()
+        peak = max(peak, usage(host.pid), key=lambda u: u["rss_mib"])
+        for conn in held:
+            try:
+                if conn.recv(1) == b"":
+                    cut += 1
+            except OSError:
+                cut += 1
+            conn.close()
+    time.sleep(SETTLE_S)
+    return {
+        "port": ports[0],
+        "connections": total,
+        "cut_by_host": cut,
+        "host_before": host_before,
+        "host_peak": peak,
+        "host_after": usage(host.pid),
+        "peak": usage(gateway_pid),
+    }
+
+
 def measured(name: str, pid: int, flood: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     before = usage(pid)
     result = flood()
@@ -173,21 +293,50 @@ def measured(name: str, pid: int, flood: Callable[[], dict[str, Any]]) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=900_000)
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="skip the floods aimed at a Ray host"
+    )
+    parser.add_argument(
+        "--host-floods-only", action="store_true", help="only the floods aimed at a Ray host"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="raydo-floods-") as work:
-        server = DevServer(REPO / "bench" / "apps" / "floods", Path(work), in_process=True).wait()
-        try:
-            pid, port, url = server.proc.pid, server.port, server.url
-            httpx.get(url)
-            results = [
-                measured("header", pid, lambda: header_flood(port, pid)),
-                measured("half-requests", pid, lambda: half_requests(port, pid)),
-                measured("pings", pid, lambda: ping_flood(port, pid)),
-                measured("first", pid, lambda: first_over_rows(url, pid, args.rows)),
-            ]
-            assert httpx.get(url).status_code == 200, "the gateway stopped serving"
-        finally:
-            server.stop()
+        results: list[dict[str, Any]] = []
+        if not args.host_floods_only:
+            server = DevServer(
+                REPO / "bench" / "apps" / "floods", Path(work), in_process=True
+            ).wait()
+            try:
+                pid, port, url = server.proc.pid, server.port, server.url
+                httpx.get(url)
+                results += [
+                    measured("header", pid, lambda: header_flood(port, pid)),
+                    measured("half-requests", pid, lambda: half_requests(port, pid)),
+                    measured("pings", pid, lambda: ping_flood(port, pid)),
+                    measured("first", pid, lambda: first_over_rows(url, pid, args.rows)),
+                ]
+                assert httpx.get(url).status_code == 200, "the gateway stopped serving"
+            finally:
+                server.stop()
+        if not args.in_process_only:
+            server = DevServer(REPO / "bench" / "apps" / "floods", Path(work)).wait(timeout=180)
+            try:
+                pid, url = server.proc.pid, server.url
+                httpx.post(f"{url}/put", content=b"x", timeout=120)
+                host = host_process(pid)
+                results += [
+                    measured("frozen-host", pid, lambda: frozen_host(url, pid, host)),
+                    measured("host-port", pid, lambda: host_port(pid, host)),
+                ]
+                for result in results[-2:]:
+                    result["host_after"] = usage(host.pid)
+                    print(
+                        f"  host rss {result['host_before']['rss_mib']}"
+                        f" -> {result['host_after']['rss_mib']} MiB"
+                    )
+                assert httpx.get(url).status_code == 200, "the gateway stopped serving"
+            finally:
+                server.stop()
     out = REPO / "bench" / "results" / "floods.json"
     out.write_text(
         json.dumps(

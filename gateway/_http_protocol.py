@@ -31,6 +31,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from raydo.actors import CLIENT_LEFT_EXTENSION
 from raydo.storage.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger("raydo.gateway")
@@ -88,6 +89,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._linger: asyncio.TimerHandle | None = None
         self._parsed_head = 0  # bytes of the current head's headers, as parsed
         self._refused = False  # answered and closing: nothing more of it is parsed or run
+        self._client_left: asyncio.Event | None = None  # the current request's, set on loss
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._arm(self._limits.http_header_seconds, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._client_left is not None:
+            self._client_left.set()
         self._disarm()
         for timer in (self._timer, self._linger):
             if timer is not None:
@@ -157,6 +161,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._disarm()
+        # Before the app's task starts (super() makes it): a body streaming to a host that
+        # does not read it is abandoned as soon as the client goes (CLIENT_LEFT_EXTENSION).
+        self._client_left = asyncio.Event()
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[CLIENT_LEFT_EXTENSION] = self._client_left
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

@@ -60,6 +60,7 @@ from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_ht
 from .runtime import (
     AppLoadError,
     check_classes,
+    check_replication,
     import_attribute,
     runtime_spec,
 )
@@ -118,11 +119,13 @@ class Gateway:
     def start(self) -> None:
         """Run ``on_start``, claim the storage folder for this runtime (``runtime()`` says
         which: raises :class:`~raydo.storage.folder_lock.FolderInUse` when another runtime
-        holds it), then build the placement and env (idempotent)."""
+        holds it), check the replication store (``StoreUnusable``), then build the placement
+        and env (idempotent)."""
         if self.placement is None:
             if self._on_start is not None:
                 self._on_start()
             self.claim_folder()
+            check_replication(self.config)  # a store out of reach fails before serving
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env
             routes: list[BaseRoute] = []

@@ -35,6 +35,7 @@ from typing import Any
 
 from raydo.actors import BindingSpec
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
+from raydo.storage.replication import ReplicationSettings, parse_store_url
 
 CONFIG_NAME = "raydo.toml"
 MAX_CONFIG_BYTES = 1 * MiB
@@ -83,6 +84,8 @@ class AppConfig:
     kv_namespaces: tuple[dict[str, object], ...] = ()
     queue_producers: tuple[dict[str, object], ...] = ()
     queue_consumers: tuple[dict[str, object], ...] = ()
+    replication: ReplicationSettings | None = None
+    """``[replication]``: where every object's log is shipped; None keeps files local."""
 
     def binding(self, name: str) -> ObjectBinding:
         """The durable object binding called ``name``; KeyError when there is none."""
@@ -204,8 +207,14 @@ _TOP_FIELDS = {
     "r2_buckets": _tables("r2_buckets"),
     "kv_namespaces": _tables("kv_namespaces"),
     "queues": _table("queues"),
+    "replication": _table("replication"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
+#: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
+_EVENT_LIMIT_FIELDS = {
+    "cpu_ms": _integer(1, 3_600_000),
+    "event_seconds": _number(0, 86400, above=True),
+}
 _OBJECT_BINDING_FIELDS = {
     "name": _BINDING,
     "class_name": _required(_reference("Class")),
@@ -216,12 +225,15 @@ _OBJECT_BINDING_FIELDS = {
     "mailbox_limit": _integer(1, 1_000_000),
     "queue_wait_seconds": _number(0, 86400, above=True),
     "namespace_key": _text(16, 256, secret=True),
+    **_EVENT_LIMIT_FIELDS,
+    "host_stall_seconds": _number(0, 3600, above=True),
 }
 _LIMIT_FIELDS = {name: _integer(1, None) for name in Limits.names()}
 _D1_FIELDS = {
     "binding": _BINDING,
     "database_name": _required(_name(_RESOURCE_NAME, "a database name")),
     "migrations_dir": _text(),
+    **_EVENT_LIMIT_FIELDS,
 }
 _R2_FIELDS = {
     "binding": _BINDING,
@@ -267,6 +279,31 @@ _CONSUMER_FIELDS = {
     # Absent: the ``queue`` function of ``main``'s module (a Worker's ``queue()`` handler).
     "handler": _reference("function"),
     "retry_delay": _number(0, 43200, above=False),
+}
+
+
+def _store_url(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parse_store_url(value)
+    except ValueError:
+        return None
+    return value
+
+
+_URL = _Field(
+    "an http:// or https:// URL",
+    lambda v: v if isinstance(v, str) and re.fullmatch(r"https?://[^\s\0]{1,2040}", v) else None,
+)
+_REPLICATION_FIELDS = {
+    "url": _required(_Field("an s3://bucket/prefix URL (a bucket name, then a path)", _store_url)),
+    "mode": _choice("sync", "async"),
+    "retention_days": _number(0, 3650, above=True),
+    "endpoint_url": _URL,
+    "region": _name(_RESOURCE_NAME, "a region name"),
+    "sync_deadline_s": _number(0, 600, above=True),
+    "async_interval_s": _number(0, 3600, above=True),
 }
 _D1_DEFAULTS: dict[str, object] = {"migrations_dir": "migrations"}
 _KV_DEFAULTS: dict[str, object] = {
@@ -486,6 +523,10 @@ def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
         + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers],
     )
     _check_consumers(path, consumers)
+    replication = None
+    if "replication" in top:
+        options = _read_table(path, "replication", top["replication"], _REPLICATION_FIELDS)
+        replication = ReplicationSettings.from_url(options.pop("url"), **options)
 
     root = path.parent
     return AppConfig(
@@ -502,4 +543,5 @@ def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
         kv_namespaces=tuple(d for _, d in kv),
         queue_producers=tuple(d for _, d in producers),
         queue_consumers=tuple(d for _, d in consumers),
+        replication=replication,
     )

@@ -28,7 +28,7 @@ from raydo.storage import (
     codec,
     layout,
 )
-from raydo.storage.files import connect_read_only, harden, load_dump
+from raydo.storage.files import connect_read_only, harden, load_dump, refusal_message
 from raydo.storage.layout import KV_TABLE, META_TABLE, RAYDO_TABLES, SOCKETS_TABLE
 from raydo.storage.owner_only import create_database_file, make_folders
 
@@ -183,7 +183,7 @@ def run_sql(
             rows = cursor.fetchall()
         except sqlite3.Error as exc:
             hint = " (read-only: pass --write to change it)" if "readonly" in str(exc) else ""
-            raise InspectionError(f"{exc}{hint}") from None
+            raise InspectionError(f"{refusal_message(conn, exc)}{hint}") from None
         names = [d[0] for d in cursor.description] if cursor.description else []
     return names, rows
 

@@ -55,6 +55,19 @@ _HOST_COUNTERS = (
     ("alarms", "raydo_alarm_runs", "alarm() handler runs"),
     ("alarm_retries", "raydo_alarm_retries", "Failed alarm runs scheduled again"),
     ("ws_sends", "raydo_websocket_sends", "Messages objects sent to WebSocket clients"),
+    ("stops_cpu_ms", "raydo_event_stops_cpu_ms", "Events stopped past their cpu_ms"),
+    ("stops_event_seconds", "raydo_event_stops_event_seconds", "Events stopped past event_seconds"),
+    (
+        "stops_host_stall_seconds",
+        "raydo_event_stops_host_stall_seconds",
+        "Events stopped for holding the host's loop past host_stall_seconds",
+    ),
+    ("stalls", "raydo_host_stalls", "Times a host's loop did not turn for host_stall_seconds"),
+    (
+        "stop_escalations",
+        "raydo_event_stop_escalations",
+        "Stopped events that still held the host's loop a stall bound later",
+    ),
 )
 
 

@@ -26,6 +26,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
         limits=config.limits,
         bindings=config.durable_objects + tuple(plan.objects),
         platform=tuple(plan.platform),
+        replication=config.replication,
     )
 
 
@@ -39,6 +40,16 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += r2.plan(config.r2_buckets)
     plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
     return plan
+
+
+def check_replication(config: AppConfig) -> None:
+    """With ``[replication]``, prove the store usable now (reachable, our credentials taken,
+    conditional writes honoured), so a wrong setting fails before anything is served; raise
+    :class:`~raydo.storage.replication.StoreUnusable` saying why."""
+    if config.replication is not None:
+        from raydo.storage.replication import check_store
+
+        check_store(config.replication)
 
 
 def import_attribute(config: AppConfig, reference: str, what: str) -> Any:

@@ -22,6 +22,7 @@ commit its end without its start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -94,6 +95,7 @@ class StorageCore:
         "in_turn",
         "limits",
         "path",
+        "replicated",
         "sync_later",
     )
 
@@ -111,6 +113,7 @@ class StorageCore:
         after_commit: AfterCommit | None = None,
         alarm_handler: bool = True,
         in_turn: int = 1,
+        replicated: bool = False,
     ) -> None:
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
@@ -120,6 +123,9 @@ class StorageCore:
         # instead of SQLite syncing inside each COMMIT.
         self.sync_later = sync_later and durability == "full"
         self.limits = limits
+        self.replicated = replicated
+        """Its WAL is shipped (storage/replication): SQLite never checkpoints it by itself,
+        so no frame leaves the WAL before it is in the store; :meth:`checkpoint` does."""
         self._before_commit = before_commit
         self._after_commit = after_commit
         self.alarm_handler = alarm_handler
@@ -224,6 +230,15 @@ class StorageCore:
             self._savepoints -= 1
             self.internal(f"{TAG}RELEASE {name}")
 
+    def checkpoint(self) -> bool:
+        """Move the WAL into the database file and empty it, now; False when it cannot (no
+        open file, a transaction open, or another connection reading)."""
+        conn = self._conn
+        if conn is None or conn.in_transaction:
+            return False
+        busy = self.internal(f"{TAG}PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return int(busy) == 0
+
     @property
     def size_bytes(self) -> int:
         """Bytes the database uses (pages in use times page size)."""
@@ -240,6 +255,15 @@ class StorageCore:
         if conn is None:
             conn = self._open()
         return conn
+
+    def interrupt(self) -> None:
+        """Make the statement running on this file fail with SQLite's "interrupted" error
+        (``Connection.interrupt()``); callable from any thread (a host's watchdog). A no-op
+        when nothing runs or the file is closed."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed since it was read
+                conn.interrupt()
 
     def begin(self) -> None:
         """Open the event's transaction unless it is open; refused outside events."""
@@ -399,6 +423,8 @@ class StorageCore:
             log.error("cannot open the object's database %s: %s", self.path, exc)
             raise StorageError(f"cannot open the object's database: {exc}") from None
         conn.execute("PRAGMA journal_mode=WAL")
+        if self.replicated:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         full_in_commit = self.durability == "full" and not self.sync_later
         conn.execute(f"PRAGMA synchronous={'FULL' if full_in_commit else 'NORMAL'}")
         # On, as in D1 and Durable Objects; it cannot change inside the event's transaction,

@@ -12,30 +12,49 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ._authorizer import Authorizer, InternalTables, harden
+from ._authorizer import Authorizer, InternalTables, harden, translate_error
 from ._schema_guard import is_own, refusal_of, rows_naming_internal
 from ._tables import COLUMNS, INTERNAL_PREFIX, META_TABLE, definition
 from .errors import SqlError
 from .sql import split_statements, strip_comments
 
-__all__ = ["connect_read_only", "harden", "load_dump"]
+__all__ = ["ReadOnlyConnection", "connect_read_only", "harden", "load_dump", "refusal_message"]
 
 # The first and last statements of every dump `raydo objects export` writes.
 _DUMP_BEGIN = "BEGIN TRANSACTION;"
 _DUMP_COMMIT = "COMMIT;"
 
 
-def connect_read_only(path: Path) -> sqlite3.Connection:
+class ReadOnlyConnection(sqlite3.Connection):
+    """A connection of :func:`connect_read_only`, keeping its authorizer so that a refused
+    statement's error can say why (:func:`refusal_message`)."""
+
+    authorizer: Authorizer
+
+
+def connect_read_only(path: Path) -> ReadOnlyConnection:
     """A connection that cannot write to ``path`` nor anywhere else.
 
     The SQL it runs is held to user SQL's rules (functions, virtual tables, SQLite's
     internals, PRAGMAs), except that raydo's own tables may be read: what an operator
     inspecting a file is allowed. The file's URI is built by pathlib, so a folder name with
     ``?``, ``#`` or ``%`` opens the right file."""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro", uri=True, factory=ReadOnlyConnection
+    )
     harden(conn)
-    conn.set_authorizer(Authorizer(InternalTables.READABLE))
+    conn.authorizer = Authorizer(InternalTables.READABLE)
+    conn.set_authorizer(conn.authorizer)
     return conn
+
+
+def refusal_message(conn: sqlite3.Connection, exc: sqlite3.Error) -> str:
+    """``exc``'s message, with the rule that refused the statement when raydo's authorizer
+    did (SQLite itself says only "not authorized")."""
+    refusal = conn.authorizer.refusal if isinstance(conn, ReadOnlyConnection) else None
+    if isinstance(conn, ReadOnlyConnection):
+        conn.authorizer.refusal = None  # the next statement's error is its own
+    return str(translate_error(exc, refusal, lambda _message: None))
 
 
 def load_dump(path: Path, dump: str) -> None:

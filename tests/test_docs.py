@@ -47,6 +47,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._KV_FIELDS,
         config._PRODUCER_FIELDS,
         config._CONSUMER_FIELDS,
+        config._REPLICATION_FIELDS,
     ],
     ids=[
         "top level",
@@ -56,6 +57,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "kv_namespaces",
         "queues.producers",
         "queues.consumers",
+        "replication",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from raydo.actors import Namespace, Stub
+from raydo.actors import Namespace, ObjectReset, Stub
 
 from ._object import ALL_ROWS
 
@@ -34,8 +34,9 @@ class D1Error(Exception):
     was written.
 
     ``code`` is SQLite's error name when it gave one (``"SQLITE_CONSTRAINT_UNIQUE"``),
-    ``limit`` names the breached limit when one was, and ``statement`` is the index of the
-    failing statement within a ``batch`` (0 otherwise).
+    ``limit`` names the breached limit when one was (a time limit, ``cpu_ms`` or
+    ``event_seconds``, when the database stopped a runaway call), and ``statement`` is the
+    index of the failing statement within a ``batch`` (0 otherwise).
     """
 
     def __init__(
@@ -203,7 +204,10 @@ class D1Database:
         (all or nothing), e.g. a schema; returns how many ran."""
         if not isinstance(sql, str):
             raise TypeError(f"exec() takes the SQL as a str, got {type(sql).__name__}")
-        reply = await self._stub().exec(sql)
+        try:
+            reply = await self._stub().exec(sql)
+        except ObjectReset as exc:
+            raise _stopped(exc) from None
         _raise_error(reply)
         return D1ExecResult(int(reply["count"]), float(reply["duration"]))
 
@@ -218,7 +222,10 @@ class D1Database:
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
     ) -> list[_Rows]:
         payload = [[s.sql, list(s.params), max_rows] for s in statements]
-        reply = await self._stub().query(payload)
+        try:
+            reply = await self._stub().query(payload)
+        except ObjectReset as exc:
+            raise _stopped(exc) from None
         _raise_error(reply)
         found = []
         for columns, rows, meta in reply["results"]:
@@ -239,6 +246,13 @@ class D1Database:
                 )
             )
         return found
+
+
+def _stopped(reset: ObjectReset) -> Exception:
+    """The database's object was reset: by a time limit, a :class:`D1Error` naming it."""
+    if reset.limit is None:
+        return reset
+    return D1Error(f"the call was stopped: {reset}", limit=reset.limit)
 
 
 def _raise_error(reply: Mapping[str, Any]) -> None:

@@ -32,6 +32,7 @@ def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
             # Keep the database's file open between bursts; reopening costs a millisecond.
             idle_timeout_s=300.0,
             internal=True,
+            **_event_limits(entries),
         )
     )
     for entry in entries:
@@ -39,6 +40,16 @@ def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
             PlatformSpec(name=str(entry["binding"]), factory=_FACTORY, options=dict(entry))
         )
     return result
+
+
+def _event_limits(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The time limits of the one host every database shares: for each, the largest any
+    entry allows (an entry without the key allows the default)."""
+    defaults = BindingSpec(INTERNAL_BINDING, _OBJECT_CLASS)
+    return {
+        key: max(entry.get(key, getattr(defaults, key)) for entry in entries)
+        for key in ("cpu_ms", "event_seconds")
+    }
 
 
 def database_binding(ctx: PlatformContext) -> D1Database:

@@ -4,6 +4,8 @@ item 4)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from raydo.gateway import inspection
 from raydo.gateway.config import AppConfig, load_config
 from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
+from raydo.storage.files import connect_read_only, refusal_message
 from tests.cluster import RAYDO, REPO, copy_app, quiet_env
 
 
@@ -67,6 +70,40 @@ def test_sql_from_the_cli_has_user_sqls_rules(config: AppConfig, query: str, wri
     target = inspection.object_id(config, "COUNTER", "a")
     with pytest.raises(inspection.InspectionError, match=r"not allowed|not authorized|prohibited"):
         inspection.run_sql(config, target, query, write=write)
+
+
+@pytest.mark.parametrize(
+    "query, rule",
+    [
+        ("DELETE FROM _raydo_kv", "tables named _raydo_\\* belong to raydo"),
+        ("PRAGMA journal_mode=DELETE", "PRAGMA journal_mode is not allowed \\(allowed: "),
+        ("SELECT load_extension('x')", "the function load_extension is not allowed"),
+    ],
+)
+def test_a_read_only_refusal_names_the_rule_not_only_sqlites_word(
+    config: AppConfig, query: str, rule: str
+) -> None:
+    target = inspection.object_id(config, "COUNTER", "a")
+    with pytest.raises(inspection.InspectionError, match=rule):
+        inspection.run_sql(config, target, query)
+
+
+def test_on_one_connection_the_next_error_is_its_own_not_the_last_refusals(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "x.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as made:
+        made.execute("CREATE TABLE notes (t TEXT)")
+    conn = connect_read_only(path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError) as refused:
+            conn.execute("ATTACH 'y' AS y")
+        assert "an object owns exactly one database" in refusal_message(conn, refused.value)
+        with pytest.raises(sqlite3.OperationalError) as other:
+            conn.execute("SELECT nope FROM notes")
+        assert refusal_message(conn, other.value) == "no such column: nope"
+    finally:
+        conn.close()
 
 
 def test_reading_raydos_tables_needs_no_write_and_writing_them_is_refused(

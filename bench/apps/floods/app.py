@@ -1,5 +1,6 @@
 """``/`` answers at once; ``/seed?rows=N`` fills the table ``big`` with N rows of 300 bytes;
-``/first`` runs ``first()`` over all of them; ``/ws`` hands a WebSocket to the room."""
+``/first`` runs ``first()`` over all of them; ``/ws`` hands a WebSocket to the room;
+``POST /put`` hands a request and its body to the room ``frozen``."""
 
 from __future__ import annotations
 
@@ -46,11 +47,16 @@ async def room(websocket: WebSocket) -> None:
     await websocket.state.env.ROOM.get_by_name("flooded").fetch(websocket)
 
 
+async def put(request: Request) -> Response:
+    return await request.state.env.ROOM.get_by_name("frozen").fetch(request)
+
+
 app = Starlette(
     routes=[
         Route("/", home),
         Route("/seed", seed, methods=["POST"]),
         Route("/first", first),
+        Route("/put", put, methods=["POST"]),
         WebSocketRoute("/ws", room),
     ]
 )

@@ -1,0 +1,110 @@
+"""One object's log in the store, and the fencing that keeps it to one writer.
+
+::
+
+    <prefix>/<binding>/<id>/log/<seq>    entries 0, 1, 2 ... (16 hex digits: they list in order)
+    <prefix>/<binding>/<id>/snap/<seq>   an empty marker: entry <seq> is a snapshot
+
+The log is linear: a writer that last saw entry ``n`` writes ``n + 1``, and only with
+``If-None-Match: *``, so of two writers the store lets one have each place. A new owner
+starts by creating the next free place as its epoch mark (:meth:`ObjectLog.take_epoch`); from
+then on the old owner's next write finds its place taken and raises :class:`Fenced`, so it
+acknowledges nothing more. A place found taken by the very bytes we sent is ours (the answer
+to an earlier try was lost), never a fence.
+"""
+
+from __future__ import annotations
+
+from raydo.storage.errors import StorageError
+
+from .segments import CorruptEntry, Entry, EntryKind, now_ms
+from .settings import ReplicationSettings
+from .store import ObjectStore
+
+_DIGITS = 16
+
+
+class Fenced(StorageError):
+    """Another owner took this object's log: this one must stop writing and drop the object."""
+
+
+class ObjectLog:
+    """The log of one object, as one owner (``owner``, 16 random bytes) sees and writes it."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: ReplicationSettings,
+        binding: str,
+        object_hex: str,
+        owner: bytes,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.tail = -1
+        """The last entry this owner knows of (its own last one, once it writes)."""
+        self._root = settings.key(binding, object_hex)
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    def log_key(self, seq: int) -> str:
+        return f"{self._root}/log/{seq:0{_DIGITS}x}"
+
+    def snapshot_key(self, seq: int) -> str:
+        return f"{self._root}/snap/{seq:0{_DIGITS}x}"
+
+    def entries_after(self, seq: int | None) -> list[int]:
+        """The places of the entries after ``seq`` (all with None), ascending."""
+        prefix = f"{self._root}/log/"
+        start = None if seq is None or seq < 0 else self.log_key(seq)
+        return [_seq(key, prefix) for key in self.store.keys(prefix, start)]
+
+    def snapshots(self) -> list[int]:
+        """The places of the snapshot entries whose marker is stored, ascending."""
+        prefix = f"{self._root}/snap/"
+        return [_seq(key, prefix) for key in self.store.keys(prefix)]
+
+    def read(self, seq: int) -> Entry:
+        """Entry ``seq``, checked; :class:`CorruptEntry` if it is missing or damaged."""
+        key = self.log_key(seq)
+        data = self.store.get(key)
+        if data is None:
+            raise CorruptEntry(f"{key}: the entry is missing from the store")
+        return Entry.unseal(data, key)
+
+    def append(self, kind: EntryKind, body: bytes = b"") -> int:
+        """Write the next entry; its place. :class:`Fenced` when another owner has it."""
+        seq = self.tail + 1
+        data = Entry(kind, self.owner, now_ms(), body).seal()
+        key = self.log_key(seq)
+        # A place taken by our own bytes is ours: the answer to an earlier try was lost.
+        if not self.store.create(key, data) and self.store.get(key) != data:
+            raise Fenced(
+                f"{key}: another owner wrote this object's log; this host no longer owns it"
+            )
+        self.tail = seq
+        if kind is EntryKind.SNAPSHOT:
+            self.store.put(self.snapshot_key(seq), b"")
+        return seq
+
+    def take_epoch(self, tail: int) -> int | None:
+        """Mark a new ownership after entry ``tail``; its place, or None when the place was
+        taken (someone wrote after ``tail``: read the log again, then retry)."""
+        self.tail = tail
+        try:
+            return self.append(EntryKind.EPOCH)
+        except Fenced:
+            return None
+
+    def delete_before(self, seq: int) -> int:
+        """Remove every entry and marker before ``seq``; how many keys went (retention)."""
+        keys = [self.log_key(s) for s in self.entries_after(None) if s < seq]
+        keys += [self.snapshot_key(s) for s in self.snapshots() if s < seq]
+        self.store.delete(keys)
+        return len(keys)
+
+
+def _seq(key: str, prefix: str) -> int:
+    return int(key[len(prefix) :], 16)

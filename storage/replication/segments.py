@@ -1,0 +1,99 @@
+"""The entries of an object's log, as bytes: an epoch mark, a segment of WAL frames, or a
+snapshot of the whole database; each sealed with a sha256 of everything before it.
+
+::
+
+    b"RDOLOG1\\n"  kind (1 byte)  owner (16 bytes)  written at (ms, 8 bytes)  body  sha256 (32)
+
+A segment's body is the page size, the database's size in pages after its last commit, the
+number of pages, then each page as its number and its bytes: whole transactions only. A
+snapshot's body is the database file itself. The checksum is taken by the writer before the
+upload and checked by every reader, so a byte changed anywhere on the way fails loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+from raydo.storage.errors import StorageError
+
+from .wal import Frames
+
+MAGIC = b"RDOLOG1\n"
+_HEAD = struct.Struct(">8sB16sQ")
+_SEGMENT_HEAD = struct.Struct(">III")
+_DIGEST = 32
+
+
+class EntryKind(IntEnum):
+    EPOCH = 1
+    """A new owner's mark: it carries no data; every later entry of a stale owner fails."""
+    SEGMENT = 2
+    SNAPSHOT = 3
+
+
+class CorruptEntry(StorageError):
+    """An entry of the log (or a snapshot) is not what its writer stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: EntryKind
+    owner: bytes
+    written_ms: int
+    body: bytes
+
+    def seal(self) -> bytes:
+        head = _HEAD.pack(MAGIC, self.kind, self.owner, self.written_ms)
+        digest = hashlib.sha256(head)
+        digest.update(self.body)
+        return b"".join((head, self.body, digest.digest()))
+
+    @classmethod
+    def unseal(cls, data: bytes, where: str) -> Entry:
+        """The entry in ``data``; :class:`CorruptEntry` naming ``where`` when it is not whole."""
+        if len(data) < _HEAD.size + _DIGEST:
+            raise CorruptEntry(f"{where}: {len(data)} bytes is too short for a log entry")
+        if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
+            raise CorruptEntry(f"{where}: its sha256 does not match: the entry is corrupted")
+        magic, kind, owner, written = _HEAD.unpack_from(data)
+        if magic != MAGIC:
+            raise CorruptEntry(f"{where}: not a raydo log entry")
+        try:
+            entry_kind = EntryKind(kind)
+        except ValueError:
+            raise CorruptEntry(f"{where}: unknown entry kind {kind}") from None
+        return cls(entry_kind, owner, written, data[_HEAD.size : -_DIGEST])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def segment_body(frames: Frames) -> bytes:
+    parts = [_SEGMENT_HEAD.pack(frames.page_size, frames.database_pages, len(frames.pages))]
+    for number, page in frames.pages:
+        parts.append(struct.pack(">I", number))
+        parts.append(page)
+    return b"".join(parts)
+
+
+def read_segment(body: bytes, where: str) -> tuple[int, int, list[tuple[int, bytes]]]:
+    """``(page size, database pages, pages)`` of a segment's body."""
+    if len(body) < _SEGMENT_HEAD.size:
+        raise CorruptEntry(f"{where}: a segment without its header")
+    page_size, database_pages, count = _SEGMENT_HEAD.unpack_from(body)
+    step = 4 + page_size
+    if len(body) != _SEGMENT_HEAD.size + count * step:
+        raise CorruptEntry(f"{where}: a segment of {count} pages has the wrong length")
+    pages = []
+    at = _SEGMENT_HEAD.size
+    for _ in range(count):
+        (number,) = struct.unpack_from(">I", body, at)
+        pages.append((number, body[at + 4 : at + step]))
+        at += step
+    return page_size, database_pages, pages

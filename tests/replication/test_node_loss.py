@@ -1,0 +1,210 @@
+"""A node that dies, on a Ray cluster whose nodes each keep objects on their own storage root
+(no shared disk), with every object's log in SeaweedFS: acknowledged writes survive it.
+
+(A stale owner is fenced in tests/replication/test_fencing.py, in process. The same on Ray,
+a node frozen with SIGSTOP, is not here yet: while the node is frozen, requests through the
+gateway to objects of either node stopped answering, which is the gateway's and placement's
+handling of a hung host, not the store's.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from raydo.gateway.config import load_config
+from raydo.gateway.runtime import runtime_spec
+from tests.cluster import RAY, RayCluster, Server, make_temp_dir, quiet_env, serve
+from tests.hosts import actor_name
+from tests.integration.test_failures import _alive_nodes, _host_nodes
+
+from .stores import CREDENTIALS, StoreServer
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Node:
+    cluster: RayCluster
+    storage: Path
+
+
+@pytest.fixture
+def two_nodes(store_credentials: None) -> Iterator[tuple[Node, Node]]:
+    """A head and a worker on 127.0.0.1, each with its own storage root, fast to notice a
+    lost node."""
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    nodes = []
+    for label in ("h", "w"):
+        cluster = RayCluster(make_temp_dir(f"rdr{label}-"))
+        nodes.append(Node(cluster, cluster.temp_dir / "storage"))
+    head, worker = nodes
+    fast = {
+        "RAY_health_check_initial_delay_ms": "1000",
+        "RAY_health_check_period_ms": "500",
+        "RAY_health_check_timeout_ms": "500",
+        "RAY_health_check_failure_threshold": "3",
+        **CREDENTIALS,
+    }
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    try:
+        roles = [
+            (head, ["--head", f"--port={head.cluster.port}", "--include-dashboard=false"]),
+            (worker, [f"--address={head.cluster.address}"]),
+        ]
+        for node, role in roles:
+            env = {**quiet_env(), **fast, "RAYDO_NODE_STORAGE": str(node.storage)}
+            subprocess.run(
+                [RAY, "start", *role, *common, f"--temp-dir={node.cluster.temp_dir}"],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=120,
+            )
+        deadline = time.monotonic() + 60
+        while _alive_nodes(head.cluster) < 2:
+            assert time.monotonic() < deadline, "the worker node never joined"
+            time.sleep(0.5)
+        time.sleep(2)  # every raylet's view of the other lags the GCS a little
+        yield head, worker
+    finally:
+        worker.cluster.stop()
+        head.cluster.stop()
+
+
+@dataclass
+class Writer:
+    """Writes key after key to some objects over HTTP, remembering what was acknowledged."""
+
+    url: str
+    names: list[str]
+    acknowledged: dict[str, set[str]] = field(default_factory=dict)
+    failed: dict[str, set[str]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _run(self) -> None:
+        n = 0
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self._stop.is_set():
+                name = self.names[n % len(self.names)]
+                key = f"w{n}"
+                n += 1
+                try:
+                    ok = client.post(f"/notes/{name}/{key}", content=key).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                (self.acknowledged if ok else self.failed).setdefault(name, set()).add(key)
+                if not ok:
+                    time.sleep(0.05)
+
+
+def _answer_again(client: httpx.Client, names: list[str], key: str, value: str) -> None:
+    deadline = time.monotonic() + 120
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            try:
+                reply = client.get(f"/notes/{name}/{key}", timeout=5)
+            except httpx.TimeoutException:
+                continue  # its host is frozen or restarting: ask again
+            if reply.status_code == 200:
+                assert reply.json()["value"] == value, (name, reply.json())
+                pending.discard(name)
+            else:
+                assert reply.status_code == 503, reply.text
+        time.sleep(0.2)
+    assert not pending, f"objects that never answered again: {sorted(pending)}"
+
+
+def _spread(head: RayCluster, hosts: list[str]) -> dict[str, str]:
+    deadline = time.monotonic() + 30
+    placed = _host_nodes(head, hosts)
+    while len(set(placed.values())) != 2 and time.monotonic() < deadline:
+        time.sleep(1)
+        placed = _host_nodes(head, hosts)
+    assert len(set(placed.values())) == 2, f"hosts did not spread: {placed}"
+    return placed
+
+
+def _check_every_write(client: httpx.Client, writer: Writer, names: list[str]) -> None:
+    for name in names:
+        for key in writer.acknowledged.get(name, set()):
+            assert client.get(f"/notes/{name}/{key}").json()["value"] == key, (name, key)
+        for key in writer.failed.get(name, set()):  # absent or whole, never anything else
+            assert client.get(f"/notes/{name}/{key}").json()["value"] in (None, key)
+
+
+def _integrity(storage: Path) -> None:
+    files = list(storage.glob("NOTES/??/*.sqlite"))
+    assert files
+    for path in files:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], path
+        finally:
+            conn.close()
+
+
+def _app(replicated_app: Callable[..., Path], server: StoreServer) -> tuple[Path, list[str]]:
+    app_dir = replicated_app(server)
+    toml = app_dir / "raydo.toml"
+    toml.write_text(toml.read_text().replace("shards = 2", "shards = 4"))
+    spec = runtime_spec(load_config(app_dir))
+    hosts = sorted({actor_name(spec, key) for key in spec.standing_hosts()})
+    return app_dir, hosts
+
+
+def test_acknowledged_writes_survive_a_lost_node_without_a_shared_disk(
+    two_nodes: tuple[Node, Node],
+    seaweedfs_store: StoreServer,
+    replicated_app: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    head, worker = two_nodes
+    app_dir, hosts = _app(replicated_app, seaweedfs_store)
+    server: Server = serve(app_dir, head.cluster, tmp_path)
+    names = [f"n{i}" for i in range(24)]
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for name in names:
+                for key in ("a", "b"):
+                    assert client.post(f"/notes/{name}/{key}", content=key).status_code == 200
+            _spread(head.cluster, hosts)
+            assert list(worker.storage.glob("NOTES/??/*.sqlite")), "no object lived on the worker"
+            writer = Writer(server.url, names[:8])
+            writer.start()
+            time.sleep(1)
+            worker.cluster.stop()  # the whole worker node: its raylet and every host on it
+            shutil.rmtree(worker.storage, ignore_errors=True)  # its disk went with it (stop()
+            assert not worker.storage.exists()  # removes its folder): only the store has them
+            _answer_again(client, names, "b", "b")
+            time.sleep(1)
+            writer.stop()
+            assert sum(len(keys) for keys in writer.acknowledged.values()) > 0
+            _check_every_write(client, writer, names[:8])
+            for name in names:
+                assert client.get(f"/notes/{name}/a").json()["value"] == "a"
+        assert len(set(_host_nodes(head.cluster, hosts).values())) == 1
+    finally:
+        server.stop()
+    _integrity(head.storage)
