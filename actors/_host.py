@@ -464,6 +464,7 @@ class Host:
             "mailbox_depth": sum(depths),
             "mailbox_depth_max": max(depths, default=0),
             **self.metrics.snapshot(),
+            **({} if self.replication is None else {"replication": self.replication.snapshot()}),
         }
 
     # ---- teardown -----------------------------------------------------------------------

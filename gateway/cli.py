@@ -23,7 +23,7 @@ from typing import Any
 from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
-from . import cli_db, cli_observe, cli_queues
+from . import cli_db, cli_observe, cli_queues, cli_storage
 from .config import ConfigError, load_config
 from .runtime import AppLoadError
 
@@ -87,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
     _objects_parser(commands)
     cli_db.add_commands(commands)
     cli_queues.add_commands(commands)
+    cli_storage.add_commands(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )

@@ -71,6 +71,19 @@ _HOST_COUNTERS = (
 )
 
 
+#: The replication counters of a host's snapshot (``[replication]`` only): key, name, help.
+_REPLICATION_COUNTERS = (
+    ("segments", "raydo_replication_segments", "Log segments shipped to the replication store"),
+    ("snapshots", "raydo_replication_snapshots", "Snapshots shipped to the replication store"),
+    ("bytes_shipped", "raydo_replication_shipped_bytes", "Bytes of entries shipped"),
+    ("failures", "raydo_replication_failures", "Store writes that failed (each retry counts)"),
+    ("restores", "raydo_replication_restores", "Objects restored from the store"),
+    ("restore_seconds", "raydo_replication_restore_seconds", "Time spent restoring objects"),
+    ("take_overs", "raydo_replication_take_overs", "Objects' logs taken over by this host"),
+    ("fenced", "raydo_replication_fenced", "Objects dropped because another owner took them"),
+)
+
+
 @dataclass(frozen=True)
 class MetricsOptions:
     """Where a gateway process serves its metrics.
@@ -252,6 +265,20 @@ def host_families(snapshots: list[dict[str, Any]]) -> Iterator[Metric]:
         "Time of an event's turn in its host (handler and commit), by kind",
         labels=kinds,
     )
+    replication = {
+        key: CounterMetricFamily(name, doc, labels=labels)
+        for key, name, doc in _REPLICATION_COUNTERS
+    }
+    behind = GaugeMetricFamily(
+        "raydo_replication_objects_behind",
+        "Objects with commits not in the replication store yet",
+        labels=labels,
+    )
+    lag = GaugeMetricFamily(
+        "raydo_replication_lag_seconds",
+        "How long the oldest commit not in the replication store has waited",
+        labels=labels,
+    )
     for snapshot in snapshots:
         where = [str(snapshot.get("binding")), str(snapshot.get("host"))]
         answered = snapshot.get("up", True)
@@ -271,7 +298,15 @@ def host_families(snapshots: list[dict[str, Any]]) -> Iterator[Metric]:
         bounds = snapshot["bounds"]
         for kind, row in snapshot["durations"].items():
             durations.add_metric([*where, kind], _cumulative(bounds, row[:-1]), row[-1])
+        shipped = snapshot.get("replication")
+        if shipped is not None:
+            for key, family in replication.items():
+                family.add_metric(where, shipped.get(key, 0))
+            behind.add_metric(where, shipped["objects_behind"])
+            lag.add_metric(where, shipped["lag_seconds"])
     yield from (up, live, depth, deepest, *counters.values(), events, errors, durations)
+    if any(snapshot.get("replication") is not None for snapshot in snapshots):
+        yield from (*replication.values(), behind, lag)
 
 
 def _cumulative(bounds: Any, counts: list[int]) -> list[tuple[str, float]]:

@@ -50,7 +50,7 @@ def read_mark(database: Path) -> LocalMark | None:
             snapshot if isinstance(snapshot, int) else None,
             int(data.get("since_snapshot", 0)),
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: not a mark
         return None
 
 

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -296,6 +296,20 @@ class Replication:
     def behind(self) -> list[ObjectReplica]:
         """The replicas with commits not yet in the store."""
         return [r for r in self._replicas.values() if not r.idle]
+
+    def snapshot(self) -> dict[str, float | int]:
+        """The counters and, as gauges, how many objects have commits not in the store and
+        how long the oldest of those commits has waited (seconds; 0 when none waits)."""
+        behind = self.behind()
+        oldest = min(
+            (r.oldest_unshipped for r in behind if r.oldest_unshipped is not None),
+            default=None,
+        )
+        return {
+            **asdict(self.stats),
+            "objects_behind": len(behind),
+            "lag_seconds": 0.0 if oldest is None else max(time.time() - oldest, 0.0),
+        }
 
     async def settle(self) -> None:
         """Ship what waits and wait for every round (a closing host's last commits)."""
