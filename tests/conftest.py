@@ -25,7 +25,7 @@ from tests.naming import fresh_name
 if TYPE_CHECKING:  # imported for real inside the fixtures, once Ray's settings are made
     from raydo.gateway.testing import TestApp
 
-pytest_plugins = ["tests.placements"]
+pytest_plugins = ["tests.placements", "tests.s3_stores"]
 
 _CLUSTER = RayCluster(make_temp_dir("rdt-"))
 # Before anything imports ray: its auth settings are read at import.

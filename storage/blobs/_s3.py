@@ -37,6 +37,7 @@ from ._types import (
     Body,
     Conditions,
     InvalidArgument,
+    InvalidKey,
     InvalidPart,
     ListPage,
     NoSuchUpload,
@@ -109,7 +110,16 @@ class S3Backend:
             method: Callable[..., Any] = getattr(self._client(), operation)
             return method(Bucket=self.bucket, **kwargs)
 
-        return await asyncio.to_thread(call)
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as exc:
+            # Some S3-compatible servers refuse keys AWS takes (SeaweedFS: a "." or ".."
+            # segment, a segment over 255 bytes): the caller's key, not the runtime, is at
+            # fault.
+            refused = _code(exc) in ("InvalidRequest", "KeyTooLongError")
+            if refused and "Key" in kwargs and "UploadId" not in kwargs:
+                raise InvalidKey(f"the S3 store refused the key {kwargs['Key']!r} ({exc})") from exc
+            raise
 
     # Bodies in and out.
 
@@ -400,7 +410,7 @@ class S3Backend:
 
 def _upload_error(exc: Exception, upload_id: str) -> Exception:
     code = _code(exc)
-    if code == "NoSuchUpload":
+    if code in ("NoSuchUpload", "InvalidRequest"):  # InvalidRequest: an id the store can't parse
         return NoSuchUpload(f"no multipart upload {upload_id!r} for this key")
     if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
         return InvalidPart(f"S3 refused the parts: {code}")

@@ -1,50 +1,15 @@
-"""Fixtures of the replication tests: both S3-compatible servers (session-wide, stopped at
-the end), the test credentials in the environment, and a fresh prefix per test."""
+"""Fixtures of the replication tests: each test against both S3-compatible servers (started
+once per session by :mod:`tests.s3_stores`), a fresh prefix per test, replicated apps."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import make_temp_dir
-
-from .stores import CREDENTIALS, StoreServer, moto_server, seaweedfs_server
-
-
-@pytest.fixture(scope="session")
-def store_credentials() -> Iterator[None]:
-    """The test credentials where boto3 (and so raydo) reads them, for the session."""
-    saved = {name: os.environ.get(name) for name in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@pytest.fixture(scope="session")
-def moto_store(store_credentials: None) -> Iterator[StoreServer]:
-    with moto_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def seaweedfs_store(store_credentials: None) -> Iterator[StoreServer]:
-    folder = make_temp_dir("rdweed-")
-    try:
-        with seaweedfs_server(Path(folder)) as server:
-            yield server
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+from .stores import StoreServer
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])
