@@ -18,7 +18,7 @@ from ._errors import (
     StreamBroken,
 )
 from ._ids import ObjectId
-from ._loading import MissingAttribute, import_from_app
+from ._loading import MissingAttribute, forget_app_modules, import_from_app
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext, PlatformObject
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
@@ -50,6 +50,7 @@ __all__ = [
     "StreamBroken",
     "Stub",
     "env_bindings",
+    "forget_app_modules",
     "import_from_app",
     "public_env",
 ]

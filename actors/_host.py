@@ -442,6 +442,29 @@ class Host:
         """Evict every object idle for ``idle_timeout_s``; how many went."""
         return self.objects.evict_idle(now)
 
+    def reload_code(self) -> int:
+        """Take the object class again from the app's modules (``raydo dev`` imports the
+        edited files: see :func:`actors.forget_app_modules`) and deactivate every object, so
+        its next event constructs it from the new class; how many objects were live.
+
+        An idle object is evicted now; a busy one once its mailbox is empty (its running
+        turn ends on the old code). Evicting keeps sockets open (they hibernate), and every
+        object's data stays in its file.
+        """
+        cls = load_class(self.spec.app_root, self.binding.class_name)
+        if issubclass(cls, PlatformObject) is not self._platform:
+            raise TypeError(f"{self.binding.class_name} changed kind: restart to reload it")
+        self.cls = cls
+        self.dispatch = Dispatcher(
+            cls, self.spec, self._activate, self.alarms, self.sockets, self.metrics
+        )
+        live = 0
+        for slot in self.objects:
+            live += 1
+            if not self.objects.evict(slot.object_id.hex):
+                slot.evict_requested = True  # once its running events are done
+        return live
+
     def wait_for_closes(self) -> None:
         """Block until every evicted object's file is closed (tests, shutdown)."""
         self.objects.wait_for_closes()

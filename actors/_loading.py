@@ -9,6 +9,7 @@ folder is dropped; modules from anywhere else (the standard library, packages) n
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,29 @@ def import_from_app(root: str, reference: str) -> Any:
         return getattr(module, attribute)
     except AttributeError:
         raise MissingAttribute(f"module {module_name!r} has no {attribute!r}") from None
+
+
+def forget_app_modules(root: str) -> list[str]:
+    """Drop from ``sys.modules`` every module loaded from the app folder ``root``, so the next
+    import reads the app's files again (hot reload); the names dropped.
+
+    raydo's own packages and anything installed (a ``site-packages`` inside the folder, say)
+    stay: only the app's own modules are read again.
+    """
+    # The app's modules were imported from the resolved folder (see import_from_app).
+    prefix = str(Path(root).resolve()) + os.sep
+    dropped: list[str] = []
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in _RAYDO_PACKAGES:
+            continue
+        origin = getattr(module, "__file__", None)
+        if not isinstance(origin, str) or not origin.startswith(prefix):
+            continue
+        if "site-packages" not in Path(origin).parts:
+            del sys.modules[name]
+            dropped.append(name)
+    importlib.invalidate_caches()
+    return dropped
 
 
 class MissingAttribute(LookupError):

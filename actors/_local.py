@@ -58,6 +58,9 @@ class LocalPlacement:
     async def host_metrics(self) -> list[dict[str, Any]]:
         return [host.metrics_snapshot() for host in self.hosts.values()]
 
+    async def reload_code(self) -> int:
+        return sum(host.reload_code() for host in self.hosts.values())
+
     async def close(self) -> None:
         self._closed = True
         for host in self.hosts.values():

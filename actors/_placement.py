@@ -37,6 +37,14 @@ class Placement(Protocol):
         alarms), so every alarm fires."""
         ...
 
+    async def reload_code(self) -> int:
+        """Hot reload: every running host takes its object class again from the app's
+        modules and deactivates its objects (``Host.reload_code``); how many objects were
+        live. Hosts in this process use what it imports now (the caller has made it forget
+        the app's modules: :func:`actors.forget_app_modules`); hosts in other processes
+        forget theirs first."""
+        ...
+
     async def close(self) -> None:
         """Release connections (and, for in-process hosts, the hosts themselves)."""
         ...

@@ -43,6 +43,7 @@ from ._cluster_watch import ClusterWatch, Probe, process_probe, tcp_probe
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
+from ._loading import forget_app_modules
 from ._spec import HostKey, RuntimeSpec
 from ._streams import in_process
 from ._wire import HostLink, HostServerProtocol
@@ -322,6 +323,20 @@ class HostActor:
     def live_ids(self) -> list[str]:
         host = self._host
         return [] if host is None else self._run(host.live_ids)
+
+    def reload_code(self) -> int:
+        """Forget the app's modules in this process and reload the host's class
+        (``Host.reload_code``); how many objects were live."""
+        host = self._host
+        if host is None:
+            return 0
+
+        def reload() -> int:
+            forget_app_modules(self._spec.app_root)
+            return host.reload_code()
+
+        live: int = self._run(reload)
+        return live
 
     def stop(self) -> None:
         """Close the host (its turns end, its files close; see ``Host.close``) and let go of
@@ -616,6 +631,26 @@ class RayPlacement:
                     self._handles.pop(key, None)
         return snapshots
 
+    async def reload_code(self) -> int:
+        """Ask every live host of the app (dedicated ones too) to reload its class; raise
+        :class:`RuntimeError` naming the hosts that did not."""
+        hosts = await asyncio.to_thread(_app_hosts, self.spec, dict(self._handles))
+        replies = await asyncio.gather(
+            *(
+                asyncio.wait_for(_awaitable(handle.reload_code.remote()), RELOAD_TIMEOUT_S)
+                for _, handle in hosts
+            ),
+            return_exceptions=True,
+        )
+        failed = [
+            f"{key.label}: {reply!r}"
+            for (key, _), reply in zip(hosts, replies, strict=True)
+            if isinstance(reply, BaseException)
+        ]
+        if failed:
+            raise RuntimeError("hosts did not reload: " + "; ".join(failed))
+        return sum(reply for reply in replies if isinstance(reply, int))
+
     async def close(self) -> None:
         self._closing = True
         if self.watch is not None:
@@ -628,6 +663,7 @@ class RayPlacement:
 
 
 METRICS_TIMEOUT_S = 5.0
+RELOAD_TIMEOUT_S = 30.0
 
 
 async def _awaitable(ref: Any) -> Any:

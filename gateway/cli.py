@@ -1,7 +1,8 @@
 """The ``raydo`` command.
 
-``raydo dev [DIR] [--port 8787]``
-    Start an embedded local Ray and serve the app in DIR on 127.0.0.1.
+``raydo dev [DIR] [--port 8787] [--no-reload]``
+    Start an embedded local Ray and serve the app in DIR on 127.0.0.1; swap in its new code
+    when its files change.
 ``raydo serve [DIR] --address ADDRESS [--host 127.0.0.1] [--port 8787] [--workers N]``
     Join the Ray cluster at ADDRESS and serve the app with N gateway processes.
 ``raydo objects list|show|sql|export|import BINDING ...``
@@ -66,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true", help="host objects in the gateway process, without Ray"
     )
     dev.add_argument("--access-log", action="store_true", help="log every request")
+    dev.add_argument(
+        "--reload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="swap in the app's new code when its files change (on; --no-reload: off)",
+    )
     dev.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
@@ -294,8 +301,16 @@ def _dev(args: argparse.Namespace) -> int:
             runtime=ray_runtime,
         )
     cli_observe.attach(gateway, metrics, access_log=args.access_log)
+    if args.reload:
+        from .reload import ReloadingApp
+
+        ReloadingApp(gateway, lambda text, error: _tell(args, text, error=error))
     mode = "in-process hosts" if args.in_process else "embedded local Ray"
-    print(f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode})", flush=True)
+    reloading = ", reloading on changes" if args.reload else ""
+    print(
+        f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode}{reloading})",
+        flush=True,
+    )
     uvicorn_config = uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits))  # type: ignore[arg-type]
     server = QuietServer(uvicorn_config)
     run_server(server, uvicorn_config.bind_socket())

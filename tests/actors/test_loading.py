@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from raydo.actors import forget_app_modules
 from raydo.actors._loading import import_from_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,3 +33,16 @@ def test_raydo_packages_load_once_even_when_an_app_folder_holds_them(tmp_path: P
     assert import_from_app(str(REPO), "raydo.bindings.d1:D1Error") is D1Error
     other = _app(tmp_path / "other", "x")
     assert import_from_app(str(other), "raydo.bindings.d1:D1Error") is D1Error
+
+
+def test_forgetting_an_apps_modules_makes_the_next_import_read_its_files(tmp_path: Path) -> None:
+    app = _app(tmp_path / "reloaded", "one")
+    (app / "second_module.py").write_text("import shared_name_module\n")
+    assert import_from_app(str(app), "shared_name_module:VALUE") == "one"
+    assert import_from_app(str(app), "second_module:shared_name_module") is not None
+    (app / "shared_name_module.py").write_text("VALUE = 'two, longer'\n")
+    assert import_from_app(str(app), "shared_name_module:VALUE") == "one"  # cached
+    dropped = forget_app_modules(str(app))
+    assert sorted(dropped) == ["second_module", "shared_name_module"]
+    assert "pytest" in sys.modules and "raydo.actors" in sys.modules  # nothing else goes
+    assert import_from_app(str(app), "shared_name_module:VALUE") == "two, longer"

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from tests.cluster import RAYDO, REPO, Server, copy_app, free_port, quiet_env
+from tests.gateway.test_reload import step_by, wait_for_output
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -98,6 +99,12 @@ def test_quick_start_dev_on_embedded_ray_serves_the_counter_on_loopback(tmp_path
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for expected in (1, 2, 3):
                 assert client.post("/counter/q/increment").json()["value"] == expected
+            # An edit of the counter applies in the running hosts (its object was live in
+            # one, and is constructed again from the new class on its stored value).
+            step_by(app, 10)
+            output = wait_for_output(server, "raydo: reloaded")
+            assert "1 live object(s) deactivated" in output
+            assert client.post("/counter/q/increment").json()["value"] == 13
         listening = [
             c.laddr
             for c in psutil.net_connections(kind="tcp")
