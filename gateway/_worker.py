@@ -18,7 +18,7 @@ HOSTS_BIND = "RAYDO_HOSTS_BIND"
 def create_app() -> Gateway:
     """A gateway joined to the Ray cluster named in the environment. When the cluster is lost
     it lets go of the storage folder, and claims it again once it has rejoined."""
-    config = load_config(os.environ[APP_DIR])
+    config = load_config(os.environ[APP_DIR], dev_vars=False)
     address = os.environ[RAY_ADDRESS]
     bind = os.environ.get(HOSTS_BIND, "127.0.0.1")
     gateway: Gateway | None = None

@@ -55,6 +55,7 @@ from raydo.storage.folder_lock import FolderLock, process_runtime
 from raydo.storage.limits import LimitExceeded, Limits
 
 from .access_log import log_request
+from .class_migrations import apply_class_migrations
 from .config import AppConfig
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
 from .runtime import (
@@ -125,6 +126,7 @@ class Gateway:
             if self._on_start is not None:
                 self._on_start()
             self.claim_folder()
+            apply_class_migrations(self.config)  # a wrangler config's, each once
             check_replication(self.config)  # a store out of reach fails before serving
             self.placement = self._placement_factory(self.spec)
             self._env = self.placement.env

@@ -25,7 +25,7 @@ from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
 from . import cli_db, cli_observe, cli_queues, cli_storage
-from .config import ConfigError, load_config
+from .config import AppConfig, ConfigError, load_config
 from .runtime import AppLoadError
 
 DEFAULT_PORT = 8787
@@ -282,6 +282,7 @@ def _dev(args: argparse.Namespace) -> int:
     from .app import Gateway
 
     config = load_config(args.dir)
+    _announce_ignored(config)
     _refuse_if_held(config.storage, same_cluster_may_share=False)
     metrics = cli_observe.setup(args)
     lost: list[str] = []
@@ -338,7 +339,8 @@ def _serve(args: argparse.Namespace) -> int:
     from . import _worker
     from ._stopping import QuietServer, run_server, run_workers, signal_name
 
-    config = load_config(args.dir)
+    config = load_config(args.dir, dev_vars=False)
+    _announce_ignored(config)
     _refuse_if_held(config.storage, same_cluster_may_share=True)
     if args.hosts_bind != "node":
         try:
@@ -384,6 +386,17 @@ def _tell(args: argparse.Namespace, text: str, *, error: bool = False) -> None:
         logging.getLogger("raydo.cli").log(logging.ERROR if error else logging.INFO, text)
     else:
         print(f"raydo: {'error: ' if error else ''}{text}", file=sys.stderr, flush=True)
+
+
+def _announce_ignored(config: AppConfig) -> None:
+    """A wrangler config's keys raydo does not use, said once at start (not an error)."""
+    if config.ignored:
+        print(
+            f"raydo: {config.path.name}: ignored (raydo does not use them): "
+            + ", ".join(config.ignored),
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _refuse_if_held(folder: Path, *, same_cluster_may_share: bool) -> None:

@@ -29,7 +29,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,17 @@ _REPR_MAX = 80
 class ConfigError(ValueError):
     """``raydo.toml`` cannot be used. ``key`` is the dotted key at fault, "" for the whole file."""
 
-    def __init__(self, path: Path, key: str, reason: str) -> None:
-        super().__init__(f"{path}: {key}: {reason}" if key else f"{path}: {reason}")
+    def __init__(self, path: Path, key: str, reason: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
         self.path = path
         self.key = key
         self.reason = reason
+        self.line = line
+        """The line of the file at fault, when known (wrangler configs)."""
 
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[Path, str, str]]:
-        return (type(self), (self.path, self.key, self.reason))
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[Path, str, str, int | None]]:
+        return (type(self), (self.path, self.key, self.reason, self.line))
 
 
 #: One ``[[durable_objects.bindings]]`` entry. The schema is the hosts' own
@@ -86,6 +89,22 @@ class AppConfig:
     queue_consumers: tuple[dict[str, object], ...] = ()
     replication: ReplicationSettings | None = None
     """``[replication]``: where every object's log is shipped; None keeps files local."""
+    vars: dict[str, object] = field(default_factory=dict)
+    """``[vars]``: plain values on ``env`` (strings, numbers, booleans, JSON-shaped tables)."""
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """Strings on ``env`` read from ``.dev.vars`` or ``.env`` (wrangler configs, in dev)."""
+    import_root: Path | None = None
+    """Where ``main``'s module and the object classes are imported from; None: ``root``.
+    A wrangler config's ``main = "src/entry.py"`` makes it ``src``."""
+    ignored: tuple[str, ...] = ()
+    """Keys of a wrangler config that raydo accepts and does not use, listed once at start."""
+    class_migrations: tuple[dict[str, object], ...] = ()
+    """A wrangler config's ``migrations``: ``{"tag", "renamed", "deleted"}`` in order."""
+
+    @property
+    def code_root(self) -> Path:
+        """The folder the app's modules are imported from."""
+        return self.import_root if self.import_root is not None else self.root
 
     def binding(self, name: str) -> ObjectBinding:
         """The durable object binding called ``name``; KeyError when there is none."""
@@ -208,6 +227,7 @@ _TOP_FIELDS = {
     "kv_namespaces": _tables("kv_namespaces"),
     "queues": _table("queues"),
     "replication": _table("replication"),
+    "vars": _table("vars"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
 #: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
@@ -398,7 +418,7 @@ def _locate(given: Path) -> Path:
         path = path / CONFIG_NAME
     if not path.exists():
         missing = (
-            f"no {CONFIG_NAME} in {path.parent}"
+            f"no {CONFIG_NAME} (nor wrangler.jsonc, wrangler.json, wrangler.toml) in {path.parent}"
             if path.name == CONFIG_NAME
             else f"no such file or folder (give an app folder holding {CONFIG_NAME}, or the file)"
         )
@@ -478,10 +498,78 @@ def _check_buckets(file: Path, buckets: list[tuple[str, dict[str, object]]]) -> 
                     )
 
 
-def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
-    """Load and check ``raydo.toml``, given the file or its folder; raise :class:`ConfigError`."""
-    path = _locate(Path(path_or_dir))
-    top = _read_table(path, "", _parse(path, _read_text(path)), _TOP_FIELDS)
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _plain_value(value: object, depth: int = 0) -> bool:
+    """A var's value: a string, number or bool, or lists and tables of them (JSON-shaped)."""
+    if depth > 32:
+        return False
+    if isinstance(value, str | bool | int):
+        return "\0" not in value if isinstance(value, str) else True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return all(_plain_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_value(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _read_vars(file: Path, data: object) -> dict[str, object]:
+    """``[vars]``: names usable as ``env`` attributes, JSON-shaped values."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, "vars", f"expected a table, got {_show(data)}")
+    for name, value in data.items():
+        if not (isinstance(name, str) and _VAR_NAME.fullmatch(name)):
+            raise ConfigError(
+                file, f"vars.{name}", f"a var's name must match ^{_VAR_NAME.pattern}$"
+            )
+        if not _plain_value(value):
+            raise ConfigError(
+                file,
+                f"vars.{name}",
+                f"expected a string, number, boolean, or a list or table of them, got"
+                f" {_show(value)}",
+            )
+    return dict(data)
+
+
+def load_config(path_or_dir: str | os.PathLike[str], *, dev_vars: bool = True) -> AppConfig:
+    """Load and check ``raydo.toml``, given the file or its folder; raise :class:`ConfigError`.
+
+    A folder without ``raydo.toml`` but with ``wrangler.jsonc``, ``wrangler.json`` or
+    ``wrangler.toml`` (or one of those files given) is loaded by :mod:`.wrangler_config`,
+    onto the same :class:`AppConfig`; ``dev_vars`` says whether its ``.dev.vars`` / ``.env``
+    secrets are read (``raydo dev``, tests), as wrangler reads them in dev only.
+    """
+    from . import wrangler_config
+
+    given = Path(path_or_dir)
+    wrangler = wrangler_config.find(given)
+    if wrangler is not None:
+        return wrangler_config.load_wrangler(wrangler, dev_vars=dev_vars)
+    path = _locate(given)
+    return config_from_data(path, _parse(path, _read_text(path)))
+
+
+def read_text(path: Path) -> str:
+    """A config file's text: at most 1 MiB, UTF-8 (a BOM allowed); else :class:`ConfigError`."""
+    return _read_text(path)
+
+
+def config_from_data(
+    path: Path,
+    data: object,
+    *,
+    import_root: Path | None = None,
+    secrets: Mapping[str, str] | None = None,
+    ignored: tuple[str, ...] = (),
+    class_migrations: tuple[dict[str, object], ...] = (),
+) -> AppConfig:
+    """Check a config already parsed into raydo's shape (``raydo.toml``'s keys) and build it;
+    ``path`` is the file the errors name."""
+    top = _read_table(path, "", data, _TOP_FIELDS)
 
     durable = _read_table(
         path, "durable_objects", top.get("durable_objects", {}), _DURABLE_OBJECTS_FIELDS
@@ -517,10 +605,13 @@ def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
         _CONSUMER_DEFAULTS,
     )
 
+    plain = _read_vars(path, top.get("vars", {}))
     _check_unique_bindings(
         path,
         [(f"{where}.name", b.name) for where, b in bindings]
-        + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers],
+        + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers]
+        + [(f"vars.{name}", name) for name in plain]
+        + [(f"secret {name}", name) for name in secrets or {}],
     )
     _check_consumers(path, consumers)
     replication = None
@@ -544,4 +635,9 @@ def load_config(path_or_dir: str | os.PathLike[str]) -> AppConfig:
         queue_producers=tuple(d for _, d in producers),
         queue_consumers=tuple(d for _, d in consumers),
         replication=replication,
+        vars=plain,
+        secrets=dict(secrets or {}),
+        import_root=import_root,
+        ignored=ignored,
+        class_migrations=class_migrations,
     )

@@ -20,7 +20,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
     plan = platform_plan(config)
     return RuntimeSpec(
         app_name=config.name,
-        app_root=str(config.root),
+        app_root=str(config.code_root),
         storage_root=str(config.storage),
         durability=config.durability,
         limits=config.limits,
@@ -32,13 +32,14 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from raydo.bindings import d1, kv, queues, r2
+    from raydo.bindings import d1, kv, queues, r2, vars
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
     plan += kv.plan(config.kv_namespaces)
     plan += r2.plan(config.r2_buckets)
     plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
+    plan += vars.plan(config.vars, config.secrets)
     return plan
 
 
@@ -56,7 +57,7 @@ def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
     """Import ``module:attribute`` with the app's folder first on the import path."""
     module_name, _, attribute = reference.partition(":")
     try:
-        return import_from_app(str(config.root), reference)
+        return import_from_app(str(config.code_root), reference)
     except MissingAttribute:
         raise AppLoadError(
             f"{config.path}: {what} {reference!r}: module {module_name!r} has no {attribute!r}"

@@ -206,7 +206,8 @@ def test_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path)
     assert (
         str(info.value)
-        == f"{tmp_path.resolve() / 'raydo.toml'}: no raydo.toml in {tmp_path.resolve()}"
+        == f"{tmp_path.resolve() / 'raydo.toml'}: no raydo.toml"
+        f" (nor wrangler.jsonc, wrangler.json, wrangler.toml) in {tmp_path.resolve()}"
     )
     assert info.value.key == ""
     with pytest.raises(ConfigError, match="no such file"):
