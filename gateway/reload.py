@@ -72,6 +72,10 @@ class ReloadRefused(Exception):
     """The new code loads, but cannot be swapped in (the reason is the message)."""
 
 
+#: raydo.toml, or wrangler's files (see :mod:`.wrangler_config`).
+_CONFIG_FILES = ("raydo.toml", "wrangler.jsonc", "wrangler.json", "wrangler.toml")
+
+
 class AppFiles(DefaultFilter):
     """The files whose change reloads the app: Python, ``raydo.toml``, SQL migrations; not
     what lives under the storage folder (objects' files, blobs)."""
@@ -86,7 +90,7 @@ class AppFiles(DefaultFilter):
         file = Path(path)
         if file.resolve().is_relative_to(self._storage):
             return False
-        return file.suffix in (".py", ".sql") or file.name == "raydo.toml"
+        return file.suffix in (".py", ".sql") or file.name in _CONFIG_FILES
 
 
 class ReloadingApp:
