@@ -66,10 +66,8 @@ def apply_class_migrations(config: AppConfig) -> list[str]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         record = read_record(config)
         applied = [str(t) for t in _list(record.get("applied"))]
-        raw_classes = record.get("classes")
-        classes: dict[str, str] = (
-            {str(k): str(v) for k, v in raw_classes.items()} if isinstance(raw_classes, dict) else {}
-        )
+        raw = record.get("classes")
+        classes = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         current = {b.class_name.partition(":")[2]: b.name for b in config.durable_objects}
         done: list[str] = []
         for step in config.class_migrations:

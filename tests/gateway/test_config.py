@@ -205,8 +205,7 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert (
-        str(info.value)
-        == f"{tmp_path.resolve() / 'raydo.toml'}: no raydo.toml"
+        str(info.value) == f"{tmp_path.resolve() / 'raydo.toml'}: no raydo.toml"
         f" (nor wrangler.jsonc, wrangler.json, wrangler.toml) in {tmp_path.resolve()}"
     )
     assert info.value.key == ""
