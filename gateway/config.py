@@ -37,8 +37,12 @@ from raydo.actors import BindingSpec
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 from raydo.storage.replication import ReplicationSettings, parse_store_url
 
-CONFIG_NAME = "raydo.toml"
-MAX_CONFIG_BYTES = 1 * MiB
+from . import wrangler_config
+from .config_files import CONFIG_NAME as CONFIG_NAME
+from .config_files import MAX_CONFIG_BYTES as MAX_CONFIG_BYTES
+from .config_files import ConfigError as ConfigError
+from .config_files import read_text as read_text
+
 DEFAULT_STORAGE = ".raydo"
 
 _APP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -46,22 +50,6 @@ _BINDING_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,62}")
 _RESOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REPR_MAX = 80
-
-
-class ConfigError(ValueError):
-    """``raydo.toml`` cannot be used. ``key`` is the dotted key at fault, "" for the whole file."""
-
-    def __init__(self, path: Path, key: str, reason: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
-        self.path = path
-        self.key = key
-        self.reason = reason
-        self.line = line
-        """The line of the file at fault, when known (wrangler configs)."""
-
-    def __reduce__(self) -> tuple[type[ConfigError], tuple[Path, str, str, int | None]]:
-        return (type(self), (self.path, self.key, self.reason, self.line))
 
 
 #: One ``[[durable_objects.bindings]]`` entry. The schema is the hosts' own
@@ -428,26 +416,6 @@ def _locate(given: Path) -> Path:
     return path
 
 
-def _read_text(path: Path) -> str:
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as e:
-        raise ConfigError(path, "", f"cannot read the file: {e.strerror or e}") from e
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            path,
-            "",
-            f"file is larger than 1 MiB ({MAX_CONFIG_BYTES} bytes); refusing it",
-        )
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        bad = raw[e.start : e.start + 1]
-        raise ConfigError(path, "", f"not valid UTF-8: byte {bad!r} on line {line}") from e
-
-
 def _parse(path: Path, text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -543,19 +511,33 @@ def load_config(path_or_dir: str | os.PathLike[str], *, dev_vars: bool = True) -
     onto the same :class:`AppConfig`; ``dev_vars`` says whether its ``.dev.vars`` / ``.env``
     secrets are read (``raydo dev``, tests), as wrangler reads them in dev only.
     """
-    from . import wrangler_config
-
     given = Path(path_or_dir)
     wrangler = wrangler_config.find(given)
     if wrangler is not None:
-        return wrangler_config.load_wrangler(wrangler, dev_vars=dev_vars)
+        return _load_wrangler(wrangler, dev_vars=dev_vars)
     path = _locate(given)
-    return config_from_data(path, _parse(path, _read_text(path)))
+    return config_from_data(path, _parse(path, read_text(path)))
 
 
-def read_text(path: Path) -> str:
-    """A config file's text: at most 1 MiB, UTF-8 (a BOM allowed); else :class:`ConfigError`."""
-    return _read_text(path)
+def _load_wrangler(path: Path, *, dev_vars: bool) -> AppConfig:
+    """A wrangler file mapped onto raydo.toml's shape, then checked as one; an error of those
+    checks gets the line of its key in the wrangler file."""
+    mapped = wrangler_config.load_wrangler(path, dev_vars=dev_vars)
+    try:
+        return config_from_data(
+            path,
+            mapped.data,
+            import_root=mapped.import_root,
+            secrets=mapped.secrets,
+            ignored=mapped.ignored,
+            class_migrations=mapped.class_migrations,
+        )
+    except ConfigError as e:
+        if e.line is not None or not e.key:
+            raise
+        raise ConfigError(
+            path, e.key, e.reason, wrangler_config.line_of(mapped.text, e.key)
+        ) from None
 
 
 def config_from_data(

@@ -16,8 +16,9 @@ With no ``raydo.toml`` in an app's folder, :func:`find` picks the first of those
 3. collects the keys raydo accepts without using (``compatibility_date``, ``routes``,
    ``database_id`` ...) into ``AppConfig.ignored``, which ``raydo dev`` and ``raydo serve``
    list once at start;
-4. checks the result with :func:`.config.config_from_data`, the same checks as
-   ``raydo.toml``; any error names the file, the line of the key at fault and the key.
+4. hands back a :class:`WranglerConfig`, which :func:`.config.load_config` checks with the
+   same code as ``raydo.toml``; any error names the file, the line of the key at fault and
+   the key.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import ast
 import json
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import CONFIG_NAME, AppConfig, ConfigError, config_from_data, read_text
+from .config_files import CONFIG_NAME, ConfigError, read_text
 
 WRANGLER_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
 DEV_VARS_NAMES = (".dev.vars", ".env")
@@ -436,8 +438,20 @@ def _entry_attribute(file: Path) -> str:
     return "app"
 
 
-def load_wrangler(path: Path, *, dev_vars: bool = True) -> AppConfig:
-    """Load and check a wrangler file onto an :class:`~.config.AppConfig`."""
+@dataclass(frozen=True)
+class WranglerConfig:
+    """A wrangler file in ``raydo.toml``'s shape (``data``), and what raydo.toml has no key for."""
+
+    text: str
+    data: dict[str, Any]
+    import_root: Path
+    secrets: dict[str, str] = field(repr=False)
+    ignored: tuple[str, ...]
+    class_migrations: tuple[dict[str, object], ...]
+
+
+def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
+    """Read and map a wrangler file (see the module); the checks of values are the caller's."""
     text = read_text(path)
     data = parse(path, text)
     mapper = _Mapper(path, text, data)
@@ -481,16 +495,11 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> AppConfig:
     secrets: dict[str, str] = {}
     if dev_vars:
         _, secrets = read_dev_vars(path.parent)
-    try:
-        return config_from_data(
-            path,
-            out,
-            import_root=import_root,
-            secrets=secrets,
-            ignored=tuple(mapper.ignored),
-            class_migrations=migrations,
-        )
-    except ConfigError as e:
-        if e.line is not None or not e.key:
-            raise
-        raise ConfigError(path, e.key, e.reason, line_of(text, e.key)) from None
+    return WranglerConfig(
+        text=text,
+        data=out,
+        import_root=import_root,
+        secrets=secrets,
+        ignored=tuple(mapper.ignored),
+        class_migrations=migrations,
+    )
