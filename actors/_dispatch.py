@@ -140,7 +140,8 @@ class Dispatcher:
             raise CallRefused(f"{name!r} is not a method name")
         if name.startswith("_"):
             raise CallRefused(f"{cls.__name__}.{name} is private: RPC reaches public methods only")
-        if name in RESERVED_NAMES:
+        # A base class may name more handlers (the ``workers`` SDK's ``webSocketMessage``).
+        if name in RESERVED_NAMES or name in getattr(cls, "__raydo_handlers__", ()):
             raise CallRefused(f"{cls.__name__}.{name} is reserved and cannot be called over RPC")
         method = getattr(cls, name, None)
         if method is None:

@@ -417,7 +417,9 @@ class Host:
         except Exception as exc:
             slot.activated(None)
             raise _ConstructorFailed(exc) from exc
-        if getattr(instance, "ctx", None) is not slot.ctx:
+        ctx = getattr(instance, "ctx", None)
+        # A face over the context (the ``workers`` SDK's) names the context it wraps.
+        if getattr(ctx, "__raydo_context__", ctx) is not slot.ctx:
             slot.activated(None)
             raise TypeError(
                 f"{self.cls.__name__}.__init__ did not set self.ctx:"

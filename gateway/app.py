@@ -58,13 +58,7 @@ from .access_log import log_request
 from .class_migrations import apply_class_migrations
 from .config import AppConfig
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
-from .runtime import (
-    AppLoadError,
-    check_classes,
-    check_replication,
-    import_attribute,
-    runtime_spec,
-)
+from .runtime import check_classes, check_replication, load_app, runtime_spec
 
 PlacementFactory = Callable[[RuntimeSpec], Placement]
 
@@ -88,9 +82,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self.spec = runtime_spec(config)
-        self.app = import_attribute(config, config.main, "the app (main)")
-        if not callable(self.app):
-            raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
+        self.app = load_app(config)
         check_classes(config)
         _install_error_handlers(self.app)
         self._placement_factory = placement_factory

@@ -36,7 +36,7 @@ from raydo.actors import forget_app_modules
 from .app import Gateway, _install_error_handlers
 from .config import AppConfig, ConfigError, load_config
 from .reload_check import check_app
-from .runtime import AppLoadError, check_classes, import_attribute, runtime_spec
+from .runtime import AppLoadError, check_classes, load_app, runtime_spec
 
 log = logging.getLogger("raydo.reload")
 
@@ -196,9 +196,7 @@ class ReloadingApp:
                 " hosts cannot take: restart raydo dev to apply it"
             )
         forget_app_modules(str(config.root))
-        app = import_attribute(config, config.main, "the app (main)")
-        if not callable(app):
-            raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
+        app = load_app(config)
         check_classes(config)
         _install_error_handlers(app)
         old = self._lifespan

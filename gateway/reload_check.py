@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
-from .runtime import AppLoadError, check_classes, import_attribute, runtime_spec
+from .runtime import AppLoadError, check_classes, load_app, runtime_spec
 
 CHECK_TIMEOUT_S = 60.0
 
@@ -22,9 +22,7 @@ CHECK_TIMEOUT_S = 60.0
 def check(folder: str) -> None:
     """Load the app in ``folder`` as the gateway would; raise what stops it."""
     config = load_config(folder)
-    app = import_attribute(config, config.main, "the app (main)")
-    if not callable(app):
-        raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
+    load_app(config)
     check_classes(config)
     runtime_spec(config)
 

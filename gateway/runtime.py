@@ -66,6 +66,18 @@ def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
         raise AppLoadError(f"{config.path}: cannot import {what} {reference!r}: {exc!r}") from exc
 
 
+def load_app(config: AppConfig) -> Any:
+    """Import the app ``main`` names; a factory of one (a ``workers`` Worker class) is called."""
+    app = import_attribute(config, config.main, "the app (main)")
+    # ``main`` may name a factory of the app (a Worker class of the ``workers`` SDK).
+    factory = getattr(app, "__raydo_app__", None)
+    if factory is not None:
+        app = factory()
+    if not callable(app):
+        raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
+    return app
+
+
 def check_classes(config: AppConfig) -> None:
     """Import every object class now, so a typo fails at start-up rather than on first use."""
     from raydo.actors import DurableObject
