@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TEXT = (REPO / "ARCHITECTURE.md").read_text()
 
-MODULE = re.compile(r"`((?:actors|bindings|gateway|storage|raydo)/[\w/]*\.py)`")
+MODULE = re.compile(r"`((?:actors|bindings|gateway|storage|raydo|workers)/[\w/]*\.py)`")
 # "`actors/_slot.py` (`ObjectSlot`" and "(`actors/_intake.py`, `Intake`)": a module, then names.
 NAMED = re.compile(r"`([\w/]+\.py)`,? \(?`([A-Za-z_]\w*)`(?:, `([A-Za-z_]\w*)`)?")
 

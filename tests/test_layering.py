@@ -1,5 +1,8 @@
 """The layering DESIGN.md promises, checked on the source: ``gateway -> bindings -> actors ->
-storage``, no import cycles, and no package reaching into another's private modules.
+storage``, no import cycles, and no package reaching into another's private modules. Above
+them all sits the Cloudflare Python Workers SDK (the top-level ``workers`` package and its
+``asgi``, ``wsgi`` and ``js`` spellings): it may import raydo's public modules, and nothing of
+raydo may import it.
 
 The import graph is read with :mod:`ast` from every module of ``raydo``, taking every import
 statement wherever it stands (module level, inside functions, under ``TYPE_CHECKING``): an
@@ -15,17 +18,21 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent / "raydo"
+REPO = Path(__file__).resolve().parent.parent
+ROOT = REPO / "raydo"
 #: The packages from the bottom up: each may import only those before it (and itself).
 LAYERS = ("storage", "actors", "bindings", "gateway")
 #: The face of everything (``raydo/__init__``) sits above every package.
 TOP = len(LAYERS)
+#: The platform's SDK, top-level packages of their own, above raydo's face.
+SDK = ("workers", "asgi", "wsgi", "js")
+SDK_LAYER = TOP + 1
 
 Graph = dict[str, set[str]]
 
 
-def _module_name(path: Path) -> str:
-    parts = ["raydo", *path.relative_to(ROOT).with_suffix("").parts]
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = [root.name, *path.relative_to(root).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -33,14 +40,15 @@ def _module_name(path: Path) -> str:
 def _sources() -> dict[str, Path]:
     # rglob does not follow the packages' symlinks (raydo/actors -> ../actors): walk them.
     found: dict[str, Path] = {}
-    stack = [ROOT]
-    while stack:
-        folder = stack.pop()
-        for path in folder.iterdir():
-            if path.is_dir() and (path / "__init__.py").exists():
-                stack.append(path)
-            elif path.suffix == ".py":
-                found[_module_name(path)] = path
+    for root in [ROOT, *(REPO / name for name in SDK)]:
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            for path in folder.iterdir():
+                if path.is_dir() and (path / "__init__.py").exists():
+                    stack.append(path)
+                elif path.suffix == ".py":
+                    found[_module_name(path, root)] = path
     return found
 
 
@@ -79,6 +87,8 @@ def _graph() -> Graph:
 
 def _layer(module: str) -> int:
     parts = module.split(".")
+    if parts[0] in SDK:
+        return SDK_LAYER
     return LAYERS.index(parts[1]) if len(parts) > 1 else TOP
 
 
@@ -136,7 +146,9 @@ MODULES = sorted(_sources())
 
 def test_the_graph_sees_every_package_and_the_imports_inside_functions() -> None:
     graph = _graph()
-    assert {m.split(".")[1] for m in graph if m != "raydo"} == set(LAYERS)
+    assert {m.split(".")[1] for m in graph if m.startswith("raydo.")} == set(LAYERS)
+    assert {m.split(".")[0] for m in graph} == {"raydo", *SDK}
+    assert "raydo.actors" in graph["workers._durable"]  # the SDK is a face over the core
     # runtime imports the platform bindings inside a function: that is an edge too.
     assert "raydo.bindings.queues" in graph["raydo.gateway.runtime"]
     assert "raydo.actors" in graph["raydo"] and "raydo.storage" in graph["raydo"]
