@@ -36,6 +36,13 @@ def ray_placement(
     return RayPlacement(spec, bind=bind, on_cluster_lost=on_cluster_lost, on_rejoined=on_rejoined)
 
 
+def load_ray() -> None:
+    """Import Ray's native libraries now, before another extension's: a library that brings
+    its own C++ runtime (usearch's, for the vector index) and is loaded first makes Ray's
+    start abort (``std::regex_error`` in its GCS client). Cheap after the first call."""
+    from . import _ray  # noqa: F401
+
+
 def start_local_ray() -> None:
     """Start an embedded single-node Ray in this process."""
     from ._ray import start_local_ray as start

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from raydo.actors import BindingSpec
+from raydo.bindings.vectorize import METRICS, PRESETS, VectorLimits
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 from raydo.storage.replication import ReplicationSettings, parse_store_url
 
@@ -75,6 +76,8 @@ class AppConfig:
     kv_namespaces: tuple[dict[str, object], ...] = ()
     queue_producers: tuple[dict[str, object], ...] = ()
     queue_consumers: tuple[dict[str, object], ...] = ()
+    vectorize: tuple[dict[str, object], ...] = ()
+    """``[[vectorize]]``: the vector indexes, each with its shape and limits filled in."""
     replication: ReplicationSettings | None = None
     """``[replication]``: where every object's log is shipped; None keeps files local."""
     vars: dict[str, object] = field(default_factory=dict)
@@ -214,6 +217,7 @@ _TOP_FIELDS = {
     "r2_buckets": _tables("r2_buckets"),
     "kv_namespaces": _tables("kv_namespaces"),
     "queues": _table("queues"),
+    "vectorize": _tables("vectorize"),
     "replication": _table("replication"),
     "vars": _table("vars"),
 }
@@ -271,6 +275,17 @@ _KV_FIELDS = {
     "cache_ttl": _number(0, 31_536_000, above=False),
     "min_ttl": _number(0, 31_536_000, above=False),
     "cache_bytes": _integer(0, None),
+}
+_VECTOR_LIMIT_DEFAULTS = VectorLimits()
+_VECTORIZE_FIELDS = {
+    "binding": _BINDING,
+    "index_name": _required(_name(_RESOURCE_NAME, "an index name")),
+    "dimensions": _integer(1, 65_536),
+    "preset": _choice(*PRESETS),
+    "metric": _choice(*METRICS),
+    "shards": _integer(1, 256),
+    "exact_below": _integer(1, None),
+    **{name: _integer(1, None) for name in VectorLimits.names()},
 }
 _QUEUES_FIELDS = {
     "producers": _tables("queues.producers"),
@@ -466,6 +481,37 @@ def _check_buckets(file: Path, buckets: list[tuple[str, dict[str, object]]]) -> 
                     )
 
 
+def _check_indexes(file: Path, indexes: list[tuple[str, dict[str, object]]]) -> None:
+    """Each index has a shape (``dimensions`` or a ``preset``) within its limit, and a name
+    used once."""
+    names: dict[object, str] = {}
+    for where, entry in indexes:
+        preset = entry.get("preset")
+        if "dimensions" not in entry and preset is None:
+            raise ConfigError(file, f"{where}.dimensions", "give dimensions or a preset")
+        if preset is not None:
+            dimensions, metric = PRESETS[str(preset)]
+            entry.setdefault("dimensions", dimensions)
+            entry.setdefault("metric", metric)
+        entry.setdefault("metric", "cosine")
+        entry.setdefault("shards", 1)
+        most = int(str(entry.get("max_dimensions", _VECTOR_LIMIT_DEFAULTS.max_dimensions)))
+        if int(str(entry["dimensions"])) > most:
+            raise ConfigError(
+                file,
+                f"{where}.dimensions",
+                f"{entry['dimensions']} is over max_dimensions ({most}); raise max_dimensions"
+                " in the entry to allow it",
+            )
+        if entry["index_name"] in names:
+            raise ConfigError(
+                file,
+                f"{where}.index_name",
+                f"index {entry['index_name']!r} is already bound at {names[entry['index_name']]}",
+            )
+        names[entry["index_name"]] = where
+
+
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
@@ -576,6 +622,8 @@ def config_from_data(
         path, "kv_namespaces", top.get("kv_namespaces", []), _KV_FIELDS, _KV_DEFAULTS
     )
     queues = _read_table(path, "queues", top.get("queues", {}), _QUEUES_FIELDS)
+    indexes = _read_platform(path, "vectorize", top.get("vectorize", []), _VECTORIZE_FIELDS)
+    _check_indexes(path, indexes)
     producers = _read_platform(
         path, "queues.producers", queues.get("producers", []), _PRODUCER_FIELDS
     )
@@ -591,7 +639,7 @@ def config_from_data(
     _check_unique_bindings(
         path,
         [(f"{where}.name", b.name) for where, b in bindings]
-        + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers]
+        + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers + indexes]
         + [(f"vars.{name}", name) for name in plain]
         + [(f"secret {name}", name) for name in secrets or {}],
     )
@@ -616,6 +664,7 @@ def config_from_data(
         kv_namespaces=tuple(d for _, d in kv),
         queue_producers=tuple(d for _, d in producers),
         queue_consumers=tuple(d for _, d in consumers),
+        vectorize=tuple(d for _, d in indexes),
         replication=replication,
         vars=plain,
         secrets=dict(secrets or {}),

@@ -32,7 +32,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from raydo.bindings import d1, kv, queues, r2, vars
+    from raydo.bindings import d1, kv, queues, r2, vars, vectorize
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
@@ -40,6 +40,7 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += r2.plan(config.r2_buckets)
     plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
     plan += vars.plan(config.vars, config.secrets)
+    plan += vectorize.plan(config.vectorize)
     return plan
 
 

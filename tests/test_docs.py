@@ -48,6 +48,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._PRODUCER_FIELDS,
         config._CONSUMER_FIELDS,
         config._REPLICATION_FIELDS,
+        config._VECTORIZE_FIELDS,
     ],
     ids=[
         "top level",
@@ -58,6 +59,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "queues.producers",
         "queues.consumers",
         "replication",
+        "vectorize",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:

@@ -1,0 +1,224 @@
+"""The in-memory side of one shard: every vector in a float32 matrix, searched exactly with
+numpy while the candidates are few, and through an HNSW graph (usearch) above that.
+
+The graph only proposes candidates: every result is scored again exactly from the matrix, so
+scores are the metric's exact values whichever path found them. Scores follow Cloudflare:
+``cosine`` is the cosine similarity (1 identical, higher is closer), ``euclidean`` the L2
+distance (0 identical, lower is closer), ``dot-product`` the negated dot product (lower is
+closer).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from raydo.actors.placement import load_ray
+
+Array = np.ndarray[Any, Any]
+
+#: Below this many candidates a query scans them exactly (measured in bench/vectors.py: at
+#: 384 dimensions a scan of 20,000 rows takes about as long as a graph search).
+EXACT_BELOW = 20_000
+#: How many more candidates than ``top_k`` the graph is asked for, before exact re-scoring.
+OVERSAMPLE = 4
+#: The graph's search breadth (usearch's ``expansion_search``).
+EXPANSION_SEARCH = 128
+
+_USEARCH_METRIC = {"cosine": "cos", "euclidean": "l2sq", "dot-product": "ip"}
+
+
+def higher_is_closer(metric: str) -> bool:
+    return metric == "cosine"
+
+
+class VectorTable:
+    """Rows of vectors with their ids and namespaces; rows of deleted vectors are reused."""
+
+    def __init__(self, dimensions: int, metric: str, exact_below: int = EXACT_BELOW) -> None:
+        self.dimensions = dimensions
+        self.metric = metric
+        self.exact_below = exact_below
+        self.matrix: Array = np.zeros((0, dimensions), dtype=np.float32)
+        self.norms: Array = np.zeros(0, dtype=np.float32)
+        self.valid: Array = np.zeros(0, dtype=bool)
+        self.ids: list[str | None] = []
+        self.namespaces: list[str] = []
+        self.row_of: dict[str, int] = {}
+        self.by_namespace: dict[str, set[int]] = {}
+        self._free: list[int] = []
+        self._graph: Any = None
+        self.build_seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self.row_of)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def _grow(self, need: int) -> None:
+        size = self.matrix.shape[0]
+        if need <= size:
+            return
+        new = max(need, size * 2, 1024)
+        matrix = np.zeros((new, self.dimensions), dtype=np.float32)
+        matrix[:size] = self.matrix
+        self.matrix = matrix
+        self.norms = np.concatenate([self.norms, np.zeros(new - size, dtype=np.float32)])
+        self.valid = np.concatenate([self.valid, np.zeros(new - size, dtype=bool)])
+
+    def put(self, id_: str, values: Array, namespace: str) -> int:
+        """Set ``id_``'s values and namespace (a new row, or its row again); its row."""
+        row = self.row_of.get(id_)
+        if row is not None:
+            self._unlink(row)
+        elif self._free:
+            row = self._free.pop()
+        else:
+            row = len(self.ids)
+            self.ids.append(None)
+            self.namespaces.append("")
+            self._grow(row + 1)
+        self.matrix[row] = values
+        self.norms[row] = float(np.linalg.norm(values))
+        self.valid[row] = True
+        self.ids[row] = id_
+        self.namespaces[row] = namespace
+        self.row_of[id_] = row
+        self.by_namespace.setdefault(namespace, set()).add(row)
+        if self._graph is not None:
+            self._graph.add(row, values)
+        return row
+
+    def put_many(self, ids: list[str], matrix: Array, namespaces: list[str]) -> list[int]:
+        return [self.put(i, matrix[k], namespaces[k]) for k, i in enumerate(ids)]
+
+    def remove(self, id_: str) -> int | None:
+        """Forget ``id_``; the row it had, or None when it had none."""
+        row = self.row_of.pop(id_, None)
+        if row is None:
+            return None
+        self._unlink(row)
+        self.valid[row] = False
+        self.ids[row] = None
+        self._free.append(row)
+        return row
+
+    def _unlink(self, row: int) -> None:
+        rows = self.by_namespace.get(self.namespaces[row])
+        if rows is not None:
+            rows.discard(row)
+            if not rows:
+                del self.by_namespace[self.namespaces[row]]
+        if self._graph is not None:
+            self._graph.remove(row)
+
+    # ---- the graph ---------------------------------------------------------------------------
+
+    def ensure_graph(self) -> None:
+        """Build the HNSW graph once the table is past ``exact_below`` (and keep it after)."""
+        if self._graph is not None or len(self) < self.exact_below:
+            return
+        load_ray()  # before usearch's own C++ runtime (see load_ray)
+        from usearch.index import Index
+
+        started = time.perf_counter()
+        graph = Index(
+            ndim=self.dimensions,
+            metric=_USEARCH_METRIC[self.metric],
+            dtype="f32",
+            connectivity=16,
+            expansion_add=128,
+            expansion_search=EXPANSION_SEARCH,
+        )
+        rows = np.flatnonzero(self.valid[: len(self.ids)]).astype(np.uint64)
+        if len(rows):
+            graph.add(rows, self.matrix[rows.astype(np.int64)])
+        self._graph = graph
+        self.build_seconds = time.perf_counter() - started
+
+    @property
+    def has_graph(self) -> bool:
+        return self._graph is not None
+
+    # ---- search ------------------------------------------------------------------------------
+
+    def scores(self, query: Array, rows: Array, precise: bool = True) -> Array:
+        """The score of each of ``rows`` against ``query``: exact (float64) when
+        ``precise``, else in float32 (for ranking many rows before the exact pass)."""
+        kind = np.float64 if precise else np.float32
+        block: Any = self.matrix[rows].astype(kind, copy=False)
+        q: Any = query.astype(kind)
+        if self.metric == "euclidean":
+            if precise:
+                diff = block - q
+                result: Array = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+                return result
+            squared = self.norms[rows] ** 2 - 2 * (block @ q) + float(q @ q)
+            result = np.sqrt(np.maximum(squared, 0))
+            return result
+        dots: Array = block @ q
+        if self.metric == "dot-product":
+            return -dots
+        denominator: Any = self.norms[rows].astype(kind)
+        denominator = denominator * float(np.linalg.norm(query))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result = np.where(denominator > 0, dots / denominator, 0.0)
+        return result
+
+    def search(self, query: Array, top_k: int, mask: Array | None) -> list[tuple[int, float]]:
+        """The ``top_k`` closest rows (among ``mask`` when given) and their exact scores,
+        closest first."""
+        candidates = len(self) if mask is None else int(mask.sum())
+        if candidates == 0:
+            return []
+        if self._graph is not None and candidates >= self.exact_below:
+            found = self._graph_search(query, top_k, mask, candidates)
+            if found is not None:
+                return found
+        rows = np.flatnonzero(self.valid[: len(self.ids)] if mask is None else mask)
+        return self._best(query, rows, top_k)
+
+    def _graph_search(
+        self, query: Array, top_k: int, mask: Array | None, candidates: int
+    ) -> list[tuple[int, float]] | None:
+        # A mask keeps a share of the rows: ask the graph for proportionally more, and scan
+        # exactly when the graph's answer still holds too few of them.
+        share = candidates / max(1, len(self))
+        want = min(len(self), int(top_k * OVERSAMPLE / max(share, 1e-9)) + 1)
+        if want > 4 * self.exact_below:
+            return None
+        result = self._graph.search(query, want)
+        rows = np.asarray(result.keys, dtype=np.int64)
+        if mask is not None:
+            rows = rows[mask[rows]]
+            if len(rows) < min(top_k, candidates):
+                return None
+        return self._best(query, rows, top_k)
+
+    def _best(self, query: Array, rows: Array, top_k: int) -> list[tuple[int, float]]:
+        shortlist = 2 * top_k + 16
+        if len(rows) > 4 * shortlist:
+            rough = self.scores(query, rows, precise=False)
+            rough_order = -rough if higher_is_closer(self.metric) else rough
+            rows = rows[np.argpartition(rough_order, shortlist - 1)[:shortlist]]
+        scores = self.scores(query, rows)
+        order_by = -scores if higher_is_closer(self.metric) else scores
+        if len(rows) > top_k:
+            keep = np.argpartition(order_by, top_k - 1)[:top_k]
+        else:
+            keep = np.arange(len(rows))
+        keep = keep[np.argsort(order_by[keep], kind="stable")]
+        return [(int(rows[k]), float(scores[k])) for k in keep]
+
+    def namespace_mask(self, namespace: str) -> Array:
+        mask = np.zeros(len(self.ids), dtype=bool)
+        rows = self.by_namespace.get(namespace)
+        if rows:
+            mask[np.fromiter(rows, dtype=np.int64, count=len(rows))] = True
+        return mask
+
+    def memory_bytes(self) -> int:
+        graph = int(self._graph.memory_usage) if self._graph is not None else 0
+        return int(self.matrix.nbytes + self.norms.nbytes) + graph

@@ -1,0 +1,368 @@
+"""The object that owns one shard of a vector index (internal binding ``_VECTORIZE``).
+
+An index of ``shards`` shards is that many objects, named ``<index_name>/<k>``; a vector
+lives in shard ``hash(id) % shards``. Each shard's SQLite file is the truth (tables
+``vec_items``, ``vec_indexed``, ``vec_meta_indexes``, ``vec_state``): a write is committed
+before its call returns, so it is visible to every later query at once. The shard's memory
+(:class:`VectorTable`: the matrix, and above ``exact_below`` vectors the HNSW graph) is
+rebuilt from the file when the object activates, and follows each write.
+
+Errors travel back as values (``{"error": {...}}``), not raised: raising in an event resets
+the object, and rebuilding a large index costs seconds. The shard checks its arguments
+again, since any object of the app could call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from raydo.actors import ObjectContext, PlatformObject
+from raydo.storage import LimitExceeded, StorageCore
+
+from ._checks import WireBatch, check_wire_batch
+from ._filter import Scalar, indexed_value, mask_for, parse_filter
+from ._search import EXACT_BELOW, VectorTable
+from ._types import INDEX_TYPES, METRICS, RETURN_METADATA, VectorizeError, VectorLimits
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vec_items (
+    id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    vals BLOB NOT NULL,
+    metadata TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vec_meta_indexes (property TEXT PRIMARY KEY, type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vec_indexed (
+    property TEXT NOT NULL,
+    id TEXT NOT NULL,
+    value,
+    PRIMARY KEY (property, id)
+);
+CREATE TABLE IF NOT EXISTS vec_state (name TEXT PRIMARY KEY, value)
+"""
+#: The shard's own bound on a filter's JSON (the client checks the configured one first).
+_FILTER_BOUND = VectorLimits(max_filter_bytes=1 << 20)
+
+
+class VectorShard(PlatformObject):
+    """One shard of one index. Called by :class:`bindings.vectorize.VectorizeIndex` only."""
+
+    def __init__(self, ctx: ObjectContext, env: Any, core: StorageCore) -> None:
+        super().__init__(ctx, env, core)
+        self._sql = ctx.storage.sql
+        self._sql.exec(_SCHEMA)
+        state = {r["name"]: r["value"] for r in self._sql.exec("SELECT * FROM vec_state")}
+        self._dimensions: int | None = state.get("dimensions")
+        self._metric: str | None = state.get("metric")
+        self._mutation: str | None = state.get("mutation")
+        self._mutation_at: float | None = state.get("mutation_at")
+        self._table: VectorTable | None = None
+        self._threshold = EXACT_BELOW
+        self._indexes: dict[str, str] = {
+            r["property"]: r["type"] for r in self._sql.exec("SELECT * FROM vec_meta_indexes")
+        }
+        self._indexed: dict[str, dict[int, Scalar]] = {p: {} for p in self._indexes}
+        started = time.perf_counter()
+        if self._dimensions is not None and self._metric is not None:
+            self._load(self._dimensions, self._metric)
+        self._load_seconds = time.perf_counter() - started
+
+    def _load(self, dimensions: int, metric: str) -> None:
+        table = VectorTable(dimensions, metric, self._exact_below())
+        rows = self._sql.exec("SELECT id, namespace, vals FROM vec_items").raw()
+        for id_, namespace, vals in rows:
+            table.put(id_, np.frombuffer(vals, dtype=np.float32), namespace)
+        for prop, id_, value in self._sql.exec("SELECT * FROM vec_indexed").raw():
+            row = table.row_of.get(id_)
+            if row is not None and prop in self._indexed:
+                self._indexed[prop][row] = (
+                    value if self._indexes[prop] != "boolean" else bool(value)
+                )
+        self._table = table
+
+    def _exact_below(self) -> int:
+        return self._threshold
+
+    # ---- shape -----------------------------------------------------------------------------
+
+    def _shape(self, dimensions: object, metric: object, create: bool) -> VectorTable | None:
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+            raise VectorizeError(f"dimensions must be a positive integer, got {dimensions!r:.40}")
+        if metric not in METRICS:
+            raise VectorizeError(f"metric must be one of {', '.join(METRICS)}, got {metric!r:.40}")
+        if self._table is None:
+            if not create:
+                return None
+            self._put_state("dimensions", dimensions)
+            self._put_state("metric", metric)
+            self._dimensions, self._metric = dimensions, str(metric)
+            self._table = VectorTable(dimensions, str(metric), self._exact_below())
+        elif (self._dimensions, self._metric) != (dimensions, metric):
+            raise VectorizeError(
+                f"the index holds vectors of {self._dimensions} dimensions ({self._metric});"
+                f" the config says {dimensions} ({metric}): delete the index"
+                " (raydo vectorize delete) or set the config back"
+            )
+        return self._table
+
+    def _set_threshold(self, exact_below: object) -> None:
+        if isinstance(exact_below, bool) or not isinstance(exact_below, int) or exact_below < 1:
+            raise VectorizeError("exact_below must be a positive integer")
+        self._threshold = exact_below
+        if self._table is not None:
+            self._table.exact_below = exact_below
+
+    def _put_state(self, name: str, value: Any) -> None:
+        self._sql.exec("INSERT OR REPLACE INTO vec_state VALUES (?, ?)", name, value)
+
+    def _mutated(self, mutation_id: str) -> None:
+        self._mutation, self._mutation_at = mutation_id, time.time()
+        self._put_state("mutation", mutation_id)
+        self._put_state("mutation_at", self._mutation_at)
+
+    @staticmethod
+    def _error(exc: Exception) -> dict[str, Any]:
+        return {"error": {"message": str(exc), "limit": getattr(exc, "limit", None)}}
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    async def write(
+        self,
+        mode: str,
+        dimensions: int,
+        metric: str,
+        batch: list[Any],
+        mutation_id: str,
+        max_vectors: int,
+        exact_below: int = EXACT_BELOW,
+    ) -> dict[str, Any]:
+        """Insert (``mode="insert"``: ids that exist are skipped) or upsert (``"upsert"``:
+        values, namespace and metadata replaced whole). ``{"count": written}``."""
+        try:
+            if mode not in ("insert", "upsert"):
+                raise VectorizeError(f"unknown write mode {mode!r}")
+            self._set_threshold(exact_below)
+            table = self._shape(dimensions, metric, create=True)
+            assert table is not None
+            wire = WireBatch(*batch)
+            matrix = check_wire_batch(wire, dimensions)
+            keep = [
+                i for i, id_ in enumerate(wire.ids) if mode == "upsert" or id_ not in table.row_of
+            ]
+            new = sum(1 for i in keep if wire.ids[i] not in table.row_of)
+            if len(table) + new > max_vectors:
+                raise LimitExceeded(
+                    "max_vectors",
+                    f"the shard would hold {len(table) + new} vectors; the index allows"
+                    f" {max_vectors} (max_vectors)",
+                )
+            metadata = [json.loads(m) if m else None for m in wire.metadata]
+        except (VectorizeError, LimitExceeded, ValueError, TypeError) as exc:
+            return self._error(exc)
+        for i in keep:
+            id_ = wire.ids[i]
+            self._sql.exec(
+                "INSERT OR REPLACE INTO vec_items VALUES (?, ?, ?, ?)",
+                id_,
+                wire.namespaces[i],
+                matrix[i].tobytes(),
+                wire.metadata[i],
+            )
+            self._sql.exec("DELETE FROM vec_indexed WHERE id = ?", id_)
+        self._mutated(mutation_id)
+        # Memory follows only once every statement went through (an error above rolls the
+        # event back and resets the object, which reloads from the file).
+        for i in keep:
+            row = table.put(wire.ids[i], matrix[i], wire.namespaces[i])
+            self._index_row(row, wire.ids[i], metadata[i])
+        await self._maybe_graph(table)
+        return {"count": len(keep)}
+
+    def _index_row(self, row: int, id_: str, metadata: dict[str, Any] | None) -> None:
+        for prop, values in self._indexed.items():
+            value = indexed_value(metadata, prop, self._indexes[prop]) if metadata else None
+            if value is None:
+                values.pop(row, None)
+            else:
+                values[row] = value
+                self._sql.exec("INSERT INTO vec_indexed VALUES (?, ?, ?)", prop, id_, value)
+
+    async def _maybe_graph(self, table: VectorTable) -> None:
+        if not table.has_graph and len(table) >= table.exact_below:
+            # Off the loop: a large build takes seconds, and the host's loop stays free.
+            await asyncio.to_thread(table.ensure_graph)
+
+    async def delete(self, ids: list[str], mutation_id: str) -> dict[str, Any]:
+        """Delete ``ids`` (those absent are ignored); ``{"count": deleted}``."""
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return self._error(VectorizeError("delete() takes a list of str ids"))
+        table = self._table
+        present = [i for i in ids if table is not None and i in table.row_of]
+        for id_ in present:
+            self._sql.exec("DELETE FROM vec_items WHERE id = ?", id_)
+            self._sql.exec("DELETE FROM vec_indexed WHERE id = ?", id_)
+        self._mutated(mutation_id)
+        if table is not None:
+            for id_ in present:
+                row = table.remove(id_)
+                for values in self._indexed.values():
+                    values.pop(row, None)  # type: ignore[arg-type]
+        return {"count": len(present)}
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    async def query(
+        self,
+        dimensions: int,
+        metric: str,
+        vector: bytes,
+        top_k: int,
+        namespace: str | None,
+        filter: dict[str, Any] | None,
+        return_values: bool,
+        return_metadata: str,
+        exact_below: int = EXACT_BELOW,
+    ) -> dict[str, Any]:
+        """The ``top_k`` closest vectors as ``[id, score, namespace, values, metadata]``."""
+        try:
+            self._set_threshold(exact_below)
+            table = self._shape(dimensions, metric, create=False)
+            if not isinstance(vector, bytes) or len(vector) != dimensions * 4:
+                raise VectorizeError(f"the query vector must be {dimensions} float32")
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+                raise VectorizeError("top_k must be a positive integer")
+            if return_metadata not in RETURN_METADATA:
+                raise VectorizeError(f"return_metadata must be one of {RETURN_METADATA}")
+            conditions = parse_filter(filter, _FILTER_BOUND)
+            if table is None or not len(table):
+                if conditions:
+                    mask_for(conditions, self._indexed, np.zeros(0, dtype=bool))
+                return {"matches": []}
+            query = np.frombuffer(vector, dtype=np.float32)
+            mask = None
+            if namespace is not None:
+                mask = table.namespace_mask(namespace)
+            if conditions:
+                base = mask if mask is not None else table.valid[: len(table.ids)]
+                mask = mask_for(conditions, self._indexed, base)
+        except (VectorizeError, LimitExceeded) as exc:
+            return self._error(exc)
+        await self._maybe_graph(table)
+        found = table.search(query, top_k, mask)
+        return {"matches": self._rows(table, found, return_values, return_metadata)}
+
+    def _rows(
+        self, table: VectorTable, found: list[tuple[int, float]], values: bool, metadata: str
+    ) -> list[list[Any]]:
+        out: list[list[Any]] = []
+        for row, score in found:
+            id_ = table.ids[row]
+            assert id_ is not None
+            meta: Any = None
+            if metadata != "none":
+                text = self._sql.exec("SELECT metadata FROM vec_items WHERE id = ?", id_).one()
+                meta = json.loads(text["metadata"]) if text["metadata"] else None
+                if metadata == "indexed" and meta is not None:
+                    meta = {p: v[row] for p, v in self._indexed.items() if row in v} or None
+            out.append(
+                [
+                    id_,
+                    score,
+                    table.namespaces[row] or None,
+                    table.matrix[row].tobytes() if values else None,
+                    meta,
+                ]
+            )
+        return out
+
+    async def get(self, ids: list[str]) -> list[list[Any]]:
+        """``[id, namespace, values, metadata JSON]`` of each of ``ids`` that exists."""
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise VectorizeError("get() takes a list of str ids")
+        found = []
+        for id_ in ids:
+            rows = self._sql.exec("SELECT * FROM vec_items WHERE id = ?", id_).fetchall()
+            if rows:
+                r = rows[0]
+                found.append([r["id"], r["namespace"] or None, r["vals"], r["metadata"]])
+        return found
+
+    async def list_ids(self, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` ids after ``after``, in order (``raydo vectorize list-vectors``)."""
+        rows = self._sql.exec(
+            "SELECT id FROM vec_items WHERE id > ? ORDER BY id LIMIT ?", str(after), int(limit)
+        ).raw()
+        return [r[0] for r in rows]
+
+    async def describe(self) -> dict[str, Any]:
+        table = self._table
+        return {
+            "count": len(table) if table is not None else 0,
+            "dimensions": self._dimensions,
+            "metric": self._metric,
+            "mutation": self._mutation,
+            "mutation_at": self._mutation_at,
+            "graph": bool(table is not None and table.has_graph),
+            "load_seconds": self._load_seconds,
+            "graph_seconds": table.build_seconds if table is not None else 0.0,
+            "memory_bytes": table.memory_bytes() if table is not None else 0,
+        }
+
+    # ---- metadata indexes ------------------------------------------------------------------
+
+    async def metadata_indexes(self) -> list[list[str]]:
+        return [[p, t] for p, t in sorted(self._indexes.items())]
+
+    async def create_metadata_index(self, prop: str, index_type: str, most: int) -> dict[str, Any]:
+        """Make ``prop`` filterable for vectors written from now on."""
+        try:
+            if not isinstance(prop, str) or not prop or prop.startswith("$") or '"' in prop:
+                raise VectorizeError(
+                    f"a property name must be a non-empty string, got {prop!r:.60}"
+                )
+            if index_type not in INDEX_TYPES:
+                raise VectorizeError(f"an index type is one of {', '.join(INDEX_TYPES)}")
+            if prop in self._indexes:
+                raise VectorizeError(f"property {prop!r} already has a metadata index")
+            if len(self._indexes) >= most:
+                raise LimitExceeded(
+                    "max_metadata_indexes",
+                    f"the index has {len(self._indexes)} metadata indexes; at most {most}"
+                    " (max_metadata_indexes)",
+                )
+        except (VectorizeError, LimitExceeded) as exc:
+            return self._error(exc)
+        self._sql.exec("INSERT INTO vec_meta_indexes VALUES (?, ?)", prop, index_type)
+        self._indexes[prop] = index_type
+        self._indexed[prop] = {}
+        return {"ok": True}
+
+    async def delete_metadata_index(self, prop: str) -> dict[str, Any]:
+        if prop not in self._indexes:
+            return self._error(VectorizeError(f"property {prop!r:.60} has no metadata index"))
+        self._sql.exec("DELETE FROM vec_meta_indexes WHERE property = ?", prop)
+        self._sql.exec("DELETE FROM vec_indexed WHERE property = ?", prop)
+        del self._indexes[prop]
+        del self._indexed[prop]
+        return {"ok": True}
+
+    async def drop(self) -> dict[str, Any]:
+        """Delete every vector, metadata index and the shape (``raydo vectorize delete``)."""
+        for table in ("vec_items", "vec_indexed", "vec_meta_indexes", "vec_state"):
+            self._sql.exec(f"DELETE FROM {table}")
+        self._table = None
+        self._dimensions = self._metric = self._mutation = None
+        self._mutation_at = None
+        self._indexes.clear()
+        self._indexed.clear()
+        return {"ok": True}
+
+
+def iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()

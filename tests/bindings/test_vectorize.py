@@ -1,0 +1,440 @@
+"""Vector indexes (``[[vectorize]]``) through the binding, in-process hosts unless marked:
+Cloudflare's semantics, the metrics' scores, namespaces and metadata filters, every limit and
+malformed input (nothing written), the graph's answers beside exact search, durability across
+a restart, and the same calls on Ray."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from raydo.bindings.vectorize import Vector, VectorizeError, VectorizeIndex, VectorTable
+from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
+from raydo.storage import LimitExceeded
+from tests.placements import Placement
+
+
+@pytest.fixture
+def app_dir(app_copy: Callable[[str], Path]) -> Path:
+    return app_copy("vectors")
+
+
+def index(app: TestApp, name: str = "VECTORIZE") -> VectorizeIndex:
+    found: VectorizeIndex = getattr(app.env, name)
+    return found
+
+
+def rand(n: int, d: int, seed: int = 0) -> list[list[float]]:
+    rng = random.Random(seed)
+    return [[rng.uniform(-1, 1) for _ in range(d)] for _ in range(n)]
+
+
+async def test_insert_skips_existing_ids_and_upsert_replaces_whole(app: TestApp) -> None:
+    vec = index(app)
+    done = await vec.insert(
+        [
+            {"id": "a", "values": [1, 0, 0, 0], "metadata": {"url": "/a"}},
+            Vector("b", [0, 1, 0, 0], namespace="docs"),
+        ]
+    )
+    assert done.count == 2 and len(done.mutation_id) == 32
+    again = await vec.insert(
+        [{"id": "a", "values": [0, 0, 1, 0]}, {"id": "c", "values": [1, 1, 1, 1]}]
+    )
+    assert again.count == 1
+    (a,) = await vec.get_by_ids(["a"])
+    assert a.values == [1, 0, 0, 0] and a.metadata == {"url": "/a"}
+    # upsert: values and metadata replaced whole (no metadata given: none kept).
+    await vec.upsert([{"id": "a", "values": [0, 0, 1, 0]}])
+    (a,) = await vec.get_by_ids(["a"])
+    assert a.values == [0, 0, 1, 0] and a.metadata is None and a.namespace is None
+    # get_by_ids: the order asked, missing ids left out.
+    assert [v.id for v in await vec.get_by_ids(["c", "nope", "b"])] == ["c", "b"]
+    info = await vec.describe()
+    assert info.vector_count == 3 and info.dimensions == 4 and info.metric == "cosine"
+    # Visible at once: the mutation that returned is the one applied.
+    gone = await vec.delete_by_ids(["b", "never"])
+    assert gone.count == 1
+    info = await vec.describe()
+    assert info.vector_count == 2 and info.processed_up_to_mutation == gone.mutation_id
+    assert info.processed_up_to_datetime is not None
+    assert [m.id for m in (await vec.query([0, 1, 0, 0], top_k=5)).matches] == ["c", "a"]
+
+
+async def test_scores_follow_each_metric(app: TestApp) -> None:
+    cosine = index(app)
+    await cosine.upsert(
+        [{"id": "same", "values": [1, 2, 3, 4]}, {"id": "opp", "values": [-1, -2, -3, -4]}]
+    )
+    found = await cosine.query([2, 4, 6, 8], top_k=2)
+    assert [m.id for m in found.matches] == ["same", "opp"] and found.count == 2
+    assert found.matches[0].score == pytest.approx(1.0) and found.matches[1].score == pytest.approx(
+        -1.0
+    )
+
+    # Euclidean over three shards: the L2 distance, lowest first, merged across shards.
+    euclid = index(app, "EUCLID")
+    await euclid.upsert([{"id": f"p{i}", "values": [i, 0, 0]} for i in range(20)])
+    near = await euclid.query([4.25, 0, 0], top_k=3)
+    assert [m.id for m in near.matches] == ["p4", "p5", "p3"]
+    assert [m.score for m in near.matches] == pytest.approx([0.25, 0.75, 1.25])
+
+    # Dot-product: the negated dot product, lowest first.
+    dot = index(app, "DOT")
+    await dot.upsert(
+        [
+            {"id": "big", "values": [10, 0]},
+            {"id": "small", "values": [1, 0]},
+            {"id": "neg", "values": [-5, 0]},
+        ]
+    )
+    found = await dot.query([1, 0], top_k=3)
+    assert [(m.id, m.score) for m in found.matches] == [
+        ("big", -10.0),
+        ("small", -1.0),
+        ("neg", 5.0),
+    ]
+
+
+async def test_namespaces_narrow_and_fields_come_only_when_asked(app: TestApp) -> None:
+    vec = index(app)
+    await vec.upsert(
+        [
+            {"id": "x1", "values": [1, 0, 0, 0], "namespace": "x", "metadata": {"n": 1}},
+            {"id": "y1", "values": [1, 0.01, 0, 0], "namespace": "y", "metadata": {"n": 2}},
+            {"id": "none", "values": [1, 0.02, 0, 0]},
+        ]
+    )
+    plain = (await vec.query([1, 0, 0, 0], top_k=3)).matches
+    assert [m.id for m in plain] == ["x1", "y1", "none"]
+    assert all(m.values is None and m.metadata is None and m.namespace is None for m in plain)
+    only_y = await vec.query([1, 0, 0, 0], top_k=3, namespace="y", return_metadata="all")
+    assert [(m.id, m.namespace, m.metadata) for m in only_y.matches] == [("y1", "y", {"n": 2})]
+    assert (await vec.query([1, 0, 0, 0], namespace="zzz")).matches == []
+    with_values = await vec.query([1, 0, 0, 0], top_k=1, return_values=True)
+    assert with_values.matches[0].values == [1.0, 0.0, 0.0, 0.0]
+    assert with_values.matches[0].namespace == "x"
+    by_id = await vec.query_by_id("none", top_k=1)
+    assert by_id.matches[0].id == "none" and by_id.matches[0].score == pytest.approx(1.0)
+    with pytest.raises(VectorizeError, match="no vector with id"):
+        await vec.query_by_id("missing")
+
+
+async def test_metadata_filters(app: TestApp) -> None:
+    vec = index(app)
+    await vec.upsert([{"id": "early", "values": [1, 0, 0, 0], "metadata": {"genre": "drama"}}])
+    await vec.create_metadata_index("genre", "string")
+    await vec.create_metadata_index("year", "number")
+    await vec.create_metadata_index("info.ok", "boolean")
+    assert {(m.property_name, m.index_type) for m in await vec.list_metadata_indexes()} == {
+        ("genre", "string"),
+        ("year", "number"),
+        ("info.ok", "boolean"),
+    }
+    rows = [
+        ("d1", "drama", 1999, True),
+        ("d2", "drama", 2005, False),
+        ("c1", "comedy", 2010, True),
+        ("c2", "comedy", "2012", True),  # a string in a number index: not indexed
+    ]
+    await vec.upsert(
+        [
+            {
+                "id": id_,
+                "values": [1, i * 0.1, 0, 0],
+                "metadata": {"genre": genre, "year": year, "info": {"ok": ok}},
+            }
+            for i, (id_, genre, year, ok) in enumerate(rows)
+        ]
+    )
+
+    async def ids(filter: dict[str, Any]) -> set[str]:
+        found = await vec.query([1, 0, 0, 0], top_k=10, filter=filter)
+        return {m.id for m in found.matches}
+
+    # "early" was written before the index existed: it is in no index until rewritten.
+    assert await ids({"genre": "drama"}) == {"d1", "d2"}
+    assert await ids({"genre": {"$eq": "drama"}}) == {"d1", "d2"}
+    assert await ids({"genre": {"$ne": "drama"}}) == {"early", "c1", "c2"}
+    assert await ids({"genre": {"$in": ["comedy", "horror"]}}) == {"c1", "c2"}
+    assert await ids({"genre": {"$nin": ["comedy"]}}) == {"early", "d1", "d2"}
+    assert await ids({"year": {"$gte": 2005}}) == {"d2", "c1"}
+    assert await ids({"year": {"$gt": 2005, "$lte": 2010}}) == {"c1"}
+    assert await ids({"year": {"$lt": 2005}}) == {"d1"}
+    assert await ids({"genre": "drama", "year": {"$gt": 2000}}) == {"d2"}  # implicit AND
+    assert await ids({"info.ok": True}) == {"d1", "c1", "c2"}  # dotted keys reach nesting
+    assert await ids({"info.ok": 1}) == set()  # types never mix
+    assert await ids({"year": None}) == {"early", "c2"}
+    assert await ids({"year": {"$ne": None}}) == {"d1", "d2", "c1"}
+    assert await ids({"genre": {"$gte": "d"}}) == {"d1", "d2"}  # strings order too
+    # The filter is applied before top_k: the one match is found however far it is.
+    found = await vec.query([0, 0, 0, 1], top_k=1, filter={"year": {"$lt": 2000}})
+    assert [m.id for m in found.matches] == ["d1"]
+    # Rewriting puts an old vector into the indexes.
+    await vec.upsert([{"id": "early", "values": [1, 0, 0, 0], "metadata": {"genre": "drama"}}])
+    assert await ids({"genre": "drama"}) == {"early", "d1", "d2"}
+    indexed = await vec.query(
+        [1, 0, 0, 0], top_k=1, return_metadata="indexed", filter={"genre": "drama"}
+    )
+    assert indexed.matches[0].metadata == {"genre": "drama"}
+
+    with pytest.raises(VectorizeError, match="no metadata index"):
+        await vec.query([1, 0, 0, 0], filter={"colour": "red"})
+    await vec.delete_metadata_index("genre")
+    with pytest.raises(VectorizeError, match="no metadata index"):
+        await vec.query([1, 0, 0, 0], filter={"genre": "drama"})
+    with pytest.raises(VectorizeError, match="already has a metadata index"):
+        await vec.create_metadata_index("year", "number")
+    with pytest.raises(VectorizeError, match="index type"):
+        await vec.create_metadata_index("x", "date")
+
+
+async def test_strings_are_indexed_on_their_first_64_bytes(app: TestApp) -> None:
+    vec = index(app)
+    await vec.create_metadata_index("title", "string")
+    stem = "é" * 32  # 64 bytes of UTF-8
+    await vec.upsert(
+        [
+            {"id": "one", "values": [1, 0, 0, 0], "metadata": {"title": stem + "one"}},
+            {"id": "two", "values": [1, 0, 0, 0], "metadata": {"title": stem + "two"}},
+        ]
+    )
+    found = await vec.query([1, 0, 0, 0], filter={"title": stem + "anything"})
+    assert {m.id for m in found.matches} == {"one", "two"}
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([1, 2, 3], "has 3 dimensions; the index has 4"),
+        ([1, 2, 3, float("nan")], "NaN or infinite"),
+        ([1, 2, 3, math.inf], "NaN or infinite"),
+        ([1, 2, 3, "4"], "must be numbers"),
+        ([1, 2, 3, True], "must be numbers"),
+        ("1234", "list of numbers"),
+        ([1, 2, 3, 1e39], "too large for float32"),
+    ],
+)
+async def test_malformed_values_are_refused_before_anything_is_written(
+    app: TestApp, bad: Any, message: str
+) -> None:
+    vec = index(app)
+    with pytest.raises(VectorizeError, match=message):
+        await vec.upsert([{"id": "ok", "values": [1, 0, 0, 0]}, {"id": "bad", "values": bad}])
+    with pytest.raises(VectorizeError, match=message):
+        await vec.query(bad)
+    assert (await vec.describe()).vector_count == 0
+
+
+async def test_malformed_calls_are_refused(app: TestApp) -> None:
+    vec = index(app)
+    ok = [1.0, 0, 0, 0]
+    cases: list[tuple[Any, str]] = [
+        ([{"id": "", "values": ok}], "is empty"),
+        ([{"id": 7, "values": ok}], "must be a str"),
+        ([{"id": "a", "values": ok}, {"id": "a", "values": ok}], "more than once"),
+        ([{"values": ok}], "needs 'id' and 'values'"),
+        ([{"id": "a", "values": ok, "vector": ok}], "unknown keys"),
+        ([{"id": "a", "values": ok, "metadata": "text"}], "metadata must be a dict"),
+        ([{"id": "a", "values": ok, "metadata": {"x": float("nan")}}], "must be JSON"),
+        ([{"id": "a", "values": ok, "namespace": ""}], "namespace"),
+        ([], "at least one vector"),
+        ({"id": "a", "values": ok}, "list of vectors"),
+        (["a"], "not a dict or Vector"),
+    ]
+    for vectors, message in cases:
+        with pytest.raises(VectorizeError, match=message):
+            await vec.insert(vectors)
+    assert (await vec.describe()).vector_count == 0
+    await vec.create_metadata_index("n", "number")
+    filters: list[tuple[Any, str]] = [
+        ("genre", "must be a dict"),
+        ({"$and": []}, "operators go inside"),
+        ({"n": {"$regex": "x"}}, "unknown operator"),
+        ({"n": {"$in": []}}, "non-empty list"),
+        ({"n": {"$in": "abc"}}, "non-empty list"),
+        ({"n": {"$lt": None}}, "expected a string"),
+        ({"n": {"$eq": [1]}}, "expected a string"),
+        ({"n": {}}, "empty operator"),
+        ({"": 1}, "non-empty"),
+        ({"a..b": 1}, "no empty part"),
+        ({"n": float("inf")}, "JSON"),
+    ]
+    for filter, message in filters:
+        with pytest.raises(VectorizeError, match=message):
+            await vec.query(ok, filter=filter)
+    with pytest.raises(VectorizeError, match="top_k"):
+        await vec.query(ok, top_k=0)
+    with pytest.raises(VectorizeError, match="return_metadata"):
+        await vec.query(ok, return_metadata="some")
+    with pytest.raises(VectorizeError, match="list of ids"):
+        await vec.get_by_ids("abc")
+
+
+async def test_every_limit_names_itself_and_writes_nothing(app: TestApp) -> None:
+    small = index(app, "SMALL")
+    await small.create_metadata_index("a", "string")
+    await small.create_metadata_index("b", "string")
+    ok = [0.5] * 8
+
+    async def refused(limit: str, call: Any) -> None:
+        with pytest.raises(LimitExceeded) as caught:
+            await call
+        assert caught.value.limit == limit and limit in str(caught.value)
+
+    await refused("max_id_bytes", small.upsert([{"id": "ninebytes", "values": ok}]))
+    await refused(
+        "max_metadata_bytes",
+        small.upsert([{"id": "a", "values": ok, "metadata": {"t": "x" * 80}}]),
+    )
+    await refused(
+        "max_namespace_bytes", small.upsert([{"id": "a", "values": ok, "namespace": "n" * 9}])
+    )
+    await refused("max_batch", small.upsert([{"id": str(i), "values": ok} for i in range(21)]))
+    await refused("max_batch", small.get_by_ids([str(i) for i in range(21)]))
+    await refused("max_top_k", small.query(ok, top_k=11))
+    await refused("max_top_k_with_values", small.query(ok, top_k=6, return_values=True))
+    await refused("max_top_k_with_values", small.query(ok, top_k=6, return_metadata="all"))
+    await refused("max_filter_bytes", small.query(ok, filter={"a": "x" * 100}))
+    await refused("max_metadata_indexes", small.create_metadata_index("c", "string"))
+    assert (await small.describe()).vector_count == 0
+    # max_vectors (300): fill to it, then one more is refused whole.
+    for start in range(0, 300, 20):
+        await small.upsert(
+            [{"id": str(i), "values": rand(1, 8, i)[0]} for i in range(start, start + 20)]
+        )
+    await refused("max_vectors", small.insert([{"id": "new", "values": ok}]))
+    # Rewriting what exists adds nothing and passes.
+    assert (await small.upsert([{"id": "1", "values": ok}])).count == 1
+    assert (await small.describe()).vector_count == 300
+    # 10 results at most with top_k=10, fine.
+    assert (await small.query(ok, top_k=10)).count == 10
+
+
+async def test_the_graph_finds_what_exact_search_finds(app: TestApp) -> None:
+    small = index(app, "SMALL")  # a graph from 50 vectors on, per shard
+    data = np.asarray(rand(200, 8, seed=3), dtype=np.float32)
+    for start in range(0, 200, 20):
+        await small.upsert(
+            [{"id": f"v{i}", "values": data[i].tolist()} for i in range(start, start + 20)]
+        )
+    assert all(s["graph"] for s in await small.shard_status())
+    normed = data / np.linalg.norm(data, axis=1, keepdims=True)
+    hits = 0
+    for q in rand(20, 8, seed=4):
+        qv = np.asarray(q, dtype=np.float32)
+        exact = np.argsort(-(normed @ (qv / np.linalg.norm(qv))))[:10]
+        found = await small.query(q, top_k=10)
+        hits += len({f"v{i}" for i in exact} & {m.id for m in found.matches})
+        scores = [m.score for m in found.matches]
+        assert scores == sorted(scores, reverse=True)
+    assert hits / 200 >= 0.95
+    # Deleted vectors leave the graph too.
+    await small.delete_by_ids([f"v{i}" for i in range(20)])
+    found = await small.query(data[0].tolist(), top_k=10)
+    assert "v0" not in {m.id for m in found.matches} and found.count == 10
+
+
+def test_the_table_alone_reuses_rows_and_answers_exactly() -> None:
+    table = VectorTable(2, "euclidean", exact_below=10**9)
+    table.put("a", np.asarray([0, 0], dtype=np.float32), "")
+    table.put("b", np.asarray([3, 4], dtype=np.float32), "")
+    assert table.remove("a") == 0 and table.remove("a") is None
+    assert table.put("c", np.asarray([1, 0], dtype=np.float32), "ns") == 0
+    found = table.search(np.asarray([0, 0], dtype=np.float32), 5, None)
+    assert found == [(0, 1.0), (1, 5.0)]
+    assert table.search(np.asarray([0, 0], dtype=np.float32), 5, table.namespace_mask("ns")) == [
+        (0, 1.0)
+    ]
+
+
+async def test_an_index_survives_a_restart(app_dir: Path) -> None:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        vec = index(app)
+        await vec.create_metadata_index("k", "string")
+        done = await vec.upsert(
+            [
+                {"id": f"v{i}", "values": [1, i, 0, 0], "metadata": {"k": str(i % 2)}}
+                for i in range(10)
+            ]
+        )
+        await vec.delete_by_ids(["v0"])
+        small = index(app, "SMALL")
+        await small.upsert([{"id": f"s{i}", "values": rand(1, 8, i)[0]} for i in range(20)])
+        for start in range(20, 120, 20):
+            await small.upsert(
+                [{"id": f"s{i}", "values": rand(1, 8, i)[0]} for i in range(start, start + 20)]
+            )
+        before = await small.query([0.1] * 8, top_k=10)
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        vec = index(app)
+        info = await vec.describe()
+        assert info.vector_count == 9 and info.processed_up_to_mutation != done.mutation_id
+        found = await vec.query([1, 3, 0, 0], top_k=3, filter={"k": "1"}, return_metadata="all")
+        assert [m.id for m in found.matches] == ["v3", "v5", "v7"]
+        small = index(app, "SMALL")
+        assert await small.query([0.1] * 8, top_k=10) == before
+        assert all(s["graph"] for s in await small.shard_status())
+
+
+async def test_a_changed_shape_is_refused(app_dir: Path) -> None:
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        await index(app).upsert([{"id": "a", "values": [1, 0, 0, 0]}])
+    config = app_dir / "raydo.toml"
+    config.write_text(config.read_text().replace("dimensions = 4", "dimensions = 5", 1))
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        with pytest.raises(VectorizeError, match="holds vectors of 4 dimensions"):
+            await index(app).upsert([{"id": "a", "values": [1, 0, 0, 0, 0]}])
+
+
+@pytest.mark.parametrize(
+    "entry, key, message",
+    [
+        ('index_name = "i"', "dimensions", "give dimensions or a preset"),
+        ('index_name = "i"\ndimensions = 2000', "dimensions", "max_dimensions"),
+        ('index_name = "i"\npreset = "nope"', "preset", "expected one of"),
+        ('index_name = "i"\ndimensions = 3\nmetric = "hamming"', "metric", "expected one of"),
+        ('index_name = "I/x"\ndimensions = 3', "index_name", "an index name"),
+        ('index_name = "i"\ndimensions = 3\nmax_top_k = 0', "max_top_k", "integer"),
+    ],
+)
+def test_config_errors(tmp_path: Path, entry: str, key: str, message: str) -> None:
+    (tmp_path / "raydo.toml").write_text(
+        f'name = "v"\nmain = "app:app"\n[[vectorize]]\nbinding = "V"\n{entry}\n'
+    )
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(tmp_path)
+    assert caught.value.key.endswith(key)
+
+
+def test_a_preset_gives_the_shape(app_dir: Path) -> None:
+    entry = next(e for e in load_config(app_dir).vectorize if e["binding"] == "BGE")
+    assert (entry["dimensions"], entry["metric"]) == (384, "cosine")
+
+
+async def test_over_http_in_process_and_on_ray(app_dir: Path, placement: Placement) -> None:
+    async with start_app(app_dir, **placement) as app:
+        await app.http.post(
+            "/upsert?index=EUCLID",
+            json=[{"id": f"p{i}", "values": [i, 0, 0], "metadata": {"i": i}} for i in range(30)],
+        )
+        reply = await app.http.post(
+            "/query?index=EUCLID",
+            json={"vector": [7.1, 0, 0], "top_k": 2, "return_metadata": "all"},
+        )
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["count"] == 2 and [m[0] for m in body["matches"]] == ["p7", "p8"]
+        assert body["matches"][0][2] == {"i": 7}
+        euclid = index(app, "EUCLID")
+        await euclid.delete_by_ids(["p7"])
+        found = await euclid.query([7.1, 0, 0], top_k=1)
+        assert found.matches[0].id == "p8"
+        assert (await euclid.describe()).vector_count == 29
