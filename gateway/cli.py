@@ -5,6 +5,8 @@
     when its files change.
 ``raydo serve [DIR] --address ADDRESS [--host 127.0.0.1] [--port 8787] [--workers N]``
     Join the Ray cluster at ADDRESS and serve the app with N gateway processes.
+``raydo init DIR [--template counter|chat|tenants|seed-backend|jobs]``
+    Make a new app in DIR from one of the examples.
 ``raydo objects list|show|sql|export|import BINDING ...``
     See inside objects, straight from the app's storage folder.
 """
@@ -24,7 +26,7 @@ from typing import Any
 from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
-from . import cli_db, cli_observe, cli_queues, cli_storage
+from . import cli_db, cli_init, cli_observe, cli_queues, cli_storage
 from .config import AppConfig, ConfigError, load_config
 from .runtime import AppLoadError
 
@@ -95,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     cli_db.add_commands(commands)
     cli_queues.add_commands(commands)
     cli_storage.add_commands(commands)
+    cli_init.add_commands(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
