@@ -102,7 +102,10 @@ def test_a_built_package_carries_the_templates_without_their_storage(tmp_path: P
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    shipped = {p.relative_to(built / "raydo").as_posix() for p in built.rglob("*") if p.is_file()}
+    package = built / "raydo"
+    shipped = {p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file()}
+    # The Workers SDK's top-level packages ship beside raydo, typed.
+    assert all((built / name / "py.typed").is_file() for name in ("workers", "asgi", "wsgi", "js"))
     wanted = {
         f"examples/{p.relative_to(REPO / 'examples').as_posix()}"
         for p in (REPO / "examples").rglob("*")
