@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
@@ -83,8 +84,14 @@ class AppFiles(DefaultFilter):
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
         self._storage = config.storage.resolve()
+        self._storage_prefix = f"{self._storage}{os.sep}"
 
     def __call__(self, change: Change, path: str) -> bool:
+        # Under load nearly every change is an object's SQLite file being written: a string
+        # test turns those away before anything touches the filesystem (resolving each path
+        # cost the gateway about a tenth of its CPU over 1,000 objects).
+        if path.startswith(self._storage_prefix):
+            return False
         if not super().__call__(change, path):
             return False
         file = Path(path)

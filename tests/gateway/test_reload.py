@@ -4,11 +4,15 @@ and ``--no-reload`` leaves the code alone."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import httpx
+from watchfiles import Change
 
+from raydo.gateway.config import load_config
+from raydo.gateway.reload import AppFiles
 from tests.cluster import REPO, Server, copy_app, dev
 
 
@@ -108,3 +112,20 @@ def test_no_reload_leaves_the_running_code_alone(tmp_path: Path) -> None:
         assert "changed" not in server.output()
     finally:
         server.stop()
+
+
+def test_the_watch_takes_code_and_config_and_never_the_storage_folder(tmp_path: Path) -> None:
+    app = copy_app(REPO / "examples" / "counter", tmp_path)
+    config = load_config(app)
+    files = AppFiles(config)
+    root = config.root.resolve()
+    storage = config.storage.resolve()
+    assert files(Change.modified, str(root / "counter.py"))
+    assert files(Change.modified, str(root / "raydo.toml"))
+    assert files(Change.added, str(root / "migrations" / "0002_more.sql"))
+    assert not files(Change.modified, str(root / "README.md"))
+    assert not files(Change.modified, str(root / "__pycache__" / "counter.cpython-311.pyc"))
+    # Objects' files, and anything else under the storage folder, even with a code suffix.
+    assert not files(Change.modified, str(storage / "objects" / "ab" / "x.sqlite-wal"))
+    assert not files(Change.added, str(storage / "stray.py"))
+    assert not files(Change.modified, f"{storage}{os.sep}")
