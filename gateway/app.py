@@ -32,7 +32,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Router
 from starlette.types import Message, Receive, Scope, Send
 
@@ -48,6 +48,7 @@ from raydo.actors import (
     env_bindings,
 )
 from raydo.actors.placement import Placement, freeze_startup_heap
+from raydo.bindings.cron import CronError, check_cron, run_scheduled, start_schedule
 from raydo.bindings.d1 import D1Error
 from raydo.storage import StorageFull
 from raydo.storage.blobs import BlobError
@@ -65,6 +66,8 @@ PlacementFactory = Callable[[RuntimeSpec], Placement]
 
 #: Where platform bindings serve their own routes; the user app never sees these paths.
 PLATFORM_PREFIX = "/_raydo/"
+#: wrangler's routes that run the scheduled handler on demand (``dev_routes`` only).
+SCHEDULED_PATHS = ("/__scheduled", "/cdn-cgi/handler/scheduled")
 
 
 class Gateway:
@@ -79,8 +82,11 @@ class Gateway:
         metrics: MetricsOptions | None = None,
         runtime: Callable[[], str] = process_runtime,
         access_log: bool = False,
+        dev_routes: bool = False,
     ) -> None:
         self.config = config
+        self.dev_routes = dev_routes
+        """Serve wrangler's test routes (``/__scheduled?cron=...``): ``raydo dev`` and tests."""
         self.spec = runtime_spec(config)
         self.app = load_app(config)
         check_classes(config)
@@ -179,6 +185,9 @@ class Gateway:
         if self._platform_routes is not None and scope["path"].startswith(PLATFORM_PREFIX):
             await self._platform_routes(scope, receive, send)
             return
+        if kind == "http" and self.dev_routes and scope["path"] in SCHEDULED_PATHS:
+            await self._run_scheduled(scope, receive, send)
+            return
         if kind == "http":
             limits = self.config.limits
             declared = _content_length(scope)
@@ -191,6 +200,32 @@ class Gateway:
             receive, send = _limit_body(receive, send, allowance, scope)
         await self.app(scope, receive, send)
 
+    async def _run_scheduled(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """wrangler's test route: run the ``scheduled`` handler once, now, for ``?cron=``
+        (by default the first configured expression)."""
+        request = Request(scope, receive)
+        crons = self.config.crons
+        cron = request.query_params.get("cron") or (crons[0] if crons else "")
+        response: Response
+        if not crons:
+            response = PlainTextResponse("this app has no cron triggers", status_code=404)
+        else:
+            try:
+                cron = check_cron(cron)
+            except CronError as exc:
+                response = PlainTextResponse(str(exc), status_code=400)
+            else:
+                assert self.placement is not None
+                ok = await run_scheduled(self.placement, self.spec, cron)
+                response = (
+                    PlainTextResponse("Ran scheduled event")
+                    if ok
+                    else PlainTextResponse(
+                        "the scheduled handler raised (see the log)", status_code=500
+                    )
+                )
+        await response(scope, receive, send)
+
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def receive_() -> Message:
             message = await receive()
@@ -200,6 +235,7 @@ class Gateway:
                 # Standing hosts start (and settle on their nodes) before serving begins, so
                 # no request meets a host that is being moved.
                 await self.placement.start()
+                await start_schedule(self.placement, self.spec)  # cron triggers armed
                 if self.metrics_options is not None:
                     self.metrics_endpoint = MetricsEndpoint.start(self, self.metrics_options)
             return message

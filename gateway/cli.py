@@ -296,13 +296,14 @@ def _dev(args: argparse.Namespace) -> int:
             server.stop()
 
     if args.in_process:
-        gateway = Gateway(config, LocalPlacement)
+        gateway = Gateway(config, LocalPlacement, dev_routes=True)
     else:
         gateway = Gateway(
             config,
             lambda spec: ray_placement(spec, on_cluster_lost=cluster_lost),
             on_start=start_local_ray,
             runtime=ray_runtime,
+            dev_routes=True,
         )
     cli_observe.attach(gateway, metrics, access_log=args.access_log)
     if args.reload:

@@ -91,6 +91,10 @@ class AppConfig:
     """Keys of a wrangler config that raydo accepts and does not use, listed once at start."""
     class_migrations: tuple[dict[str, object], ...] = ()
     """A wrangler config's ``migrations``: ``{"tag", "renamed", "deleted"}`` in order."""
+    crons: tuple[str, ...] = ()
+    """``[triggers] crons``: when the ``scheduled`` handler runs (UTC)."""
+    cron_handler: str | None = None
+    """``[triggers] handler``; None: the ``scheduled`` function of ``main``'s module."""
 
     @property
     def code_root(self) -> Path:
@@ -220,6 +224,7 @@ _TOP_FIELDS = {
     "vectorize": _tables("vectorize"),
     "replication": _table("replication"),
     "vars": _table("vars"),
+    "triggers": _table("triggers"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
 #: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
@@ -327,6 +332,28 @@ _REPLICATION_FIELDS = {
     "region": _name(_RESOURCE_NAME, "a region name"),
     "sync_deadline_s": _number(0, 600, above=True),
     "async_interval_s": _number(0, 3600, above=True),
+}
+
+
+def _crons(value: object) -> list[str] | None:
+    from raydo.bindings.cron import CronError, check_cron
+
+    if not isinstance(value, list):
+        return None
+    try:
+        return [check_cron(c) for c in value]
+    except CronError:
+        return None
+
+
+_TRIGGERS_FIELDS = {
+    "crons": _Field(
+        "an array of five-field cron expressions (minute hour day-of-month month"
+        " day-of-week, UTC), each of which fires",
+        _crons,
+    ),
+    # Absent: the ``scheduled`` function of ``main``'s module (a Worker's scheduled handler).
+    "handler": _reference("function"),
 }
 _D1_DEFAULTS: dict[str, object] = {"migrations_dir": "migrations"}
 _KV_DEFAULTS: dict[str, object] = {
@@ -636,6 +663,10 @@ def config_from_data(
     )
 
     plain = _read_vars(path, top.get("vars", {}))
+    triggers = _read_table(path, "triggers", top.get("triggers", {}), _TRIGGERS_FIELDS)
+    crons = triggers.get("crons", [])
+    if len(set(crons)) != len(crons):
+        raise ConfigError(path, "triggers.crons", "an expression appears twice")
     _check_unique_bindings(
         path,
         [(f"{where}.name", b.name) for where, b in bindings]
@@ -671,4 +702,6 @@ def config_from_data(
         import_root=import_root,
         ignored=ignored,
         class_migrations=class_migrations,
+        crons=tuple(crons),
+        cron_handler=triggers.get("handler"),
     )

@@ -32,7 +32,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from raydo.bindings import d1, kv, queues, r2, vars, vectorize
+    from raydo.bindings import cron, d1, kv, queues, r2, vars, vectorize
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
@@ -41,7 +41,14 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += queues.plan(config.queue_producers, config.queue_consumers, config.main)
     plan += vars.plan(config.vars, config.secrets)
     plan += vectorize.plan(config.vectorize)
+    plan += cron.plan(config.crons, scheduled_handler(config))
     return plan
+
+
+def scheduled_handler(config: AppConfig) -> str:
+    """``module:function`` the cron triggers call: ``[triggers] handler``, or by default
+    the ``scheduled`` function of ``main``'s module."""
+    return config.cron_handler or config.main.partition(":")[0] + ":scheduled"
 
 
 def check_replication(config: AppConfig) -> None:
@@ -95,5 +102,10 @@ def check_classes(config: AppConfig) -> None:
     for consumer in config.queue_consumers:
         reference = handler_reference(consumer, config.main)
         what = f"handler of queue {consumer['queue']!r}"
+        if not callable(import_attribute(config, reference, what)):
+            raise AppLoadError(f"{config.path}: {what}: {reference} is not a function")
+    if config.crons:
+        reference = scheduled_handler(config)
+        what = "handler of the cron triggers"
         if not callable(import_attribute(config, reference, what)):
             raise AppLoadError(f"{config.path}: {what}: {reference} is not a function")

@@ -182,7 +182,7 @@ async def start_app(
 async def _serve(config: AppConfig, *, ray: bool | str, metrics: bool) -> AsyncIterator[TestApp]:
     options = MetricsOptions(port=0) if metrics else None
     if ray is False:
-        gateway = Gateway(config, LocalPlacement, metrics=options)
+        gateway = Gateway(config, LocalPlacement, metrics=options, dev_routes=True)
     else:
 
         def connect() -> None:
@@ -194,7 +194,12 @@ async def _serve(config: AppConfig, *, ray: bool | str, metrics: bool) -> AsyncI
                 start_local_ray()
 
         gateway = Gateway(
-            config, ray_placement, on_start=connect, metrics=options, runtime=ray_runtime
+            config,
+            ray_placement,
+            on_start=connect,
+            metrics=options,
+            runtime=ray_runtime,
+            dev_routes=True,
         )
     # Bound now, before start-up (which may take seconds on Ray): nobody can take the port.
     listener = socket.socket()

@@ -50,6 +50,7 @@ _TOP_USED = {
     "kv_namespaces",
     "r2_buckets",
     "queues",
+    "triggers",
 }
 _TOP_SILENT = {"$schema", "compatibility_date", "compatibility_flags"}
 #: Per entry: the keys raydo maps (wrangler's name -> raydo.toml's), the rest being ignored.
@@ -487,6 +488,13 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
                 mapper.entries(f"queues.{name}", queues[name], module, out["queues"], name)
             else:
                 mapper.ignore(f"queues.{name}")
+    if "triggers" in top:
+        triggers = mapper.table("triggers", top["triggers"])
+        for name in triggers:
+            if name != "crons":
+                mapper.ignore(f"triggers.{name}")
+        if "crons" in triggers:
+            out["triggers"] = {"crons": triggers["crons"]}
     classes = {
         str(b.get("class_name", "")).partition(":")[2]
         for b in out.get("durable_objects", {}).get("bindings", [])

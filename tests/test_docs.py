@@ -49,6 +49,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._CONSUMER_FIELDS,
         config._REPLICATION_FIELDS,
         config._VECTORIZE_FIELDS,
+        config._TRIGGERS_FIELDS,
     ],
     ids=[
         "top level",
@@ -60,6 +61,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "queues.consumers",
         "replication",
         "vectorize",
+        "triggers",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:
