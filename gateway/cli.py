@@ -9,6 +9,8 @@
     Make a new app in DIR from one of the examples.
 ``raydo objects list|show|sql|export|import BINDING ...``
     See inside objects, straight from the app's storage folder.
+``raydo vectorize create|info|list|delete|insert|upsert|query|... NAME``
+    The vector indexes, in wrangler's shape (:mod:`.cli_vectorize`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
-from . import cli_db, cli_init, cli_observe, cli_queues, cli_storage
+from . import cli_db, cli_init, cli_observe, cli_queues, cli_storage, cli_vectorize
 from .config import AppConfig, ConfigError, load_config
 from .runtime import AppLoadError
 
@@ -98,6 +100,7 @@ def parser() -> argparse.ArgumentParser:
     cli_queues.add_commands(commands)
     cli_storage.add_commands(commands)
     cli_init.add_commands(commands)
+    cli_vectorize.add_commands(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )

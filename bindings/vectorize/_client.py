@@ -96,6 +96,12 @@ class VectorizeIndex:
         replaced whole (metadata not given is dropped)."""
         return await self._write("upsert", vectors)
 
+    def check(self, vectors: Sequence[Any]) -> None:
+        """Raise what :meth:`insert` would raise for ``vectors`` on their own (malformed
+        input, a limit), sending nothing: ``raydo vectorize insert`` checks a whole file
+        first with it."""
+        check_batch(vectors, self.dimensions, self.limits)
+
     async def _write(self, mode: str, vectors: Sequence[Any]) -> VectorMutation:
         batch = check_batch(vectors, self.dimensions, self.limits)
         matrix = np.frombuffer(batch.values, dtype=np.float32).reshape(-1, self.dimensions)
