@@ -16,8 +16,9 @@ instead.
 """
 
 from . import asgi, wsgi
+from ._context import Context
 from ._durable import AlarmInvocationInfo, DurableObject, DurableObjectState
-from ._entrypoint import Context, WorkerEntrypoint
+from ._entrypoint import WorkerEntrypoint
 from ._env import DurableObjectId, DurableObjectNamespace, DurableObjectStub, WorkerEnv
 from ._http import Blob, File, FormData, Headers, Request, Response, fetch
 from ._websockets import WebSocket, WebSocketPair, WebSocketRequestResponsePair

@@ -13,6 +13,8 @@ does, one instance per request) and awaits ``fetch(request)``:
    for a WebSocket, the upgrade the Worker handed to an object (``stub.fetch(request)``) is
    served by raydo, and any other response is the client's HTTP refusal.
 
+A ``Default`` class's ``queue(batch)`` is the Worker's queue consumer (:mod:`workers._queue`).
+
 Errors from objects escaping ``fetch`` get raydo's JSON answers (503 overloaded, 413 ...), as
 for any Starlette app. The work given to ``ctx.waitUntil`` runs after the response; the app's
 shutdown waits for what is still running.
@@ -23,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,43 +36,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket as _StarletteWebSocket
 from starlette.websockets import WebSocketState
 
+from ._context import Context
 from ._env import worker_env
 from ._http import Request, Response
+from ._queue import queue_handler
 
 log = logging.getLogger("raydo.workers")
 
 
-class Context:
-    """A Worker's ``ctx``: ``waitUntil(awaitable)`` (also ``wait_until``), and
-    ``passThroughOnException()``, accepted and without effect (raydo has no origin behind it)."""
-
-    def __init__(self, tasks: set[asyncio.Task[Any]] | None = None) -> None:
-        self._tasks = tasks if tasks is not None else set()
-        self.props: dict[str, Any] = {}
-
-    def waitUntil(self, awaitable: Awaitable[Any]) -> None:
-        """Run ``awaitable`` on after the response is sent; its failure is logged."""
-
-        async def run() -> None:
-            try:
-                await awaitable
-            except Exception:
-                log.exception("ctx.waitUntil work failed")
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    wait_until = waitUntil
-
-    def passThroughOnException(self) -> None:
-        """Accepted for compatibility: there is no origin to fall through to."""
-
-    pass_through_on_exception = passThroughOnException
-
-
 class WorkerEntrypoint:
-    """Base class of a Worker: subclass it (as ``Default``) and define ``fetch(request)``.
+    """Base class of a Worker: subclass it (as ``Default``) and define ``fetch(request)``, and
+    ``queue(batch)`` to consume the queues the config names.
 
     ``self.env`` holds the bindings, ``self.ctx`` the :class:`Context`. The runtime constructs
     one instance per request as ``cls(ctx, env)``.
@@ -81,6 +58,16 @@ class WorkerEntrypoint:
     def __init__(self, ctx: Any, env: Any) -> None:
         self.ctx = ctx
         self.env = worker_env(env)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A ``Default`` class defining ``queue(batch)`` puts the module-level ``queue(batch,
+        env)`` raydo's queue consumers call by default into its module (unless the module
+        defines its own)."""
+        super().__init_subclass__(**kwargs)
+        module = sys.modules.get(cls.__module__)
+        worker = cls.__name__ == "Default" and "queue" in vars(cls)
+        if worker and module is not None and not hasattr(module, "queue"):
+            module.queue = queue_handler(cls)  # type: ignore[attr-defined]
 
     async def fetch(self, request: Request) -> Response:
         raise NotImplementedError(f"{type(self).__name__} has no fetch(self, request) handler")
