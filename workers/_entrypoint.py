@@ -13,7 +13,8 @@ does, one instance per request) and awaits ``fetch(request)``:
    for a WebSocket, the upgrade the Worker handed to an object (``stub.fetch(request)``) is
    served by raydo, and any other response is the client's HTTP refusal.
 
-A ``Default`` class's ``queue(batch)`` is the Worker's queue consumer (:mod:`workers._queue`).
+A ``Default`` class's ``queue(batch)`` consumes the config's queues and its
+``scheduled(controller)`` runs on its cron triggers (:mod:`workers._handlers`).
 
 Errors from objects escaping ``fetch`` get raydo's JSON answers (503 overloaded, 413 ...), as
 for any Starlette app. The work given to ``ctx.waitUntil`` runs after the response; the app's
@@ -38,15 +39,15 @@ from starlette.websockets import WebSocketState
 
 from ._context import Context
 from ._env import worker_env
+from ._handlers import FACES, event_handler
 from ._http import Request, Response
-from ._queue import queue_handler
 
 log = logging.getLogger("raydo.workers")
 
 
 class WorkerEntrypoint:
     """Base class of a Worker: subclass it (as ``Default``) and define ``fetch(request)``, and
-    ``queue(batch)`` to consume the queues the config names.
+    ``queue(batch)`` and ``scheduled(controller)`` for the config's queues and cron triggers.
 
     ``self.env`` holds the bindings, ``self.ctx`` the :class:`Context`. The runtime constructs
     one instance per request as ``cls(ctx, env)``.
@@ -60,14 +61,16 @@ class WorkerEntrypoint:
         self.env = worker_env(env)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A ``Default`` class defining ``queue(batch)`` puts the module-level ``queue(batch,
-        env)`` raydo's queue consumers call by default into its module (unless the module
-        defines its own)."""
+        """A ``Default`` class defining ``queue(batch)`` or ``scheduled(controller)`` puts the
+        module-level ``queue(batch, env)`` / ``scheduled(controller, env)`` raydo calls by
+        default into its module, unless the module defines its own (:mod:`workers._handlers`)."""
         super().__init_subclass__(**kwargs)
         module = sys.modules.get(cls.__module__)
-        worker = cls.__name__ == "Default" and "queue" in vars(cls)
-        if worker and module is not None and not hasattr(module, "queue"):
-            module.queue = queue_handler(cls)  # type: ignore[attr-defined]
+        if cls.__name__ != "Default" or module is None:
+            return
+        for name in FACES:
+            if name in vars(cls) and not hasattr(module, name):
+                setattr(module, name, event_handler(cls, name))
 
     async def fetch(self, request: Request) -> Response:
         raise NotImplementedError(f"{type(self).__name__} has no fetch(self, request) handler")

@@ -1,30 +1,20 @@
-"""A Worker's ``queue(batch)`` handler, served by raydo's queue consumers.
-
-raydo calls a consumer's handler as ``queue(batch, env)``, a function of the ``main`` module.
-A ``Default`` Worker class that defines ``queue`` gets that function made for it (see
-:meth:`~workers.WorkerEntrypoint.__init_subclass__`): for each batch it constructs
-``Default(ctx, env)`` and awaits ``queue(batch)``, with the batch under the platform's names:
+"""The batch a Worker's ``queue(batch)`` handler is given (see :mod:`workers._handlers`),
+under the platform's names:
 
 * ``batch.queue``, ``batch.messages``, ``batch.ackAll()``, ``batch.retryAll(...)``;
 * each message's ``id``, ``body``, ``timestamp``, ``attempts``, ``ack()``, ``retry(...)``.
 
 A retry's delay is given as the platform's Python code gives it: ``retry(delaySeconds=30)``,
-``retry({"delaySeconds": 30})`` or ``retry(delay_seconds=30)``. The work handed to
-``ctx.waitUntil`` is awaited before the batch counts as handled.
+``retry({"delaySeconds": 30})`` or ``retry(delay_seconds=30)``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from raydo.bindings.queues import Message, MessageBatch
-
-from ._context import Context
-
-QueueHandler = Callable[[MessageBatch, Any], Awaitable[None]]
 
 
 def _delay(options: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> float | None:
@@ -91,17 +81,3 @@ class QueueBatch:
 
     ack_all = ackAll
     retry_all = retryAll
-
-
-def queue_handler(cls: type[Any]) -> QueueHandler:
-    """raydo's ``queue(batch, env)`` for the Worker class ``cls`` (a ``WorkerEntrypoint``)."""
-
-    async def queue(batch: MessageBatch, env: Any) -> None:
-        tasks: set[asyncio.Task[Any]] = set()
-        worker = cls(Context(tasks), env)
-        await worker.queue(QueueBatch(batch))
-        if tasks:
-            await asyncio.gather(*list(tasks))
-
-    queue.__qualname__ = f"{cls.__qualname__}.queue"
-    return queue

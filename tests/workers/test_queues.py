@@ -15,7 +15,7 @@ import pytest
 from raydo.bindings.queues import Message, MessageBatch
 from raydo.gateway.testing import start_app
 from workers import WorkerEntrypoint
-from workers._queue import queue_handler
+from workers._handlers import event_handler
 
 from ..polling import poll
 
@@ -89,4 +89,4 @@ async def test_a_module_queue_function_wins_and_bad_retry_options_are_refused(
     )
     assert worker_module.queue is own
     with pytest.raises(TypeError, match="retry\\(\\) takes delaySeconds only, not delay"):
-        await queue_handler(cls)(_batch(), {})
+        await event_handler(cls, "queue")(_batch(), {})
