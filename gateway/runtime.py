@@ -80,7 +80,10 @@ def load_app(config: AppConfig) -> Any:
     # ``main`` may name a factory of the app (a Worker class of the ``workers`` SDK).
     factory = getattr(app, "__raydo_app__", None)
     if factory is not None:
-        app = factory()
+        try:
+            app = factory()
+        except Exception as exc:
+            raise AppLoadError(f"{config.path}: main {config.main!r}: {exc}") from exc
     if not callable(app):
         raise AppLoadError(f"{config.path}: main {config.main!r} is not an ASGI app")
     return app
