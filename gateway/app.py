@@ -48,6 +48,7 @@ from raydo.actors import (
     env_bindings,
 )
 from raydo.actors.placement import Placement, freeze_startup_heap
+from raydo.bindings.assets import AssetServer, AssetSettings
 from raydo.bindings.cron import CronError, check_cron, run_scheduled, start_schedule
 from raydo.bindings.d1 import D1Error
 from raydo.storage import StorageFull
@@ -88,6 +89,10 @@ class Gateway:
         self.dev_routes = dev_routes
         """Serve wrangler's test routes (``/__scheduled?cron=...``): ``raydo dev`` and tests."""
         self.spec = runtime_spec(config)
+        self.assets = (
+            AssetServer(AssetSettings.from_options(config.assets)) if config.assets else None
+        )
+        """``[assets]``: the folder answered from in front of the app."""
         self.app = load_app(config)
         check_classes(config)
         _install_error_handlers(self.app)
@@ -187,6 +192,9 @@ class Gateway:
             return
         if kind == "http" and self.dev_routes and scope["path"] in SCHEDULED_PATHS:
             await self._run_scheduled(scope, receive, send)
+            return
+        assets = self.assets
+        if kind == "http" and assets is not None and await assets.serve_first(scope, receive, send):
             return
         if kind == "http":
             limits = self.config.limits

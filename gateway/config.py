@@ -95,6 +95,8 @@ class AppConfig:
     """``[triggers] crons``: when the ``scheduled`` handler runs (UTC)."""
     cron_handler: str | None = None
     """``[triggers] handler``; None: the ``scheduled`` function of ``main``'s module."""
+    assets: dict[str, object] | None = None
+    """``[assets]``: the static folder (its ``directory`` absolute) and how it is served."""
 
     @property
     def code_root(self) -> Path:
@@ -225,6 +227,7 @@ _TOP_FIELDS = {
     "replication": _table("replication"),
     "vars": _table("vars"),
     "triggers": _table("triggers"),
+    "assets": _table("assets"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
 #: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
@@ -354,6 +357,21 @@ _TRIGGERS_FIELDS = {
     ),
     # Absent: the ``scheduled`` function of ``main``'s module (a Worker's scheduled handler).
     "handler": _reference("function"),
+}
+_ASSETS_FIELDS = {
+    "directory": _required(_text()),
+    "binding": _name(_BINDING_NAME, "a binding name"),
+    "run_worker_first": _Field("true or false", lambda v: v if isinstance(v, bool) else None),
+    "html_handling": _choice(
+        "auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none"
+    ),
+    "not_found_handling": _choice("none", "single-page-application", "404-page"),
+}
+_ASSETS_DEFAULTS: dict[str, object] = {
+    "binding": None,
+    "run_worker_first": False,
+    "html_handling": "auto-trailing-slash",
+    "not_found_handling": "none",
 }
 _D1_DEFAULTS: dict[str, object] = {"migrations_dir": "migrations"}
 _KV_DEFAULTS: dict[str, object] = {
@@ -542,6 +560,17 @@ def _check_indexes(file: Path, indexes: list[tuple[str, dict[str, object]]]) -> 
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
+def _read_assets(file: Path, data: object) -> dict[str, object]:
+    """``[assets]`` with its defaults, ``directory`` made absolute: a folder inside the app's
+    or beside its config, which must exist."""
+    assets = {**_ASSETS_DEFAULTS, **_read_table(file, "assets", data, _ASSETS_FIELDS)}
+    folder = (file.parent / str(assets["directory"])).resolve()
+    if not folder.is_dir():
+        raise ConfigError(file, "assets.directory", f"{folder} is not a folder")
+    assets["directory"] = str(folder)
+    return assets
+
+
 def _plain_value(value: object, depth: int = 0) -> bool:
     """A var's value: a string, number or bool, or lists and tables of them (JSON-shaped)."""
     if depth > 32:
@@ -667,9 +696,11 @@ def config_from_data(
     crons = triggers.get("crons", [])
     if len(set(crons)) != len(crons):
         raise ConfigError(path, "triggers.crons", "an expression appears twice")
+    assets = _read_assets(path, top["assets"]) if "assets" in top else None
     _check_unique_bindings(
         path,
         [(f"{where}.name", b.name) for where, b in bindings]
+        + ([("assets.binding", assets["binding"])] if assets and assets["binding"] else [])
         + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers + indexes]
         + [(f"vars.{name}", name) for name in plain]
         + [(f"secret {name}", name) for name in secrets or {}],
@@ -704,4 +735,5 @@ def config_from_data(
         class_migrations=class_migrations,
         crons=tuple(crons),
         cron_handler=triggers.get("handler"),
+        assets=assets,
     )

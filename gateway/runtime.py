@@ -32,7 +32,7 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from raydo.bindings import cron, d1, kv, queues, r2, vars, vectorize
+    from raydo.bindings import assets, cron, d1, kv, queues, r2, vars, vectorize
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
@@ -42,6 +42,7 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += vars.plan(config.vars, config.secrets)
     plan += vectorize.plan(config.vectorize)
     plan += cron.plan(config.crons, scheduled_handler(config))
+    plan += assets.plan(config.assets)
     return plan
 
 

@@ -51,6 +51,7 @@ _TOP_USED = {
     "r2_buckets",
     "queues",
     "triggers",
+    "assets",
 }
 _TOP_SILENT = {"$schema", "compatibility_date", "compatibility_flags"}
 #: Per entry: the keys raydo maps (wrangler's name -> raydo.toml's), the rest being ignored.
@@ -72,6 +73,13 @@ _ENTRY_KEYS: dict[str, dict[str, str]] = {
         "dead_letter_queue": "dead_letter_queue",
         "retry_delay": "retry_delay",
     },
+}
+_ASSETS_KEYS = {
+    "directory",
+    "binding",
+    "run_worker_first",
+    "html_handling",
+    "not_found_handling",
 }
 _MIGRATION_KEYS = {
     "tag",
@@ -495,6 +503,14 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
                 mapper.ignore(f"triggers.{name}")
         if "crons" in triggers:
             out["triggers"] = {"crons": triggers["crons"]}
+    if "assets" in top:
+        assets = mapper.table("assets", top["assets"])
+        out["assets"] = {}
+        for name in assets:
+            if name in _ASSETS_KEYS:
+                out["assets"][name] = assets[name]
+            else:
+                mapper.ignore(f"assets.{name}")
     classes = {
         str(b.get("class_name", "")).partition(":")[2]
         for b in out.get("durable_objects", {}).get("bindings", [])

@@ -50,6 +50,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._REPLICATION_FIELDS,
         config._VECTORIZE_FIELDS,
         config._TRIGGERS_FIELDS,
+        config._ASSETS_FIELDS,
     ],
     ids=[
         "top level",
@@ -62,6 +63,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "replication",
         "vectorize",
         "triggers",
+        "assets",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:

@@ -7,6 +7,7 @@
   spells camelCase names and keyword arguments in raydo's snake_case (``sendBatch`` is
   ``send_batch``, ``expirationTtl=`` is ``expiration_ttl=``); what already has the platform's
   name (``prepare().bind().first()``, ``get``, ``put``) passes straight through.
+* ``env.ASSETS`` (``assets.binding``): ``fetch(request)`` answers a :class:`~workers.Response`.
 * Plain values (``vars``, secrets) are what they are: strings.
 """
 
@@ -19,6 +20,7 @@ from starlette.requests import Request as _StarletteRequest
 from starlette.websockets import WebSocket as _StarletteWebSocket
 
 from raydo.actors import Env, Namespace, ObjectId, Stub, env_bindings
+from raydo.bindings.assets import AssetServer
 
 from ._http import Request, Response
 
@@ -163,6 +165,21 @@ class _Binding:
         return f"{type(self._binding).__name__}(as on the platform)"
 
 
+class _Assets:
+    """``env.ASSETS``: ``await fetch(request)`` (a Request or URL) answers the asset as a
+    :class:`~workers.Response`, as the platform's assets binding does."""
+
+    def __init__(self, assets: AssetServer) -> None:
+        self._assets = assets
+
+    async def fetch(self, request: Request | str, **init: Any) -> Response:
+        given = Request(request, **init) if init or not isinstance(request, Request) else request
+        return Response._from_starlette(await self._assets.fetch(given))
+
+    def __repr__(self) -> str:
+        return "Fetcher(assets)"
+
+
 class WorkerEnv:
     """``self.env``: each binding by name, as the platform spells its methods; a missing one
     is an ``AttributeError`` listing those that exist."""
@@ -178,6 +195,8 @@ class WorkerEnv:
         value = getattr(object.__getattribute__(self, "_env"), name)
         if isinstance(value, Namespace):
             value = DurableObjectNamespace(value)
+        elif isinstance(value, AssetServer):
+            value = _Assets(value)
         elif not isinstance(value, str | int | float | bool | dict | list) and value is not None:
             value = _Binding(value)
         faces[name] = value

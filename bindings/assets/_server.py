@@ -1,0 +1,230 @@
+"""The folder of static assets, served: files found by ``_resolve``'s rules, with their
+content type, a strong ``ETag`` (answering ``If-None-Match`` with 304) and
+``Cache-Control: public, max-age=0, must-revalidate``, as Cloudflare serves them.
+
+A request path is percent-decoded once, segment by segment (so ``%252e%252e`` names a file
+called ``%2e%2e``); a segment that is ``.`` or ``..``, or holds ``/``, ``\\`` or NUL once
+decoded, names nothing. The file found is resolved (symlinks followed) and must still lie
+inside the folder: nothing outside it is ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from ._content_types import content_type
+from ._resolve import HTML_HANDLING, NOT_FOUND_HANDLING, Redirect, Serve, resolve
+
+CACHE_CONTROL = "public, max-age=0, must-revalidate"
+#: Files up to this size are read whole; larger ones stream in chunks of it.
+CHUNK_BYTES = 1 << 20
+_MAX_ETAGS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSettings:
+    """``[assets]``: the folder and how requests map onto it."""
+
+    directory: str
+    """Absolute path of the folder."""
+    binding: str | None = None
+    run_worker_first: bool = False
+    html_handling: str = "auto-trailing-slash"
+    not_found_handling: str = "none"
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> AssetSettings:
+        settings = cls(**dict(options))
+        if settings.html_handling not in HTML_HANDLING:
+            raise ValueError(f"html_handling: {settings.html_handling!r}")
+        if settings.not_found_handling not in NOT_FOUND_HANDLING:
+            raise ValueError(f"not_found_handling: {settings.not_found_handling!r}")
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    path: Path
+    size: int
+    etag: str
+
+
+class AssetServer:
+    """Answers requests from the folder (``env.ASSETS`` is one; the gateway holds another)."""
+
+    def __init__(self, settings: AssetSettings) -> None:
+        self.settings = settings
+        self.root = Path(settings.directory).resolve()
+        self._etags: dict[tuple[str, int, int, int], str] = {}
+
+    # Lookup.
+
+    def _file(self, asset: str) -> Path | None:
+        """The regular file the asset path names inside the folder, or None."""
+        parts = asset.split("/")[1:]
+        if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            return None
+        try:
+            found = self.root.joinpath(*parts).resolve(strict=True)
+            if not found.is_relative_to(self.root) or not found.is_file():
+                return None
+        except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, too long
+            return None
+        return found
+
+    def exists(self, asset: str) -> bool:
+        return self._file(asset) is not None
+
+    def intent(self, raw_path: str, *, not_found: bool = True) -> Serve | Redirect | None:
+        """What the raw (percent-encoded) request path is answered with; ``not_found=False``
+        leaves paths that match no file to the caller (no SPA page, no 404 page)."""
+        path = decode_path(raw_path)
+        if path is None:
+            return None
+        mode = self.settings.not_found_handling if not_found else "none"
+        return resolve(path, self.settings.html_handling, mode, self.exists)
+
+    # Answers.
+
+    async def response(
+        self, method: str, raw_path: str, query: str, headers: Headers, *, not_found: bool = True
+    ) -> Response | None:
+        """The answer to a request, or None when no asset matches (not even a not-found
+        page)."""
+        intent = self.intent(raw_path, not_found=not_found)
+        if intent is None:
+            return None
+        if method not in ("GET", "HEAD"):
+            return Response(status_code=405, headers={"allow": "GET, HEAD"})
+        if isinstance(intent, Redirect):
+            location = intent.location + (f"?{query}" if query else "")
+            return Response(status_code=307, headers={"location": location})
+        return await self._serve(intent, method, headers)
+
+    async def _serve(self, intent: Serve, method: str, request: Headers) -> Response | None:
+        path = self._file(intent.asset)
+        if path is None:  # gone since it was resolved
+            return None
+        found = await self._describe(path)
+        headers = {"etag": f'"{found.etag}"', "content-type": content_type(intent.asset)}
+        if "authorization" not in request and "range" not in request:
+            headers["cache-control"] = CACHE_CONTROL
+        tags = {t.strip() for t in request.get("if-none-match", "").split(",")}
+        if headers["etag"] in tags or f"W/{headers['etag']}" in tags:
+            return Response(status_code=304, headers=headers)
+        headers["content-length"] = str(found.size)
+        if method == "HEAD":
+            return Response(status_code=intent.status, headers=headers)
+        if found.size <= CHUNK_BYTES:
+            body = await anyio.to_thread.run_sync(path.read_bytes)
+            headers["content-length"] = str(len(body))
+            return Response(body, status_code=intent.status, headers=headers)
+        return StreamingResponse(_chunks(path), status_code=intent.status, headers=headers)
+
+    async def _describe(self, path: Path) -> _File:
+        info = path.stat()
+        key = (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
+        etag = self._etags.get(key)
+        if etag is None:
+            etag = await anyio.to_thread.run_sync(_digest, path)
+            if len(self._etags) >= _MAX_ETAGS:
+                self._etags.clear()
+            self._etags[key] = etag
+        return _File(path, info.st_size, etag)
+
+    async def fetch(self, request: Any) -> Response:
+        """``env.ASSETS.fetch(request)``: the asset the request names, with the folder's
+        not-found handling, else a 404. ``request`` is a URL or path, a Starlette request,
+        or any request with ``url``, ``method`` and ``headers`` (a Worker's)."""
+        method, raw_path, query, headers = _request_parts(request)
+        response = await self.response(method, raw_path, query, headers)
+        return response if response is not None else Response(status_code=404)
+
+    async def serve_first(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """In front of the app: answer the request from the folder when an asset matches it
+        (the not-found page only for a browser's navigation); whether it did."""
+        if self.settings.run_worker_first:
+            return False
+        headers = Headers(scope=scope)
+        navigate = headers.get("sec-fetch-mode") == "navigate"
+        raw = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.decode("latin-1").partition("?")[0]
+        query = scope.get("query_string", b"").decode("latin-1")
+        response = await self.response(
+            scope["method"], raw_path, query, headers, not_found=navigate
+        )
+        if response is None:
+            return False
+        await response(scope, receive, send)
+        return True
+
+
+def decode_path(raw_path: str) -> str | None:
+    """``/a%20b/c`` -> ``/a b/c``, each segment decoded once, repeated slashes collapsed;
+    None for a path that is not one (no leading ``/``, a segment that decodes to ``/``, ``.``,
+    ``..``, a backslash or NUL, bytes that are not UTF-8)."""
+    if not raw_path.startswith("/"):
+        return None
+    segments = []
+    for segment in raw_path.split("/")[1:]:
+        try:
+            decoded = unquote(segment, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        if decoded in (".", "..") or any(c in decoded for c in "/\\\0"):
+            return None
+        segments.append(decoded)
+    path = "/" + "/".join(segments)
+    while "//" in path:
+        path = path.replace("//", "/")
+    return path
+
+
+def _request_parts(request: Any) -> tuple[str, str, str, Headers]:
+    if isinstance(request, str):
+        url = urlsplit(request)
+        return "GET", url.path or "/", url.query, Headers()
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, dict) and scope.get("type") == "http":
+        raw = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"").decode("latin-1")
+        return scope["method"], raw.decode("latin-1").partition("?")[0], query, Headers(scope=scope)
+    url_text = getattr(request, "url", None)
+    if url_text is None:
+        raise TypeError(
+            "ASSETS.fetch() takes a request (with url, method, headers) or a URL,"
+            f" got {type(request).__name__}"
+        )
+    url = urlsplit(str(url_text))
+    given = getattr(request, "headers", None)
+    pairs = [(str(k).lower(), str(v)) for k, v in given.items()] if given is not None else []
+    headers = Headers(raw=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs])
+    method = str(getattr(request, "method", "GET")).upper()
+    return method, url.path or "/", url.query, headers
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    file = await anyio.to_thread.run_sync(path.open, "rb")
+    try:
+        while chunk := await anyio.to_thread.run_sync(file.read, CHUNK_BYTES):
+            yield chunk
+    finally:
+        file.close()
