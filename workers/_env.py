@@ -4,16 +4,13 @@
   and ``getByName``; its stubs ``fetch`` (a :class:`~workers.Request`, or a URL with ``method``,
   ``headers``, ``body``) and call public methods over RPC, as raydo's stubs do.
 * Every other binding (D1, KV, R2, queues) is raydo's own object behind a thin face that
-  spells camelCase names and keyword arguments in raydo's snake_case (``sendBatch`` is
-  ``send_batch``, ``expirationTtl=`` is ``expiration_ttl=``); what already has the platform's
-  name (``prepare().bind().first()``, ``get``, ``put``) passes straight through.
+  spells camelCase names and options in raydo's snake_case (:mod:`workers._bindings`).
 * ``env.ASSETS`` (``assets.binding``): ``fetch(request)`` answers a :class:`~workers.Response`.
 * Plain values (``vars``, secrets) are what they are: strings.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request as _StarletteRequest
@@ -22,14 +19,8 @@ from starlette.websockets import WebSocket as _StarletteWebSocket
 from raydo.actors import Env, Namespace, ObjectId, Stub, env_bindings
 from raydo.bindings.assets import AssetServer
 
+from ._bindings import binding_face
 from ._http import Request, Response
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-
-
-def snake(name: str) -> str:
-    """``sendBatch`` -> ``send_batch``; ``expirationTtl`` -> ``expiration_ttl``."""
-    return _CAMEL.sub(r"_\1", name).lower()
 
 
 class DurableObjectId:
@@ -139,32 +130,6 @@ class DurableObjectNamespace:
         )
 
 
-class _Binding:
-    """A platform binding (D1, KV, R2, queues) with camelCase names mapped to raydo's."""
-
-    def __init__(self, binding: Any) -> None:
-        self._binding = binding
-
-    def __getattr__(self, name: str) -> Any:
-        target = self._binding
-        attribute = getattr(target, name, None)
-        if attribute is None and snake(name) != name:
-            attribute = getattr(target, snake(name), None)
-        if attribute is None:
-            return getattr(target, name)  # raydo's own error, naming what exists
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return attribute(*args, **{snake(k): v for k, v in kwargs.items()})
-
-        call.__name__ = name
-        return call
-
-    def __repr__(self) -> str:
-        return f"{type(self._binding).__name__}(as on the platform)"
-
-
 class _Assets:
     """``env.ASSETS``: ``await fetch(request)`` (a Request or URL) answers the asset as a
     :class:`~workers.Response`, as the platform's assets binding does."""
@@ -198,7 +163,7 @@ class WorkerEnv:
         elif isinstance(value, AssetServer):
             value = _Assets(value)
         elif not isinstance(value, str | int | float | bool | dict | list) and value is not None:
-            value = _Binding(value)
+            value = binding_face(value)
         faces[name] = value
         return value
 

@@ -1,0 +1,38 @@
+"""D1, KV and R2 reached from a Python Worker with the platform's names and options (a
+trailing options mapping, as JavaScript passes it, or keywords), configured only by
+``wrangler.jsonc``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raydo.gateway.testing import start_app
+
+APP = Path(__file__).parent / "apps" / "bindings_worker"
+
+
+async def test_d1_rows_read_as_attributes_and_items_with_meta_batch_and_raw() -> None:
+    async with start_app(APP) as app:
+        quote = await app.http.get("/d1")
+        assert quote.json() == {"quote": "Simple is better than complex.", "author": "Tim Peters"}
+        added = await app.http.post("/d1/add", json={"quote": "Flat is better.", "author": "TP"})
+        assert added.json() == {
+            "last_row_id": 2,
+            "changes": 1,
+            "n": 2,
+            "batch": [2, 2],
+            "raw": [["n"], [2]],
+        }
+
+
+async def test_kv_and_r2_take_the_platforms_options() -> None:
+    async with start_app(APP) as app:
+        kv = await app.http.get("/kv")
+        assert kv.json() == {
+            "json": {"hello": "kv"},
+            "text": "text",
+            "keys": ["greeting"],
+            "missing": None,
+        }
+        r2 = await app.http.get("/r2")
+        assert r2.json() == {"text": "stored in r2", "size": 12, "keys": ["notes/a.txt"]}

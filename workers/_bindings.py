@@ -1,0 +1,133 @@
+"""raydo's platform bindings (D1, KV, R2, queues, Vectorize) under the platform's names.
+
+Every binding gets a thin face that spells camelCase names in raydo's snake_case:
+
+* methods: ``sendBatch`` is ``send_batch``, ``getByIds`` is ``get_by_ids``;
+* options, given as keywords (``put(key, value, expirationTtl=60)``) or, as JavaScript passes
+  them, as a trailing mapping (``put(key, value, {"expirationTtl": 60})``): a last argument
+  that is a mapping whose keys all name parameters of the method is taken as its options
+  (so ``send({"n": 1})`` still sends the dict). Only the top level is renamed: the keys of
+  ``customMetadata`` are the user's own.
+
+What already has the platform's name (``get``, ``put``, ``prepare``) passes straight through.
+D1 also gets its rows as the platform's Python code reads them: dicts whose columns read as
+attributes too (``row["name"]`` and ``row.name``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from raydo.bindings.d1 import D1Database, D1Result, PreparedStatement
+
+from ._storage import Row
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def snake(name: str) -> str:
+    """``sendBatch`` -> ``send_batch``; ``expirationTtl`` -> ``expiration_ttl``."""
+    return _CAMEL.sub(r"_\1", name).lower()
+
+
+def _parameters(method: Callable[..., Any]) -> set[str]:
+    try:
+        return set(inspect.signature(method).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def call_with_options(
+    method: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> Any:
+    """``method(*args, **kwargs)`` with camelCase options (keywords or a trailing mapping)
+    in snake_case."""
+    options = {snake(k): v for k, v in kwargs.items()}
+    last = args[-1] if args else None
+    if isinstance(last, Mapping) and last and all(isinstance(k, str) for k in last):
+        named = {snake(k): v for k, v in last.items()}
+        if set(named) <= _parameters(method):
+            args, options = args[:-1], {**named, **options}
+    return method(*args, **options)
+
+
+class BindingFace:
+    """A platform binding with camelCase names mapped to raydo's."""
+
+    def __init__(self, binding: Any) -> None:
+        self._binding = binding
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._binding
+        attribute = getattr(target, name, None)
+        if attribute is None and snake(name) != name:
+            attribute = getattr(target, snake(name), None)
+        if attribute is None:
+            return getattr(target, name)  # raydo's own error, naming what exists
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return call_with_options(attribute, args, kwargs)
+
+        call.__name__ = name
+        return call
+
+    def __repr__(self) -> str:
+        return f"{type(self._binding).__name__}(as on the platform)"
+
+
+def _rows(result: D1Result) -> D1Result:
+    return dataclasses.replace(result, results=[Row(r) for r in result.results])
+
+
+class D1Statement:
+    """A prepared statement: ``bind(...)``, ``first(colName)``, ``all()``, ``run()``,
+    ``raw(columnNames=)`` (or ``raw({"columnNames": True})``)."""
+
+    def __init__(self, statement: PreparedStatement) -> None:
+        self._statement = statement
+
+    def bind(self, *values: Any) -> D1Statement:
+        return D1Statement(self._statement.bind(*values))
+
+    async def first(self, colName: str | None = None) -> Any:
+        row = await self._statement.first(colName)
+        return Row(row) if colName is None and row is not None else row
+
+    async def all(self) -> D1Result:
+        return _rows(await self._statement.all())
+
+    async def run(self) -> D1Result:
+        return _rows(await self._statement.run())
+
+    async def raw(self, options: Mapping[str, Any] | None = None, **kwargs: Any) -> list[list[Any]]:
+        given = {**(options or {}), **kwargs}
+        names = bool(given.pop("columnNames", given.pop("column_names", False)))
+        if given:
+            raise TypeError(f"raw() takes columnNames only, not {', '.join(sorted(given))}")
+        return await self._statement.raw(column_names=names)
+
+    def __repr__(self) -> str:
+        return f"D1Statement({self._statement.sql[:80]!r})"
+
+
+class D1Face(BindingFace):
+    """``env.DB``: ``prepare(sql)``, ``batch([...])``, ``exec(sql)``, rows as :class:`Row`."""
+
+    def prepare(self, query: str) -> D1Statement:
+        return D1Statement(self._binding.prepare(query))
+
+    async def batch(self, statements: Sequence[D1Statement]) -> list[D1Result]:
+        if not all(isinstance(s, D1Statement) for s in statements):
+            raise TypeError("batch() takes statements made by env.DB.prepare(...)")
+        return [_rows(r) for r in await self._binding.batch([s._statement for s in statements])]
+
+
+def binding_face(binding: Any) -> BindingFace:
+    """The platform's face of one of raydo's bindings."""
+    return D1Face(binding) if isinstance(binding, D1Database) else BindingFace(binding)
