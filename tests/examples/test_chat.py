@@ -52,6 +52,10 @@ async def test_names_notices_broadcast_and_history(app_copy: Callable[[str], Pat
         assert page.status_code == 200 and "<title>raydo chat</title>" in page.text
 
 
+JOIN_FORM_SHOWN = "getComputedStyle(document.getElementById('join')).display !== 'none'"
+CHAT_SHOWN = "getComputedStyle(document.getElementById('chat')).display !== 'none'"
+
+
 @pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed")
 async def test_a_message_typed_in_one_page_appears_in_the_other(
     app_copy: Callable[[str], Path], gateway: Callable[..., Server]
@@ -63,10 +67,16 @@ async def test_a_message_typed_in_one_page_appears_in_the_other(
     async with Browser(executable) as browser:
         alice = await browser.open(server.url + "/")
         bob = await browser.open(server.url + "/")
+        assert await alice.evaluate(JOIN_FORM_SHOWN) is True
+        assert await alice.evaluate(CHAT_SHOWN) is False
         for page, name in ((alice, "alice"), (bob, "bob")):
             await page.evaluate("document.getElementById('room').value = 'garden'")
             await page.type_into("#name", name)
             await page.wait_for("document.body.dataset.connected === 'yes'")
+            # Joined: the join form is gone from the page (not only marked hidden: a display
+            # rule of the page's own style once kept it on screen), the chat shows.
+            assert await page.evaluate(JOIN_FORM_SHOWN) is False
+            assert await page.evaluate(CHAT_SHOWN) is True
         await alice.wait_for("document.getElementById('log').innerText.includes('bob joined')")
         await alice.type_into("#text", "hello from alice")
         await bob.wait_for(
