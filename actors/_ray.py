@@ -128,13 +128,35 @@ def join_ray(address: str) -> None:
     os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_S))
     _joined_address = address
     if not ray.is_initialized():
+        _token_auth_if_token_found()
         with _signal_handlers_kept():
-            ray.init(
-                address=address,
-                namespace=RAY_NAMESPACE,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            try:
+                ray.init(
+                    address=address,
+                    namespace=RAY_NAMESPACE,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except ray.exceptions.AuthenticationError as e:
+                raise ray.exceptions.AuthenticationError(
+                    f"the Ray cluster at {address} refused this process's token ({e}): give"
+                    " it the cluster's token (RAY_AUTH_TOKEN_PATH=FILE or RAY_AUTH_TOKEN;"
+                    " `ray start` keeps it in ~/.ray/auth_token) with RAY_AUTH_MODE=token"
+                ) from e
+
+
+def _token_auth_if_token_found() -> None:
+    """Use token auth when ``RAY_AUTH_MODE`` is unset and this user has a token (Ray 2.60's
+    ``ray start`` makes ``~/.ray/auth_token`` and turns token auth on): Ray's own rule, which
+    it applies only to ``address="auto"``, so ``--address HOST:PORT`` works as written too.
+    ``RAY_AUTH_MODE`` set either way is left as it is."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray release: RAY_AUTH_MODE is the user's to set
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _rejoin_ray() -> None:
@@ -235,6 +257,7 @@ class HostActor:
     """The Ray actor around one :class:`Host`; its methods are the control plane only."""
 
     def __init__(self, spec: RuntimeSpec, key: HostKey, bind: str) -> None:
+        name_process(actor_name(spec, key))
         self._spec = spec.on_this_node()  # a node may keep objects on its own disk
         self._key = key
         self._bind = bind
@@ -384,6 +407,29 @@ def _preferred_node(key: HostKey, nodes: list[str]) -> str:
 
 def actor_name(spec: RuntimeSpec, key: HostKey) -> str:
     return f"raydo:{spec.app_name}:{key.label}"
+
+
+def name_process(name: str) -> None:
+    """Put ``name`` into this worker process's title, so ``ps`` and ``top`` tell hosts apart.
+
+    Ray titles a worker after its actor class and what it runs (``ray::HostActor`` between
+    calls, ``ray::HostActor.endpoint`` during one) and sets it again around every call, through
+    ``ray._raylet.setproctitle``; each title it sets gets `` [name]`` appended here. Should a
+    Ray release move that function, titles stay Ray's own (nothing else depends on them).
+    """
+    raylet: Any = ray._raylet
+    original = getattr(raylet, "setproctitle", None)
+    current = getattr(raylet, "getproctitle", None)
+    if original is None or current is None or getattr(original, "raydo_name", None):
+        return
+    suffix = f" [{name}]"
+
+    def titled(title: str) -> None:
+        original(title if title.endswith(suffix) else title + suffix)
+
+    titled.raydo_name = name  # type: ignore[attr-defined]
+    raylet.setproctitle = titled
+    titled(current())
 
 
 class RayPlacement:

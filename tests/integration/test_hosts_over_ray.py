@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import ray
 
@@ -111,6 +112,26 @@ async def test_dedicated_placement_gives_each_object_its_own_actor(
     assert pid_a != pid_b
     names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
     assert sum(f"raydo:{spec.app_name}:PROBE/object/" in n for n in names) == 2
+
+
+async def test_a_host_process_carries_its_actor_name_in_its_title(
+    ray_cluster: RayCluster,
+    app_copy: Callable[[str], Path],
+    kill_hosts_after: Callable[[Path], Path],
+) -> None:
+    app = kill_hosts_after(app_copy("probe"))
+    spec = runtime_spec(load_config(app))
+    placement = ray_placement(spec)
+    try:
+        stub = placement.env.PROBE.get_by_name("titled")
+        pid = await stub.pid()
+        await stub.increment()  # a call after the first: Ray sets the title around each
+    finally:
+        await placement.close()
+    title = " ".join(psutil.Process(pid).cmdline()).strip()  # the title is padded
+    # Ray's own part (ray::HostActor, a method while one runs), then which host this is.
+    assert title.startswith("ray::HostActor"), title
+    assert title.endswith(f" [raydo:{spec.app_name}:PROBE/shard/0]"), title
 
 
 async def test_a_host_port_refuses_strangers_and_keeps_serving(
