@@ -152,6 +152,15 @@ def test_the_graph_sees_every_package_and_the_imports_inside_functions() -> None
     # runtime imports the platform bindings inside a function: that is an edge too.
     assert "raydo.bindings.queues" in graph["raydo.gateway.runtime"]
     assert "raydo.actors" in graph["raydo"] and "raydo.storage" in graph["raydo"]
+    # SQLAlchemy's driver is a binding: it sits on d1 and on storage, and nothing below
+    # the gateway imports it.
+    assert {"raydo.bindings.d1", "raydo.storage"} <= graph["raydo.bindings.orm._transports"]
+    assert not [
+        m
+        for m, found in graph.items()
+        if "raydo.bindings.orm" in found
+        and not (_within(m, "raydo.bindings.orm") or _within(m, "raydo.gateway"))
+    ]
 
 
 def test_a_cycle_and_a_private_reach_are_found() -> None:

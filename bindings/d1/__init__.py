@@ -16,6 +16,7 @@ from ._client import (
     D1ExecResult,
     D1Meta,
     D1Result,
+    D1Rows,
     PreparedStatement,
 )
 from ._migrations import (
@@ -38,6 +39,7 @@ __all__ = [
     "D1ExecResult",
     "D1Meta",
     "D1Result",
+    "D1Rows",
     "Migration",
     "MigrationError",
     "MigrationFailed",

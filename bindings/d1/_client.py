@@ -96,7 +96,11 @@ class D1ExecResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rows:
+class D1Rows:
+    """A statement's result as SQLite gave it: the column names in order (duplicates kept),
+    the rows as lists of values, and ``meta`` (what :meth:`PreparedStatement.rows` and
+    :meth:`D1Database.batch_rows` return; the ORM adapter reads it)."""
+
     columns: list[str]
     rows: list[list[Any]]
     meta: D1Meta
@@ -164,6 +168,11 @@ class PreparedStatement:
         found = (await self._database._run([self]))[0]
         return [list(found.columns), *found.rows] if column_names else found.rows
 
+    async def rows(self) -> D1Rows:
+        """The column names, every row as a list and ``meta`` together (raydo's own: D1 gives
+        either the rows or the meta, not both)."""
+        return (await self._database._run([self]))[0]
+
 
 class D1Database:
     """``env.DB``: a database of the app (one ``[[d1_databases]]`` entry)."""
@@ -186,18 +195,16 @@ class D1Database:
     async def batch(self, statements: Sequence[PreparedStatement]) -> list[D1Result]:
         """Run ``statements`` in order in one transaction: all of them, or, when one fails,
         none (``D1Error`` says which, in ``statement``). One result per statement."""
-        if isinstance(statements, (str, bytes)) or not isinstance(statements, Sequence):
-            raise TypeError("batch() takes a list of prepared statements")
-        for i, statement in enumerate(statements):
-            if not isinstance(statement, PreparedStatement):
-                raise TypeError(
-                    f"batch() item {i} is a {type(statement).__name__}, not a prepared statement"
-                )
-            if statement._database is not self:
-                raise ValueError(f"batch() item {i} was prepared on another database")
+        self._check_batch(statements)
         if not statements:
             return []
         return [D1Result(found.dicts(), found.meta) for found in await self._run(statements)]
+
+    async def batch_rows(self, statements: Sequence[PreparedStatement]) -> list[D1Rows]:
+        """:meth:`batch` (in order, one transaction, all or none), each result as
+        :class:`D1Rows`: columns, rows as lists, ``meta``."""
+        self._check_batch(statements)
+        return list(await self._run(statements)) if statements else []
 
     async def exec(self, sql: str) -> D1ExecResult:
         """Run one or more ``;``-separated statements without parameters, in one transaction
@@ -213,6 +220,17 @@ class D1Database:
 
     # ---- internals ------------------------------------------------------------------------
 
+    def _check_batch(self, statements: Sequence[PreparedStatement]) -> None:
+        if isinstance(statements, (str, bytes)) or not isinstance(statements, Sequence):
+            raise TypeError("batch() takes a list of prepared statements")
+        for i, statement in enumerate(statements):
+            if not isinstance(statement, PreparedStatement):
+                raise TypeError(
+                    f"batch() item {i} is a {type(statement).__name__}, not a prepared statement"
+                )
+            if statement._database is not self:
+                raise ValueError(f"batch() item {i} was prepared on another database")
+
     def _stub(self) -> Any:
         # A fresh stub per call: a stub that saw ObjectReset stays broken, a database not.
         # (Made directly: the id is ours, so get()'s check of it would only cost a MAC.)
@@ -220,7 +238,7 @@ class D1Database:
 
     async def _run(
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
-    ) -> list[_Rows]:
+    ) -> list[D1Rows]:
         payload = [[s.sql, list(s.params), max_rows] for s in statements]
         try:
             reply = await self._stub().query(payload)
@@ -231,7 +249,7 @@ class D1Database:
         for columns, rows, meta in reply["results"]:
             written = int(meta["rows_written"])
             found.append(
-                _Rows(
+                D1Rows(
                     columns,
                     rows,
                     D1Meta(
