@@ -27,7 +27,7 @@ from ._alarms import AlarmInfo, now_ms
 from ._errors import CallRefused, StreamBroken
 from ._http import fetch_request, response_reply
 from ._metrics import HostMetrics
-from ._object import RESERVED_NAMES, DurableObject
+from ._object import RESERVED_NAMES, Aborted, DurableObject
 from ._payloads import (
     PAYLOADS,
     AlarmRun,
@@ -154,6 +154,16 @@ class Dispatcher:
 
     # ---- handlers -----------------------------------------------------------------------
 
+    async def _instance(self, slot: ObjectSlot) -> DurableObject:
+        """The object's instance (constructed now unless it is active), once no critical
+        section of another task holds its gate (one its constructor started, say)."""
+        instance = self._activate(slot)
+        if slot.gate.held:
+            await slot.gate.passed()
+            if slot.ctx._reset_requested:
+                raise Aborted("block_concurrency_while() raised", retry_alarm=True)
+        return instance
+
     async def _call_rpc(
         self,
         method_name: str,
@@ -162,7 +172,7 @@ class Dispatcher:
         slot: ObjectSlot,
         event: Event,
     ) -> bytes:
-        instance = self._activate(slot)
+        instance = await self._instance(slot)
         result = await getattr(instance, method_name)(*args, **kwargs)
         try:
             data = codec.encode(result)
@@ -186,7 +196,7 @@ class Dispatcher:
         if mode == "due" and due > now_ms():
             self._alarms.arm(slot.object_id.hex, slot.object_id.name, due, retries)
             return False
-        instance = self._activate(slot)
+        instance = await self._instance(slot)
         self._metrics.alarms += 1
         # The alarm stays stored until the handler succeeds, so a failure (even after the
         # handler committed some writes) leaves it for the retry; it reads None meanwhile.
@@ -221,7 +231,7 @@ class Dispatcher:
     async def _call_fetch(
         self, fetch: FetchRequest, slot: ObjectSlot, event: Event
     ) -> list[Any] | None:
-        instance = self._activate(slot)
+        instance = await self._instance(slot)
         streams: HostStreams | None = event.streams
         body = None if streams is None else streams.request
         limits = self._spec.limits
@@ -251,6 +261,8 @@ class Dispatcher:
         slot: ObjectSlot,
         event: Event,
     ) -> None:
+        if slot.sockets.record(socket_event.sid) is not None:
+            await self._instance(slot)
         await self._sockets.run_event(
             functools.partial(self._activate, slot),
             slot.sockets,

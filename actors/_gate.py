@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ._alarm_runs import HostAlarms
 from ._payloads import Push
+from ._turn import current_turn
 
 if TYPE_CHECKING:
     from ._slot import ObjectSlot
@@ -54,7 +55,12 @@ class OutputGate:
     def after_commit(self, slot: ObjectSlot, wrote: bool) -> asyncio.Future[None] | None:
         """What the commit lets out, now or once durable; the future of that, or None."""
         core = slot.core
-        if slot.turns:
+        turn = current_turn.get()
+        if (
+            turn is not None and turn.storage is core
+        ):  # the committing event (gates: one of several)
+            turn.left = True
+        elif slot.turns:
             slot.turns[-1].left = True
         alarm: tuple[int | None] | None = None
         if core.alarm_touched:

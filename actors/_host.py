@@ -55,8 +55,9 @@ from ._errors import (
 from ._failures import log_event_failure
 from ._gate import OutputGate
 from ._ids import IdScheme, ObjectId
+from ._input_gate import TurnSteps, concurrency_of
 from ._intake import Intake
-from ._limits import EventLimits, EventStopped, RunningTurn, TurnMeter
+from ._limits import EventLimits, EventStopped, RunningTurn, TurnMeter, now
 from ._live import LiveObjects
 from ._loading import load_class
 from ._mailbox import Mailbox
@@ -71,6 +72,15 @@ from .types import Event, EventKind
 from .websockets import HostSockets
 
 log = logging.getLogger("raydo.host")
+
+_STRICT_HINT = (
+    '; the object runs one event at a time (concurrency = "strict"), so an event that waits'
+    " for a later event of its own object (a long poll) holds it until event_seconds:"
+    ' concurrency = "gates" lets other events in while one awaits'
+)
+
+#: The "limit" of an event stopped because another event of its object reset the object.
+RESET_BY_ANOTHER = "reset"
 
 
 class HostState(Enum):
@@ -105,6 +115,8 @@ class Host:
                 f"{self.binding.class_name} is a PlatformObject: only raydo's internal"
                 " bindings host those; subclass DurableObject instead"
             )
+        self.gated = concurrency_of(self.binding.concurrency, self.cls) == "gates"
+        """``concurrency = "gates"``: the objects' events interleave at their awaits."""
         self.state = HostState.SERVING
         self._closed = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -207,10 +219,19 @@ class Host:
         if slot.waiting_on(event.chain):
             self._spawn(self._run(slot, event, future))
             return
+        if self.gated and slot.drain is None and not slot.gate.held and self._room(slot):
+            # Gates mode: the event starts now, beside the object's running ones.
+            self._spawn(self._run_beside(slot, event, future))
+            return
         if not slot.queue.admit(event, future):
             return
         if slot.drain is None:
             slot.drain = self._spawn(self._drain(slot))
+
+    def _room(self, slot: ObjectSlot) -> bool:
+        """Gates mode: may one more of the object's events run now (``mailbox_limit`` bounds
+        the running ones too)?"""
+        return slot.started < self.binding.mailbox_limit
 
     def _count_overload(self) -> None:
         self.metrics.overloads += 1
@@ -258,6 +279,7 @@ class Host:
             self.binding.mailbox_limit,
             self.binding.queue_wait_seconds,
             self._count_overload,
+            "" if self.gated else _STRICT_HINT,
         )
         replica = None
         if self.replication is not None:
@@ -282,6 +304,15 @@ class Host:
         try:
             # A closing host leaves what is still queued to close(), which answers it.
             while slot.queue and self.state is HostState.SERVING:
+                if self.gated:
+                    # Start each event once no critical section holds the object back and
+                    # there is room; it runs beside the others.
+                    if slot.gate.held or not self._room(slot):
+                        await slot.gate.changed()
+                        continue
+                    event, future = slot.queue.popleft()
+                    self._spawn(self._run_beside(slot, event, future))
+                    continue
                 event, future = slot.queue.popleft()
                 await self._run(slot, event, future)
         finally:
@@ -330,18 +361,38 @@ class Host:
         token = current_turn.set(turn)
         slot.turns.append(turn)
         core.in_turn += 1
+        steps: TurnSteps | None = None
         try:
             running = RunningTurn(slot.object_id, event, core, started)
-            reply = await self.meter.run(handler(slot, event), running)
+            if self.gated:
+                steps = TurnSteps(
+                    slot.gate, core, lambda: slot.sockets.pending, slot.ctx._request_reset
+                )
+                turn.stop = functools.partial(self._stop_reset, running)
+            reply = await self.meter.run(handler(slot, event), running, steps)
             if slot.ctx._reset_requested:  # a critical section failed, even if it was caught
                 raise Aborted("block_concurrency_while() raised", retry_alarm=True)
-            durable = core.commit()
+            try:
+                durable = core.commit()
+            except BaseException:
+                slot.ctx._request_reset()  # a commit that fails resets the object (gates too)
+                raise
         except BaseException as exc:
-            self._reset(slot)
             cause = exc.cause if isinstance(exc, _ConstructorFailed) else exc
             expected = isinstance(exc, (Aborted, EventStopped))
+            if not self.gated:
+                self._reset(slot)
+            elif isinstance(exc, EventStopped) and exc.limit == RESET_BY_ANOTHER:
+                pass  # the event that reset the object did it all
+            elif expected or isinstance(exc, _ConstructorFailed) or slot.ctx._reset_requested:
+                self._reset(slot)
+                self._stop_others(slot, turn, exc)
+            else:
+                # Gates mode keeps the instance, as Cloudflare does: only what the failing
+                # step wrote (all that is uncommitted) is rolled back.
+                self._roll_back_step(slot)
             log_event_failure(slot.object_id, event, cause, expected=expected)
-            if expected:
+            if expected and not (isinstance(exc, EventStopped) and exc.limit == RESET_BY_ANOTHER):
                 self.sockets.close_all(
                     slot.object_id,
                     slot.sockets,
@@ -367,6 +418,51 @@ class Host:
             current_turn.reset(token)
             slot.last_used = time.monotonic()
             metrics.event_done(event.kind, time.perf_counter() - started, failed)
+            if steps is not None:
+                steps.release()
+
+    def _run_beside(
+        self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]
+    ) -> Coroutine[Any, Any, None]:
+        """Gates mode: run the event beside the object's others (counted from now on, so
+        the object is not idle before it starts)."""
+        slot.started += 1
+        return self._ran_beside(slot, event, future)
+
+    async def _ran_beside(
+        self, slot: ObjectSlot, event: Event, future: asyncio.Future[Any]
+    ) -> None:
+        try:
+            await self._run(slot, event, future)
+        finally:
+            slot.started -= 1
+            slot.gate.wake()  # a drain waiting for room
+            if (
+                slot.evict_requested
+                and not slot.started
+                and slot.drain is None
+                and self.state is HostState.SERVING
+            ):
+                self.objects.evict(slot.object_id.hex)
+
+    def _stop_reset(self, running: RunningTurn, message: str) -> None:
+        self.meter.stop_waiting(running, RESET_BY_ANOTHER, message, now())
+
+    def _stop_others(self, slot: ObjectSlot, turn: Turn, exc: BaseException) -> None:
+        """Gates mode: the object was reset; its other running events end with
+        :class:`ObjectReset` too (they ran on the instance that is gone)."""
+        why = exc.reason if isinstance(exc, Aborted) else str(exc)
+        for other in list(slot.turns):
+            if other is not turn and other.stop is not None:
+                other.stop(f"the object was reset by another of its events: {why}")
+
+    def _roll_back_step(self, slot: ObjectSlot) -> None:
+        try:
+            slot.sockets.discard()
+            slot.core.rollback()
+        except Exception:  # a failing rollback must not hide the event's own error
+            log.exception("rollback failed for %s", slot.object_id)
+            self._reset(slot)
 
     def _reset(self, slot: ObjectSlot) -> None:
         self.metrics.resets += 1
@@ -590,7 +686,8 @@ def _as_caller_error(exc: BaseException, left: bool) -> RaydoError:
         reset.retry_alarm = exc.retry_alarm
         return reset
     if isinstance(exc, EventStopped):
-        return ObjectReset(f"the object was reset: {exc}", limit=exc.limit or None)
+        limit = None if exc.limit == RESET_BY_ANOTHER else exc.limit or None
+        return ObjectReset(f"the object was reset: {exc}", limit=limit)
     if isinstance(exc, _ConstructorFailed):
         cause = exc.cause
         if isinstance(cause, StorageFull):

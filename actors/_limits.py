@@ -41,7 +41,7 @@ import time
 import types
 from collections.abc import Awaitable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from raydo.storage import StorageCore
@@ -127,6 +127,15 @@ class RunningTurn:
         return self.stop
 
 
+class Steps(Protocol):
+    """What a gates-mode event does around each of its steps
+    (:class:`actors._input_gate.TurnSteps`)."""
+
+    def blocked(self) -> asyncio.Future[None] | None: ...
+
+    def ended(self) -> BaseException | None: ...
+
+
 class TurnMeter:
     """What runs on one host's loop thread: the step of which event, and the events running.
 
@@ -153,12 +162,15 @@ class TurnMeter:
         self.thread_id = threading.get_ident()
         _SwallowedStops.install()
 
-    def run(self, handler: Awaitable[Any], running: RunningTurn) -> Awaitable[Any]:
+    def run(
+        self, handler: Awaitable[Any], running: RunningTurn, steps: Steps | None = None
+    ) -> Awaitable[Any]:
         """Await ``handler`` as the event ``running``: step by step under the meter, and with
-        its stop, once it has one, raised inside it."""
+        its stop, once it has one, raised inside it. ``steps`` (gates mode) is called around
+        every step (see :mod:`actors._input_gate`)."""
         if isinstance(handler, types.CoroutineType):
-            return _metered(self, handler, running)
-        return _metered(self, handler.__await__(), running)
+            return _metered(self, handler, running, steps)
+        return _metered(self, handler.__await__(), running, steps)
 
     # ---- stopping (loop thread) ------------------------------------------------------------
 
@@ -242,6 +254,7 @@ def _metered(
     meter: TurnMeter,
     coro: Coroutine[Any, Any, Any] | Generator[Any, Any, Any],
     running: RunningTurn,
+    steps: Steps | None,
 ) -> Generator[Any, Any, Any]:
     # The steps' bookkeeping is inline (no calls): a raise armed by the watchdog can surface
     # only inside the step or in the settling at its end, both inside the try below.
@@ -249,13 +262,26 @@ def _metered(
     send, throw = coro.send, coro.throw
     value: Any = None
     error: BaseException | None = None
+    failed: BaseException | None = None
     try:
         while True:
+            if steps is not None and error is None:
+                # Gates mode: the step waits while another task holds the object's gate.
+                blocked = steps.blocked()
+                while blocked is not None:
+                    try:
+                        yield from blocked
+                    except BaseException as exc:  # noqa: BLE001 - thrown on into the event
+                        value, error = None, meter._woken(running, exc)
+                        break
+                    blocked = steps.blocked()
             try:
                 meter.step += 1
                 meter.current = running
                 try:
                     yielded = send(value) if error is None else throw(error)
+                    if steps is not None:
+                        failed = steps.ended()  # commit what the step wrote
                 finally:
                     meter.current = None
                     if meter.arming is not None:
@@ -268,6 +294,9 @@ def _metered(
                 raise _finish(meter, coro, running, stopped) from None
             if running.stop is not None:  # stopped while its step ran, then it awaited
                 raise _finish(meter, coro, running, running.stop)
+            if failed is not None:  # its commit failed: raised at the await instead
+                value, error, failed = None, failed, None
+                continue
             try:
                 value, error = (yield yielded), None
             except BaseException as exc:  # noqa: BLE001 - thrown on into the event

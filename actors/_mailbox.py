@@ -31,12 +31,18 @@ class Mailbox:
     refused or expired (the host counts them as overloads).
     """
 
-    __slots__ = ("_entries", "_label", "_limit", "_on_refused", "_timer", "_wait")
+    __slots__ = ("_entries", "_hint", "_label", "_limit", "_on_refused", "_timer", "_wait")
 
     def __init__(
-        self, label: str, limit: int, wait_seconds: float, on_refused: Callable[[], None]
+        self,
+        label: str,
+        limit: int,
+        wait_seconds: float,
+        on_refused: Callable[[], None],
+        hint: str = "",
     ) -> None:
         self._label = label
+        self._hint = hint  # said when an event waited too long (what may have held it)
         self._limit = limit
         self._wait = wait_seconds
         self._on_refused = on_refused
@@ -99,7 +105,8 @@ class Mailbox:
             self._refuse(
                 future,
                 f"object {self._label} is overloaded: the event waited {self._wait:g} s in its"
-                f" mailbox without starting and was dropped (queue_wait_seconds {self._wait:g})",
+                f" mailbox without starting and was dropped (queue_wait_seconds {self._wait:g})"
+                + self._hint,
             )
         if entries:
             self._arm()

@@ -7,12 +7,13 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ._ids import ObjectId
+from ._input_gate import CriticalSection, InputGate
 from ._turn import current_turn
 from .websockets import ObjectSockets, WebSocket, WebSocketAccepted, accept_response
 
@@ -45,10 +46,17 @@ class ObjectContext:
     underscored attributes (the sockets, the reset request, the background work).
     """
 
-    def __init__(self, object_id: ObjectId, storage: ObjectStorage, sockets: ObjectSockets) -> None:
+    def __init__(
+        self,
+        object_id: ObjectId,
+        storage: ObjectStorage,
+        sockets: ObjectSockets,
+        gate: InputGate | None = None,
+    ) -> None:
         self.id = object_id
         self.storage = storage
         self._sockets = sockets
+        self._gate = InputGate() if gate is None else gate
         self._background: set[asyncio.Future[Any]] = set()
         self._reset_requested = False
 
@@ -91,18 +99,27 @@ class ObjectContext:
     def get_websocket_auto_response(self) -> tuple[str, str] | None:
         return self._sockets.auto_response
 
-    async def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run ``fn`` with no other event delivered until it finishes, and return its result.
+    def block_concurrency_while(self, fn: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """Run ``fn()`` (an async function) with no other event of this object delivered
+        until it finishes; await the result for ``fn``'s value.
 
-        Events already run one at a time, so nothing else is delivered meanwhile. If ``fn``
-        raises, the exception propagates and the object is reset when the event ends (its
-        uncommitted writes rolled back, its instance dropped), even if the caller catches it.
+        The section starts at the call: awaited at once, ``fn`` runs in the awaiting event;
+        called in the constructor (which cannot await), it runs on its own and the event
+        that activated the object, like every other, waits until it is done. Nested calls
+        inside ``fn`` run inside the section. Under ``concurrency = "strict"`` events run
+        one at a time anyway; under ``"gates"`` this is how an event keeps the others out
+        across its awaits. If ``fn`` raises, the exception propagates and the object is reset
+        when the event ends (its uncommitted writes rolled back, its instance dropped), even
+        if the caller catches it.
         """
-        try:
-            return await fn()
-        except BaseException:
-            self._reset_requested = True
-            raise
+        if not callable(fn):
+            raise TypeError(
+                f"block_concurrency_while() takes an async function, not {type(fn).__name__}"
+            )
+        return CriticalSection(self._gate, fn, self._request_reset)
+
+    def _request_reset(self) -> None:
+        self._reset_requested = True
 
     def abort(self, reason: str = "", *, retry_alarm: bool = True) -> NoReturn:
         """Reset the object now: the event's uncommitted writes are dropped, its caller gets
@@ -160,6 +177,10 @@ class DurableObject:
 
     ctx: ObjectContext
     env: Any
+    concurrency: ClassVar[str] = "strict"
+    """``"strict"``: one event at a time, start to finish (the safer mode). ``"gates"``:
+    Cloudflare's input gates, events interleave at awaits other than storage. A binding's
+    ``concurrency`` key, when set, wins over this."""
 
     def __init__(self, ctx: ObjectContext, env: Any) -> None:
         self.ctx = ctx

@@ -15,6 +15,7 @@ from raydo.storage.replication import ObjectReplica
 
 from ._durability import WalSync
 from ._ids import ObjectId
+from ._input_gate import InputGate
 from ._mailbox import Mailbox
 from ._object import DurableObject, ObjectContext
 from ._turn import Turn
@@ -76,6 +77,7 @@ class ObjectSlot:
         "ctx",
         "drain",
         "evict_requested",
+        "gate",
         "instance",
         "last_used",
         "life",
@@ -84,6 +86,7 @@ class ObjectSlot:
         "queue",
         "replica",
         "sockets",
+        "started",
         "turns",
         "wal_sync",
     )
@@ -105,13 +108,16 @@ class ObjectSlot:
             after_commit=functools.partial(gate.after_commit, self),
         )
         self.sockets = sockets(self.core, object_id.hex)
-        self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets)
+        self.gate = InputGate()
+        """Its critical sections; in gates mode, what holds its events back."""
+        self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets, self.gate)
         self.instance: DurableObject | None = None
         self.queue = queue
         """The events waiting for their turn (bounded in number and in waiting time)."""
         self.drain: asyncio.Task[None] | None = None
         """The task working through the mailbox, while one does (the host owns it)."""
         self.turns: list[Turn] = []  # running now: one, plus calls let back in
+        self.started = 0  # gates mode: events started and not yet ended (running beside)
         self.name_recorded = False
         # Group commit (durability "full"): the syncs of the object's WAL.
         self.wal_sync = wal_sync
@@ -126,6 +132,7 @@ class ObjectSlot:
         return (
             not self.queue
             and not self.turns
+            and not self.started
             and not self.ctx._busy_in_background
             and (self.replica is None or self.replica.idle)
         )

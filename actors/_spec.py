@@ -41,6 +41,10 @@ class BindingSpec:
     host_stall_seconds: float = 10.0
     """How long one event may hold its host's loop without yielding; past it the host's
     watchdog stops it (:mod:`actors._watchdog`)."""
+    concurrency: str | None = None
+    """``"strict"`` (one event at a time, start to finish) or ``"gates"`` (Cloudflare's input
+    gates: events interleave at awaits other than storage); None leaves it to the class's
+    ``concurrency`` attribute, else strict. See :mod:`actors._input_gate`."""
     namespace_key: str | None = field(default=None, repr=False)
     """A secret; when None the runtime derives one from the app's name and the binding."""
     internal: bool = False

@@ -37,6 +37,9 @@ class Turn:
     answer: Callable[[Any], None] | None = None
     """Give the event's caller its reply now, before the turn ends (the head of a streamed
     reply, whose body follows while the turn runs on); set for events that may stream."""
+    stop: Callable[[str], None] | None = None
+    """Gates mode: stop the event (waiting in an await) because its object was reset by
+    another event; the message says why."""
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)

@@ -240,6 +240,7 @@ _OBJECT_BINDING_FIELDS = {
     "class_name": _required(_reference("Class")),
     "shards": _integer(1, 4096),
     "placement": _choice("sharded", "dedicated"),
+    "concurrency": _choice("strict", "gates"),
     "idle_timeout_s": _number(0, 86400, above=True),
     "max_live_objects": _integer(1, 10_000_000),
     "mailbox_limit": _integer(1, 1_000_000),

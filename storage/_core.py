@@ -157,6 +157,12 @@ class StorageCore:
         """True inside :meth:`transaction`: the event may not let anything out of the object."""
         return self._savepoints > 0
 
+    @property
+    def dirty(self) -> bool:
+        """True while writes wait for a commit (a transaction is open)."""
+        conn = self._conn
+        return conn is not None and conn.in_transaction
+
     def commit(self) -> asyncio.Future[None] | None:
         """Commit the writes so far: ``before_commit`` (when there is a transaction), COMMIT,
         then ``after_commit``, whose answer this returns: a future for when the commit's
@@ -220,7 +226,8 @@ class StorageCore:
         try:
             yield
         except BaseException:
-            self._savepoints -= 1
+            # Never below 0: a rollback meanwhile (the object reset) dropped every savepoint.
+            self._savepoints = max(self._savepoints - 1, 0)
             if self.connection().in_transaction:
                 self._forget_schema()
                 self.internal(f"{TAG}ROLLBACK TO {name}")

@@ -177,6 +177,11 @@ class ObjectSockets:
             push = ClosePush(self.object_hex, [sid], code, reason)
             self._outbox.append((record.gateway, sid, push))
 
+    @property
+    def pending(self) -> bool:
+        """True while sends, closes or auto-response changes wait for the next commit."""
+        return bool(self._outbox)
+
     def take_pushes(self) -> list[tuple[str, Push]]:
         """What the turn sent so far, in order, for :meth:`release` once the commit allows
         (and forgotten here). Consecutive sends of one message to sockets of one gateway
