@@ -552,6 +552,10 @@ class Host:
         cls = load_class(self.spec.app_root, self.binding.class_name)
         if issubclass(cls, PlatformObject) is not self._platform:
             raise TypeError(f"{self.binding.class_name} changed kind: restart to reload it")
+        if (concurrency_of(self.binding.concurrency, cls) == "gates") is not self.gated:
+            raise TypeError(
+                f"{self.binding.class_name} changed its concurrency mode: restart to take it"
+            )
         self.cls = cls
         self.dispatch = Dispatcher(
             cls, self.spec, self._activate, self.alarms, self.sockets, self.metrics

@@ -12,6 +12,7 @@ from raydo.actors._host import Host
 from raydo.actors._spec import HostKey
 from raydo.gateway.config import ConfigError, load_config
 from tests.actors._support import make_spec
+from tests.gates.app.objects import GatedRoom
 
 GATED_CLASS = "tests.gates.app.objects:GatedRoom"
 PLAIN_CLASS = "tests.gates.app.objects:Room"
@@ -55,3 +56,14 @@ def test_the_config_key_takes_only_the_two_modes(tmp_path: Path) -> None:
         load_config(toml)
     assert refused.value.key == "durable_objects.bindings[0].concurrency"
     assert "'strict', 'gates'" in str(refused.value)
+
+
+def test_a_reload_that_changes_the_mode_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gated = host(tmp_path, GATED_CLASS, None)
+    assert gated.reload_code() == 0  # the same mode: taken
+    monkeypatch.setattr(GatedRoom, "concurrency", "strict")
+    with pytest.raises(TypeError, match="changed its concurrency mode: restart to take it"):
+        gated.reload_code()
+    assert gated.gated
