@@ -8,6 +8,7 @@ folder is dropped; modules from anywhere else (the standard library, packages) n
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import sys
@@ -68,6 +69,33 @@ def forget_app_modules(root: str) -> list[str]:
             dropped.append(name)
     importlib.invalidate_caches()
     return dropped
+
+
+_NOT_CODE = frozenset({"__pycache__", "site-packages", "node_modules"})
+
+
+def code_version(root: str, *, skip: str | None = None) -> str:
+    """A digest of the app's Python files as they are on disk now: their paths under
+    ``root`` and their bytes. Hidden folders, caches and ``skip`` (the storage folder, whose
+    object files are many and never code) are not read. Two processes that loaded the app
+    from the same files agree; any edit of a ``.py`` file changes it."""
+    folder = Path(root).resolve()
+    skipped = Path(skip).resolve() if skip is not None else None
+    digest = hashlib.sha256()
+    for here, dirs, files in os.walk(folder):
+        where = Path(here)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and d not in _NOT_CODE and where / d != skipped
+        )
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = where / name
+            try:
+                data = path.read_bytes()
+            except OSError:  # gone since it was listed
+                continue
+            digest.update(str(path.relative_to(folder)).encode() + b"\0")
+            digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
 
 
 class MissingAttribute(LookupError):

@@ -43,7 +43,7 @@ from ._cluster_watch import ClusterWatch, Probe, process_probe, tcp_probe
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
-from ._loading import forget_app_modules
+from ._loading import code_version, forget_app_modules
 from ._spec import HostKey, RuntimeSpec
 from ._streams import in_process
 from ._wire import HostLink, HostServerProtocol
@@ -265,6 +265,7 @@ class HostActor:
         self._endpoint: tuple[str, int, str] | None = None
         self._host: Host | None = None
         self._folder_lock: FolderLock | None = None
+        self._code_version = code_version(self._spec.app_root, skip=self._spec.storage_root)
         self._loop = _new_loop()
         started = threading.Event()
         threading.Thread(
@@ -319,6 +320,10 @@ class HostActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def code_version(self) -> str:
+        """The :func:`code_version` of the app's files when this host last loaded them."""
+        return self._code_version
+
     def node_id(self) -> str:
         """The Ray node this host runs on."""
         return str(ray.get_runtime_context().get_node_id())
@@ -356,6 +361,7 @@ class HostActor:
 
         def reload() -> int:
             forget_app_modules(self._spec.app_root)
+            self._code_version = code_version(self._spec.app_root, skip=self._spec.storage_root)
             return host.reload_code()
 
         live: int = self._run(reload)
@@ -562,6 +568,47 @@ class RayPlacement:
             )
             self.watch.start()
         await self._start_hosts()
+        await self._refresh_code()
+
+    async def _refresh_code(self) -> None:
+        """Hosts outlive gateways on a cluster: a host that loaded older files of the app
+        than this gateway sees (``raydo serve`` started again after an edit) takes the new
+        code now, as a hot reload does (its objects are deactivated and come back from
+        their files), and the log says which did; one that cannot is an error naming it."""
+        version = await asyncio.to_thread(
+            code_version, self.spec.app_root, skip=self.spec.storage_root
+        )
+        hosts = await asyncio.to_thread(_app_hosts, self.spec, dict(self._handles))
+
+        async def refresh(key: HostKey, handle: Any) -> None:
+            try:
+                running = await asyncio.wait_for(
+                    _awaitable(handle.code_version.remote()), CONNECT_TIMEOUT_S
+                )
+                if running == version:
+                    return
+                live = await asyncio.wait_for(
+                    _awaitable(handle.reload_code.remote()), RELOAD_TIMEOUT_S
+                )
+            except (ray.exceptions.RayError, TimeoutError) as e:
+                log.error(
+                    "host %s may still run older code of the app (it did not reload: %r);"
+                    " it restarts on the new code once its actor %s is killed"
+                    " (ray.kill(ray.get_actor(NAME, namespace=%r))) or the cluster restarts",
+                    key.label,
+                    e,
+                    actor_name(self.spec, key),
+                    RAY_NAMESPACE,
+                )
+                return
+            log.warning(
+                "host %s ran older code of the app: it took the new code (%d objects"
+                " deactivated, back from their files on their next event)",
+                key.label,
+                live,
+            )
+
+        await asyncio.gather(*(refresh(key, handle) for key, handle in hosts))
 
     def _cluster_down(self, reason: str) -> None:
         if self._embedded:

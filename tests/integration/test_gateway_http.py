@@ -134,3 +134,30 @@ async def test_serve_with_two_workers_shares_the_hosts(
         assert sorted(r.json()["value"] for r in replies) == list(range(1, 101))
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
+
+
+def test_serve_started_again_after_an_edit_runs_the_new_code_on_the_standing_hosts(
+    app_copy: Callable[[str], Path],
+    gateway: Gateway,
+    kill_hosts_after: Callable[[Path], Path],
+) -> None:
+    app = kill_hosts_after(app_copy("counter"))
+    first = gateway(app)
+    assert httpx.post(first.url + "/counter/a/increment", timeout=30).json()["value"] == 1
+    first.stop()  # the hosts stay: they belong to the cluster
+    source = app / "counter.py"
+    text = source.read_text()
+    edited = text.replace(
+        'self.ctx.storage.get("n", 0) + by', 'self.ctx.storage.get("n", 0) + by * 10'
+    )
+    assert edited != text
+    source.write_text(edited)
+
+    second = gateway(app)
+    # The object keeps its data and runs the new code: 1 + 10.
+    assert httpx.post(second.url + "/counter/a/increment", timeout=30).json()["value"] == 11
+    assert "ran older code of the app: it took the new code" in second.output()
+    second.stop()
+    third = gateway(app)  # nothing changed since: nothing is reloaded
+    assert httpx.post(third.url + "/counter/a/increment", timeout=30).json()["value"] == 21
+    assert "ran older code" not in third.output()
