@@ -11,6 +11,8 @@
     See inside objects, straight from the app's storage folder.
 ``raydo vectorize create|info|list|delete|insert|upsert|query|... NAME``
     The vector indexes, in wrangler's shape (:mod:`.cli_vectorize`).
+``raydo d1 execute|migrations``, ``raydo kv key ...``, ``raydo r2 object ...``
+    wrangler's commands for the D1, KV and R2 bindings (:mod:`.cli_wrangler`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from typing import Any
 from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
-from . import cli_db, cli_init, cli_observe, cli_queues, cli_storage, cli_vectorize
+from . import (
+    cli_db,
+    cli_init,
+    cli_observe,
+    cli_queues,
+    cli_storage,
+    cli_vectorize,
+    cli_wrangler,
+)
 from .config import AppConfig, ConfigError, load_config
 from .runtime import AppLoadError
 
@@ -101,6 +111,7 @@ def parser() -> argparse.ArgumentParser:
     cli_storage.add_commands(commands)
     cli_init.add_commands(commands)
     cli_vectorize.add_commands(commands)
+    cli_wrangler.add_commands(commands)
     serve.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
