@@ -118,40 +118,120 @@ def parse_filter(filter: object, limits: VectorLimits) -> list[Condition]:
     return conditions
 
 
-def _kind(value: Scalar) -> str:
+_NONE, _NUMBER, _STRING, _BOOLEAN = 0, 1, 2, 3
+
+
+def _code(value: Scalar) -> int:
     if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, float):
-        return "number"
-    return "string"
+        return _BOOLEAN
+    if isinstance(value, int | float):
+        return _NUMBER
+    return _STRING
 
 
-def _holds(op: str, value: Scalar, operand: Any) -> bool:
-    """Whether an indexed ``value`` satisfies ``op operand``, of the positive operators."""
-    if op == "$in":
-        return any(_holds("$eq", value, o) for o in operand)
-    if operand is None or _kind(operand) != _kind(value):
-        return False
-    if op == "$eq":
-        return bool(value == operand)
-    if isinstance(value, bool):  # booleans only compare for equality
-        return False
-    assert value is not None
-    if op == "$lt":
-        return bool(value < operand)
-    if op == "$lte":
-        return bool(value <= operand)
-    if op == "$gt":
-        return bool(value > operand)
-    return bool(value >= operand)
+class Column:
+    """The values one metadata index holds, by row, as arrays: a kind per row (none,
+    number, string, boolean), numbers (booleans as 0 and 1) and strings, so that a condition
+    is a few array comparisons over every row rather than a Python loop."""
+
+    __slots__ = ("kind", "number", "text")
+
+    def __init__(self) -> None:
+        self.kind = np.zeros(0, dtype=np.int8)
+        self.number = np.zeros(0, dtype=np.float64)
+        self.text = np.empty(0, dtype=object)
+
+    def _grow(self, need: int) -> None:
+        size = len(self.kind)
+        if need <= size:
+            return
+        new = max(need, size * 2, 1024)
+        self.kind = np.concatenate([self.kind, np.zeros(new - size, dtype=np.int8)])
+        self.number = np.concatenate([self.number, np.zeros(new - size, dtype=np.float64)])
+        self.text = np.concatenate([self.text, np.empty(new - size, dtype=object)])
+
+    def __setitem__(self, row: int, value: Scalar) -> None:
+        if value is None:
+            self.pop(row)
+            return
+        self._grow(row + 1)
+        code = _code(value)
+        self.kind[row] = code
+        self.number[row] = float(value) if code != _STRING else 0.0
+        self.text[row] = value if code == _STRING else None
+
+    def pop(self, row: int | None, default: object = None) -> None:
+        if row is not None and row < len(self.kind):
+            self.kind[row] = _NONE
+            self.text[row] = None
+
+    def __contains__(self, row: int) -> bool:
+        return row < len(self.kind) and bool(self.kind[row] != _NONE)
+
+    def __getitem__(self, row: int) -> Scalar:
+        code = int(self.kind[row]) if row < len(self.kind) else _NONE
+        if code == _NONE:
+            raise KeyError(row)
+        if code == _STRING:
+            text: str = self.text[row]
+            return text
+        if code == _BOOLEAN:
+            return bool(self.number[row])
+        return float(self.number[row])
+
+    def has(self, size: int) -> Any:
+        """The rows (of the first ``size``) holding a value."""
+        out = np.zeros(size, dtype=bool)
+        n = min(size, len(self.kind))
+        out[:n] = self.kind[:n] != _NONE
+        return out
+
+    def holds(self, op: str, operand: Any, size: int) -> Any:
+        """The rows whose value satisfies ``op operand``, of the positive operators."""
+        out = np.zeros(size, dtype=bool)
+        if op == "$in":
+            for one in operand:
+                out |= self.holds("$eq", one, size)
+            return out
+        n = min(size, len(self.kind))
+        if operand is None or n == 0:
+            return out
+        code = _code(operand)
+        same = self.kind[:n] == code
+        if code == _BOOLEAN and op != "$eq":  # booleans only compare for equality
+            return out
+        if code == _STRING:
+            rows = np.flatnonzero(same)
+            values = self.text[rows]
+            compare = {
+                "$eq": np.equal,
+                "$lt": np.less,
+                "$lte": np.less_equal,
+                "$gt": np.greater,
+                "$gte": np.greater_equal,
+            }[op]
+            out[rows[np.asarray(compare(values, operand), dtype=bool)]] = True
+            return out
+        number = float(operand)
+        column = self.number[:n]
+        if op == "$eq":
+            out[:n] = same & (column == number)
+        elif op == "$lt":
+            out[:n] = same & (column < number)
+        elif op == "$lte":
+            out[:n] = same & (column <= number)
+        elif op == "$gt":
+            out[:n] = same & (column > number)
+        else:
+            out[:n] = same & (column >= number)
+        return out
 
 
-def mask_for(
-    conditions: list[Condition], indexed: Mapping[str, Mapping[int, Scalar]], valid: Any
-) -> Any:
+def mask_for(conditions: list[Condition], indexed: Mapping[str, Column], valid: Any) -> Any:
     """A boolean mask of the rows matching every condition (``valid``: the live rows).
     :class:`VectorizeError` names a property without a metadata index."""
     mask = valid.copy()
+    size = len(mask)
     for c in conditions:
         values = indexed.get(c.key)
         if values is None:
@@ -161,24 +241,15 @@ def mask_for(
                 " --type string|number|boolean`"
             )
         if c.op == "$eq" and c.operand is None:
-            has = _rows(values, lambda v: True, len(mask))
-            mask &= ~has
+            mask &= ~values.has(size)
             continue
         if c.op == "$ne" and c.operand is None:
-            mask &= _rows(values, lambda v: True, len(mask))
+            mask &= values.has(size)
             continue
         positive = "$eq" if c.op == "$ne" else "$in" if c.op == "$nin" else c.op
-        hits = _rows(values, lambda v, o=c.operand, p=positive: _holds(p, v, o), len(mask))
+        hits = values.holds(positive, c.operand, size)
         mask &= ~hits if c.op in _NEGATIVE else hits
     return mask
-
-
-def _rows(values: Mapping[int, Scalar], test: Any, size: int) -> Any:
-    hits = np.zeros(size, dtype=bool)
-    rows = [row for row, value in values.items() if row < size and test(value)]
-    if rows:
-        hits[np.asarray(rows, dtype=np.int64)] = True
-    return hits
 
 
 def indexed_value(metadata: Mapping[str, Any], key: str, index_type: str) -> Scalar:

@@ -70,6 +70,12 @@ class VectorTable:
 
     def put(self, id_: str, values: Array, namespace: str) -> int:
         """Set ``id_``'s values and namespace (a new row, or its row again); its row."""
+        row = self._place(id_, values, namespace)
+        if self._graph is not None:
+            self._graph.add(row, values)
+        return row
+
+    def _place(self, id_: str, values: Array, namespace: str) -> int:
         row = self.row_of.get(id_)
         if row is not None:
             self._unlink(row)
@@ -87,12 +93,16 @@ class VectorTable:
         self.namespaces[row] = namespace
         self.row_of[id_] = row
         self.by_namespace.setdefault(namespace, set()).add(row)
-        if self._graph is not None:
-            self._graph.add(row, values)
         return row
 
     def put_many(self, ids: list[str], matrix: Array, namespaces: list[str]) -> list[int]:
-        return [self.put(i, matrix[k], namespaces[k]) for k, i in enumerate(ids)]
+        """:meth:`put` of each (ids distinct), the graph taking the rows in one batch (its
+        threads build them in parallel); their rows."""
+        rows = [self._place(i, matrix[k], namespaces[k]) for k, i in enumerate(ids)]
+        if self._graph is not None and rows:
+            keys = np.asarray(rows, dtype=np.uint64)
+            self._graph.add(keys, self.matrix[keys.astype(np.int64)])
+        return rows
 
     def remove(self, id_: str) -> int | None:
         """Forget ``id_``; the row it had, or None when it had none."""

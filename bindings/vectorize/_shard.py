@@ -26,7 +26,7 @@ from raydo.actors import ObjectContext, PlatformObject
 from raydo.storage import LimitExceeded, StorageCore
 
 from ._checks import WireBatch, check_wire_batch
-from ._filter import Scalar, indexed_value, mask_for, parse_filter
+from ._filter import Column, indexed_value, mask_for, parse_filter
 from ._search import EXACT_BELOW, VectorTable
 from ._types import INDEX_TYPES, METRICS, RETURN_METADATA, VectorizeError, VectorLimits
 
@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS vec_indexed (
 );
 CREATE TABLE IF NOT EXISTS vec_state (name TEXT PRIMARY KEY, value)
 """
+#: Rows read at a time when a shard loads its file.
+_LOAD_PAGE = 20_000
 #: The shard's own bound on a filter's JSON (the client checks the configured one first).
 _FILTER_BOUND = VectorLimits(max_filter_bytes=1 << 20)
 
@@ -67,7 +69,8 @@ class VectorShard(PlatformObject):
         self._indexes: dict[str, str] = {
             r["property"]: r["type"] for r in self._sql.exec("SELECT * FROM vec_meta_indexes")
         }
-        self._indexed: dict[str, dict[int, Scalar]] = {p: {} for p in self._indexes}
+        self._indexed: dict[str, Column] = {p: Column() for p in self._indexes}
+        self._params = core.limits.sql_params
         started = time.perf_counter()
         if self._dimensions is not None and self._metric is not None:
             self._load(self._dimensions, self._metric)
@@ -75,9 +78,23 @@ class VectorShard(PlatformObject):
 
     def _load(self, dimensions: int, metric: str) -> None:
         table = VectorTable(dimensions, metric, self._exact_below())
-        rows = self._sql.exec("SELECT id, namespace, vals FROM vec_items").raw()
-        for id_, namespace, vals in rows:
-            table.put(id_, np.frombuffer(vals, dtype=np.float32), namespace)
+        after = 0
+        while True:  # in pages, so the rows read stay a small part of the matrix
+            rows = list(
+                self._sql.exec(
+                    "SELECT rowid, id, namespace, vals FROM vec_items WHERE rowid > ?"
+                    " ORDER BY rowid LIMIT ?",
+                    after,
+                    _LOAD_PAGE,
+                ).raw()
+            )
+            if not rows:
+                break
+            after = rows[-1][0]
+            matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32)
+            table.put_many(
+                [r[1] for r in rows], matrix.reshape(len(rows), dimensions), [r[2] for r in rows]
+            )
         for prop, id_, value in self._sql.exec("SELECT * FROM vec_indexed").raw():
             row = table.row_of.get(id_)
             if row is not None and prop in self._indexed:
@@ -165,33 +182,60 @@ class VectorShard(PlatformObject):
             metadata = [json.loads(m) if m else None for m in wire.metadata]
         except (VectorizeError, LimitExceeded, ValueError, TypeError) as exc:
             return self._error(exc)
-        for i in keep:
-            id_ = wire.ids[i]
-            self._sql.exec(
-                "INSERT OR REPLACE INTO vec_items VALUES (?, ?, ?, ?)",
-                id_,
-                wire.namespaces[i],
-                matrix[i].tobytes(),
-                wire.metadata[i],
-            )
-            self._sql.exec("DELETE FROM vec_indexed WHERE id = ?", id_)
+        ids = [wire.ids[i] for i in keep]
+        self._insert_many(
+            "INSERT OR REPLACE INTO vec_items VALUES",
+            [
+                (wire.ids[i], wire.namespaces[i], matrix[i].tobytes(), wire.metadata[i])
+                for i in keep
+            ],
+        )
+        if self._indexes:
+            self._delete_indexed(ids)
         self._mutated(mutation_id)
         # Memory follows only once every statement went through (an error above rolls the
         # event back and resets the object, which reloads from the file).
-        for i in keep:
-            row = table.put(wire.ids[i], matrix[i], wire.namespaces[i])
-            self._index_row(row, wire.ids[i], metadata[i])
+        rows = table.put_many(
+            [wire.ids[i] for i in keep], matrix[keep], [wire.namespaces[i] for i in keep]
+        )
+        indexed: list[tuple[Any, ...]] = []
+        for row, i in zip(rows, keep, strict=True):
+            indexed += self._index_row(row, wire.ids[i], metadata[i])
+        self._insert_many("INSERT INTO vec_indexed VALUES", indexed)
         await self._maybe_graph(table)
         return {"count": len(keep)}
 
-    def _index_row(self, row: int, id_: str, metadata: dict[str, Any] | None) -> None:
+    def _index_row(
+        self, row: int, id_: str, metadata: dict[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        """Set ``row``'s values in the metadata indexes; the ``vec_indexed`` rows to write."""
+        out: list[tuple[Any, ...]] = []
         for prop, values in self._indexed.items():
             value = indexed_value(metadata, prop, self._indexes[prop]) if metadata else None
-            if value is None:
-                values.pop(row, None)
-            else:
-                values[row] = value
-                self._sql.exec("INSERT INTO vec_indexed VALUES (?, ?, ?)", prop, id_, value)
+            values[row] = value
+            if value is not None:
+                out.append((prop, id_, value))
+        return out
+
+    def _insert_many(self, insert: str, rows: list[tuple[Any, ...]]) -> None:
+        """``insert`` (``INSERT ... VALUES``) of ``rows``, as many a statement as the
+        ``sql_params`` limit lets (one statement a row costs far more)."""
+        if not rows:
+            return
+        width = len(rows[0])
+        per = max(1, self._params // width)
+        marks = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            params = [value for row in chunk for value in row]
+            self._sql.exec(f"{insert} {', '.join([marks] * len(chunk))}", *params)
+
+    def _delete_indexed(self, ids: list[str]) -> None:
+        per = max(1, self._params)
+        for start in range(0, len(ids), per):
+            chunk = ids[start : start + per]
+            marks = ", ".join("?" * len(chunk))
+            self._sql.exec(f"DELETE FROM vec_indexed WHERE id IN ({marks})", *chunk)
 
     async def _maybe_graph(self, table: VectorTable) -> None:
         if not table.has_graph and len(table) >= table.exact_below:
@@ -204,15 +248,17 @@ class VectorShard(PlatformObject):
             return self._error(VectorizeError("delete() takes a list of str ids"))
         table = self._table
         present = [i for i in ids if table is not None and i in table.row_of]
-        for id_ in present:
-            self._sql.exec("DELETE FROM vec_items WHERE id = ?", id_)
-            self._sql.exec("DELETE FROM vec_indexed WHERE id = ?", id_)
+        for start in range(0, len(present), max(1, self._params)):
+            chunk = present[start : start + max(1, self._params)]
+            marks = ", ".join("?" * len(chunk))
+            self._sql.exec(f"DELETE FROM vec_items WHERE id IN ({marks})", *chunk)
+        self._delete_indexed(present)
         self._mutated(mutation_id)
         if table is not None:
             for id_ in present:
                 row = table.remove(id_)
                 for values in self._indexed.values():
-                    values.pop(row, None)  # type: ignore[arg-type]
+                    values.pop(row)
         return {"count": len(present)}
 
     # ---- reads -------------------------------------------------------------------------------
@@ -340,7 +386,7 @@ class VectorShard(PlatformObject):
             return self._error(exc)
         self._sql.exec("INSERT INTO vec_meta_indexes VALUES (?, ?)", prop, index_type)
         self._indexes[prop] = index_type
-        self._indexed[prop] = {}
+        self._indexed[prop] = Column()
         return {"ok": True}
 
     async def delete_metadata_index(self, prop: str) -> dict[str, Any]:
