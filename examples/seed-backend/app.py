@@ -1,6 +1,7 @@
 """The seed backend: one app, one ``env``, three kinds of binding.
 
 * ``GET /users/{id}``: a user from the database (``env.DB``), or 404 ``{"error": "not_found"}``;
+* ``GET /orm/users/{id}``: the same through SQLAlchemy's ORM (``users_orm.py``);
 * ``POST /users`` ``{"name": ..., "email": ...}``: add one (201);
 * ``POST /files/{name}``: store the request body in the blob store (``env.FILES``), streamed;
 * ``GET /files/{name}``: stream it back with its content type, or 404;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+import users_orm
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -91,6 +93,7 @@ app = Starlette(
     routes=[
         Route("/users", create_user, methods=["POST"]),
         Route("/users/{id:int}", get_user, methods=["GET"]),
+        Route("/orm/users/{id:int}", users_orm.get_user, methods=["GET"]),
         Route("/files/{name:path}", put_file, methods=["POST"]),
         Route("/files/{name:path}", get_file, methods=["GET"]),
         WebSocketRoute("/room/{id}/ws", room),

@@ -88,6 +88,19 @@ async def test_hostile_file_names_stay_inside_the_bucket(
         assert not (folder.parent / "etc").exists()
 
 
+async def test_the_orm_route_gives_the_same_user_as_the_raw_one(app: TestApp) -> None:
+    missing = await app.http.get("/orm/users/1")
+    assert (missing.status_code, missing.json()) == (404, {"error": "not_found"})
+    made = await app.http.post("/users", json={"name": "Ada", "email": "ada@example.com"})
+    user_id = made.json()["id"]
+    through_orm = await app.http.get(f"/orm/users/{user_id}")
+    assert through_orm.status_code == 200
+    assert through_orm.json() == (await app.http.get(f"/users/{user_id}")).json() == made.json()
+    assert set(through_orm.json()) == {"id", "name", "email", "created_at"}
+    assert (await app.http.get("/orm/users/99999999999999999999")).status_code == 404
+    assert (await app.http.get(f"/orm/users/{2**63 - 1}")).status_code == 404
+
+
 async def test_bad_input_gets_clear_errors(app: TestApp) -> None:
     for body in (b"", b"nope", b"[]", b'{"name": 1, "email": 2}'):
         reply = await app.http.post("/users", content=body)
