@@ -258,6 +258,7 @@ class HostActor:
 
     def __init__(self, spec: RuntimeSpec, key: HostKey, bind: str) -> None:
         name_process(actor_name(spec, key))
+        os.environ.update(spec.environ)  # before the app loads: it may read them at import
         self._spec = spec.on_this_node()  # a node may keep objects on its own disk
         self._key = key
         self._bind = bind

@@ -109,6 +109,10 @@ class RuntimeSpec:
     platform: tuple[PlatformSpec, ...] = ()
     replication: ReplicationSettings | None = None
     """Where every object's log is shipped (``[replication]``); None keeps files local."""
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
+    """The app's environment variables, as the gateway that made the spec had them: a host
+    in another process sets them before it loads the app, so objects read the environment
+    ``raydo serve`` was given as they read ``raydo dev``'s (see ``gateway.runtime``)."""
 
     def on_this_node(self) -> RuntimeSpec:
         """The spec as a host on this machine uses it: with ``RAYDO_NODE_STORAGE`` set (in the

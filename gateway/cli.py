@@ -407,11 +407,19 @@ def _tell(args: argparse.Namespace, text: str, *, error: bool = False) -> None:
 
 
 def _announce_ignored(config: AppConfig) -> None:
-    """A wrangler config's keys raydo does not use, said once at start (not an error)."""
+    """A wrangler config's keys raydo does not use, and the required secrets dev found
+    nowhere, said once at start (not errors)."""
     if config.ignored:
         print(
             f"raydo: {config.path.name}: ignored (raydo does not use them): "
             + ", ".join(config.ignored),
+            file=sys.stderr,
+            flush=True,
+        )
+    if config.missing_secrets:
+        print(
+            f"raydo: {config.path.name}: required secrets not in .dev.vars, .env or the"
+            " environment (env has no such names): " + ", ".join(config.missing_secrets),
             file=sys.stderr,
             flush=True,
         )

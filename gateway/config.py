@@ -28,7 +28,7 @@ import keyword
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,13 @@ class AppConfig:
     vars: dict[str, object] = field(default_factory=dict)
     """``[vars]``: plain values on ``env`` (strings, numbers, booleans, JSON-shaped tables)."""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
-    """Strings on ``env`` read from ``.dev.vars`` or ``.env`` (wrangler configs, in dev)."""
+    """Strings on ``env``: in dev from ``.dev.vars`` (else ``.env``) beside the config and,
+    for names ``[secrets] required`` lists, the environment; under ``raydo serve`` the listed
+    names from its environment only (see :func:`resolve_secrets`)."""
+    required_secrets: tuple[str, ...] = ()
+    """``[secrets] required``: the secrets the app needs (wrangler's ``secrets.required``)."""
+    missing_secrets: tuple[str, ...] = ()
+    """Required secrets that dev found nowhere, said once at start (under serve: an error)."""
     import_root: Path | None = None
     """Where ``main``'s module and the object classes are imported from; None: ``root``.
     A wrangler config's ``main = "src/entry.py"`` makes it ``src``."""
@@ -228,6 +234,7 @@ _TOP_FIELDS = {
     "vars": _table("vars"),
     "triggers": _table("triggers"),
     "assets": _table("assets"),
+    "secrets": _table("secrets"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
 #: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
@@ -606,20 +613,84 @@ def _read_vars(file: Path, data: object) -> dict[str, object]:
     return dict(data)
 
 
+_SECRETS_FIELDS = {
+    "required": _Field("an array of secret names", lambda v: v if isinstance(v, list) else None)
+}
+
+
+def _read_required_secrets(path: Path, data: object) -> tuple[str, ...]:
+    """``[secrets] required``: names usable as ``env`` attributes, each once."""
+    table = _read_table(path, "secrets", data, _SECRETS_FIELDS)
+    names = table.get("required", [])
+    for name in names:
+        if not isinstance(name, str) or not _VAR_NAME.fullmatch(name):
+            raise ConfigError(
+                path,
+                "secrets.required",
+                f"a secret's name must match ^{_VAR_NAME.pattern}$, got {_show(name)}",
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(path, "secrets.required", "a name appears twice")
+    return tuple(names)
+
+
+def resolve_secrets(
+    path: Path,
+    required: Sequence[str],
+    from_file: Mapping[str, str] | None,
+    environ: Mapping[str, str] | None,
+    *,
+    dev: bool,
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The secrets on ``env``, and the required ones found nowhere, as wrangler has them.
+
+    - With no ``required`` list: in dev, every ``NAME=value`` of ``.dev.vars`` (``from_file``);
+      under ``raydo serve``, none (dev files are never read there).
+    - With one: only those names, each from ``.dev.vars`` in dev, else from the environment
+      (``environ``, ``os.environ`` when None); other keys of the file are left out. A name
+      found nowhere is listed for dev to warn of, and under serve is a :class:`ConfigError`
+      naming every missing one: the process's environment is where production secrets are
+      given (a unit's ``EnvironmentFile``, the orchestrator's secret store).
+    """
+    file_values = dict(from_file or {}) if dev else {}
+    if not required:
+        return file_values, ()
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for name in required:
+        value = file_values.get(name, env.get(name))
+        if value is None:
+            missing.append(name)
+        else:
+            found[name] = value
+    if missing and not dev:
+        raise ConfigError(
+            path,
+            "secrets.required",
+            f"not set in the environment of raydo serve: {', '.join(missing)} (secrets never"
+            " come from .dev.vars or .env outside raydo dev)",
+        )
+    return found, tuple(missing)
+
+
 def load_config(path_or_dir: str | os.PathLike[str], *, dev_vars: bool = True) -> AppConfig:
     """Load and check ``raydo.toml``, given the file or its folder; raise :class:`ConfigError`.
 
     A folder without ``raydo.toml`` but with ``wrangler.jsonc``, ``wrangler.json`` or
     ``wrangler.toml`` (or one of those files given) is loaded by :mod:`.wrangler_config`,
-    onto the same :class:`AppConfig`; ``dev_vars`` says whether its ``.dev.vars`` / ``.env``
-    secrets are read (``raydo dev``, tests), as wrangler reads them in dev only.
+    onto the same :class:`AppConfig`. ``dev_vars`` says whether this is dev (``raydo dev``,
+    tests): only then are ``.dev.vars`` / ``.env`` beside the file read for secrets, as
+    wrangler reads them in dev only; see :func:`resolve_secrets`.
     """
     given = Path(path_or_dir)
     wrangler = wrangler_config.find(given)
     if wrangler is not None:
         return _load_wrangler(wrangler, dev_vars=dev_vars)
     path = _locate(given)
-    return config_from_data(path, _parse(path, read_text(path)))
+    data = _parse(path, read_text(path))
+    from_file = wrangler_config.read_dev_vars(path.parent)[1] if dev_vars else None
+    return config_from_data(path, data, secrets=from_file, dev=dev_vars)
 
 
 def _load_wrangler(path: Path, *, dev_vars: bool) -> AppConfig:
@@ -634,6 +705,7 @@ def _load_wrangler(path: Path, *, dev_vars: bool) -> AppConfig:
             secrets=mapped.secrets,
             ignored=mapped.ignored,
             class_migrations=mapped.class_migrations,
+            dev=dev_vars,
         )
     except ConfigError as e:
         if e.line is not None or not e.key:
@@ -651,9 +723,13 @@ def config_from_data(
     secrets: Mapping[str, str] | None = None,
     ignored: tuple[str, ...] = (),
     class_migrations: tuple[dict[str, object], ...] = (),
+    environ: Mapping[str, str] | None = None,
+    dev: bool = True,
 ) -> AppConfig:
     """Check a config already parsed into raydo's shape (``raydo.toml``'s keys) and build it;
-    ``path`` is the file the errors name."""
+    ``path`` is the file the errors name. ``secrets`` are those a ``.dev.vars`` file gave,
+    ``environ`` the environment required secrets are read from (``os.environ`` when None),
+    ``dev`` whether this is ``raydo dev`` (see :func:`resolve_secrets`)."""
     top = _read_table(path, "", data, _TOP_FIELDS)
 
     durable = _read_table(
@@ -693,6 +769,8 @@ def config_from_data(
     )
 
     plain = _read_vars(path, top.get("vars", {}))
+    required = _read_required_secrets(path, top.get("secrets", {}))
+    secrets, missing = resolve_secrets(path, required, secrets, environ, dev=dev)
     triggers = _read_table(path, "triggers", top.get("triggers", {}), _TRIGGERS_FIELDS)
     crons = triggers.get("crons", [])
     if len(set(crons)) != len(crons):
@@ -730,7 +808,9 @@ def config_from_data(
         vectorize=tuple(d for _, d in indexes),
         replication=replication,
         vars=plain,
-        secrets=dict(secrets or {}),
+        secrets=secrets,
+        required_secrets=required,
+        missing_secrets=missing,
         import_root=import_root,
         ignored=ignored,
         class_migrations=class_migrations,

@@ -196,8 +196,11 @@ class ReloadingApp:
     async def _swap(self) -> int:
         gateway = self._gateway
         config = load_config(gateway.config.root)
-        # The spec's extra settings come from the command line, not the config.
-        if dataclasses.replace(runtime_spec(config), extra=gateway.spec.extra) != gateway.spec:
+        # The spec's extra settings come from the command line and its environment from the
+        # process (hosts of dev inherit it), not from the config.
+        made = runtime_spec(config)
+        kept = dataclasses.replace(made, extra=gateway.spec.extra, environ=gateway.spec.environ)
+        if kept != gateway.spec:
             raise ReloadRefused(
                 "raydo.toml changed the bindings or the runtime's settings, which running"
                 " hosts cannot take: restart raydo dev to apply it"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from raydo.actors import MissingAttribute, RuntimeSpec, import_from_app
@@ -27,7 +29,39 @@ def runtime_spec(config: AppConfig) -> RuntimeSpec:
         bindings=config.durable_objects + tuple(plan.objects),
         platform=tuple(plan.platform),
         replication=config.replication,
+        environ=app_environment(),
     )
+
+
+#: Variables that describe this process or this machine rather than the app: a host on
+#: another node keeps its own (its PATH, its locale, what Ray set for it).
+_PROCESS_VARIABLES = frozenset(
+    {
+        "PATH", "HOME", "PWD", "OLDPWD", "SHLVL", "_", "SHELL", "USER", "LOGNAME",
+        "HOSTNAME", "TERM", "COLORTERM", "TMPDIR", "TMP", "TEMP", "DISPLAY", "MAIL", "LANG",
+        "LANGUAGE", "VIRTUAL_ENV", "PS1", "COLUMNS", "LINES", "CUDA_VISIBLE_DEVICES",
+        "OMP_NUM_THREADS", "INVOCATION_ID", "JOURNAL_STREAM", "NOTIFY_SOCKET",
+    }
+)  # fmt: skip
+_PROCESS_PREFIXES = (
+    "RAY_", "RAYDO_", "PYTHON", "LD_", "LC_", "SSH_", "XDG_", "CONDA_", "DBUS_", "TERM_",
+    "KUBERNETES_", "PYENV",
+)  # fmt: skip
+
+
+def app_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables hosts in other processes take (``RuntimeSpec.environ``):
+    every one of this process's (``environ``, ``os.environ`` when None) but those of the
+    process and machine (``PATH``, ``HOME``, locale, ``RAY_*``, ``RAYDO_*``, ``PYTHON*``
+    ...). Under ``raydo dev`` hosts inherit them anyway; under ``raydo serve`` a host is
+    started by its node's raylet, with the environment ``ray start`` had, and this is how
+    ``FOO=bar raydo serve`` reaches objects as ``FOO=bar raydo dev`` does."""
+    env = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in env.items()
+        if name not in _PROCESS_VARIABLES and not name.startswith(_PROCESS_PREFIXES)
+    }
 
 
 def platform_plan(config: AppConfig) -> Plan:

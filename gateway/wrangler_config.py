@@ -52,6 +52,7 @@ _TOP_USED = {
     "queues",
     "triggers",
     "assets",
+    "secrets",
 }
 _TOP_SILENT = {"$schema", "compatibility_date", "compatibility_flags"}
 #: Per entry: the keys raydo maps (wrangler's name -> raydo.toml's), the rest being ignored.
@@ -511,6 +512,13 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
                 out["assets"][name] = assets[name]
             else:
                 mapper.ignore(f"assets.{name}")
+    if "secrets" in top:
+        declared = mapper.table("secrets", top["secrets"])
+        for name in declared:
+            if name != "required":
+                mapper.ignore(f"secrets.{name}")
+        if "required" in declared:
+            out["secrets"] = {"required": declared["required"]}
     classes = {
         str(b.get("class_name", "")).partition(":")[2]
         for b in out.get("durable_objects", {}).get("bindings", [])

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from raydo.gateway.config import load_config
 from raydo.storage.folder_lock import RUNTIME_FILES
-from tests.cluster import Server
+from tests.cluster import RAYDO, Server
 
 Gateway = Callable[..., Server]
 
@@ -161,3 +163,40 @@ def test_serve_started_again_after_an_edit_runs_the_new_code_on_the_standing_hos
     third = gateway(app)  # nothing changed since: nothing is reloaded
     assert httpx.post(third.url + "/counter/a/increment", timeout=30).json()["value"] == 21
     assert "ran older code" not in third.output()
+
+
+def test_environment_variables_and_secrets_reach_objects_under_serve(
+    app_copy: Callable[[str], Path],
+    gateway: Gateway,
+    kill_hosts_after: Callable[[Path], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Set here, after the session's cluster started: its raylet (which starts the hosts)
+    # never had them; only `raydo serve`'s own environment does.
+    monkeypatch.setenv("APP_GREETING", "hello")
+    monkeypatch.setenv("APP_API_KEY", "s3cret")
+    app = kill_hosts_after(app_copy("environ"))
+    (app / ".dev.vars").write_text("APP_API_KEY=from-the-dev-file\n")  # never read by serve
+    server = gateway(app)
+    assert httpx.get(server.url + "/read", timeout=30).json() == {
+        "greeting": "hello",
+        "greeting_at_import": "hello",
+        "secret": "s3cret",
+    }
+
+
+def test_serve_refuses_to_start_without_a_required_secret(
+    app_copy: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("APP_API_KEY", raising=False)
+    app = app_copy("environ")
+    (app / ".dev.vars").write_text("APP_API_KEY=from-the-dev-file\n")
+    run = subprocess.run(
+        [RAYDO, "serve", str(app), "--address", "127.0.0.1:1", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "secrets.required" in run.stderr and "APP_API_KEY" in run.stderr, run.stderr
+    assert "not set in the environment of raydo serve" in run.stderr, run.stderr

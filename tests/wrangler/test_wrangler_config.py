@@ -358,3 +358,74 @@ def test_line_of_walks_nested_keys() -> None:
     assert line_of(text, "a[1].x") == 4
     assert line_of(text, "a[0].x") == 3
     assert line_of(text, "nope") is None
+
+
+def test_required_secrets_come_from_the_dev_file_then_the_environment_and_only_they(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker(
+        tmp_path,
+        '{"name": "w", "main": "src/entry.py",'
+        ' "secrets": {"required": ["API_KEY", "DB_PASSWORD", "ABSENT"], "other": 1}}',
+    )
+    (tmp_path / ".dev.vars").write_text("API_KEY=from-file\nNOT_LISTED=x\n")
+    monkeypatch.setenv("API_KEY", "from-env")
+    monkeypatch.setenv("DB_PASSWORD", "pw")
+    monkeypatch.delenv("ABSENT", raising=False)
+    config = load_config(tmp_path)
+    # The file first, then the environment; keys the list does not name are left out.
+    assert config.secrets == {"API_KEY": "from-file", "DB_PASSWORD": "pw"}
+    assert config.required_secrets == ("API_KEY", "DB_PASSWORD", "ABSENT")
+    assert config.missing_secrets == ("ABSENT",)  # dev warns of it at start
+    assert config.ignored == ("secrets.other",)
+    # raydo serve: the environment only, and a missing one is an error naming it.
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, dev_vars=False)
+    assert info.value.key == "secrets.required"
+    assert "ABSENT" in str(info.value) and "API_KEY" not in str(info.value)
+    monkeypatch.setenv("ABSENT", "now-set")
+    assert load_config(tmp_path, dev_vars=False).secrets == {
+        "API_KEY": "from-env",
+        "DB_PASSWORD": "pw",
+        "ABSENT": "now-set",
+    }
+
+
+@pytest.mark.parametrize(
+    ("required", "reason"),
+    [
+        ('"API_KEY"', "expected an array of secret names"),
+        ('["no-dashes"]', "a secret's name must match"),
+        ("[1]", "a secret's name must match"),
+        ('["A", "A"]', "a name appears twice"),
+    ],
+)
+def test_a_bad_required_secrets_list_is_refused(tmp_path: Path, required: str, reason: str) -> None:
+    (tmp_path / "raydo.toml").write_text(
+        f'name = "app"\nmain = "app:app"\n[secrets]\nrequired = {required}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.key == "secrets.required" and reason in str(info.value), str(info.value)
+
+
+def test_a_raydo_toml_app_gets_dev_secrets_too_and_serve_hands_hosts_the_environment(
+    tmp_path: Path,
+) -> None:
+    from raydo.gateway.runtime import app_environment
+
+    (tmp_path / "raydo.toml").write_text('name = "app"\nmain = "app:app"\n')
+    (tmp_path / ".dev.vars").write_text("TOKEN=t\n")
+    assert load_config(tmp_path).secrets == {"TOKEN": "t"}
+    assert load_config(tmp_path, dev_vars=False).secrets == {}
+    given = {
+        "APP_MODE": "prod",
+        "OPENAI_API_KEY": "k",
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "RAY_ADDRESS": "x",
+        "RAYDO_NODE_STORAGE": "/disk",
+        "PYTHONPATH": "/src",
+        "LC_ALL": "C",
+    }
+    assert app_environment(given) == {"APP_MODE": "prod", "OPENAI_API_KEY": "k"}
