@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from raydo.gateway.cli_db import apply_migrations
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "d1.json"
@@ -88,7 +88,8 @@ async def binding_rates(
     app_dir: Path, ray: bool, seconds: float, concurrency: int
 ) -> dict[str, float]:
     rates: dict[str, float] = {}
-    async with start_app(app_dir, ray=ray) as app:
+    # The configured folder: the one the migrations were applied to.
+    async with start_app(app_dir, ray=ray, storage=CONFIGURED_STORAGE) as app:
         db = app.env.DB
         read = db.prepare(READ)
         insert = db.prepare(INSERT)
