@@ -7,6 +7,7 @@ lets any id be checked as belonging to its namespace.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -15,6 +16,8 @@ import re
 from raydo.storage.limits import LimitExceeded
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+NAME_CACHE_SIZE = 4096
+"""How many names' ids a namespace keeps, most recently used first."""
 
 
 class ObjectId:
@@ -53,11 +56,17 @@ class IdScheme:
         self.namespace = namespace
         self._key = key
         self._name_bytes = name_bytes
+        # Two HMACs per name, on every request that routes by name: the busy names' ids are
+        # kept (bounded; names are at most name_bytes each). Failures are never kept.
+        self._hex_of_name = functools.lru_cache(maxsize=NAME_CACHE_SIZE)(self._derive)
 
     def from_name(self, name: str) -> ObjectId:
         """The id of the object called ``name``; the same in every process."""
         if not isinstance(name, str):
             raise TypeError(f"object names are str, got {type(name).__name__}")
+        return ObjectId(self._hex_of_name(name), self.namespace, name)
+
+    def _derive(self, name: str) -> str:
         try:
             raw = name.encode("utf-8")
         except UnicodeEncodeError:
@@ -68,7 +77,7 @@ class IdScheme:
                 f"the object name is {len(raw)} bytes; at most {self._name_bytes} are allowed",
             )
         head = hmac.digest(self._key, b"name\x00" + raw, "sha256")[:16]
-        return ObjectId(self._seal(head), self.namespace, name)
+        return self._seal(head)
 
     def unique(self) -> ObjectId:
         """A new random id, never equal to another."""

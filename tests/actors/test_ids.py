@@ -283,3 +283,24 @@ async def test_the_object_sees_its_id_and_name(place: Place) -> None:
     assert await ns.get(ns.id_from_string(named.hex)).whoami() == [named.hex, "carol"]
     unique = ns.new_unique_id()
     assert await ns.get(unique).whoami() == [unique.hex, None]
+
+
+def test_ids_of_names_are_kept_bounded_and_stay_exact() -> None:
+    from raydo.actors._ids import NAME_CACHE_SIZE, IdScheme
+
+    scheme = IdScheme("NS", b"k" * 32, name_bytes=1024)
+    fresh = IdScheme("NS", b"k" * 32, name_bytes=1024)
+    first = scheme.from_name("room-1")
+    again = scheme.from_name("room-1")
+    assert first == again and first is not again  # a new id each time, equal
+    assert again.name == "room-1" and again.namespace == "NS"
+    for i in range(NAME_CACHE_SIZE + 10):  # past the bound: old names are derived again
+        scheme.from_name(f"n{i}")
+    assert scheme.from_name("room-1") == fresh.from_name("room-1")
+    # Failures are never kept: the same bad name fails every time, with its own error.
+    for _ in range(2):
+        with pytest.raises(LimitExceeded):
+            scheme.from_name("x" * 1025)
+    with pytest.raises(TypeError):
+        scheme.from_name(b"bytes")  # type: ignore[arg-type]
+    assert scheme._hex_of_name.cache_info().currsize <= NAME_CACHE_SIZE
