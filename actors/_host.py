@@ -358,6 +358,11 @@ class Host:
         turn = Turn(event.chain, core, core.commit, object_id=slot.object_id)
         if event.streams is not None:  # its reply may stream: the head leaves before the end
             turn.answer = functools.partial(_answer_now, future)
+        if self.gated and event.kind is EventKind.WS_MESSAGE:
+            # The gateway hands a socket's messages over one at a time, each once the last
+            # is answered: in gates mode it is answered as it starts, so the next can run
+            # while this one awaits (a failure is still logged and resets as it would).
+            _answer_now(future, None)
         token = current_turn.set(turn)
         slot.turns.append(turn)
         core.in_turn += 1

@@ -3,6 +3,7 @@ upstream that answers when told to (or after a delay), and a loader that initial
 critical section its constructor starts."""
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -145,7 +146,17 @@ class Room(DurableObject):
     # ---- WebSockets: answering while an event streams from a slow upstream ---------------
 
     async def fetch(self, request: Request) -> Response:
-        return self.ctx.accept_websocket(request)
+        if request.headers.get("upgrade", "").lower() == "websocket":
+            return self.ctx.accept_websocket(request)
+        return Response(str(await self.post((await request.body()).decode())))  # a fetch event
+
+    # ---- alarms take part ---------------------------------------------------------------
+
+    async def arm(self) -> None:
+        self.ctx.storage.set_alarm(time.time() * 1000 + 3_600_000)  # the test runs it now
+
+    async def alarm(self, info: Any) -> None:
+        await self.post("alarm")
 
     async def web_socket_message(self, ws: Any, message: str | bytes) -> None:
         text = message if isinstance(message, str) else message.decode()
