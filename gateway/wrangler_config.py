@@ -53,6 +53,7 @@ _TOP_USED = {
     "triggers",
     "assets",
     "secrets",
+    "vectorize",
 }
 _TOP_SILENT = {"$schema", "compatibility_date", "compatibility_flags"}
 #: Per entry: the keys raydo maps (wrangler's name -> raydo.toml's), the rest being ignored.
@@ -65,6 +66,15 @@ _ENTRY_KEYS: dict[str, dict[str, str]] = {
     },
     "kv_namespaces": {"binding": "binding", "id": "id"},
     "r2_buckets": {"binding": "binding", "bucket_name": "bucket_name"},
+    # wrangler keeps an index's shape with the index (``wrangler vectorize create``); raydo
+    # keeps it in the config, so the entry may carry raydo's shape keys too.
+    "vectorize": {
+        "binding": "binding",
+        "index_name": "index_name",
+        "dimensions": "dimensions",
+        "metric": "metric",
+        "preset": "preset",
+    },
     "queues.producers": {"binding": "binding", "queue": "queue"},
     "queues.consumers": {
         "queue": "queue",
@@ -486,9 +496,17 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
         mapper.entries(
             "durable_objects.bindings", durable["bindings"], module, out, "durable_objects.bindings"
         )
-    for key in ("d1_databases", "kv_namespaces", "r2_buckets"):
+    for key in ("d1_databases", "kv_namespaces", "r2_buckets", "vectorize"):
         if key in top:
             mapper.entries(key, top[key], module, out, key)
+    for i, index in enumerate(out.get("vectorize", [])):
+        if "dimensions" not in index and "preset" not in index:
+            raise mapper.fail(
+                f"vectorize[{i}]",
+                "an index needs its shape: wrangler keeps it with the index (wrangler"
+                ' vectorize create), raydo in the config: add "dimensions" and "metric" (or a'
+                ' "preset", e.g. "@cf/baai/bge-base-en-v1.5") to this entry',
+            )
     if "queues" in top:
         queues = mapper.table("queues", top["queues"])
         out["queues"] = {}
