@@ -366,10 +366,26 @@ _TRIGGERS_FIELDS = {
     # Absent: the ``scheduled`` function of ``main``'s module (a Worker's scheduled handler).
     "handler": _reference("function"),
 }
+
+
+def _worker_first(value: object) -> object:
+    from raydo.bindings.assets import check_routes
+
+    if isinstance(value, bool):
+        return value
+    try:
+        return check_routes(value)
+    except ValueError:
+        return None
+
+
 _ASSETS_FIELDS = {
     "directory": _required(_text()),
     "binding": _name(_BINDING_NAME, "a binding name"),
-    "run_worker_first": _Field("true or false", lambda v: v if isinstance(v, bool) else None),
+    "run_worker_first": _Field(
+        'true, false, or a list of route patterns ("/api/*", "!/api/docs/*")',
+        _worker_first,
+    ),
     "html_handling": _choice(
         "auto-trailing-slash", "force-trailing-slash", "drop-trailing-slash", "none"
     ),

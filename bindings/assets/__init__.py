@@ -18,7 +18,7 @@ leave the folder), ``_plan`` makes the binding.
 from ._content_types import content_type
 from ._plan import make_assets, plan
 from ._resolve import HTML_HANDLING, NOT_FOUND_HANDLING, Redirect, Serve, resolve
-from ._server import AssetServer, AssetSettings, decode_path
+from ._server import AssetServer, AssetSettings, check_routes, decode_path
 
 __all__ = [
     "HTML_HANDLING",
@@ -27,6 +27,7 @@ __all__ = [
     "AssetSettings",
     "Redirect",
     "Serve",
+    "check_routes",
     "content_type",
     "decode_path",
     "make_assets",

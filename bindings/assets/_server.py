@@ -11,6 +11,7 @@ inside the folder: nothing outside it is ever read.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +39,19 @@ class AssetSettings:
     directory: str
     """Absolute path of the folder."""
     binding: str | None = None
-    run_worker_first: bool = False
+    run_worker_first: bool | tuple[str, ...] = False
+    """True: every request reaches the app first; or the routes that do (``"/api/*"``, with
+    ``"!/api/docs/*"`` excepting some: a negated pattern wins)."""
     html_handling: str = "auto-trailing-slash"
     not_found_handling: str = "none"
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> AssetSettings:
-        settings = cls(**dict(options))
+        given = dict(options)
+        first = given.get("run_worker_first", False)
+        if not isinstance(first, bool):
+            given["run_worker_first"] = tuple(check_routes(first))
+        settings = cls(**given)
         if settings.html_handling not in HTML_HANDLING:
             raise ValueError(f"html_handling: {settings.html_handling!r}")
         if settings.not_found_handling not in NOT_FOUND_HANDLING:
@@ -66,6 +73,18 @@ class AssetServer:
         self.settings = settings
         self.root = Path(settings.directory).resolve()
         self._etags: dict[tuple[str, int, int, int], str] = {}
+        first = settings.run_worker_first
+        routes = () if isinstance(first, bool) else first
+        self._worker_first = [_route(r) for r in routes if not r.startswith("!")]
+        self._asset_first = [_route(r[1:]) for r in routes if r.startswith("!")]
+
+    def worker_first(self, path: str) -> bool:
+        """Whether a request for ``path`` (as sent) goes to the app before the folder."""
+        if self.settings.run_worker_first is True:
+            return True
+        if any(p.fullmatch(path) for p in self._asset_first):
+            return False
+        return any(p.fullmatch(path) for p in self._worker_first)
 
     # Lookup.
 
@@ -153,12 +172,12 @@ class AssetServer:
     async def serve_first(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """In front of the app: answer the request from the folder when an asset matches it
         (the not-found page only for a browser's navigation); whether it did."""
-        if self.settings.run_worker_first:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.decode("latin-1").partition("?")[0]
+        if self.worker_first(scope["path"]):
             return False
         headers = Headers(scope=scope)
         navigate = headers.get("sec-fetch-mode") == "navigate"
-        raw = scope.get("raw_path") or scope["path"].encode()
-        raw_path = raw.decode("latin-1").partition("?")[0]
         query = scope.get("query_string", b"").decode("latin-1")
         response = await self.response(
             scope["method"], raw_path, query, headers, not_found=navigate
@@ -167,6 +186,26 @@ class AssetServer:
             return False
         await response(scope, receive, send)
         return True
+
+
+MAX_ROUTES = 100
+
+
+def check_routes(routes: object) -> list[str]:
+    """``run_worker_first`` as a list: route patterns (``/api/*``, ``!/api/docs/*``), each
+    starting with ``/`` (after its ``!``), ``*`` matching anything; ValueError otherwise."""
+    if not isinstance(routes, list | tuple) or not 0 < len(routes) <= MAX_ROUTES:
+        raise ValueError(f"expected true, false or a list of 1 to {MAX_ROUTES} route patterns")
+    for route in routes:
+        if not isinstance(route, str) or not route.removeprefix("!").startswith("/"):
+            raise ValueError(f"a route pattern starts with / (or !/), got {route!r}")
+        if len(route) > 256 or "\0" in route:
+            raise ValueError(f"a route pattern is at most 256 characters, no NUL: {route[:40]!r}")
+    return list(routes)
+
+
+def _route(pattern: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
 
 
 def decode_path(raw_path: str) -> str | None:

@@ -345,3 +345,28 @@ async def test_no_path_leaves_the_folder(app_dir: Path, path: str) -> None:
         assert answer.text.startswith("worker:") or answer.status_code in (400, 404)
         via_binding = await app.env.ASSETS.fetch("http://x" + path)
         assert via_binding.status_code == 404
+
+
+async def test_run_worker_first_routes(app_dir: Path) -> None:
+    public = app_dir / "public"
+    (public / "api" / "docs").mkdir(parents=True)
+    (public / "api" / "status.json").write_text('{"from": "file"}')
+    (public / "api" / "docs" / "index.html").write_text("api docs")
+    config = app_dir / "raydo.toml"
+    config.write_text(config.read_text() + 'run_worker_first = ["/api/*", "!/api/docs/*"]\n')
+    async with start_app(app_dir) as app:
+        assert (await app.http.get("/api/status.json")).text == "worker: GET /api/status.json"
+        assert (await app.http.get("/api/docs/")).text == "api docs"  # excepted
+        assert (await app.http.get("/about")).text == "<h1>about</h1>\n"  # not a route
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[]", '["api/*"]', "[1]", '["!api"]', '"/api/*"', "1", "[" + ", ".join(['"/a"'] * 101) + "]"],
+)
+def test_bad_worker_first_routes_are_config_errors(tmp_path: Path, value: str) -> None:
+    folder = with_assets(tmp_path / "a", f'directory = "public"\nrun_worker_first = {value}')
+    with pytest.raises(ConfigError) as info:
+        load_config(folder)
+    assert info.value.key == "assets.run_worker_first"
+    assert "route patterns" in str(info.value)
