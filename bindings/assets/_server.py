@@ -11,7 +11,9 @@ inside the folder: nothing outside it is ever read.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from ._resolve import HTML_HANDLING, NOT_FOUND_HANDLING, Redirect, Serve, resolv
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
 #: Files up to this size are read whole; larger ones stream in chunks of it.
 CHUNK_BYTES = 1 << 20
+#: Files up to this size are read on the loop itself.
+INLINE_BYTES = 64 << 10
 _MAX_ETAGS = 10_000
 
 
@@ -72,6 +76,7 @@ class AssetServer:
     def __init__(self, settings: AssetSettings) -> None:
         self.settings = settings
         self.root = Path(settings.directory).resolve()
+        self._root_text = str(self.root)
         self._etags: dict[tuple[str, int, int, int], str] = {}
         first = settings.run_worker_first
         routes = () if isinstance(first, bool) else first
@@ -93,13 +98,15 @@ class AssetServer:
         parts = asset.split("/")[1:]
         if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
             return None
+        candidate = os.path.join(self._root_text, *parts)
         try:
-            found = self.root.joinpath(*parts).resolve(strict=True)
-            if not found.is_relative_to(self.root) or not found.is_file():
+            if not stat.S_ISREG(os.stat(candidate).st_mode):  # most lookups end here: missing
                 return None
-        except (OSError, RuntimeError, ValueError):  # missing, a symlink loop, too long
+            found = Path(os.path.realpath(candidate, strict=True))
+        except (OSError, ValueError):  # missing, a symlink loop, too long
             return None
-        return found
+        # Checked on the result, symlinks followed: nothing outside the folder is served.
+        return found if found.is_relative_to(self.root) else None
 
     def exists(self, asset: str) -> bool:
         return self._file(asset) is not None
@@ -144,17 +151,22 @@ class AssetServer:
         headers["content-length"] = str(found.size)
         if method == "HEAD":
             return Response(status_code=intent.status, headers=headers)
-        if found.size <= CHUNK_BYTES:
+        if found.size <= INLINE_BYTES:  # a local read this small costs less than a thread hop
+            body = path.read_bytes()
+        elif found.size <= CHUNK_BYTES:
             body = await anyio.to_thread.run_sync(path.read_bytes)
-            headers["content-length"] = str(len(body))
-            return Response(body, status_code=intent.status, headers=headers)
-        return StreamingResponse(_chunks(path), status_code=intent.status, headers=headers)
+        else:
+            return StreamingResponse(_chunks(path), status_code=intent.status, headers=headers)
+        headers["content-length"] = str(len(body))
+        return Response(body, status_code=intent.status, headers=headers)
 
     async def _describe(self, path: Path) -> _File:
         info = path.stat()
         key = (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
         etag = self._etags.get(key)
-        if etag is None:
+        if etag is None and info.st_size <= INLINE_BYTES:
+            etag = _digest(path)
+        elif etag is None:
             etag = await anyio.to_thread.run_sync(_digest, path)
             if len(self._etags) >= _MAX_ETAGS:
                 self._etags.clear()

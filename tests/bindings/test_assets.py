@@ -370,3 +370,20 @@ def test_bad_worker_first_routes_are_config_errors(tmp_path: Path, value: str) -
         load_config(folder)
     assert info.value.key == "assets.run_worker_first"
     assert "route patterns" in str(info.value)
+
+
+async def test_large_files_are_read_in_a_thread_or_streamed_whole(app_dir: Path) -> None:
+    sizes = {"medium.bin": 100 * 1024, "large.bin": 3 * (1 << 20) // 2}  # 100 KiB, 1.5 MiB
+    for name, size in sizes.items():
+        (app_dir / "public" / name).write_bytes(os.urandom(size))
+    async with start_app(app_dir) as app:
+        for name, size in sizes.items():
+            body = (app_dir / "public" / name).read_bytes()
+            answer = await app.http.get(f"/{name}")
+            assert (answer.status_code, answer.content) == (200, body)
+            assert answer.headers["content-length"] == str(size)
+            etag = answer.headers["etag"]
+            again = await app.http.get(f"/{name}", headers={"if-none-match": etag})
+            assert again.status_code == 304
+            head = await app.http.head(f"/{name}")
+            assert (head.headers["content-length"], head.content) == (str(size), b"")
