@@ -46,21 +46,20 @@ def plan(crons: Sequence[str], handler: str) -> Plan:
 
 
 class Schedule:
-    """The crons and the handler, imported on first use (raises when it cannot be)."""
+    """The crons and the handler's reference."""
 
     def __init__(self, crons: list[str], reference: str, app_root: str) -> None:
         self.crons = crons
         self.reference = reference
         self._app_root = app_root
-        self._handler: Any = None
 
     def handler(self) -> Any:
-        if self._handler is None:
-            found = import_from_app(self._app_root, self.reference)
-            if not callable(found):
-                raise TypeError(f"the scheduled handler {self.reference} is not a function")
-            self._handler = found
-        return self._handler
+        """The handler, imported for each run (raises when it cannot be): after ``raydo dev``
+        reloads the app's code, the next run takes the new one."""
+        found = import_from_app(self._app_root, self.reference)
+        if not callable(found):
+            raise TypeError(f"the scheduled handler {self.reference} is not a function")
+        return found
 
 
 def make_schedule(ctx: PlatformContext) -> Schedule:

@@ -240,3 +240,18 @@ async def test_an_app_without_crons_has_no_dev_route(app_copy: Callable[[str], P
     async with start_app(app_copy("queues")) as app:
         answer = await app.http.get("/__scheduled")
         assert (answer.status_code, answer.text) == (404, "this app has no cron triggers")
+
+
+async def test_a_run_after_a_code_reload_takes_the_new_handler(app: TestApp, app_dir: Path) -> None:
+    from raydo.actors import forget_app_modules
+
+    assert (await app.http.get("/__scheduled", params={"cron": HOURLY})).status_code == 200
+    source = app_dir / "app.py"
+    source.write_text(
+        source.read_text().replace(
+            "record(controller.cron, controller.scheduled_time)", "record('edited', 0)"
+        )
+    )
+    forget_app_modules(str(app_dir))  # what raydo dev's reload does in every host
+    assert (await app.http.get("/__scheduled", params={"cron": HOURLY})).status_code == 200
+    assert [cron for cron, _ in await runs(app)] == [HOURLY, "edited"]
