@@ -31,6 +31,23 @@ async def test_scenario_8_no_lost_update_around_an_await(app: TestApp, name: str
     await asyncio.gather(room.add_in_transaction("txn", 0.1), room.add_in_transaction("txn", 0.1))
     await asyncio.gather(room.add_in_section("bcw", 0.1), room.add_in_section("bcw", 0.1))
     assert [await room.get(key) for key in ("plain", "txn", "bcw")] == [2, 2, 2]
+    strict = app.env.STRICT.get_by_name(name)  # valid in strict mode too (trivially)
+    await asyncio.gather(strict.add_in_section("bcw", 0.1), strict.add_in_section("bcw", 0.1))
+    assert await strict.get("bcw") == 2
+
+
+async def test_a_critical_section_that_raises_resets_the_object(app: TestApp, name: str) -> None:
+    room = app.env.GATED.get_by_name(name)
+    assert await room.increment() == 0
+    polled = asyncio.ensure_future(room.poll())  # another event, waiting on the instance
+    await poll(room.waiting, lambda waiting: waiting == 1)
+    with pytest.raises(ObjectReset, match="block_concurrency_while"):
+        await room.fail_in_section()  # it caught the error: the event fails all the same
+    with pytest.raises(ObjectReset, match="reset by another of its events"):
+        await polled  # the instance it waited on is gone
+    again = app.env.GATED.get_by_name(name)
+    assert await again.get() == 1  # the section's write rolled back
+    assert await again.constructions() == 2  # built anew
 
 
 async def test_scenario_9_another_event_runs_while_one_awaits_a_call_out(

@@ -66,6 +66,19 @@ class Room(DurableObject):
 
         await self.ctx.block_concurrency_while(add)
 
+    async def fail_in_section(self) -> str:
+        """A critical section that raises: caught here, the object is reset all the same."""
+
+        async def fail() -> None:
+            self.ctx.storage.put("n", 99)
+            raise ValueError("on purpose")
+
+        try:
+            await self.ctx.block_concurrency_while(fail)
+        except ValueError:
+            return "caught"
+        return "not raised"
+
     # ---- scenario 9: another event runs while one awaits a call out -------------------
 
     def _note(self, what: str) -> None:
