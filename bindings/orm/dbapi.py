@@ -14,6 +14,7 @@ Errors are this module's PEP 249 classes, each carrying raydo's own error (``D1E
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -140,7 +141,37 @@ def check_parameters(parameters: Any) -> tuple[Any, ...]:
         raise ProgrammingError(
             f"parameters must be a list or tuple, got {type(parameters).__name__}"
         )
-    return tuple(parameters)
+    return tuple(_bindable(i, value) for i, value in enumerate(parameters, 1))
+
+
+def _bindable(i: int, value: Any) -> Any:
+    """``value`` as both transports bind it, or the error saying why it cannot be, raised
+    before anything is sent (the same on ``env.DB`` and in an object)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DataError(f"parameter {i} is not valid Unicode (a lone surrogate)") from None
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise DataError(f"parameter {i} is an integer outside SQLite's 64-bit range")
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise DataError(f"parameter {i} is NaN, which SQLite cannot store")
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise ProgrammingError(
+        f"parameter {i} has type {type(value).__name__}; raydo's SQL binds None, bool, int,"
+        " float, str and bytes"
+    )
 
 
 def check_operation(operation: Any) -> str:

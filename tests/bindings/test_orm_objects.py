@@ -82,3 +82,23 @@ async def test_what_object_sql_may_not_do_is_refused_through_the_orm_too(
     assert (await notes.refused("COMMIT")).startswith("OperationalError: ")
     assert "_raydo_" in await notes.refused("SELECT * FROM _raydo_kv")
     assert (await notes.refused("SELECT 1")) == "ran"
+
+
+async def test_bad_input_inside_an_object_gets_the_same_clear_errors(
+    app: TestApp, name: str
+) -> None:
+    found = await app.env.NOTES.get_by_name(name).bad_input()
+    assert [f.split(":")[0] for f in found] == [
+        "ProgrammingError",
+        "ProgrammingError",
+        "DataError",
+        "DataError",
+        "DataError",
+        "OperationalError",
+    ]
+    assert "parameter 1 has type object" in found[0]
+    assert "64-bit" in found[2]
+    assert "value_bytes" in found[3]
+    assert "Unicode" in found[4]
+    assert "SAVEPOINT" in found[5] or "transaction" in found[5], found[5]
+    assert await app.sql("NOTES", name, "SELECT count(*) AS n FROM notes") == [{"n": 0}]

@@ -90,6 +90,30 @@ class Notes(DurableObject):
                 }
         return {}
 
+    async def bad_input(self) -> list[str]:
+        """What each bad value or statement raises, as ``Class: message``; nothing is written."""
+        tries: list[Any] = [
+            (text("SELECT :x"), {"x": object()}),
+            (text("SELECT :x"), {"x": [1]}),
+            (insert(Note), {"text": "big", "id": 2**63}),
+            (insert(Note), {"text": "x" * (3 * 2**20)}),
+            (insert(Note), {"text": "\ud800"}),
+        ]
+        found = []
+        with self.db.connect() as conn:
+            for statement, params in tries:
+                try:
+                    conn.execute(statement, params)
+                except sqlalchemy.exc.DBAPIError as exc:
+                    found.append(f"{type(exc).__name__}: {exc.orig}")
+            with Session(self.db) as session:
+                try:
+                    with session.begin_nested():  # SAVEPOINT: the storage's rules refuse it
+                        session.execute(select(Note.id))
+                except sqlalchemy.exc.DBAPIError as exc:
+                    found.append(f"{type(exc).__name__}: {exc.orig}")
+        return found
+
     async def refused(self, sql: str) -> str:
         with self.db.connect() as conn:
             try:
