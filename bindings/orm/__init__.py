@@ -35,8 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from raydo.bindings.d1 import D1Database
 from raydo.storage import ObjectStorage
 
-from ._transports import AsyncStorageTransport, D1Transport, StorageTransport
-from .dbapi import AsyncConnection, Connection
+from . import dbapi
+from ._transports import AsyncStorageTransport, D1Transport
+from .dbapi import AsyncConnection
 
 registry.register("raydo.storage", "raydo.bindings.orm._dialect", "RaydoDialect")
 registry.register("raydo.d1", "raydo.bindings.orm._dialect", "RaydoAsyncDialect")
@@ -87,8 +88,4 @@ def engine(target: ObjectStorage, **options: Any) -> Engine:
     if not isinstance(target, ObjectStorage):
         raise TypeError(f"engine() takes an object's ctx.storage, got {type(target).__name__}")
     storage = target
-    return create_engine(
-        "raydo+storage://",
-        creator=lambda: Connection(StorageTransport(storage)),
-        **options,
-    )
+    return create_engine("raydo+storage://", creator=lambda: dbapi.connect(storage), **options)

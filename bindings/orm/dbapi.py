@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy.exc import EmulatedDBAPIException
 
 from raydo.bindings.d1 import D1Error
-from raydo.storage import LimitExceeded, StorageError
+from raydo.storage import LimitExceeded, ObjectStorage, StorageError
 from raydo.storage.errors import SqlError
 
-from ._transports import AsyncTransport, Outcome, SyncTransport
+from ._transports import AsyncTransport, Outcome, StorageTransport, SyncTransport
 
 apilevel = "2.0"
 threadsafety = 1
@@ -299,6 +299,21 @@ class Connection:
 
     def close(self) -> None:
         self._transport = None
+
+
+def connect(storage: ObjectStorage | None = None) -> Connection:
+    """PEP 249's ``connect``: a sync connection on an object's ``ctx.storage`` (what
+    :func:`bindings.orm.engine` passes SQLAlchemy as its ``creator``).
+
+    The database binding is async: its connections come from
+    :func:`bindings.orm.async_engine`.
+    """
+    if not isinstance(storage, ObjectStorage):
+        raise InterfaceError(
+            "a raydo connection needs its database: make the engine with"
+            " raydo.bindings.orm.engine(ctx.storage), or async_engine(env.DB)"
+        )
+    return Connection(StorageTransport(storage))
 
 
 class AsyncCursor(_Results):

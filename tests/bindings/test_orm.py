@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    create_engine,
     delete,
     func,
     insert,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import BindParameter
 
 from raydo.bindings import orm
@@ -265,6 +266,18 @@ async def test_commit_and_rollback_send_nothing_and_each_statement_stands(
         await conn.execute(insert(things).values(name="also"))
     names = await database(app).prepare("SELECT name FROM things ORDER BY id").raw()
     assert names == [["kept"], ["also"]]
+
+
+async def test_an_engine_made_from_the_url_alone_says_how_to_make_one() -> None:
+    # The URLs name no database: without the helpers' creator, connecting says what to do.
+    url_only = create_engine("raydo+storage://")
+    with pytest.raises(sqlalchemy.exc.InterfaceError, match=r"async_engine\(env\.DB\)"):
+        url_only.connect().close()
+    engine = create_async_engine("raydo+d1://")
+    with pytest.raises(sqlalchemy.exc.InterfaceError, match="async_creator"):
+        async with engine.connect():
+            pass
+    await engine.dispose()
 
 
 def test_the_limit_error_is_the_storage_one() -> None:
