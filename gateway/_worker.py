@@ -6,7 +6,7 @@ import os
 
 from raydo.actors.placement import join_ray, ray_placement, ray_runtime
 
-from . import cli_observe
+from . import cli_observe, inspector
 from .app import Gateway
 from .config import load_config
 
@@ -39,6 +39,7 @@ def create_app() -> Gateway:
         ),
         on_start=lambda: join_ray(address),
         runtime=ray_runtime,  # every gateway worker and host of the cluster shares the folder
+        inspector=inspector.settings_from_environment(),
     )
     return cli_observe.attach(
         gateway,

@@ -10,7 +10,8 @@ What happens, in order:
    without traffic) and the metrics endpoint if one was asked for (:mod:`gateway.metrics`),
    then lets the user app start.
 3. Requests under ``/_raydo/`` go to the routes platform bindings serve themselves (a
-   blob store's presigned URLs, for instance), never to the user app.
+   blob store's presigned URLs, for instance), or under ``/_raydo/inspector`` to the
+   inspector (:mod:`gateway.inspector`, 404 while it is off), never to the user app.
 4. Each HTTP or WebSocket connection gets ``scope["state"]["env"]``, so handlers reach
    bindings as ``request.state.env.ROOM``. A request body declared longer than
    ``limits.stream_bytes`` gets 413 before the app runs; the app itself reads at most
@@ -59,6 +60,8 @@ from raydo.storage.limits import LimitExceeded, Limits
 from .access_log import log_request
 from .class_migrations import apply_class_migrations
 from .config import AppConfig
+from .inspector import PREFIX as INSPECTOR_PREFIX
+from .inspector import Inspector, InspectorSettings
 from .metrics import GatewayMetrics, MetricsEndpoint, MetricsOptions, observe_http
 from .runtime import check_classes, check_replication, load_app, runtime_spec
 
@@ -84,6 +87,7 @@ class Gateway:
         runtime: Callable[[], str] = process_runtime,
         access_log: bool = False,
         dev_routes: bool = False,
+        inspector: InspectorSettings | None = None,
     ) -> None:
         self.config = config
         self.dev_routes = dev_routes
@@ -107,6 +111,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.metrics_options = metrics
         self.metrics_endpoint: MetricsEndpoint | None = None
+        self.inspector = Inspector(self, inspector)
+        """``/_raydo/inspector`` (:mod:`gateway.inspector`): off while its settings are None."""
 
     @property
     def http_limits(self) -> Limits:
@@ -187,6 +193,10 @@ class Gateway:
             await self._lifespan(scope, receive, send)
             return
         scope.setdefault("state", {})["env"] = self.env
+        path = scope["path"]
+        if path == INSPECTOR_PREFIX or path.startswith(INSPECTOR_PREFIX + "/"):
+            await self.inspector(scope, receive, send)
+            return
         if self._platform_routes is not None and scope["path"].startswith(PLATFORM_PREFIX):
             await self._platform_routes(scope, receive, send)
             return

@@ -1,10 +1,11 @@
 """The ``raydo`` command.
 
-``raydo dev [DIR] [--port 8787] [--no-reload]``
+``raydo dev [DIR] [--port 8787] [--no-reload] [--no-inspector]``
     Start an embedded local Ray and serve the app in DIR on 127.0.0.1; swap in its new code
-    when its files change.
+    when its files change; the inspector at ``/_raydo/inspector``.
 ``raydo serve [DIR] --address ADDRESS [--host 127.0.0.1] [--port 8787] [--workers N]``
-    Join the Ray cluster at ADDRESS and serve the app with N gateway processes.
+    Join the Ray cluster at ADDRESS and serve the app with N gateway processes
+    (``--inspector``: the inspector too, behind a token).
 ``raydo init DIR [--template counter|chat|tenants|seed-backend|jobs]``
     Make a new app in DIR from one of the examples.
 ``raydo objects list|show|sql|export|import BINDING ...``
@@ -90,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--ws-compression", action="store_true", help="offer permessage-deflate to WebSockets"
     )
+    dev.add_argument(
+        "--inspector",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve the inspector at /_raydo/inspector (on; --no-inspector: off)",
+    )
     cli_observe.add_options(dev)
 
     serve = commands.add_parser("serve", help="serve an app on a running Ray cluster")
@@ -104,6 +111,21 @@ def parser() -> argparse.ArgumentParser:
         help="where hosts listen for gateways: 127.0.0.1 (one machine) or 'node' (the node's IP)",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--inspector",
+        action="store_true",
+        help="serve the inspector at /_raydo/inspector, with a token, to 127.0.0.1 only",
+    )
+    serve.add_argument(
+        "--inspector-token",
+        metavar="TOKEN",
+        help="the inspector's token (else RAYDO_INSPECTOR_TOKEN, else one made and printed)",
+    )
+    serve.add_argument(
+        "--inspector-public",
+        action="store_true",
+        help="let clients beyond 127.0.0.1 reach the inspector (with its token)",
+    )
     cli_observe.add_options(serve)
     _objects_parser(commands)
     cli_db.add_commands(commands)
@@ -297,6 +319,8 @@ def _dev(args: argparse.Namespace) -> int:
 
     from ._stopping import QuietServer, run_server, signal_name
     from .app import Gateway
+    from .inspector import PREFIX as INSPECTOR_PREFIX
+    from .inspector import InspectorSettings
 
     config = load_config(args.dir)
     _announce_ignored(config)
@@ -309,8 +333,9 @@ def _dev(args: argparse.Namespace) -> int:
             lost.append(reason)
             server.stop()
 
+    inspector = InspectorSettings() if args.inspector else None
     if args.in_process:
-        gateway = Gateway(config, LocalPlacement, dev_routes=True)
+        gateway = Gateway(config, LocalPlacement, dev_routes=True, inspector=inspector)
     else:
         gateway = Gateway(
             config,
@@ -318,6 +343,7 @@ def _dev(args: argparse.Namespace) -> int:
             on_start=start_local_ray,
             runtime=ray_runtime,
             dev_routes=True,
+            inspector=inspector,
         )
     cli_observe.attach(gateway, metrics, access_log=args.access_log)
     if args.reload:
@@ -330,6 +356,8 @@ def _dev(args: argparse.Namespace) -> int:
         f"raydo: serving {config.name} on http://127.0.0.1:{args.port} ({mode}{reloading})",
         flush=True,
     )
+    if inspector is not None:
+        print(f"raydo: inspector on http://127.0.0.1:{args.port}{INSPECTOR_PREFIX}", flush=True)
     uvicorn_config = uvicorn.Config(gateway, **_uvicorn_options(args, "127.0.0.1", config.limits))  # type: ignore[arg-type]
     server = QuietServer(uvicorn_config)
     run_server(server, uvicorn_config.bind_socket())
@@ -356,6 +384,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from . import _worker
     from ._stopping import QuietServer, run_server, run_workers, signal_name
+    from .inspector import PREFIX as INSPECTOR_PREFIX
+    from .inspector import export as export_inspector
+    from .inspector import serve_settings
 
     config = load_config(args.dir, dev_vars=False)
     _announce_ignored(config)
@@ -370,6 +401,13 @@ def _serve(args: argparse.Namespace) -> int:
     os.environ[_worker.APP_DIR] = str(config.root)
     os.environ[_worker.RAY_ADDRESS] = args.address
     os.environ[_worker.HOSTS_BIND] = args.hosts_bind
+    try:
+        inspector, made = serve_settings(
+            args.inspector, args.inspector_token, args.inspector_public
+        )
+    except ValueError as exc:
+        raise AppLoadError(str(exc)) from None
+    export_inspector(inspector)
     cli_observe.export(args, cli_observe.setup(args, ports=args.workers))
     # Check the app imports before forking workers, so mistakes fail once, clearly.
     from .runtime import check_classes, load_app
@@ -381,6 +419,13 @@ def _serve(args: argparse.Namespace) -> int:
         f" ({args.workers} gateway process(es), Ray at {args.address})",
         flush=True,
     )
+    if inspector is not None:
+        shown = f"?token={inspector.token}" if made else " (with the token you gave)"
+        whom = "any client" if inspector.public else "clients on 127.0.0.1 only"
+        print(
+            f"raydo: inspector on http://{args.host}:{args.port}{INSPECTOR_PREFIX}{shown} ({whom})",
+            flush=True,
+        )
     options = _uvicorn_options(args, args.host, config.limits)
     stopped_by: int | None
     if args.workers > 1:  # the supervisor binds the port before starting its workers

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -167,22 +169,86 @@ def show_object(config: AppConfig, target: ObjectId) -> dict[str, Any]:
     }
 
 
+def table_rows(
+    config: AppConfig, target: ObjectId, table: str, *, offset: int = 0, limit: int = 50
+) -> dict[str, Any]:
+    """One page of a table of the object's (its own tables, not raydo's): ``columns``,
+    ``rows`` (values as JSON takes them: bytes as ``{"$bytes": base64}``) and ``total``.
+    The table is looked up among the file's tables, never pasted from the caller."""
+    path = _existing(config, target)
+    with _read_only(path) as conn:
+        names = [n for n in _table_names(conn) if n not in RAYDO_TABLES]
+        if table not in names:
+            raise InspectionError(
+                f"object {target.hex} has no table {table!r} (tables: {', '.join(names) or 'none'})"
+            )
+        quoted = '"' + table.replace('"', '""') + '"'
+        total = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+        cursor = conn.execute(f"SELECT * FROM {quoted} LIMIT ? OFFSET ?", (limit, offset))
+        columns = [d[0] for d in cursor.description]
+        rows = [
+            [_jsonable(table, c, v) for c, v in zip(columns, row, strict=True)] for row in cursor
+        ]
+    return {"table": table, "columns": columns, "rows": rows, "total": total, "offset": offset}
+
+
+def kv_pairs(
+    config: AppConfig, target: ObjectId, *, after: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The object's key-value pairs in key order, ``limit`` after ``after``: each
+    ``{"key", "value"}`` with the value decoded (``{"$bytes": ...}`` when it does not)."""
+    path = _existing(config, target)
+    with _read_only(path) as conn:
+        if KV_TABLE not in _table_names(conn):
+            return []
+        rows = conn.execute(
+            f"SELECT key, value FROM {KV_TABLE} WHERE ? IS NULL OR key > ? ORDER BY key LIMIT ?",
+            (after, after, limit),
+        ).fetchall()
+    found = []
+    for key, value in rows:
+        shown = _jsonable(KV_TABLE, "value", value)
+        found.append({"key": key, "value": shown.get("$value", shown)})
+    return found
+
+
+def jsonable(value: Any) -> Any:
+    """A SQL result's value as JSON takes it: bytes as ``{"$bytes": base64}``."""
+    return _jsonable("", "", value)
+
+
 def run_sql(
-    config: AppConfig, target: ObjectId, query: str, *, write: bool = False
+    config: AppConfig,
+    target: ObjectId,
+    query: str,
+    *,
+    write: bool = False,
+    max_rows: int | None = None,
+    seconds: float | None = None,
+    read_only_hint: str = " (read-only: pass --write to change it)",
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``query`` on the object's file under the rules of user SQL: read-only (raydo's own
     tables readable) unless ``write``; with ``write``, exactly as the object's own
     ``ctx.storage.sql.exec`` runs it, in one transaction committed at the end. Neither way
-    can attach another database or write any other file."""
+    can attach another database or write any other file.
+
+    Read-only, at most ``max_rows`` rows are fetched (all when None) and the statement is
+    interrupted after ``seconds`` (an ``InspectionError``); a write attempt's error ends with
+    ``read_only_hint``."""
     path = _existing(config, target)
     if write:
         return _run_writing(path, query)
     with _read_only(path) as conn:
+        if seconds is not None:
+            deadline = time.monotonic() + seconds
+            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             cursor = conn.execute(query)
-            rows = cursor.fetchall()
+            rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows)
         except sqlite3.Error as exc:
-            hint = " (read-only: pass --write to change it)" if "readonly" in str(exc) else ""
+            if seconds is not None and time.monotonic() > deadline:
+                raise InspectionError(f"the query ran past {seconds:g} s and was stopped") from None
+            hint = read_only_hint if "readonly" in str(exc) else ""
             raise InspectionError(f"{refusal_message(conn, exc)}{hint}") from None
         names = [d[0] for d in cursor.description] if cursor.description else []
     return names, rows
@@ -277,6 +343,8 @@ def _jsonable(table: str, column: str, value: Any) -> Any:
             pass
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity
     return value
 
 

@@ -58,6 +58,7 @@ from ._http_protocol import BoundedHttpProtocol
 from ._ws_protocol import LeanWebSocketProtocol
 from .app import Gateway
 from .config import AppConfig, load_config
+from .inspector import InspectorSettings
 from .metrics import MetricsOptions
 
 
@@ -156,13 +157,16 @@ async def start_app(
     ray: bool | str = False,
     metrics: bool = False,
     storage: str | os.PathLike[str] | _Storage | None = None,
+    inspector: InspectorSettings | None = None,
 ) -> AsyncIterator[TestApp]:
     """Serve the app in ``path`` on 127.0.0.1 for the duration of the block (with a metrics
     endpoint on a free port of 127.0.0.1 when ``metrics``: see ``TestApp.metrics_url``).
 
     Its storage is a new temporary folder, or ``storage`` when given: a folder, or
     :data:`CONFIGURED_STORAGE` for the one the app's ``raydo.toml`` names (data then outlives
-    the block, for a test that restarts the app)."""
+    the block, for a test that restarts the app). ``inspector`` serves the inspector at
+    ``/_raydo/inspector`` with those settings (``InspectorSettings()``: as ``raydo dev``
+    does; with a token: as ``raydo serve --inspector``)."""
     config = load_config(path)
     temporary = None
     if storage is None:
@@ -171,7 +175,7 @@ async def start_app(
     elif not isinstance(storage, _Storage):
         config = dataclasses.replace(config, storage=Path(storage).resolve())
     try:
-        async with _serve(config, ray=ray, metrics=metrics) as app:
+        async with _serve(config, ray=ray, metrics=metrics, inspector=inspector) as app:
             yield app
     finally:
         if temporary is not None and ray is False:
@@ -179,10 +183,14 @@ async def start_app(
 
 
 @asynccontextmanager
-async def _serve(config: AppConfig, *, ray: bool | str, metrics: bool) -> AsyncIterator[TestApp]:
+async def _serve(
+    config: AppConfig, *, ray: bool | str, metrics: bool, inspector: InspectorSettings | None
+) -> AsyncIterator[TestApp]:
     options = MetricsOptions(port=0) if metrics else None
     if ray is False:
-        gateway = Gateway(config, LocalPlacement, metrics=options, dev_routes=True)
+        gateway = Gateway(
+            config, LocalPlacement, metrics=options, dev_routes=True, inspector=inspector
+        )
     else:
 
         def connect() -> None:
@@ -200,6 +208,7 @@ async def _serve(config: AppConfig, *, ray: bool | str, metrics: bool) -> AsyncI
             metrics=options,
             runtime=ray_runtime,
             dev_routes=True,
+            inspector=inspector,
         )
     # Bound now, before start-up (which may take seconds on Ray): nobody can take the port.
     listener = socket.socket()

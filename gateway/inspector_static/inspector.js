@@ -1,0 +1,1 @@
+// raydo inspector
