@@ -111,7 +111,7 @@ def import_attribute(config: AppConfig, reference: str, what: str) -> Any:
 
 def load_app(config: AppConfig) -> Any:
     """Import the app ``main`` names; a factory of one (a ``workers`` Worker class) is called."""
-    app = import_attribute(config, config.main, "the app (main)")
+    app = import_attribute(config, config.main, "main (a Worker class, Default, or an ASGI app)")
     # ``main`` may name a factory of the app (a Worker class of the ``workers`` SDK).
     factory = getattr(app, "__raydo_app__", None)
     if factory is not None:

@@ -68,3 +68,14 @@ async def test_a_worker_without_fetch_is_refused_at_start(tmp_path: Path) -> Non
     with pytest.raises(AppLoadError, match="main 'worker:Default': Default has no fetch"):
         async with start_app(tmp_path):
             pass
+
+
+async def test_a_wrangler_main_without_default_or_app_says_what_it_needs(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "worker.py").write_text("x = 1\n")
+    (tmp_path / "wrangler.jsonc").write_text('{"name": "no-default", "main": "src/worker.py"}\n')
+    with pytest.raises(AppLoadError) as info:
+        async with start_app(tmp_path):
+            pass
+    assert "main (a Worker class, Default, or an ASGI app) 'worker:app'" in str(info.value)
+    assert "module 'worker' has no 'app'" in str(info.value)
