@@ -44,6 +44,7 @@ from .config import AppConfig, ConfigError, load_config
 from .runtime import AppLoadError
 
 DEFAULT_PORT = 8787
+KEEP_ALIVE_S = 30
 LEAN_WEBSOCKETS = "raydo.gateway._ws_protocol:LeanWebSocketProtocol"
 WORKER_APP = "raydo.gateway._worker:create_app"
 BOUNDED_HTTP = "raydo.gateway._http_protocol:BoundedHttpProtocol"
@@ -295,6 +296,11 @@ def _uvicorn_options(args: argparse.Namespace, host: str, limits: Limits) -> dic
         "log_level": "warning",
         "access_log": False,  # the gateway logs requests itself, with their duration
         "timeout_graceful_shutdown": 5,
+        # Longer than clients keep an idle connection (httpx and requests: 5 s, uvicorn's own
+        # default too): a server that closes first races a client sending its next request on
+        # that connection, which then sees "disconnected without a response" for a request
+        # never read. Idle connections count against limits.connections.
+        "timeout_keep_alive": KEEP_ALIVE_S,
         **cli_observe.uvicorn_options(args),
     }
 
