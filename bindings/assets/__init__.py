@@ -12,7 +12,8 @@ served in front of the app as Cloudflare serves a Worker's assets, and ``env.ASS
 
 ``_resolve`` maps a path onto a file (the html handling and not-found rules), ``_server``
 answers from the folder (content types from ``_content_types``, ETags, paths that never
-leave the folder), ``_plan`` makes the binding.
+leave the folder), ``_rules`` reads the folder's ``_redirects`` and ``_headers``,
+``_plan`` makes the binding.
 """
 
 from ._content_types import content_type

@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._content_types import content_type
 from ._resolve import HTML_HANDLING, NOT_FOUND_HANDLING, Redirect, Serve, resolve
+from ._rules import Rules, read_rules
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
 #: Files up to this size are read whole; larger ones stream in chunks of it.
@@ -34,6 +35,9 @@ CHUNK_BYTES = 1 << 20
 #: Files up to this size are read on the loop itself.
 INLINE_BYTES = 64 << 10
 _MAX_ETAGS = 10_000
+#: The folder's own files, read by raydo and never served (as Cloudflare never uploads them).
+RULE_FILES = ("_redirects", "_headers")
+_NOT_SERVED = {"/_redirects", "/_headers", "/.assetsignore"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,8 @@ class AssetServer:
         self.settings = settings
         self.root = Path(settings.directory).resolve()
         self._root_text = str(self.root)
+        self._rules = Rules()
+        self._rules_seen: tuple[tuple[int, int] | None, ...] | None = None
         self._etags: dict[tuple[str, int, int, int], str] = {}
         first = settings.run_worker_first
         routes = () if isinstance(first, bool) else first
@@ -96,7 +102,11 @@ class AssetServer:
     def _file(self, asset: str) -> Path | None:
         """The regular file the asset path names inside the folder, or None."""
         parts = asset.split("/")[1:]
-        if not parts or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        if (
+            asset in _NOT_SERVED
+            or not parts
+            or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
+        ):
             return None
         candidate = os.path.join(self._root_text, *parts)
         try:
@@ -105,8 +115,13 @@ class AssetServer:
             found = Path(os.path.realpath(candidate, strict=True))
         except (OSError, ValueError):  # missing, a symlink loop, too long
             return None
-        # Checked on the result, symlinks followed: nothing outside the folder is served.
-        return found if found.is_relative_to(self.root) else None
+        # Checked on the result, symlinks followed: nothing outside the folder is served, nor
+        # the folder's own rule files (through a link either).
+        if not found.is_relative_to(self.root) or "/" + str(found.relative_to(self.root)) in (
+            _NOT_SERVED
+        ):
+            return None
+        return found
 
     def exists(self, asset: str) -> bool:
         return self._file(asset) is not None
@@ -122,20 +137,46 @@ class AssetServer:
 
     # Answers.
 
+    def rules(self) -> Rules:
+        """The folder's ``_redirects`` and ``_headers``, read again when either changes."""
+        seen = tuple(_stamp(self.root / name) for name in RULE_FILES)
+        if seen != self._rules_seen:
+            redirects, headers = (
+                _text(self.root / name) if s else None
+                for name, s in zip(RULE_FILES, seen, strict=True)
+            )
+            self._rules, self._rules_seen = read_rules(redirects, headers), seen
+        return self._rules
+
     async def response(
         self, method: str, raw_path: str, query: str, headers: Headers, *, not_found: bool = True
     ) -> Response | None:
         """The answer to a request, or None when no asset matches (not even a not-found
-        page)."""
+        page). ``_redirects`` is applied first, ``_headers`` to every answer."""
+        rules = self.rules()
+        asked = raw_path
+        rewritten = False
+        redirect = rules.redirect(raw_path)
+        if redirect is not None and redirect[0] != 200:
+            status, target = redirect
+            location = target + (f"?{query}" if query and "?" not in target else "")
+            return _with_rules(
+                Response(status_code=status, headers={"location": location}), rules, asked
+            )
+        if redirect is not None:
+            raw_path, rewritten = redirect[1], True
         intent = self.intent(raw_path, not_found=not_found)
         if intent is None:
-            return None
+            return _with_rules(Response(status_code=404), rules, asked) if rewritten else None
         if method not in ("GET", "HEAD"):
             return Response(status_code=405, headers={"allow": "GET, HEAD"})
+        answer: Response | None
         if isinstance(intent, Redirect):
             location = intent.location + (f"?{query}" if query else "")
-            return Response(status_code=307, headers={"location": location})
-        return await self._serve(intent, method, headers)
+            answer = Response(status_code=307, headers={"location": location})
+        else:
+            answer = await self._serve(intent, method, headers)
+        return None if answer is None else _with_rules(answer, rules, asked)
 
     async def _serve(self, intent: Serve, method: str, request: Headers) -> Response | None:
         path = self._file(intent.asset)
@@ -262,6 +303,38 @@ def _request_parts(request: Any) -> tuple[str, str, str, Headers]:
     headers = Headers(raw=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs])
     method = str(getattr(request, "method", "GET")).upper()
     return method, url.path or "/", url.query, headers
+
+
+def _with_rules(response: Response, rules: Rules, path: str) -> Response:
+    """``_headers``' rules for ``path`` applied: removals, then values (joined with ``, ``
+    when several rules set one name)."""
+    touched: set[str] = set()
+    for rule in rules.headers_for(path):
+        for name in rule.unset:
+            if name in response.headers:
+                del response.headers[name]
+        for name, value in rule.set:
+            if name in touched:
+                response.headers[name] = f"{response.headers[name]}, {value}"
+            else:
+                response.headers[name] = value
+                touched.add(name)
+    return response
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size) if stat.S_ISREG(info.st_mode) else None
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
 
 
 def _digest(path: Path) -> str:
