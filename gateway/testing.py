@@ -51,6 +51,7 @@ from raydo.actors.placement import (
     ray_placement,
     ray_runtime,
     start_local_ray,
+    stop_ray_hosts,
 )
 from raydo.storage import codec, layout
 
@@ -164,7 +165,9 @@ async def start_app(
 
     Its storage is a new temporary folder, or ``storage`` when given: a folder, or
     :data:`CONFIGURED_STORAGE` for the one the app's ``raydo.toml`` names (data then outlives
-    the block, for a test that restarts the app). ``inspector`` serves the inspector at
+    the block, for a test that restarts the app). With ``ray``, the app's hosts are stopped
+    when the block ends (in order: their turns end and their files close), so the next
+    ``start_app`` of the app starts its own. ``inspector`` serves the inspector at
     ``/_raydo/inspector`` with those settings (``InspectorSettings()``: as ``raydo dev``
     does; with a token: as ``raydo serve --inspector``)."""
     config = load_config(path)
@@ -178,7 +181,7 @@ async def start_app(
         async with _serve(config, ray=ray, metrics=metrics, inspector=inspector) as app:
             yield app
     finally:
-        if temporary is not None and ray is False:
+        if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
 
 
@@ -254,3 +257,8 @@ async def _serve(
             await serving
         finally:
             await gateway.stop()  # done already unless start-up failed: the folder is let go
+            if ray is not False:
+                # Ray hosts are detached actors, made for this block's storage: left running,
+                # the app's next start_app (another test's, on a new folder) would find them
+                # and read and write this one's data.
+                await asyncio.to_thread(stop_ray_hosts, gateway.spec)

@@ -1,7 +1,8 @@
 """The Ray side of the tests: find an app's host actors, kill them.
 
-Hosts on Ray are detached named actors: they outlive ``start_app`` and the test, so a test that
-starts them kills them when it is done (see the ``kill_hosts_after`` fixture).
+Hosts on Ray are detached named actors: ``start_app`` stops its own when its block ends, but
+hosts a test starts otherwise (a ``raydo serve`` process, a placement of its own) outlive it,
+so such a test kills them when it is done (see the ``kill_hosts_after`` fixture).
 """
 
 from __future__ import annotations
