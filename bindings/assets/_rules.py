@@ -195,3 +195,56 @@ def _read_headers(text: str, rules: Rules) -> None:
             rules.problems.append(f"{where}: expected 'Name: value' or '! Name'")
             continue
         current.set.append((name.lower(), value))
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """``.assetsignore``: files of the folder never served (gitignore's syntax: ``*`` within a
+    segment, ``**`` across them, a leading or inner ``/`` anchors to the folder, a trailing
+    ``/`` names folders, ``!`` takes a path back; the last matching line wins)."""
+
+    rules: tuple[tuple[bool, bool, re.Pattern[str]], ...] = ()
+
+    def __contains__(self, asset: str) -> bool:
+        path = asset.lstrip("/")
+        segments = path.split("/")
+        folders = ["/".join(segments[:n]) for n in range(1, len(segments))]
+        ignored = False
+        for negated, folder_only, regex in self.rules:
+            hit = any(regex.fullmatch(f) for f in folders) or (
+                not folder_only and regex.fullmatch(path) is not None
+            )
+            if hit:
+                ignored = not negated
+        return ignored
+
+
+def read_ignore(text: str | None) -> Ignore:
+    if text is None:
+        return Ignore()
+    rules = []
+    for raw in text.splitlines()[:MAX_STATIC_REDIRECTS]:
+        line = raw.strip()
+        if not line or line.startswith("#") or len(line) > MAX_LINE:
+            continue
+        negated = line.startswith("!")
+        line = line.removeprefix("!")
+        folder_only = line.endswith("/")
+        line = line.strip("/") if "/" in line.rstrip("/") else line.rstrip("/")
+        anchored = "/" in raw.strip().removeprefix("!").rstrip("/")
+        body = ""
+        i = 0
+        while i < len(line):
+            if line.startswith("**", i):
+                body, i = body + ".*", i + 2
+            elif line[i] == "*":
+                body, i = body + "[^/]*", i + 1
+            elif line[i] == "?":
+                body, i = body + "[^/]", i + 1
+            else:
+                body, i = body + re.escape(line[i]), i + 1
+        if not body:
+            continue
+        regex = re.compile(body if anchored else f"(?:.*/)?{body}", re.DOTALL)
+        rules.append((negated, folder_only, regex))
+    return Ignore(tuple(rules))

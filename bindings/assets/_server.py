@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._content_types import content_type
 from ._resolve import HTML_HANDLING, NOT_FOUND_HANDLING, Redirect, Serve, resolve
-from ._rules import Rules, read_rules
+from ._rules import Ignore, Rules, read_ignore, read_rules
 
 CACHE_CONTROL = "public, max-age=0, must-revalidate"
 #: Files up to this size are read whole; larger ones stream in chunks of it.
@@ -36,7 +36,7 @@ CHUNK_BYTES = 1 << 20
 INLINE_BYTES = 64 << 10
 _MAX_ETAGS = 10_000
 #: The folder's own files, read by raydo and never served (as Cloudflare never uploads them).
-RULE_FILES = ("_redirects", "_headers")
+RULE_FILES = ("_redirects", "_headers", ".assetsignore")
 _NOT_SERVED = {"/_redirects", "/_headers", "/.assetsignore"}
 
 
@@ -82,6 +82,7 @@ class AssetServer:
         self.root = Path(settings.directory).resolve()
         self._root_text = str(self.root)
         self._rules = Rules()
+        self._ignore = Ignore()
         self._rules_seen: tuple[tuple[int, int] | None, ...] | None = None
         self._etags: dict[tuple[str, int, int, int], str] = {}
         first = settings.run_worker_first
@@ -117,9 +118,10 @@ class AssetServer:
             return None
         # Checked on the result, symlinks followed: nothing outside the folder is served, nor
         # the folder's own rule files (through a link either).
-        if not found.is_relative_to(self.root) or "/" + str(found.relative_to(self.root)) in (
-            _NOT_SERVED
-        ):
+        if not found.is_relative_to(self.root):
+            return None
+        inside = "/" + found.relative_to(self.root).as_posix()
+        if inside in _NOT_SERVED or asset in self._ignore or inside in self._ignore:
             return None
         return found
 
@@ -138,14 +140,16 @@ class AssetServer:
     # Answers.
 
     def rules(self) -> Rules:
-        """The folder's ``_redirects`` and ``_headers``, read again when either changes."""
+        """The folder's ``_redirects``, ``_headers`` and ``.assetsignore``, read again when
+        one changes."""
         seen = tuple(_stamp(self.root / name) for name in RULE_FILES)
         if seen != self._rules_seen:
-            redirects, headers = (
+            redirects, headers, ignore = (
                 _text(self.root / name) if s else None
                 for name, s in zip(RULE_FILES, seen, strict=True)
             )
             self._rules, self._rules_seen = read_rules(redirects, headers), seen
+            self._ignore = read_ignore(ignore)
         return self._rules
 
     async def response(

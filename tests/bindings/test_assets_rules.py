@@ -119,3 +119,26 @@ async def test_rule_files_are_not_served_through_a_link(app_dir: Path) -> None:
         assert (await app.http.get("/headers.txt")).text == "worker: GET /headers.txt"
         fetched = await app.env.ASSETS.fetch("/_redirects")
         assert fetched.status_code == 404
+
+
+def test_assetsignore_patterns() -> None:
+    from raydo.bindings.assets._rules import read_ignore
+
+    ignore = read_ignore("# build leftovers\n*.map\ndrafts/\n!drafts/keep.html\n/secret.txt\n")
+    assert "/app.js.map" in ignore and "/deep/x/app.js.map" in ignore
+    assert "/drafts/a.html" in ignore and "/drafts/keep.html" not in ignore
+    assert "/secret.txt" in ignore and "/sub/secret.txt" not in ignore
+    assert "/index.html" not in ignore and "/drafts.html" not in ignore
+    assert "/x" not in read_ignore(None)
+
+
+async def test_assetsignore_keeps_files_from_being_served(app_dir: Path) -> None:
+    public = app_dir / "public"
+    (public / "drafts").mkdir()
+    (public / "drafts" / "wip.html").write_text("wip")
+    (public / "app.js.map").write_text("{}")
+    (public / ".assetsignore").write_text("drafts/\n*.map\n")
+    async with start_app(app_dir) as app:
+        for path in ("/drafts/wip", "/drafts/wip.html", "/app.js.map", "/.assetsignore"):
+            assert (await app.http.get(path)).text == f"worker: GET {path}", path
+        assert (await app.http.get("/app.js")).status_code == 200
