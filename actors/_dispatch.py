@@ -16,7 +16,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from starlette.responses import StreamingResponse
 
@@ -70,6 +70,9 @@ class Dispatcher:
         self._sockets = sockets
         self._metrics = metrics
         self.has_alarm_handler = getattr(cls, "alarm", None) is not None
+        # Names that passed _rpc_method's checks (at most the class's own methods): the class
+        # is this dispatcher's for its whole life, so each name is checked once, not per call.
+        self._rpc_methods: dict[str, Any] = {}
         self._checks: dict[int, Callable[[Any], Handler]] = {
             EventKind.RPC: self._check_rpc,
             EventKind.FETCH: self._check_fetch,
@@ -135,6 +138,14 @@ class Dispatcher:
         return functools.partial(self._call_sql, arguments[0], list(arguments[1]))
 
     def _rpc_method(self, name: object) -> Any:
+        known = self._rpc_methods.get(name) if isinstance(name, str) else None
+        if known is not None:
+            return known
+        method = self._checked_rpc_method(name)
+        self._rpc_methods[cast(str, name)] = method
+        return method
+
+    def _checked_rpc_method(self, name: object) -> Any:
         cls = self._cls
         if not isinstance(name, str) or not name.isidentifier():
             raise CallRefused(f"{name!r} is not a method name")
