@@ -47,7 +47,10 @@ class VectorTable:
         self.ids: list[str | None] = []
         self.namespaces: list[str] = []
         self.row_of: dict[str, int] = {}
-        self.by_namespace: dict[str, set[int]] = {}
+        #: Each row's namespace as a number (-1: a free row), so that a namespace's rows
+        #: are one array comparison; ``_codes`` numbers the namespaces.
+        self.namespace_codes: Array = np.zeros(0, dtype=np.int32)
+        self._codes: dict[str, int] = {}
         self._free: list[int] = []
         self._graph: Any = None
         self.build_seconds = 0.0
@@ -67,6 +70,9 @@ class VectorTable:
         self.matrix = matrix
         self.norms = np.concatenate([self.norms, np.zeros(new - size, dtype=np.float32)])
         self.valid = np.concatenate([self.valid, np.zeros(new - size, dtype=bool)])
+        self.namespace_codes = np.concatenate(
+            [self.namespace_codes, np.full(new - size, -1, dtype=np.int32)]
+        )
 
     def put(self, id_: str, values: Array, namespace: str) -> int:
         """Set ``id_``'s values and namespace (a new row, or its row again); its row."""
@@ -92,7 +98,7 @@ class VectorTable:
         self.ids[row] = id_
         self.namespaces[row] = namespace
         self.row_of[id_] = row
-        self.by_namespace.setdefault(namespace, set()).add(row)
+        self.namespace_codes[row] = self._codes.setdefault(namespace, len(self._codes))
         return row
 
     def put_many(self, ids: list[str], matrix: Array, namespaces: list[str]) -> list[int]:
@@ -111,16 +117,12 @@ class VectorTable:
             return None
         self._unlink(row)
         self.valid[row] = False
+        self.namespace_codes[row] = -1
         self.ids[row] = None
         self._free.append(row)
         return row
 
     def _unlink(self, row: int) -> None:
-        rows = self.by_namespace.get(self.namespaces[row])
-        if rows is not None:
-            rows.discard(row)
-            if not rows:
-                del self.by_namespace[self.namespaces[row]]
         if self._graph is not None:
             self._graph.remove(row)
 
@@ -223,10 +225,10 @@ class VectorTable:
         return [(int(rows[k]), float(scores[k])) for k in keep]
 
     def namespace_mask(self, namespace: str) -> Array:
-        mask = np.zeros(len(self.ids), dtype=bool)
-        rows = self.by_namespace.get(namespace)
-        if rows:
-            mask[np.fromiter(rows, dtype=np.int64, count=len(rows))] = True
+        code = self._codes.get(namespace)
+        if code is None:
+            return np.zeros(len(self.ids), dtype=bool)
+        mask: Array = self.namespace_codes[: len(self.ids)] == code
         return mask
 
     def memory_bytes(self) -> int:
