@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -399,5 +400,7 @@ def _answering(
             return json_response({"error": "refused", "message": str(exc)}, 400)
         except cli_queues.QueueNotFound as exc:
             return json_response({"error": "bad_request", "message": str(exc)}, 400)
+        except (sqlite3.Error, OSError) as exc:  # a file that cannot be read now
+            return json_response({"error": "unreadable", "message": str(exc)}, 500)
 
     return endpoint

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from raydo.gateway import inspection
 from raydo.gateway.inspector import (
     COOKIE,
     STATIC,
@@ -381,3 +382,12 @@ def test_serve_options_become_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings_from_environment() == InspectorSettings(token=TOKEN, public=True)
     export(None)
     assert settings_from_environment() is None
+
+
+async def test_a_file_that_is_not_a_database_is_a_500_saying_so(served: TestApp) -> None:
+    config = served.config
+    path = inspection.object_path(config, inspection.object_id(config, "ROOM", "x", by_name=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a database " * 100)
+    reply = await served.http.get(API + "/object", params={"binding": "ROOM", "name": "x"})
+    assert reply.status_code == 500 and "not a database" in reply.json()["message"]
