@@ -53,19 +53,18 @@ class QueueBroker:
         self.namespace = namespace
         self.consumers = {c.queue: c for c in consumers}
         self._app_root = app_root
-        self._handlers: dict[str, Handler] = {}
 
     def consumer(self, queue: str) -> ConsumerSpec | None:
         return self.consumers.get(queue)
 
     def handler(self, spec: ConsumerSpec) -> Handler:
-        """The consumer's handler, imported on first use (raises when it cannot be)."""
-        handler = self._handlers.get(spec.handler)
-        if handler is None:
-            found = import_from_app(self._app_root, spec.handler)
-            if not callable(found):
-                raise TypeError(f"queue handler {spec.handler} is not a function")
-            handler = self._handlers[spec.handler] = found
+        """The consumer's handler, imported for each batch (raises when it cannot be): after
+        ``raydo dev`` reloads the app's code, the next batch takes the new one (a kept
+        function would be the old code's; the import is a lookup once the module is in)."""
+        found = import_from_app(self._app_root, spec.handler)
+        if not callable(found):
+            raise TypeError(f"queue handler {spec.handler} is not a function")
+        handler: Handler = found
         return handler
 
     def stub(self, queue: str) -> Stub:

@@ -438,3 +438,23 @@ def test_decisions_are_journaled_the_moment_they_are_made(tmp_path: Path) -> Non
     assert journal_leases(queue_file) == {"0123456789abcdef": journal.path}
     journal.remove()
     assert journal_leases(queue_file) == {} and read_journal(journal.path).batch is None
+
+
+async def test_a_batch_after_a_code_reload_takes_the_new_handler(
+    app: TestApp, app_dir: Path
+) -> None:
+    from raydo.actors import forget_app_modules
+
+    await app.env.JOBS.send({"n": 1})
+    await until(lambda: drained(app, "jobs"), "the first message consumed")
+    source = app_dir / "consumer.py"
+    text = source.read_text()
+    edited = text.replace(
+        "await log.record(batch.queue, ", "await log.record('edited-' + batch.queue, ", 1
+    )
+    assert edited != text
+    source.write_text(edited)
+    forget_app_modules(str(app_dir))  # what raydo dev's reload does in every host
+    await app.env.JOBS.send({"n": 2})
+    await until(lambda: drained(app, "jobs"), "the second message consumed")
+    assert [queue for queue, _, _ in await batches(app)] == ["jobs", "edited-jobs"]
