@@ -810,3 +810,50 @@ def kill_hosts(spec: RuntimeSpec) -> int:
             except ValueError:
                 pass
     return killed
+
+
+STATUS_TIMEOUT_S = 10.0
+
+
+def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[dict[str, Any]]:
+    """Every live host of the app as plain data (``raydo status``): its label, binding, Ray
+    node, pid, the code version it loaded, its live objects and mailbox depth, and how many
+    times Ray restarted its actor. A host that does not answer within ``timeout`` seconds is
+    ``up: False`` with what Ray alone knows. Blocking (GCS queries and actor calls)."""
+    from ray._private import state as ray_state
+
+    hosts = sorted(_app_hosts(spec, {}), key=lambda item: item[0].label)
+    asked = [
+        (handle.node_id.remote(), handle.code_version.remote(), handle.metrics.remote())
+        for _, handle in hosts
+    ]
+    flat = [ref for refs in asked for ref in refs]
+    with contextlib.suppress(ray.exceptions.RayError):
+        ray.wait(flat, num_returns=len(flat), timeout=timeout)
+    statuses: list[dict[str, Any]] = []
+    for (key, handle), (node_ref, version_ref, metrics_ref) in zip(hosts, asked, strict=True):
+        status: dict[str, Any] = {"host": key.label, "binding": key.binding}
+        actor: dict[str, Any] = {}
+        with contextlib.suppress(Exception):  # the actor may be gone since it was listed
+            actor = ray_state.actors(actor_id=handle._actor_id.hex())
+        status["restarts"] = int(actor.get("NumRestarts", 0))
+        try:
+            node, version, metrics = ray.get([node_ref, version_ref, metrics_ref], timeout=0.1)
+        except (ray.exceptions.RayError, TimeoutError):
+            address = actor.get("Address") or {}
+            status.update(
+                up=False, node=str(address.get("NodeID", "")) or None, pid=actor.get("Pid")
+            )
+            status.update(code_version=None, live_objects=None, mailbox_depth=None)
+            statuses.append(status)
+            continue
+        status.update(
+            up=bool(metrics),
+            node=str(node),
+            pid=int(metrics.get("pid", 0)) or actor.get("Pid"),
+            code_version=str(version),
+            live_objects=metrics.get("live_objects"),
+            mailbox_depth=metrics.get("mailbox_depth"),
+        )
+        statuses.append(status)
+    return statuses

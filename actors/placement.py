@@ -7,9 +7,11 @@ Ray is imported only when a Ray placement is asked for.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ._heap import freeze_startup_heap
+from ._loading import code_version
 from ._local import LocalPlacement
 from ._placement import Placement
 from ._spec import RuntimeSpec
@@ -78,10 +80,49 @@ def join_ray(address: str) -> None:
     join(address)
 
 
+@dataclass(frozen=True)
+class HostStatus:
+    """One live host of an app on a Ray cluster, as ``raydo status`` shows it.
+
+    ``up`` is False for a host Ray lists that did not answer (or failed to start); then the
+    figures it alone knows (``code_version``, ``live_objects``, ``mailbox_depth``) are None.
+    """
+
+    host: str
+    binding: str
+    up: bool
+    node: str | None
+    pid: int | None
+    code_version: str | None
+    live_objects: int | None
+    mailbox_depth: int | None
+    restarts: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def app_code_version(spec: RuntimeSpec) -> str:
+    """The version of the app's files as hosts would load them now (compare with
+    :attr:`HostStatus.code_version`)."""
+    return code_version(spec.app_root, skip=spec.storage_root)
+
+
+def host_status(spec: RuntimeSpec) -> list[HostStatus]:
+    """Every live host of the app on the Ray cluster this process joined (:func:`join_ray`),
+    sorted by host label; empty when the app has none."""
+    from ._ray import host_statuses
+
+    return [HostStatus(**status) for status in host_statuses(spec)]
+
+
 __all__ = [
+    "HostStatus",
     "LocalPlacement",
     "Placement",
+    "app_code_version",
     "freeze_startup_heap",
+    "host_status",
     "join_ray",
     "ray_placement",
     "ray_runtime",

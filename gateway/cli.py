@@ -6,6 +6,8 @@
 ``raydo serve [DIR] --address ADDRESS [--host 127.0.0.1] [--port 8787] [--workers N]``
     Join the Ray cluster at ADDRESS and serve the app with N gateway processes
     (``--inspector``: the inspector too, behind a token).
+``raydo status [DIR] --address ADDRESS [--json]``
+    The app's code version and its hosts on a Ray cluster (:mod:`.cli_status`).
 ``raydo init DIR [--template counter|chat|tenants|seed-backend|jobs]``
     Make a new app in DIR from one of the examples.
 ``raydo objects list|show|sql|export|import BINDING ...``
@@ -36,6 +38,7 @@ from . import (
     cli_init,
     cli_observe,
     cli_queues,
+    cli_status,
     cli_storage,
     cli_vectorize,
     cli_wrangler,
@@ -132,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
     cli_db.add_commands(commands)
     cli_queues.add_commands(commands)
     cli_storage.add_commands(commands)
+    cli_status.add_commands(commands)
     cli_init.add_commands(commands)
     cli_vectorize.add_commands(commands)
     cli_wrangler.add_commands(commands)
