@@ -229,11 +229,14 @@ def _objects(args: argparse.Namespace) -> int:
                                 "size_bytes": row.size_bytes,
                                 "last_write": written,
                                 "alarm": None if row.alarm is None else row.alarm.isoformat(),
+                                "unreadable": row.unreadable,
                             }
                         )
                     )
                 else:
                     name = "-" if row.name is None else json.dumps(row.name)
+                    if row.unreadable is not None:
+                        name = f"UNREADABLE: {row.unreadable}"
                     print(f"{row.id}  {row.size_bytes:>10,}  {written}  alarm {alarm}  {name}")
             if len(rows) == args.limit:
                 print(f"(more: --after {rows[-1].id})", file=sys.stderr)

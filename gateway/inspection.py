@@ -49,6 +49,9 @@ class ObjectSummary:
     size_bytes: int
     last_write: datetime
     alarm: datetime | None
+    unreadable: str | None = None
+    """Why the file could not be read as an object's database (damaged, not SQLite), if so:
+    the listing goes on past it."""
 
 
 def object_id(config: AppConfig, binding: str, target: str, *, by_name: bool = False) -> ObjectId:
@@ -103,6 +106,12 @@ def list_objects(
         if after is not None and path.stem <= after:
             continue
         stats = [path.stat()]
+        name: str | None = None
+        unreadable: str | None = None
+        try:
+            name = _recorded_name(path)
+        except (sqlite3.DatabaseError, codec.DecodeError) as e:  # one bad file: say so, go on
+            unreadable = str(e) or type(e).__name__
         wal = path.with_name(path.name + "-wal")
         with contextlib.suppress(FileNotFoundError):
             # An empty log is what a reader leaves (our own read of the name, a moment ago,
@@ -113,10 +122,11 @@ def list_objects(
         found.append(
             ObjectSummary(
                 id=path.stem,
-                name=_recorded_name(path),
+                name=name,
                 size_bytes=sum(s.st_size for s in stats),
                 last_write=datetime.fromtimestamp(max(s.st_mtime for s in stats), UTC),
                 alarm=None if due is None else datetime.fromtimestamp(due / 1000, UTC),
+                unreadable=unreadable,
             )
         )
         if len(found) >= limit:

@@ -201,6 +201,7 @@ class InspectorApi:
                     "size_bytes": o.size_bytes,
                     "last_write": o.last_write.isoformat(),
                     "alarm": None if o.alarm is None else o.alarm.isoformat(),
+                    "unreadable": o.unreadable,
                 }
                 for o in found
             ],

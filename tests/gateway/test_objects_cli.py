@@ -53,6 +53,27 @@ def test_list_pages_through_the_objects(app: Path) -> None:
     assert [line.split()[0] for line in rest.stdout.splitlines()] == [rows[2]["id"]]
 
 
+def test_a_damaged_file_is_listed_as_unreadable_and_the_rest_still_are(app: Path) -> None:
+    from raydo.gateway.config import load_config
+    from raydo.gateway.inspection import object_id
+    from raydo.storage import layout
+
+    config = load_config(app)
+    damaged = object_id(config, "COUNTER", "b", by_name=True)
+    path = layout.object_file(config.storage, "COUNTER", damaged.hex)
+    for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        sidecar.unlink(missing_ok=True)
+    path.write_bytes(b"not a database at all " * 100)
+    listed = raydo(app, "list", "COUNTER", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {r["id"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert len(rows) == 3
+    assert "not a database" in rows[damaged.hex]["unreadable"]
+    assert sorted(r["name"] for r in rows.values() if r["unreadable"] is None) == ["..", "a"]
+    plain = raydo(app, "list", "COUNTER")
+    assert f"{damaged.hex}" in plain.stdout and "UNREADABLE: file is not a database" in plain.stdout
+
+
 async def test_show_sql_export_and_import(app: Path) -> None:
     shown = json.loads(raydo(app, "show", "COUNTER", "a").stdout)
     assert shown["name"] == "a" and shown["tables"] == {"notes": 1} and shown["kv_pairs"] == 1
