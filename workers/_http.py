@@ -11,9 +11,11 @@ body is ``text/plain;charset=UTF-8``, ``Response.json`` is ``application/json``,
 from __future__ import annotations
 
 import builtins
+import email.policy
 import json as _json
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from email.parser import BytesParser
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import parse_qsl
@@ -72,7 +74,9 @@ class Blob:
             elif isinstance(part, bytes | bytearray):
                 chunks.append(bytes(part))
             else:
-                raise TypeError(f"Blob parts are str, bytes or Blob, got {type(part).__name__}")
+                raise TypeError(
+                    f"Blob parts are str, bytes or Blob, got {builtins.type(part).__name__}"
+                )
         self._data = b"".join(chunks)
         self.type = type.lower()
 
@@ -209,28 +213,25 @@ async def _parse_form(content_type: str, data: bytes, headers: Any) -> FormData:
             form.append(name, value)
         return form
     if content_type.startswith("multipart/form-data"):
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/",
-            "headers": [(b"content-type", content_type.encode("latin-1"))],
-        }
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": data, "more_body": False}
-
-        parsed = await _StarletteRequest(scope, receive).form()
-        for name, item in parsed.multi_items():
-            if isinstance(item, str):
-                form.append(name, item)
+        # The standard library's MIME parser (not python-multipart, which raydo does not need).
+        head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+        message = BytesParser(policy=email.policy.HTTP).parsebytes(head + data)
+        if not message.is_multipart():
+            raise TypeError("formData(): the multipart body has no parts (is its boundary right?)")
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                raise TypeError("formData(): a part of the multipart body has no field name")
+            payload = part.get_payload(decode=True)
+            content = payload if isinstance(payload, bytes) else b""
+            filename = part.get_filename()
+            if filename is None:
+                form.append(name, content.decode(part.get_content_charset() or "utf-8", "replace"))
             else:
-                content = await item.read()
-                form.append(name, File([content], item.filename or "blob", item.content_type or ""))
+                explicit = part.get("content-type") is not None
+                form.append(
+                    name, File([content], filename, part.get_content_type() if explicit else "")
+                )
         return form
     raise TypeError(f"formData() needs a form body, but the content type is {content_type!r}")
 
