@@ -219,18 +219,18 @@ async def _parse_form(content_type: str, data: bytes, headers: Any) -> FormData:
         if not message.is_multipart():
             raise TypeError("formData(): the multipart body has no parts (is its boundary right?)")
         for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if not isinstance(name, str):
+            field = part.get_param("name", header="content-disposition")
+            if not isinstance(field, str):
                 raise TypeError("formData(): a part of the multipart body has no field name")
             payload = part.get_payload(decode=True)
             content = payload if isinstance(payload, bytes) else b""
             filename = part.get_filename()
             if filename is None:
-                form.append(name, content.decode(part.get_content_charset() or "utf-8", "replace"))
+                form.append(field, content.decode(part.get_content_charset() or "utf-8", "replace"))
             else:
                 explicit = part.get("content-type") is not None
                 form.append(
-                    name, File([content], filename, part.get_content_type() if explicit else "")
+                    field, File([content], filename, part.get_content_type() if explicit else "")
                 )
         return form
     raise TypeError(f"formData() needs a form body, but the content type is {content_type!r}")
