@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.actors import CallRefused, ObjectError
+from raydo.actors import CallRefused, ObjectError, ObjectReset
 from raydo.gateway.testing import start_app
 
 from ..polling import poll
@@ -75,3 +75,42 @@ async def test_the_platform_handlers_are_not_callable_over_rpc() -> None:
             await stub.alarm()
         with pytest.raises(ObjectError):
             await stub.closed(1)  # an ordinary method's own error travels back
+
+
+async def test_delete_alarm_sql_iteration_block_concurrency_while_and_delete_all() -> None:
+    async with start_app(APP) as app:
+        rest = await app.env.COUNTER.get_by_name("rest").storage_rest()
+        assert rest == {
+            "alarm": None,
+            "paths": ["/x", "/y"],
+            "guarded": "inside",
+            "before": {"a": 1, "b": 2, "guarded": True},
+            "after": {},
+            "tables": [],  # deleteAll drops the object's SQL tables too, as on the platform
+        }
+
+
+async def test_abort_resets_the_object_and_drops_the_events_writes() -> None:
+    async with start_app(APP) as app:
+        stub = app.env.COUNTER.get_by_name("abort")
+        with pytest.raises(ObjectReset, match="on purpose"):
+            await stub.put_then_abort()
+        with pytest.raises(ObjectReset, match="stub stays broken"):
+            await stub.read("aborted")  # as on the platform: a new stub is needed
+        fresh = app.env.COUNTER.get_by_name("abort")
+        assert await fresh.read("aborted") is None
+        assert await fresh.increment() == 1
+
+
+async def test_get_tags_and_set_web_socket_auto_response() -> None:
+    async with start_app(APP) as app, app.websocket("/ws/tagged") as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "pong"
+        await ws.send("tags")
+        assert await ws.recv() == "['room', 'tagged'] ping->pong"
+
+
+async def test_new_unique_id_and_id_from_string_reach_the_same_object_over_http() -> None:
+    async with start_app(APP) as app:
+        answer = (await app.http.get("/unique")).json()
+        assert answer == {"values": [1, 2], "equal": True, "name": None}

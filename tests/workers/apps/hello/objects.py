@@ -2,7 +2,14 @@
 # with type annotations, as this repository's tests are typed.
 from typing import Any
 
-from workers import DurableObject, Request, Response, WebSocket, WebSocketPair
+from workers import (
+    DurableObject,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketPair,
+    WebSocketRequestResponsePair,
+)
 
 
 class Counter(DurableObject):
@@ -56,6 +63,39 @@ class Counter(DurableObject):
             "name": self.ctx.id.name,
         }
 
+    async def storage_rest(self) -> dict[str, Any]:
+        """deleteAlarm, iterating sql.exec(...), blockConcurrencyWhile and deleteAll."""
+        storage = self.ctx.storage
+        await storage.put({"a": 1, "b": 2})
+        await storage.setAlarm(4_000_000_000_000)
+        await storage.deleteAlarm()
+        storage.sql.exec("INSERT INTO hits (path) VALUES (?), (?)", "/x", "/y")
+        paths = [row.path for row in storage.sql.exec("SELECT path FROM hits ORDER BY id")]
+
+        async def guarded() -> str:
+            await storage.put("guarded", True)
+            return "inside"
+
+        guarded = await self.ctx.blockConcurrencyWhile(guarded)
+        before = await storage.list()
+        await storage.deleteAll()
+        tables = storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'hits'")
+        return {
+            "alarm": await storage.getAlarm(),
+            "paths": paths,
+            "guarded": guarded,
+            "before": before,
+            "after": await storage.list(),
+            "tables": tables.toArray(),
+        }
+
+    async def put_then_abort(self) -> None:
+        await self.ctx.storage.put("aborted", "written")
+        self.ctx.abort("on purpose")
+
+    async def read(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
     async def schedule(self, when_ms: int) -> int | None:
         await self.ctx.storage.setAlarm(when_ms)
         alarm: int | None = await self.ctx.storage.getAlarm()
@@ -77,12 +117,18 @@ class Room(DurableObject):
         if request.headers.get("Upgrade") != "websocket":
             return Response("Durable Object expected Upgrade: websocket", status=426)
         client, server = WebSocketPair.new().object_values()
-        self.ctx.acceptWebSocket(server, ["room"])
+        self.ctx.acceptWebSocket(server, ["room", request.url.rsplit("/", 1)[-1]])
+        self.ctx.setWebSocketAutoResponse(WebSocketRequestResponsePair("ping", "pong"))
         server.serializeAttachment({"joined": len(self.ctx.getWebSockets())})
         return Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws: WebSocket, message: str | bytes) -> None:
         attachment = ws.deserializeAttachment()
+        if message == "tags":
+            pair = self.ctx.getWebSocketAutoResponse()
+            assert pair is not None
+            ws.send(f"{self.ctx.getTags(ws)} {pair.request}->{pair.response}")
+            return
         for other in self.ctx.getWebSockets("room"):
             other.send(f"{attachment['joined']}: {message!s}")
 

@@ -28,6 +28,14 @@ class Default(WorkerEntrypoint):
             if len(parts) > 2 and parts[2] == "fetch":
                 return await stub.fetch(request)  # type: ignore[no-any-return]
             return Response.json({"value": await stub.increment()})
+        if parts[0] == "unique":
+            made = self.env.COUNTER.newUniqueId()
+            again = self.env.COUNTER.idFromString(made.toString())
+            first = await self.env.COUNTER.get(made).increment()
+            second = await self.env.COUNTER.get(again).increment()
+            return Response.json(
+                {"values": [first, second], "equal": made.equals(again), "name": again.name}
+            )
         if parts[0] == "hello":
             stub = self.env.COUNTER.getByName("foo")
             return Response(await stub.say_hello(parts[1]))
