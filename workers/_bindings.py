@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raydo.bindings.d1 import D1Database, D1Result, PreparedStatement
+from raydo.bindings.queues import Queue
 
 from ._storage import Row
 
@@ -128,6 +129,39 @@ class D1Face(BindingFace):
         return [_rows(r) for r in await self._binding.batch([s._statement for s in statements])]
 
 
+#: A message's ``contentType`` on the platform; raydo encodes every body with its own codec.
+_CONTENT_TYPES = frozenset({"json", "text", "bytes", "v8"})
+
+
+def _message(i: int, message: Any) -> Any:
+    """One ``sendBatch`` message with the platform's keys (``body``, ``delaySeconds``,
+    ``contentType``) in raydo's (``body``, ``delay_seconds``)."""
+    if not isinstance(message, Mapping):
+        return message  # raydo's own error says what a message must be
+    out = {snake(k) if isinstance(k, str) else k: v for k, v in message.items()}
+    kind = out.pop("content_type", "json")
+    if kind not in _CONTENT_TYPES:
+        raise TypeError(
+            f"sendBatch message {i}: contentType must be one of {sorted(_CONTENT_TYPES)},"
+            f" got {kind!r}"
+        )
+    return out
+
+
+class QueueFace(BindingFace):
+    """``env.JOBS``: ``send(body, {"delaySeconds": ...})`` and ``sendBatch(messages)`` whose
+    messages are ``{"body": ..., "delaySeconds": ..., "contentType": ...}``."""
+
+    async def sendBatch(self, messages: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(messages, Sequence) and not isinstance(messages, str | bytes):
+            messages = [_message(i, m) for i, m in enumerate(messages)]
+        await call_with_options(self._binding.send_batch, (messages, *args), kwargs)
+
+
 def binding_face(binding: Any) -> BindingFace:
     """The platform's face of one of raydo's bindings."""
-    return D1Face(binding) if isinstance(binding, D1Database) else BindingFace(binding)
+    if isinstance(binding, D1Database):
+        return D1Face(binding)
+    if isinstance(binding, Queue):
+        return QueueFace(binding)
+    return BindingFace(binding)

@@ -15,6 +15,7 @@ import pytest
 from raydo.bindings.queues import Message, MessageBatch
 from raydo.gateway.testing import start_app
 from workers import WorkerEntrypoint
+from workers._env import worker_env
 from workers._handlers import event_handler
 
 from ..polling import poll
@@ -36,6 +37,23 @@ async def test_a_worker_consumes_what_it_sends_with_retries_and_wait_until() -> 
         # ran its ctx.waitUntil work.
         assert "jobs:2:1" not in seen
         assert "batch done" in seen
+
+
+async def test_send_batch_takes_the_platforms_message_keys() -> None:
+    async with start_app(APP) as app:
+        sent = await app.http.put("/", json=[{"n": 7}, {"n": 8}])
+        assert sent.status_code == 202
+
+        async def entries() -> list[str]:
+            return list((await app.http.get("/")).json())
+
+        seen = await poll(entries, lambda e: "jobs:7:1" in e and "jobs:8:1" in e)
+        assert "jobs:7:1" in seen
+        queue = worker_env(app.env).JOBS
+        with pytest.raises(TypeError, match="contentType must be one of"):
+            await queue.sendBatch([{"body": 1, "contentType": "xml"}])
+        with pytest.raises(TypeError, match="unknown keys \\['priority'\\]"):
+            await queue.sendBatch([{"body": 1, "priority": 2}])
 
 
 @pytest.fixture
