@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from raydo.gateway.testing import start_app
+from workers._env import worker_env
 
 APP = Path(__file__).parent / "apps" / "bindings_worker"
 
@@ -36,3 +39,12 @@ async def test_kv_and_r2_take_the_platforms_options() -> None:
         }
         r2 = await app.http.get("/r2")
         assert r2.json() == {"text": "stored in r2", "size": 12, "keys": ["notes/a.txt"]}
+
+
+async def test_an_unknown_binding_is_an_attribute_error_naming_those_there() -> None:
+    async with start_app(APP) as app:
+        env = worker_env(app.env)
+        with pytest.raises(AttributeError) as info:
+            env.AI.run("@cf/meta/llama", {"prompt": "hi"})
+        assert "AI" in str(info.value) and "DB" in str(info.value)
+        assert "AI" not in env and "DB" in env
