@@ -29,6 +29,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future as ThreadFuture
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,10 @@ def _init_local(num_cpus: int | None) -> None:
             ray.shutdown()  # what the failed start left running: its GCS, its agents
 
 
-def join_ray(address: str) -> None:
-    """Connect this process to a running Ray cluster (``raydo serve``)."""
+def join_ray(address: str, *, runtime_env: dict[str, Any] | None = None) -> None:
+    """Connect this process to a running Ray cluster (``raydo serve``); ``runtime_env`` is
+    the job's (``raydo deploy``: the app's folder as its ``working_dir``), which the hosts it
+    creates inherit."""
     global _joined_address
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Read by Ray's core worker when it starts: a lost GCS no longer ends this process.
@@ -136,6 +139,7 @@ def join_ray(address: str) -> None:
                     namespace=RAY_NAMESPACE,
                     log_to_driver=False,
                     configure_logging=False,
+                    runtime_env=runtime_env,
                 )
             except ray.exceptions.AuthenticationError as e:
                 raise ray.exceptions.AuthenticationError(
@@ -260,6 +264,8 @@ class HostActor:
         name_process(actor_name(spec, key))
         os.environ.update(spec.environ)  # before the app loads: it may read them at import
         self._spec = spec.on_this_node()  # a node may keep objects on its own disk
+        if _packaged():  # raydo deploy: the app's files are Ray's copy, in this process's cwd
+            self._spec = replace(self._spec, app_root=os.getcwd())
         self._key = key
         self._bind = bind
         self._error: str | None = None
@@ -381,6 +387,31 @@ class HostActor:
 _remote_host: Any = None
 
 
+def _create_host(spec: RuntimeSpec, key: HostKey, bind: str) -> Any:
+    """The handle of the host actor named for ``key``, created (with this job's runtime_env)
+    if it does not exist."""
+    return (
+        _host_class()
+        .options(
+            name=actor_name(spec, key),
+            namespace=RAY_NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_restarts=-1,
+            max_task_retries=0,
+            max_concurrency=4,
+            scheduling_strategy=_spread(key),
+        )
+        .remote(spec, key, bind)
+    )
+
+
+def _packaged() -> bool:
+    """Whether this process runs with a ``working_dir`` Ray shipped (``raydo deploy``)."""
+    return bool(ray.get_runtime_context().runtime_env.get("working_dir"))
+
+
 def _host_class() -> Any:
     global _remote_host
     if _remote_host is None:
@@ -493,21 +524,7 @@ class RayPlacement:
         """The Ray actor handle of a host, creating the host if it does not exist."""
         handle = self._handles.get(key)
         if handle is None:
-            handle = (
-                _host_class()
-                .options(
-                    name=actor_name(self.spec, key),
-                    namespace=RAY_NAMESPACE,
-                    lifetime="detached",
-                    get_if_exists=True,
-                    num_cpus=0,
-                    max_restarts=-1,
-                    max_task_retries=0,
-                    max_concurrency=4,
-                    scheduling_strategy=_spread(key),
-                )
-                .remote(self.spec, key, self.bind)
-            )
+            handle = _create_host(self.spec, key, self.bind)
             self._handles[key] = handle
         return handle
 
@@ -857,3 +874,47 @@ def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[
         )
         statuses.append(status)
     return statuses
+
+
+def deploy_hosts(
+    spec: RuntimeSpec, version: str, *, bind: str, on_host: Callable[[str, str], None]
+) -> list[tuple[str, str]]:
+    """Start or update the app's standing hosts on this job's runtime_env, one at a time: a
+    host running ``version`` is kept; one on other code is closed in order (its events
+    finish, then its files close; ``HostActor.stop``), killed, and created again; a missing
+    one is created. ``on_host(label, action)`` is told as each is done; the same pairs are
+    returned. Blocking."""
+    done: list[tuple[str, str]] = []
+    for key in spec.standing_hosts():
+        name = actor_name(spec, key)
+        try:
+            old: Any = ray.get_actor(name, namespace=RAY_NAMESPACE)
+        except ValueError:
+            old = None
+        action = "started"
+        if old is not None:
+            try:
+                running = ray.get(old.code_version.remote(), timeout=CONNECT_TIMEOUT_S)
+            except (ray.exceptions.RayError, TimeoutError):
+                running = None
+            if running == version:
+                done.append((key.label, "unchanged"))
+                on_host(key.label, "unchanged")
+                continue
+            with contextlib.suppress(ray.exceptions.RayError, TimeoutError):
+                ray.get(old.stop.remote(), timeout=HOST_STOP_S + 5)
+            ray.kill(old, no_restart=True)
+            action = "updated"
+        handle = None
+        for _ in range(100):  # the name is released a moment after the kill
+            handle = _create_host(spec, key, bind)
+            try:
+                ray.get(handle.endpoint.remote(), timeout=CONNECT_TIMEOUT_S)
+                if old is None or handle._actor_id != old._actor_id:
+                    break
+            except ray.exceptions.RayActorError:
+                pass
+            time.sleep(0.1)
+        done.append((key.label, action))
+        on_host(key.label, action)
+    return done

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._heap import freeze_startup_heap
@@ -73,11 +74,39 @@ def ray_runtime() -> str:
     return runtime()
 
 
-def join_ray(address: str) -> None:
-    """Join the Ray cluster at ``address`` ("auto" finds a local one)."""
+def join_ray(address: str, *, runtime_env: dict[str, Any] | None = None) -> None:
+    """Join the Ray cluster at ``address`` ("auto" finds a local one); the hosts this process
+    creates get ``runtime_env`` (see :func:`app_package`)."""
     from ._ray import join_ray as join
 
-    join(address)
+    join(address, runtime_env=runtime_env)
+
+
+PACKAGE_EXCLUDES = (".git", ".venv", "__pycache__", ".raydo", "node_modules")
+
+
+def app_package(spec: RuntimeSpec) -> dict[str, Any]:
+    """The Ray ``runtime_env`` that ships the app's folder to every node (``raydo deploy``):
+    its ``working_dir``, without the storage folder, caches and virtual environments. Hosts
+    created under it import the app from Ray's copy, so nodes need no copy of their own."""
+    root = Path(spec.app_root).resolve()
+    excludes = list(PACKAGE_EXCLUDES)
+    storage = Path(spec.storage_root).resolve()
+    if storage.is_relative_to(root) and storage != root:
+        excludes.append("/" + storage.relative_to(root).as_posix())
+    return {"working_dir": str(root), "excludes": excludes}
+
+
+def deploy_hosts(
+    spec: RuntimeSpec, *, bind: str, on_host: Callable[[str, str], None]
+) -> list[tuple[str, str]]:
+    """Start or update the app's standing hosts, host by host, on the code of its folder (this
+    process joined with :func:`app_package`): ``unchanged`` when a host already runs it,
+    ``updated`` when it was drained (its events finish), stopped and started again on the new
+    code, ``started`` when it did not exist. Objects keep their files."""
+    from ._ray import deploy_hosts as deploy
+
+    return deploy(spec, app_code_version(spec), bind=bind, on_host=on_host)
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,8 @@ __all__ = [
     "LocalPlacement",
     "Placement",
     "app_code_version",
+    "app_package",
+    "deploy_hosts",
     "freeze_startup_heap",
     "host_status",
     "join_ray",

@@ -8,6 +8,8 @@
     (``--inspector``: the inspector too, behind a token).
 ``raydo status [DIR] --address ADDRESS [--json]``
     The app's code version and its hosts on a Ray cluster (:mod:`.cli_status`).
+``raydo deploy [DIR] --address ADDRESS [--hosts-bind 127.0.0.1|node]``
+    Ship the app's code to the cluster (Ray's runtime_env) and start or update its hosts.
 ``raydo init DIR [--template counter|chat|tenants|seed-backend|jobs]``
     Make a new app in DIR from one of the examples.
 ``raydo objects list|show|sql|export|import BINDING ...``
@@ -35,6 +37,7 @@ from raydo.storage.limits import Limits
 
 from . import (
     cli_db,
+    cli_deploy,
     cli_init,
     cli_observe,
     cli_queues,
@@ -136,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     cli_queues.add_commands(commands)
     cli_storage.add_commands(commands)
     cli_status.add_commands(commands)
+    cli_deploy.add_commands(commands)
     cli_init.add_commands(commands)
     cli_vectorize.add_commands(commands)
     cli_wrangler.add_commands(commands)

@@ -40,7 +40,7 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """Fail at once when a host:port address has nothing listening (Ray itself retries for
     a long while before giving up)."""
     if address == "auto" or address.startswith("ray://"):
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.dir, dev_vars=False)
     spec = runtime_spec(config)
     try:
-        _check_reachable(args.address)
+        check_reachable(args.address)
         join_ray(args.address)
     except ClusterUnreachable as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)
