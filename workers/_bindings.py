@@ -133,24 +133,38 @@ class D1Face(BindingFace):
 _CONTENT_TYPES = frozenset({"json", "text", "bytes", "v8"})
 
 
+def _without_content_type(where: str, given: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``given``'s keys in snake_case, its ``contentType`` checked and dropped."""
+    out = {snake(k) if isinstance(k, str) else k: v for k, v in given.items()}
+    kind = out.pop("content_type", "json")
+    if kind not in _CONTENT_TYPES:
+        raise TypeError(
+            f"{where}: contentType must be one of {sorted(_CONTENT_TYPES)}, got {kind!r}"
+        )
+    return out
+
+
 def _message(i: int, message: Any) -> Any:
     """One ``sendBatch`` message with the platform's keys (``body``, ``delaySeconds``,
     ``contentType``) in raydo's (``body``, ``delay_seconds``)."""
     if not isinstance(message, Mapping):
         return message  # raydo's own error says what a message must be
-    out = {snake(k) if isinstance(k, str) else k: v for k, v in message.items()}
-    kind = out.pop("content_type", "json")
-    if kind not in _CONTENT_TYPES:
-        raise TypeError(
-            f"sendBatch message {i}: contentType must be one of {sorted(_CONTENT_TYPES)},"
-            f" got {kind!r}"
-        )
-    return out
+    return _without_content_type(f"sendBatch message {i}", message)
 
 
 class QueueFace(BindingFace):
     """``env.JOBS``: ``send(body, {"delaySeconds": ...})`` and ``sendBatch(messages)`` whose
     messages are ``{"body": ..., "delaySeconds": ..., "contentType": ...}``."""
+
+    async def send(
+        self, body: Any, options: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """``send(body)``, ``send(body, {"delaySeconds": 5, "contentType": "json"})`` or the
+        same as keywords."""
+        if options is not None and not isinstance(options, Mapping):
+            raise TypeError(f"send(body, options): options is a dict, not {type(options).__name__}")
+        given = _without_content_type("send", {**(options or {}), **kwargs})
+        await self._binding.send(body, **given)
 
     async def sendBatch(self, messages: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(messages, Sequence) and not isinstance(messages, str | bytes):

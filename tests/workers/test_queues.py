@@ -54,6 +54,15 @@ async def test_send_batch_takes_the_platforms_message_keys() -> None:
             await queue.sendBatch([{"body": 1, "contentType": "xml"}])
         with pytest.raises(TypeError, match="unknown keys \\['priority'\\]"):
             await queue.sendBatch([{"body": 1, "priority": 2}])
+        await queue.send({"n": 9}, {"contentType": "json", "delaySeconds": 0})
+        await queue.send({"n": 10}, delaySeconds=0)
+        assert await poll(entries, lambda e: "jobs:9:1" in e and "jobs:10:1" in e)
+        with pytest.raises(TypeError, match="send: contentType must be one of"):
+            await queue.send(1, {"contentType": "xml"})
+        with pytest.raises(TypeError, match="unexpected keyword argument 'priority'"):
+            await queue.send(1, {"priority": 2})
+        with pytest.raises(TypeError, match="options is a dict, not int"):
+            await queue.send(1, 2)
 
 
 @pytest.fixture
