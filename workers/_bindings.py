@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from raydo.bindings.d1 import D1Database, D1Result, PreparedStatement
+from raydo.bindings.kv import KVNamespace
 from raydo.bindings.queues import Queue
 
 from ._storage import Row
@@ -172,10 +173,41 @@ class QueueFace(BindingFace):
         await call_with_options(self._binding.send_batch, (messages, *args), kwargs)
 
 
+#: KV's value types as the platform names them, in raydo's names.
+_KV_TYPES = {"arrayBuffer": "bytes"}
+
+
+def _kv_type(value: Any) -> Any:
+    return _KV_TYPES.get(value, value) if isinstance(value, str) else value
+
+
+class KVFace(BindingFace):
+    """``env.CACHE``: ``get`` and ``getWithMetadata`` take the platform's value types
+    (``"text"``, ``"json"``, ``"arrayBuffer"``, ``"stream"``), as a second argument, a
+    ``{"type": ...}`` mapping or a keyword; the rest passes through."""
+
+    def _typed(self, method: Any, key: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        if args and isinstance(args[-1], Mapping) and "type" in args[-1]:
+            args = [*args[:-1], {**args[-1], "type": _kv_type(args[-1]["type"])}]
+        elif args:
+            args = [_kv_type(args[0]), *args[1:]]
+        if "type" in kwargs:
+            kwargs = {**kwargs, "type": _kv_type(kwargs["type"])}
+        return call_with_options(method, (key, *args), kwargs)
+
+    async def get(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._typed(self._binding.get, key, args, kwargs)
+
+    async def getWithMetadata(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        return await self._typed(self._binding.get_with_metadata, key, args, kwargs)
+
+
 def binding_face(binding: Any) -> BindingFace:
     """The platform's face of one of raydo's bindings."""
     if isinstance(binding, D1Database):
         return D1Face(binding)
     if isinstance(binding, Queue):
         return QueueFace(binding)
+    if isinstance(binding, KVNamespace):
+        return KVFace(binding)
     return BindingFace(binding)

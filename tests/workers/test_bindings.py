@@ -36,6 +36,9 @@ async def test_kv_and_r2_take_the_platforms_options() -> None:
             "text": "text",
             "keys": ["greeting"],
             "missing": None,
+            "buffer": list(b"text"),  # "arrayBuffer" is raydo's "bytes"
+            "keyword": list(b"text"),
+            "with_metadata": {"hello": "kv"},
         }
         r2 = await app.http.get("/r2")
         assert r2.json() == {"text": "stored in r2", "size": 12, "keys": ["notes/a.txt"]}

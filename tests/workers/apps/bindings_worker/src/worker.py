@@ -45,6 +45,11 @@ class Default(WorkerEntrypoint):
                     "text": await self.env.CACHE.get("plain"),
                     "keys": [k.name for k in listed.keys],
                     "missing": await self.env.CACHE.get("missing"),
+                    "buffer": list(await self.env.CACHE.get("plain", "arrayBuffer")),
+                    "keyword": list(await self.env.CACHE.get("plain", type="arrayBuffer")),
+                    "with_metadata": (
+                        await self.env.CACHE.getWithMetadata("greeting", {"type": "json"})
+                    ).value,
                 }
             )
         if path == "/r2":
