@@ -25,6 +25,7 @@ from typing import Any
 from raydo.bindings.d1 import D1Database, D1Result, PreparedStatement
 from raydo.bindings.kv import KVNamespace
 from raydo.bindings.queues import Queue
+from raydo.bindings.r2 import R2Bucket, R2Object, R2ObjectBody, R2Objects
 
 from ._storage import Row
 
@@ -202,6 +203,108 @@ class KVFace(BindingFace):
         return await self._typed(self._binding.get_with_metadata, key, args, kwargs)
 
 
+class R2ObjectFace:
+    """An object ``get``/``head``/``put`` returned, with the platform's names: ``httpEtag``,
+    ``httpMetadata``, ``customMetadata``, ``writeHttpMetadata(headers)``, ``uploaded`` ...,
+    and for a body ``arrayBuffer()``, ``bytes()``, ``text()``, ``json()``, ``blob()``,
+    ``bodyUsed``; raydo's own names work too."""
+
+    def __init__(self, found: R2Object) -> None:
+        self._object = found
+
+    def __getattr__(self, name: str) -> Any:
+        found = object.__getattribute__(self, "_object")
+        if hasattr(found, name):
+            return getattr(found, name)
+        return getattr(found, snake(name))  # raydo's own error, naming what exists
+
+    @property
+    def httpMetadata(self) -> dict[str, Any]:
+        """``{"contentType": ...}``: the platform's keys (raydo's ``http_metadata`` has
+        ``content_type``)."""
+        return {_camel(k): v for k, v in self._object.http_metadata.items()}
+
+    async def arrayBuffer(self) -> bytes:
+        return await self._body().read()
+
+    bytes = arrayBuffer
+
+    async def blob(self) -> Any:
+        from ._http import Blob
+
+        body = self._body()
+        return Blob([await body.read()], type=body.http_metadata.get("content_type", ""))
+
+    @property
+    def bodyUsed(self) -> bool:
+        return bool(self._body().body_used)
+
+    def _body(self) -> R2ObjectBody:
+        if not isinstance(self._object, R2ObjectBody):
+            raise TypeError(f"{self._object.key!r} came from head(): it has no body")
+        return self._object
+
+    def __repr__(self) -> str:
+        return repr(self._object)
+
+
+class R2ObjectsFace:
+    """A ``list`` page: ``objects`` (each an :class:`R2ObjectFace`), ``truncated``, ``cursor``,
+    ``delimitedPrefixes``."""
+
+    def __init__(self, page: R2Objects) -> None:
+        self.objects = [R2ObjectFace(o) for o in page.objects]
+        self.truncated = page.truncated
+        self.cursor = page.cursor
+        self.delimitedPrefixes = list(page.delimited_prefixes)
+        self.delimited_prefixes = self.delimitedPrefixes
+
+
+def _camel(name: str) -> str:
+    """``content_type`` -> ``contentType``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _http_metadata(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options`` with the keys of its ``httpMetadata`` mapping in snake_case."""
+    for name in ("httpMetadata", "http_metadata"):
+        given = options.get(name)
+        if isinstance(given, Mapping):
+            renamed = {snake(k) if isinstance(k, str) else k: v for k, v in given.items()}
+            return {**options, name: renamed}
+    return options
+
+
+def _r2(result: Any) -> Any:
+    if isinstance(result, R2Object):
+        return R2ObjectFace(result)
+    if isinstance(result, R2Objects):
+        return R2ObjectsFace(result)
+    return result
+
+
+class R2Face(BindingFace):
+    """``env.FILES``: what ``get``, ``head``, ``put`` and ``list`` return reads with the
+    platform's names (:class:`R2ObjectFace`)."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return _r2(await call_with_options(self._binding.get, args, kwargs))
+
+    async def head(self, *args: Any, **kwargs: Any) -> Any:
+        return _r2(await call_with_options(self._binding.head, args, kwargs))
+
+    async def put(self, *args: Any, **kwargs: Any) -> Any:
+        """``put(key, value, {"httpMetadata": {"contentType": ...}, "customMetadata": ...})``:
+        ``httpMetadata``'s keys are renamed too (``customMetadata``'s are the user's own)."""
+        if args and isinstance(args[-1], Mapping):
+            args = (*args[:-1], _http_metadata(args[-1]))
+        return _r2(await call_with_options(self._binding.put, args, _http_metadata(kwargs)))
+
+    async def list(self, *args: Any, **kwargs: Any) -> Any:
+        return _r2(await call_with_options(self._binding.list, args, kwargs))
+
+
 def binding_face(binding: Any) -> BindingFace:
     """The platform's face of one of raydo's bindings."""
     if isinstance(binding, D1Database):
@@ -210,4 +313,6 @@ def binding_face(binding: Any) -> BindingFace:
         return QueueFace(binding)
     if isinstance(binding, KVNamespace):
         return KVFace(binding)
+    if isinstance(binding, R2Bucket):
+        return R2Face(binding)
     return BindingFace(binding)

@@ -44,6 +44,17 @@ async def test_kv_and_r2_take_the_platforms_options() -> None:
         assert r2.json() == {"text": "stored in r2", "size": 12, "keys": ["notes/a.txt"]}
 
 
+async def test_an_r2_object_reads_with_the_platforms_names() -> None:
+    async with start_app(APP) as app:
+        page = await app.http.get("/r2/meta")
+        assert (page.status_code, page.text) == (200, "<p>hi</p>")
+        assert page.headers["content-type"] == "text/html"
+        assert page.headers["etag"].startswith('"')
+        assert page.headers["x-meta"] == "{'contentType': 'text/html'}"
+        assert (page.headers["x-used"], page.headers["x-listed"]) == ("True", "[True]")
+        assert page.headers["x-prefixes"] == "[]"
+
+
 async def test_an_unknown_binding_is_an_attribute_error_naming_those_there() -> None:
     async with start_app(APP) as app:
         env = worker_env(app.env)

@@ -3,7 +3,7 @@
 from typing import Any
 from urllib.parse import urlparse
 
-from workers import Response, WorkerEntrypoint
+from workers import Headers, Response, WorkerEntrypoint
 
 
 class Default(WorkerEntrypoint):
@@ -51,6 +51,25 @@ class Default(WorkerEntrypoint):
                         await self.env.CACHE.getWithMetadata("greeting", {"type": "json"})
                     ).value,
                 }
+            )
+        if path == "/r2/meta":  # what R2's Python docs read from an object
+            await self.env.FILES.put(
+                "page.html", "<p>hi</p>", {"httpMetadata": {"contentType": "text/html"}}
+            )
+            found = await self.env.FILES.get("page.html")
+            headers = Headers()
+            found.writeHttpMetadata(headers)
+            headers["etag"] = found.httpEtag
+            listed = await self.env.FILES.list({"prefix": "page", "delimiter": "/"})
+            return Response(
+                await found.arrayBuffer(),
+                headers={
+                    **dict(headers),
+                    "x-meta": str(found.httpMetadata),
+                    "x-used": str(found.bodyUsed),
+                    "x-listed": str([o.httpEtag == found.httpEtag for o in listed.objects]),
+                    "x-prefixes": str(listed.delimitedPrefixes),
+                },
             )
         if path == "/r2":
             await self.env.FILES.put("notes/a.txt", "stored in r2")
