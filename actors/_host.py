@@ -353,6 +353,8 @@ class Host:
                 return
         if self._traced:
             handler = _tracing.handler_span(handler, event, self.cls.__name__)
+        if slot.ctx._reset_requested and not slot.turns:
+            self._reset(slot)  # its unconfirmed writes were lost since its last event
         failed = True
         core = slot.core
         turn = Turn(event.chain, core, core.commit, object_id=slot.object_id)

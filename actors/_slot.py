@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from ._mailbox import Mailbox
 from ._object import DurableObject, ObjectContext
 from ._turn import Turn
 from .websockets import ObjectSockets
+
+log = logging.getLogger("raydo.host")
 
 
 class CommitHooks(Protocol):
@@ -111,6 +114,7 @@ class ObjectSlot:
         self.gate = InputGate()
         """Its critical sections; in gates mode, what holds its events back."""
         self.ctx = ObjectContext(object_id, ObjectStorage(self.core), self.sockets, self.gate)
+        self.core.on_unconfirmed_lost = self._unconfirmed_lost
         self.instance: DurableObject | None = None
         self.queue = queue
         """The events waiting for their turn (bounded in number and in waiting time)."""
@@ -149,6 +153,16 @@ class ObjectSlot:
         """The constructor returned ``instance``, or (None) raised."""
         self.instance = instance
         self.life = self.life.to(ObjectLife.INACTIVE if instance is None else ObjectLife.ACTIVE)
+
+    def _unconfirmed_lost(self, failure: BaseException) -> None:
+        """Writes made with ``allow_unconfirmed`` never became durable, and the object may
+        have answered as if they had: it is reset before (or at the end of) its next event."""
+        log.error(
+            "the unconfirmed writes of %s did not become durable (%r): the object is reset",
+            self.object_id,
+            failure,
+        )
+        self.ctx._request_reset()
 
     def reset(self) -> None:
         """Drop uncommitted writes and the instance; the next event constructs it again."""

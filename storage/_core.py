@@ -84,9 +84,11 @@ class StorageCore:
         "_began",
         "_conn",
         "_guard",
+        "_holds_output",
         "_lost",
         "_savepoints",
         "_tables",
+        "_unconfirmed",
         "alarm_handler",
         "alarm_replaced",
         "alarm_running",
@@ -94,6 +96,7 @@ class StorageCore:
         "durability",
         "in_turn",
         "limits",
+        "on_unconfirmed_lost",
         "path",
         "replicated",
         "sync_later",
@@ -145,6 +148,13 @@ class StorageCore:
         self._began = False  # an implicit transaction of ours is open
         self._lost: str | None = None  # why SQLite ended that transaction behind our back
         self._savepoints = 0
+        # Whether the open transaction holds the output gate: any write does, but those made
+        # inside unconfirmed() (``put(..., allow_unconfirmed=True)``).
+        self._holds_output = False
+        self._unconfirmed = 0
+        self.on_unconfirmed_lost: Callable[[BaseException], None] | None = None
+        """Called when writes that did not hold the output gate never became durable (a
+        failed sync or store round): the owner resets the object, as Cloudflare does."""
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -181,15 +191,47 @@ class StorageCore:
             self.internal(_COMMIT)
             wrote = True
         self._began = False
+        holds, self._holds_output = self._holds_output, False
         if self._after_commit is None:
             return None
-        return self._after_commit(wrote)
+        durable = self._after_commit(wrote)
+        if durable is None or not wrote or holds:
+            return durable
+        # Only writes made with allow_unconfirmed: what leaves now does not wait for them to
+        # be durable (a later commit that holds still waits for a sync covering them).
+        durable.add_done_callback(self._unconfirmed_settled)
+        return None
+
+    def _unconfirmed_settled(self, durable: asyncio.Future[None]) -> None:
+        failure = asyncio.CancelledError() if durable.cancelled() else durable.exception()
+        if failure is not None and self.on_unconfirmed_lost is not None:
+            self.on_unconfirmed_lost(failure)
+
+    @contextlib.contextmanager
+    def unconfirmed(self) -> Iterator[None]:
+        """Writes inside this block do not hold the output gate (``allow_unconfirmed``)."""
+        self._unconfirmed += 1
+        try:
+            yield
+        finally:
+            self._unconfirmed -= 1
+
+    def flush(self) -> asyncio.Future[None] | None:
+        """Commit the writes so far and return a future for when everything this object
+        committed is durable (in the store too, with sync replication), or None when it is
+        already: ``storage.sync()``, whatever each write's ``allow_unconfirmed`` said."""
+        durable = self.commit()
+        if durable is not None or self._after_commit is None:
+            return durable
+        # The commit's writes did not hold (or there were none): ask for what covers them.
+        return self._after_commit(False)
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
         conn = self._conn
         self._savepoints = 0
         self._began = False
+        self._holds_output = False
         self._lost = None
         self.alarm_touched = False
         if conn is not None and conn.in_transaction:
@@ -283,6 +325,8 @@ class StorageCore:
         if not conn.in_transaction:
             self.internal(_BEGIN)
             self._began = True
+        if not self._unconfirmed:
+            self._holds_output = True
 
     def internal(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one of raydo's own statements (its text starts with :attr:`tag`), trusted."""

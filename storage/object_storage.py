@@ -13,6 +13,7 @@ msgpack-encoded (:mod:`storage.codec`), so ``sqlite-utils`` and the ``sqlite3`` 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -80,14 +81,21 @@ class ObjectStorage:
             found.update((k, codec.decode(v)) for k, v in rows)
         return found
 
-    def put(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key`` (in the event's transaction)."""
+    def put(self, key: str, value: Any, *, allow_unconfirmed: bool = False) -> None:
+        """Store ``value`` under ``key`` (in the event's transaction).
+
+        With ``allow_unconfirmed`` the write does not hold the output gate: a reply or call
+        that follows leaves once it is committed, without waiting for it to be durable
+        (``durability = "full"``, sync replication); :meth:`sync` waits for that, and should
+        it never be durable the object is reset. Cloudflare's ``allowUnconfirmed``."""
         self._check_key(key)
         data = self._encode_value(key, value)
-        self._write(_KV_PUT, (key, data))
+        with self._unconfirmed(allow_unconfirmed):
+            self._write(_KV_PUT, (key, data))
 
-    def put_many(self, entries: Mapping[str, Any]) -> None:
-        """Store every pair of ``entries``, all or none."""
+    def put_many(self, entries: Mapping[str, Any], *, allow_unconfirmed: bool = False) -> None:
+        """Store every pair of ``entries``, all or none. ``allow_unconfirmed``: as for
+        :meth:`put`."""
         if not isinstance(entries, Mapping):
             raise TypeError(
                 f"put_many takes a mapping of keys to values, got {type(entries).__name__}"
@@ -97,16 +105,32 @@ class ObjectStorage:
             self._check_key(key)
             rows.append((key, self._encode_value(key, value)))
         if rows:
-            self._ensure_kv()
-            self._core.begin()
-            self._core.internal_many(_KV_PUT, rows)
+            with self._unconfirmed(allow_unconfirmed):
+                self._ensure_kv()
+                self._core.begin()
+                self._core.internal_many(_KV_PUT, rows)
 
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; True when it existed."""
+    def delete(self, key: str, *, allow_unconfirmed: bool = False) -> bool:
+        """Delete ``key``; True when it existed. ``allow_unconfirmed``: as for :meth:`put`."""
         self._check_key(key)
         if not self._kv_exists():
             return False
-        return self._write(_KV_DELETE, (key,)) > 0
+        with self._unconfirmed(allow_unconfirmed):
+            return self._write(_KV_DELETE, (key,)) > 0
+
+    async def sync(self) -> None:
+        """Commit the writes so far and wait until everything this object wrote is durable:
+        synced to disk under ``durability = "full"``, in the store under sync replication (at
+        once otherwise), ``allow_unconfirmed`` writes included. Raises when they never become
+        durable. Cloudflare's ``storage.sync()``."""
+        durable = self._core.flush()
+        if durable is not None:
+            await durable
+
+    def _unconfirmed(self, allow: bool) -> AbstractContextManager[None]:
+        if not isinstance(allow, bool):
+            raise TypeError(f"allow_unconfirmed is True or False, got {type(allow).__name__}")
+        return self._core.unconfirmed() if allow else contextlib.nullcontext()
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete every key of ``keys``; the number that existed."""

@@ -145,17 +145,29 @@ class Storage:
             return self._storage.get(key)
         return self._storage.get_many(list(key))
 
-    async def put(self, key: str | Mapping[str, Any], value: Any = None) -> None:
-        """``put(key, value)``, or ``put({key: value, ...})`` for several (all or nothing)."""
+    async def put(
+        self,
+        key: str | Mapping[str, Any],
+        value: Any = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``put(key, value)``, or ``put({key: value, ...})`` for several (all or nothing);
+        ``{"allowUnconfirmed": True}`` as the last argument: the write does not hold the
+        output gate (see ``sync``)."""
         if isinstance(key, Mapping):
-            self._storage.put_many(key)
+            # put(entries, options): the second argument is the options.
+            if options is None and isinstance(value, Mapping):
+                options, value = value, None
+            self._storage.put_many(key, allow_unconfirmed=_unconfirmed(options))
         else:
-            self._storage.put(key, value)
+            self._storage.put(key, value, allow_unconfirmed=_unconfirmed(options))
 
-    async def delete(self, key: str | Iterable[str]) -> bool | int:
+    async def delete(
+        self, key: str | Iterable[str], options: Mapping[str, Any] | None = None
+    ) -> bool | int:
         """Whether the key existed; for a list of keys, how many did."""
         if isinstance(key, str):
-            return self._storage.delete(key)
+            return self._storage.delete(key, allow_unconfirmed=_unconfirmed(options))
         return self._storage.delete_many(list(key))
 
     async def list(self, options: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -181,8 +193,9 @@ class Storage:
         self._storage.delete_alarm()
 
     async def sync(self) -> None:
-        """Commit the event's writes so far (raydo commits every event when it ends anyway)."""
-        self._storage.commit()
+        """Commit the event's writes so far and wait until they are durable, the
+        ``allowUnconfirmed`` ones included (``ctx.storage.sync()`` of raydo)."""
+        await self._storage.sync()
 
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``await closure(txn)`` atomically: an exception, or ``txn.rollback()``, undoes
@@ -205,3 +218,16 @@ class Transaction(Storage):
 
     def rollback(self) -> None:
         raise _Rollback()
+
+
+def _unconfirmed(options: Mapping[str, Any] | None) -> bool:
+    """``{"allowUnconfirmed": True}`` (other options of the platform's put are accepted and
+    change nothing: raydo has no in-memory cache to skip)."""
+    if options is None:
+        return False
+    if not isinstance(options, Mapping):
+        raise TypeError(f"storage options are a mapping, got {type(options).__name__}")
+    allow = options.get("allowUnconfirmed", False)
+    if not isinstance(allow, bool):
+        raise TypeError("allowUnconfirmed is true or false")
+    return allow

@@ -29,6 +29,7 @@ DOCUMENTED = {
         "put_many",
         "set_alarm",
         "sql",
+        "sync",
         "transaction",
     ],
     "sql": ["exec"],

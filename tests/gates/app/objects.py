@@ -156,6 +156,20 @@ class Room(DurableObject):
     async def keys(self) -> list[str]:
         return list(self.ctx.storage.list())
 
+    # ---- scenario 15: allow_unconfirmed and sync() ----------------------------------------
+
+    async def put_unconfirmed(self, key: str, value: Any) -> str:
+        self.ctx.storage.put(key, value, allow_unconfirmed=True)
+        return "returned"
+
+    async def put_confirmed(self, key: str, value: Any) -> str:
+        self.ctx.storage.put(key, value)
+        return "returned"
+
+    async def sync(self) -> str:
+        await self.ctx.storage.sync()
+        return "synced"
+
     # ---- WebSockets: answering while an event streams from a slow upstream ---------------
 
     async def fetch(self, request: Request) -> Response:
