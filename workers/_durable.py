@@ -78,8 +78,11 @@ class DurableObjectState:
         pair = self.__raydo_context__.get_websocket_auto_response()
         return None if pair is None else WebSocketRequestResponsePair(*pair)
 
-    async def blockConcurrencyWhile(self, fn: Callable[[], Awaitable[T]]) -> T:
-        return await self.__raydo_context__.block_concurrency_while(fn)
+    def blockConcurrencyWhile(self, fn: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """Hold the object's other events while ``fn`` runs; awaitable. From the constructor
+        it need not be awaited (it cannot be): it runs anyway, and the object's first event
+        waits for it, as the platform's does."""
+        return self.__raydo_context__.block_concurrency_while(fn)
 
     def waitUntil(self, awaitable: Awaitable[Any]) -> None:
         self.__raydo_context__.wait_until(awaitable)

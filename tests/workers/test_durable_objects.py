@@ -114,3 +114,11 @@ async def test_new_unique_id_and_id_from_string_reach_the_same_object_over_http(
     async with start_app(APP) as app:
         answer = (await app.http.get("/unique")).json()
         assert answer == {"values": [1, 2], "equal": True, "name": None}
+
+
+async def test_block_concurrency_while_from_the_constructor_runs_before_any_event() -> None:
+    async with start_app(APP) as app:
+        stub = app.env.LOADER.get_by_name("loader")
+        assert await stub.state() == "fresh"  # the load ran first, though never awaited
+        await app.evict("LOADER", "loader")
+        assert await stub.state() == "stored"  # built again: the load read what it stored

@@ -138,3 +138,23 @@ class Room(DurableObject):
     async def closed(self) -> int | None:
         code: int | None = await self.ctx.storage.get("closed")
         return code
+
+
+class Loader(DurableObject):
+    """The docs' pattern: the constructor loads state inside blockConcurrencyWhile, without
+    awaiting it (a constructor cannot), and no event runs before it is done."""
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.loaded: Any = None
+        self.ctx.blockConcurrencyWhile(self.load)
+
+    async def load(self) -> None:
+        import asyncio
+
+        await asyncio.sleep(0.2)  # a slow load: an event that ran early would see None
+        self.loaded = await self.ctx.storage.get("state") or "fresh"
+        await self.ctx.storage.put("state", "stored")
+
+    async def state(self) -> Any:
+        return self.loaded
