@@ -9,6 +9,7 @@ import pytest
 
 from raydo.actors import ObjectReset, RaydoError
 from raydo.gateway.testing import TestApp, start_app
+from raydo.storage import layout
 from tests.gates.conftest import MakeApp
 from tests.placements import Placement
 
@@ -51,3 +52,15 @@ async def test_scenario_16_aborted_or_failing_writes_leave_nothing(app: TestApp,
 async def test_scenario_17_a_get_after_a_put_sees_it(app: TestApp, name: str) -> None:
     room = app.env.GATED.get_by_name(name)
     assert await room.put_then_get({"fresh": [1, 2]}) == {"fresh": [1, 2]}
+
+
+@pytest.mark.parametrize("binding", ["GATED", "STRICT"])
+async def test_a_call_out_leaves_once_the_writes_before_it_are_committed(
+    app: TestApp, name: str, binding: str
+) -> None:
+    room = getattr(app.env, binding).get_by_name(name)
+    assert await room.put_confirmed("warm", 1) == "returned"  # the object's file exists
+    path = layout.object_file(app.config.storage, binding, room.id.hex)
+    # The called object reads the caller's file with a connection of its own: it sees the
+    # write only if it was committed before the call left.
+    assert await room.write_then_call(str(path), "committed") == "committed"

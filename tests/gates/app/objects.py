@@ -3,6 +3,8 @@ upstream that answers when told to (or after a delay), and a loader that initial
 critical section its constructor starts."""
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from typing import Any
 
@@ -10,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from raydo import DurableObject
+from raydo.storage import codec
 
 
 class Room(DurableObject):
@@ -156,6 +159,11 @@ class Room(DurableObject):
     async def keys(self) -> list[str]:
         return list(self.ctx.storage.list())
 
+    async def write_then_call(self, path: str, value: Any) -> Any:
+        """The output gate on a call out: the write before it is committed when it leaves."""
+        self.ctx.storage.put("before_call", value)
+        return await self.env.UPSTREAM.get_by_name("peek").peek(path, "before_call")
+
     # ---- scenario 15: allow_unconfirmed and sync() ----------------------------------------
 
     async def put_unconfirmed(self, key: str, value: Any) -> str:
@@ -226,6 +234,12 @@ class Upstream(DurableObject):
     async def slow(self, seconds: float, answer: Any) -> Any:
         await asyncio.sleep(seconds)
         return answer
+
+    async def peek(self, path: str, key: str) -> Any:
+        """What another connection reads of an object's file now: committed data only."""
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM _raydo_kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else codec.decode(row[0])
 
 
 class Loader(DurableObject):
