@@ -39,7 +39,7 @@ RESULTS = REPO / "bench" / "results"
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     # (stage, substrings of a frame's "function (file:line)"): the first stage whose substring
     # a frame holds names it; a sample goes to the innermost frame that has a stage.
-    ("SQLite", ("sqlite3", "storage/_sql", "storage/_tx", "storage/core", "storage/_kv")),
+    ("SQLite", ("sqlite3", "storage/_core", "storage/sql.py", "storage/_authorizer")),
     ("storage (other)", ("storage/",)),
     ("metrics", ("_metrics.py", "prometheus_client")),
     ("tracing", ("_tracing.py", "opentelemetry")),
