@@ -200,7 +200,30 @@ class KVFace(BindingFace):
         return await self._typed(self._binding.get, key, args, kwargs)
 
     async def getWithMetadata(self, key: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self._typed(self._binding.get_with_metadata, key, args, kwargs)
+        """``{value, metadata, cacheStatus}`` as the platform answers (read as attributes
+        or items); raydo's ``cache_status`` works too."""
+        found = await self._typed(self._binding.get_with_metadata, key, args, kwargs)
+        return KVValueFace(found)
+
+
+class KVValueFace:
+    """``getWithMetadata``'s answer with the platform's names."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: Any) -> None:
+        self._found = found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._found, "cache_status" if name == "cacheStatus" else name)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in ("value", "metadata", "cacheStatus", "cache_status"):
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def __repr__(self) -> str:
+        return f"KVValueFace({self._found!r})"
 
 
 class R2ObjectFace:

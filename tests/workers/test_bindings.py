@@ -39,6 +39,8 @@ async def test_kv_and_r2_take_the_platforms_options() -> None:
             "buffer": list(b"text"),  # "arrayBuffer" is raydo's "bytes"
             "keyword": list(b"text"),
             "with_metadata": {"hello": "kv"},
+            "cache_status": "HIT",  # the platform's name for raydo's cache_status (read before)
+            "metadata_item": None,
         }
         r2 = await app.http.get("/r2")
         assert r2.json() == {"text": "stored in r2", "size": 12, "keys": ["notes/a.txt"]}

@@ -50,6 +50,8 @@ class Default(WorkerEntrypoint):
                     "with_metadata": (
                         await self.env.CACHE.getWithMetadata("greeting", {"type": "json"})
                     ).value,
+                    "cache_status": (await self.env.CACHE.getWithMetadata("greeting")).cacheStatus,
+                    "metadata_item": (await self.env.CACHE.getWithMetadata("missing"))["metadata"],
                 }
             )
         if path == "/r2/meta":  # what R2's Python docs read from an object
