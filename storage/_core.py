@@ -173,10 +173,11 @@ class StorageCore:
         conn = self._conn
         return conn is not None and conn.in_transaction
 
-    def commit(self) -> asyncio.Future[None] | None:
+    def commit(self, *, whatever_held: bool = False) -> asyncio.Future[None] | None:
         """Commit the writes so far: ``before_commit`` (when there is a transaction), COMMIT,
         then ``after_commit``, whose answer this returns: a future for when the commit's
-        outputs may leave, or None when they may leave now."""
+        outputs may leave, or None when they may leave now. ``whatever_held``: the future
+        even when only ``allow_unconfirmed`` writes were made (``storage.sync()``)."""
         self._check_not_lost()
         conn = self._conn
         wrote = False
@@ -200,7 +201,7 @@ class StorageCore:
         # Only writes made with allow_unconfirmed: what leaves now does not wait for them to
         # be durable (a later commit that holds still waits for a sync covering them).
         durable.add_done_callback(self._unconfirmed_settled)
-        return None
+        return durable if whatever_held else None
 
     def _unconfirmed_settled(self, durable: asyncio.Future[None]) -> None:
         failure = asyncio.CancelledError() if durable.cancelled() else durable.exception()
@@ -220,11 +221,7 @@ class StorageCore:
         """Commit the writes so far and return a future for when everything this object
         committed is durable (in the store too, with sync replication), or None when it is
         already: ``storage.sync()``, whatever each write's ``allow_unconfirmed`` said."""
-        durable = self.commit()
-        if durable is not None or self._after_commit is None:
-            return durable
-        # The commit's writes did not hold (or there were none): ask for what covers them.
-        return self._after_commit(False)
+        return self.commit(whatever_held=True)
 
     def rollback(self) -> None:
         """Drop every write not yet committed."""
