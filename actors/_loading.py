@@ -2,8 +2,9 @@
 
 Apps name their modules plainly (``app``, ``objects``, ``room``), so two apps started in one
 process (tests, tools) would share ``sys.modules`` entries and silently get each other's code.
-Before importing, a cached module of the same top-level name that came from another app's
-folder is dropped; modules from anywhere else (the standard library, packages) never are.
+Before importing, every cached module that came from another app's folder and whose top-level
+name this app's folder also defines is dropped, so that what the app's modules import in turn
+is the app's own too; modules from anywhere else (the standard library, packages) never are.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from ._object import DurableObject
 
-_app_roots: set[Path] = set()
+# Which app folder each module an app import brought in came from (see import_from_app).
+_app_modules: dict[str, Path] = {}
 _RAYDO_PACKAGES = frozenset({"raydo"})
 
 
@@ -25,27 +27,59 @@ def import_from_app(root: str, reference: str) -> Any:
     """``module:attribute`` imported with ``root`` first on the import path."""
     folder = Path(root).resolve()
     module_name, _, attribute = reference.partition(":")
-    top = module_name.split(".")[0]
-    # raydo's own packages are never an app's: an app folder that contains them (a checkout
-    # used as an app root) must not make them load twice, with two sets of classes.
-    cached = None if top in _RAYDO_PACKAGES else sys.modules.get(top)
-    origin = getattr(cached, "__file__", None)
-    if origin is not None:
-        home = Path(origin).resolve().parent
-        from_other_app = any(home.is_relative_to(r) for r in _app_roots if r != folder)
-        if from_other_app and not home.is_relative_to(folder):
-            for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
-                del sys.modules[name]
-    _app_roots.add(folder)
+    _drop_other_apps_modules(folder)
     if sys.path[:1] != [str(folder)]:
         if str(folder) in sys.path:
             sys.path.remove(str(folder))
         sys.path.insert(0, str(folder))
-    module = importlib.import_module(module_name)
+    before = set(sys.modules)
+    try:
+        module = importlib.import_module(module_name)
+    finally:
+        _record_app_modules(folder, before)
     try:
         return getattr(module, attribute)
     except AttributeError:
         raise MissingAttribute(f"module {module_name!r} has no {attribute!r}") from None
+
+
+def _drop_other_apps_modules(folder: Path) -> None:
+    """Drop every cached module that an import of another app brought in and whose top-level
+    name this folder also defines: not only the module asked for, but whatever it imported in
+    turn (a ``worker.py`` that imports ``objects`` must get this app's ``objects``).
+
+    Only modules recorded as another app's go, never a module the process imported some other
+    way (a test suite's own ``tests`` package, say), whatever folder it lies in."""
+    names = _top_level_names(folder)
+    for name, owner in list(_app_modules.items()):
+        if owner != folder and name.split(".")[0] in names:
+            sys.modules.pop(name, None)
+            del _app_modules[name]
+
+
+def _record_app_modules(folder: Path, before: set[str]) -> None:
+    """Remember which of the modules loaded since ``before`` are this app's own files."""
+    for name in set(sys.modules) - before:
+        if name.split(".")[0] in _RAYDO_PACKAGES:
+            continue
+        origin = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(origin, str) and Path(origin).resolve().is_relative_to(folder):
+            _app_modules[name] = folder
+
+
+def _top_level_names(folder: Path) -> frozenset[str]:
+    """The module and package names importable from the top of ``folder``."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return frozenset()
+    names = set()
+    for entry in entries:
+        if entry.suffix == ".py" and entry.is_file():
+            names.add(entry.stem)
+        elif entry.is_dir() and entry.name.isidentifier():
+            names.add(entry.name)
+    return frozenset(names)
 
 
 def forget_app_modules(root: str) -> list[str]:
@@ -66,6 +100,7 @@ def forget_app_modules(root: str) -> list[str]:
             continue
         if "site-packages" not in Path(origin).parts:
             del sys.modules[name]
+            _app_modules.pop(name, None)
             dropped.append(name)
     importlib.invalidate_caches()
     return dropped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -138,9 +139,16 @@ def copy_app(source: Path, into: Path, *, name: str | None = None) -> Path:
     """Copy an app folder and give it a unique name, so its hosts and files are its own."""
     target = into / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".raydo", "__pycache__"))
-    toml = target / "raydo.toml"
-    text = toml.read_text()
     unique = name or f"{source.name}-{uuid.uuid4().hex[:8]}"
+    toml = target / "raydo.toml"
+    if not toml.exists():  # a wrangler-configured Worker: its "name" key, written as JSON
+        jsonc = target / "wrangler.jsonc"
+        text = jsonc.read_text()
+        renamed = re.sub(r'"name":\s*"[^"]*"', f'"name": "{unique}"', text, count=1)
+        assert renamed != text, f"no name in {jsonc}"
+        jsonc.write_text(renamed)
+        return target
+    text = toml.read_text()
     lines = text.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("name = "))
     lines[first] = f'name = "{unique}"'

@@ -25,6 +25,28 @@ def test_two_apps_with_a_module_of_the_same_name_each_get_their_own(tmp_path: Pa
     assert import_from_app(str(first), "shared_name_module:VALUE") == "one"
 
 
+def test_what_an_apps_module_imports_in_turn_is_that_apps_own_too(tmp_path: Path) -> None:
+    # A Worker's main module that takes its Durable Objects from a sibling module, in two
+    # apps whose sibling modules share a name: each main gets its own sibling.
+    for name in ("first", "second"):
+        folder = _app(tmp_path / name, name)
+        (folder / "main_of_app.py").write_text("from shared_name_module import VALUE as SIBLING\n")
+    assert import_from_app(str(tmp_path / "first"), "main_of_app:SIBLING") == "first"
+    assert import_from_app(str(tmp_path / "second"), "main_of_app:SIBLING") == "second"
+    assert import_from_app(str(tmp_path / "first"), "main_of_app:SIBLING") == "first"
+
+
+def test_a_module_imported_some_other_way_is_never_dropped(tmp_path: Path) -> None:
+    # The suite's own ``tests`` package is not an app's, even when an app folder has a
+    # ``tests`` folder of its own: loading that app must not unload the suite's modules.
+    import tests.hosts
+
+    app = _app(tmp_path / "with_tests", "x")
+    (app / "tests").mkdir()
+    assert import_from_app(str(app), "shared_name_module:VALUE") == "x"
+    assert sys.modules["tests.hosts"] is tests.hosts
+
+
 def test_raydo_packages_load_once_even_when_an_app_folder_holds_them(tmp_path: Path) -> None:
     from raydo.bindings.d1 import D1Error
 

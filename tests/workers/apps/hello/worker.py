@@ -2,7 +2,11 @@
 # (with type annotations, as this repository's tests are typed).
 from urllib.parse import parse_qs, urlparse
 
+from objects import Counter, Loader, Room  # the Durable Objects: classes of the main module
+
 from workers import Request, Response, WorkerEntrypoint, fetch
+
+__all__ = ["Counter", "Default", "Loader", "Room"]
 
 
 class Default(WorkerEntrypoint):
