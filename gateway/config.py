@@ -103,6 +103,8 @@ class AppConfig:
     """``[triggers] handler``; None: the ``scheduled`` function of ``main``'s module."""
     assets: dict[str, object] | None = None
     """``[assets]``: the static folder (its ``directory`` absolute) and how it is served."""
+    ai: dict[str, object] | None = None
+    """``[ai]``: the model binding, its folders absolute (``models_dir``, ``models``)."""
 
     @property
     def code_root(self) -> Path:
@@ -235,6 +237,7 @@ _TOP_FIELDS = {
     "triggers": _table("triggers"),
     "assets": _table("assets"),
     "secrets": _table("secrets"),
+    "ai": _table("ai"),
 }
 _DURABLE_OBJECTS_FIELDS = {"bindings": _tables("durable_objects.bindings")}
 #: The per-event time limits (see ``actors._limits``), keys of object and database bindings.
@@ -302,6 +305,11 @@ _VECTORIZE_FIELDS = {
     "shards": _integer(1, 256),
     "exact_below": _integer(1, None),
     **{name: _integer(1, None) for name in VectorLimits.names()},
+}
+_AI_FIELDS = {
+    "binding": _BINDING,
+    "models_dir": _text(),
+    "models": _table("ai.models"),
 }
 _QUEUES_FIELDS = {
     "producers": _tables("queues.producers"),
@@ -595,6 +603,26 @@ def _read_assets(file: Path, data: object) -> dict[str, object]:
     return assets
 
 
+def _read_ai(file: Path, data: object) -> dict[str, object]:
+    """``[ai]`` with its folders made absolute: ``models_dir`` must be a folder; each
+    ``[ai.models]`` entry maps a model name to a folder (checked when the model loads)."""
+    ai = _read_table(file, "ai", data, _AI_FIELDS)
+    if "models_dir" in ai:
+        folder = (file.parent / str(ai["models_dir"])).resolve()
+        if not folder.is_dir():
+            raise ConfigError(file, "ai.models_dir", f"{folder} is not a folder")
+        ai["models_dir"] = str(folder)
+    models: dict[str, str] = {}
+    for name, where in ai.get("models", {}).items():
+        if not (isinstance(where, str) and where and "\0" not in where):
+            raise ConfigError(
+                file, f"ai.models.{name}", f"expected a model folder (a path), got {_show(where)}"
+            )
+        models[name] = str((file.parent / where).resolve())
+    ai["models"] = models
+    return ai
+
+
 def _plain_value(value: object, depth: int = 0) -> bool:
     """A var's value: a string, number or bool, or lists and tables of them (JSON-shaped)."""
     if depth > 32:
@@ -792,11 +820,13 @@ def config_from_data(
     if len(set(crons)) != len(crons):
         raise ConfigError(path, "triggers.crons", "an expression appears twice")
     assets = _read_assets(path, top["assets"]) if "assets" in top else None
+    ai = _read_ai(path, top["ai"]) if "ai" in top else None
     _check_unique_bindings(
         path,
         [(f"{where}.name", b.name) for where, b in bindings]
         + ([("assets.binding", assets["binding"])] if assets and assets["binding"] else [])
         + [(f"{where}.binding", d["binding"]) for where, d in d1 + r2 + kv + producers + indexes]
+        + ([("ai.binding", ai["binding"])] if ai else [])
         + [(f"vars.{name}", name) for name in plain]
         + [(f"secret {name}", name) for name in secrets or {}],
     )
@@ -833,4 +863,5 @@ def config_from_data(
         crons=tuple(crons),
         cron_handler=triggers.get("handler"),
         assets=assets,
+        ai=ai,
     )

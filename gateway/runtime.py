@@ -66,7 +66,7 @@ def app_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def platform_plan(config: AppConfig) -> Plan:
     """Each platform section's internal objects and ``env`` bindings, kind by kind."""
-    from raydo.bindings import assets, cron, d1, kv, queues, r2, vars, vectorize
+    from raydo.bindings import ai, assets, cron, d1, kv, queues, r2, vars, vectorize
 
     plan = Plan()
     plan += d1.plan(config.d1_databases)
@@ -77,6 +77,7 @@ def platform_plan(config: AppConfig) -> Plan:
     plan += vectorize.plan(config.vectorize)
     plan += cron.plan(config.crons, scheduled_handler(config))
     plan += assets.plan(config.assets)
+    plan += ai.plan(config.ai)
     return plan
 
 

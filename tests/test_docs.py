@@ -51,6 +51,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._VECTORIZE_FIELDS,
         config._TRIGGERS_FIELDS,
         config._ASSETS_FIELDS,
+        config._AI_FIELDS,
     ],
     ids=[
         "top level",
@@ -64,6 +65,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "vectorize",
         "triggers",
         "assets",
+        "ai",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:

@@ -1,0 +1,46 @@
+"""The model binding (``[ai]``, ``env.AI``): Workers AI's ``run(model, inputs)``.
+
+::
+
+    emb = await env.AI.run("@cf/baai/bge-small-en-v1.5", {"text": ["hello"]})
+    emb["shape"], emb["data"][0]   # [1, 384], a vector of length 1
+
+The client is :class:`Ai` (``_client``), which checks the inputs (``_inputs``) and hands
+the texts to a runner (``_runner``: in this process); a model is a folder loaded by
+``_model`` (ONNX Runtime and the ``tokenizers`` library); ``_plan`` turns ``[ai]`` into the
+binding.
+"""
+
+from ._client import Ai
+from ._model import EmbeddingModel, pool
+from ._plan import ai_binding, model_folders, plan
+from ._runner import EmbeddingRunner, LocalRunner
+from ._types import (
+    DEFAULT_POOLING,
+    EMBEDDING_MODELS,
+    MAX_TEXTS,
+    MAX_TOKENS,
+    POOLINGS,
+    AiError,
+    AiOverloaded,
+    Pooling,
+)
+
+__all__ = [
+    "DEFAULT_POOLING",
+    "EMBEDDING_MODELS",
+    "MAX_TEXTS",
+    "MAX_TOKENS",
+    "POOLINGS",
+    "Ai",
+    "AiError",
+    "AiOverloaded",
+    "EmbeddingModel",
+    "EmbeddingRunner",
+    "LocalRunner",
+    "Pooling",
+    "ai_binding",
+    "model_folders",
+    "plan",
+    "pool",
+]

@@ -1,0 +1,42 @@
+"""``env.AI``: Workers AI's ``run(model, inputs)`` over the configured models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._inputs import check_inputs, embedding_inputs
+from ._runner import EmbeddingRunner
+from ._types import AiError
+
+
+class Ai:
+    """The model binding. ``await env.AI.run(model, inputs)`` runs ``model`` on ``inputs``
+    and returns Workers AI's shape for it.
+
+    Embedding models (``@cf/baai/bge-small-en-v1.5`` ...): ``inputs`` is ``{"text": str |
+    list[str], "pooling": "mean" | "cls"}``; the answer is ``{"shape": [n, d], "data":
+    [[...], ...], "pooling": ...}``, each vector of length 1.
+    """
+
+    def __init__(self, embeddings: Mapping[str, Path], runner: EmbeddingRunner) -> None:
+        self._embeddings = dict(embeddings)
+        self._runner = runner
+
+    @property
+    def models(self) -> list[str]:
+        """The model names this binding serves."""
+        return sorted(self._embeddings)
+
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs."""
+        if not isinstance(model, str):
+            raise AiError(f"the model must be a name (a string), got {type(model).__name__}")
+        checked = check_inputs(model, inputs)
+        if model in self._embeddings:
+            texts, pooling = embedding_inputs(model, checked)
+            data = await self._runner.embed(model, texts, pooling)
+            return {"shape": [len(data), len(data[0])], "data": data, "pooling": pooling}
+        configured = ", ".join(self.models) or "none"
+        raise AiError(f"unknown model {model!r}; this app's [ai] serves: {configured}")

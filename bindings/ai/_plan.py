@@ -1,0 +1,51 @@
+"""What ``[ai]`` adds to an app: ``env.<binding>`` (``env.AI``), and the model names it serves.
+
+An embedding model's folder is the one ``[ai.models]`` maps its name to, else
+``<models_dir>/<last part of the name>`` (``models/bge-small-en-v1.5`` for
+``@cf/baai/bge-small-en-v1.5``) when that folder exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from raydo.actors import PlatformContext, PlatformSpec
+from raydo.bindings import Plan
+
+from ._client import Ai
+from ._runner import LocalRunner
+from ._types import EMBEDDING_MODELS
+
+
+def plan(options: Mapping[str, Any] | None) -> Plan:
+    """``env.<binding>`` when the app has an ``[ai]`` table."""
+    if options is None:
+        return Plan()
+    return Plan(
+        platform=[
+            PlatformSpec(str(options["binding"]), "raydo.bindings.ai:ai_binding", dict(options))
+        ]
+    )
+
+
+def model_folders(options: Mapping[str, Any]) -> dict[str, Path]:
+    """Each embedding model the config serves, with its folder (absolute, as the config has
+    resolved them)."""
+    folders: dict[str, Path] = {}
+    models_dir = options.get("models_dir")
+    if models_dir is not None:
+        for name in EMBEDDING_MODELS:
+            folder = Path(str(models_dir)) / name.rsplit("/", 1)[-1]
+            if folder.is_dir():
+                folders[name] = folder
+    for name, folder in dict(options.get("models", {})).items():
+        folders[str(name)] = Path(str(folder))
+    return folders
+
+
+def ai_binding(ctx: PlatformContext) -> Ai:
+    """``env.AI`` in this process. Loads nothing until the first call."""
+    folders = model_folders(ctx.options)
+    return Ai(folders, LocalRunner(folders))
