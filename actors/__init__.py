@@ -21,6 +21,7 @@ from ._ids import ObjectId
 from ._loading import MissingAttribute, forget_app_modules, import_from_app
 from ._namespace import Namespace, Stub
 from ._object import DurableObject, ObjectContext, PlatformObject
+from ._services import ServiceReplica, Services, ServiceSpec
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 from ._streams import BODY_ALLOWANCE, BodyAllowance
 
@@ -47,6 +48,9 @@ __all__ = [
     "RemoteLimitExceeded",
     "RemoteStorageFull",
     "RuntimeSpec",
+    "ServiceReplica",
+    "ServiceSpec",
+    "Services",
     "StreamBroken",
     "Stub",
     "env_bindings",

@@ -10,6 +10,7 @@ from ._env import Env, platform_env
 from ._loading import import_from_app
 from ._namespace import Namespace
 from ._placement import Placement
+from ._services import Services
 from ._spec import PlatformSpec, RuntimeSpec
 
 
@@ -18,12 +19,19 @@ class PlatformContext:
     (internal ones included) that its code reaches its objects through."""
 
     def __init__(
-        self, spec: PlatformSpec, runtime: RuntimeSpec, namespaces: Mapping[str, Namespace]
+        self,
+        spec: PlatformSpec,
+        runtime: RuntimeSpec,
+        namespaces: Mapping[str, Namespace],
+        services: Services | None = None,
     ) -> None:
         self.name = spec.name
         self.options: dict[str, Any] = dict(spec.options)
         self.runtime = runtime
         self._namespaces = namespaces
+        self.services = services
+        """Where service actors run (on Ray); None in process, where a binding runs its
+        services' objects itself."""
 
     def namespace(self, name: str) -> Namespace:
         """The namespace of a Durable Object binding, internal or not."""
@@ -45,7 +53,7 @@ def namespaces_env(placement: Placement) -> tuple[Env, Env]:
         (internal if binding.internal else public)[binding.name] = namespaces[binding.name]
     for platform in runtime.platform:
         factory = import_from_app(runtime.app_root, platform.factory)
-        made = factory(PlatformContext(platform, runtime, namespaces))
+        made = factory(PlatformContext(platform, runtime, namespaces, placement.services))
         (internal if platform.internal else public)[platform.name] = made
     env = Env(public)
     return env, platform_env(env, internal)

@@ -13,6 +13,7 @@ from ._env import Env
 from ._errors import HostUnavailable
 from ._host import Host
 from ._intake import CallerOrder
+from ._services import Services
 from ._spec import HostKey, RuntimeSpec
 from ._streams import in_process
 from .types import Event
@@ -24,6 +25,7 @@ class LocalPlacement:
 
     def __init__(self, spec: RuntimeSpec) -> None:
         self.spec = spec
+        self.services: Services | None = None
         self.env, self.platform_env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.hosts: dict[HostKey, Host] = {}

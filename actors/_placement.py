@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._env import Env
+from ._services import Services
 from ._spec import HostKey, RuntimeSpec
 from .types import Event
 from .websockets import SocketHub
@@ -24,6 +25,8 @@ class Placement(Protocol):
     """What platform objects get: ``env`` plus the internal bindings."""
     hub: SocketHub
     """The client WebSockets this process holds."""
+    services: Services | None
+    """Where platform bindings' service actors run (on Ray); None in process."""
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         """Send ``event`` to the host ``key`` and return its reply payload.

@@ -44,7 +44,8 @@ from ._cluster_watch import ClusterWatch, Probe, process_probe, tcp_probe
 from ._errors import HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
-from ._loading import code_version, forget_app_modules
+from ._loading import code_version, forget_app_modules, import_from_app
+from ._services import ServiceReplica, Services, ServiceSpec
 from ._spec import HostKey, RuntimeSpec
 from ._streams import in_process
 from ._wire import HostLink, HostServerProtocol
@@ -492,6 +493,7 @@ class RayPlacement:
         self._on_rejoined = on_rejoined
         self.watch: ClusterWatch | None = None
         """Set by :meth:`start` (gateways only: a host's own placement watches nothing)."""
+        self.services: Services | None = RayServices(spec)
         self.env, self.platform_env = namespaces_env(self)
         self.hub = SocketHub(spec.limits)
         self.local: tuple[HostKey, Host] | None = None
@@ -781,6 +783,103 @@ async def _awaitable(ref: Any) -> Any:
     return await ref
 
 
+SERVICE_PREFIX = "raydo-svc"
+
+
+class ServiceActor:
+    """The Ray actor around one replica of a service (see :mod:`actors._services`): an async
+    actor, so concurrent calls reach the object together (the model binding batches them)."""
+
+    def __init__(self, spec: RuntimeSpec, service: ServiceSpec, index: int) -> None:
+        name_process(service_name(spec, service, index))
+        os.environ.update(spec.environ)
+        root = os.getcwd() if _packaged() else spec.app_root
+        self._object = import_from_app(root, service.factory)(**service.arguments)
+
+    async def call(self, method: str, *args: Any) -> Any:
+        result = getattr(self._object, method)(*args)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+
+def service_name(spec: RuntimeSpec, service: ServiceSpec, index: int) -> str:
+    return f"{SERVICE_PREFIX}:{spec.app_name}:{service.name}:{index}"
+
+
+_remote_service: Any = None
+
+
+class RayReplica:
+    """A handle on one service replica; an exception of the object's method is raised as
+    itself, not as Ray's wrapper."""
+
+    def __init__(self, spec: RuntimeSpec, service: ServiceSpec, index: int) -> None:
+        self._spec = spec
+        self._service = service
+        self._index = index
+        self._handle: Any = None
+
+    def _actor(self) -> Any:
+        global _remote_service
+        if self._handle is None:
+            if _remote_service is None:
+                _remote_service = ray.remote(ServiceActor)
+            self._handle = _remote_service.options(
+                name=service_name(self._spec, self._service, self._index),
+                namespace=RAY_NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=self._service.num_cpus,
+                num_gpus=self._service.num_gpus,
+                max_restarts=-1,
+                max_task_retries=0,
+                max_concurrency=1000,
+            ).remote(self._spec, self._service, self._index)
+        return self._handle
+
+    async def call(self, method: str, *args: Any) -> Any:
+        try:
+            return await self._actor().call.remote(method, *args)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from None
+            raise
+        except ray.exceptions.RayError as exc:
+            raise HostUnavailable(
+                f"service {self._service.name} replica {self._index}: {exc}", retryable=False
+            ) from exc
+
+
+class RayServices:
+    """Service actors on Ray: each service's replicas, one handle each per process."""
+
+    def __init__(self, spec: RuntimeSpec) -> None:
+        self._spec = spec
+        self._replicas: dict[str, list[RayReplica]] = {}
+
+    def replicas(self, service: ServiceSpec) -> list[ServiceReplica]:
+        found = self._replicas.get(service.name)
+        if found is None:
+            found = [RayReplica(self._spec, service, i) for i in range(service.replicas)]
+            self._replicas[service.name] = found
+        return list(found)
+
+
+def _kill_services(spec: RuntimeSpec) -> int:
+    """Kill every service actor of an app; how many."""
+    prefix = f"{SERVICE_PREFIX}:{spec.app_name}:"
+    killed = 0
+    for info in ray.util.list_named_actors(all_namespaces=True):
+        name = info["name"] if isinstance(info, dict) else info
+        if isinstance(name, str) and name.startswith(prefix):
+            with contextlib.suppress(ValueError, ray.exceptions.RayError):
+                ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=True)
+                killed += 1
+    return killed
+
+
 def _app_hosts(spec: RuntimeSpec, known: dict[HostKey, Any]) -> list[tuple[HostKey, Any]]:
     """Every live host of the app and its handle, from ``known`` or looked up (blocking GCS
     queries: run in a thread)."""
@@ -811,6 +910,7 @@ def stop_hosts(spec: RuntimeSpec, timeout: float = HOST_STOP_S) -> int:
     for handle in handles:
         with contextlib.suppress(ValueError, ray.exceptions.RayError):
             ray.kill(handle, no_restart=True)
+    _kill_services(spec)
     return len(handles)
 
 
@@ -826,6 +926,7 @@ def kill_hosts(spec: RuntimeSpec) -> int:
                 killed += 1
             except ValueError:
                 pass
+    _kill_services(spec)
     return killed
 
 

@@ -310,6 +310,12 @@ _AI_FIELDS = {
     "binding": _BINDING,
     "models_dir": _text(),
     "models": _table("ai.models"),
+    "replicas": _integer(1, 1024),
+    "num_cpus": _number(0, 1024, above=False),
+    "num_gpus": _number(0, 1024, above=False),
+    "max_batch_texts": _integer(1, 4096),
+    "batch_wait_ms": _number(0, 10_000, above=False),
+    "max_queue_texts": _integer(1, 10_000_000),
 }
 _QUEUES_FIELDS = {
     "producers": _tables("queues.producers"),

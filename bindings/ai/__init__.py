@@ -6,15 +6,17 @@
     emb["shape"], emb["data"][0]   # [1, 384], a vector of length 1
 
 The client is :class:`Ai` (``_client``), which checks the inputs (``_inputs``) and hands
-the texts to a runner (``_runner``: in this process); a model is a folder loaded by
-``_model`` (ONNX Runtime and the ``tokenizers`` library); ``_plan`` turns ``[ai]`` into the
-binding.
+the texts to a runner (``_runner``: in this process, or a pool of Ray actors), each replica
+batching concurrent callers' texts into one forward pass (``_batcher``); a model is a folder
+loaded by ``_model`` (ONNX Runtime and the ``tokenizers`` library); ``_plan`` turns ``[ai]``
+into the binding.
 """
 
+from ._batcher import Batching, ModelServer
 from ._client import Ai
 from ._model import EmbeddingModel, pool
 from ._plan import ai_binding, model_folders, plan
-from ._runner import EmbeddingRunner, LocalRunner
+from ._runner import EmbeddingRunner, LocalRunner, PoolRunner
 from ._types import (
     DEFAULT_POOLING,
     EMBEDDING_MODELS,
@@ -35,9 +37,12 @@ __all__ = [
     "Ai",
     "AiError",
     "AiOverloaded",
+    "Batching",
     "EmbeddingModel",
     "EmbeddingRunner",
     "LocalRunner",
+    "ModelServer",
+    "PoolRunner",
     "Pooling",
     "ai_binding",
     "model_folders",

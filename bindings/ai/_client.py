@@ -29,6 +29,13 @@ class Ai:
         """The model names this binding serves."""
         return sorted(self._embeddings)
 
+    async def stats(self, model: str) -> list[dict[str, Any]]:
+        """Each replica's counters for an embedding model: ``calls``, ``texts``,
+        ``forward_passes``, ``largest_batch``, ``overloaded``, ``queued_texts``."""
+        if model not in self._embeddings:
+            raise AiError(f"unknown embedding model {model!r}; serves: {', '.join(self.models)}")
+        return await self._runner.stats(model)
+
     async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs."""
         if not isinstance(model, str):

@@ -14,8 +14,9 @@ from typing import Any
 from raydo.actors import PlatformContext, PlatformSpec
 from raydo.bindings import Plan
 
+from ._batcher import Batching
 from ._client import Ai
-from ._runner import LocalRunner
+from ._runner import EmbeddingRunner, LocalRunner, PoolRunner
 from ._types import EMBEDDING_MODELS
 
 
@@ -46,6 +47,21 @@ def model_folders(options: Mapping[str, Any]) -> dict[str, Path]:
 
 
 def ai_binding(ctx: PlatformContext) -> Ai:
-    """``env.AI`` in this process. Loads nothing until the first call."""
-    folders = model_folders(ctx.options)
-    return Ai(folders, LocalRunner(folders))
+    """``env.AI`` in this process. Loads nothing until the first call: then in this process
+    (in-process placement), or in the model's pool of service actors (on Ray)."""
+    options = ctx.options
+    folders = model_folders(options)
+    batching = Batching.from_options(options)
+    runner: EmbeddingRunner
+    if ctx.services is None:
+        runner = LocalRunner(folders, batching)
+    else:
+        runner = PoolRunner(
+            ctx.services,
+            folders,
+            batching,
+            replicas=int(options.get("replicas", 1)),
+            num_cpus=float(options.get("num_cpus", 1)),
+            num_gpus=float(options.get("num_gpus", 0)),
+        )
+    return Ai(folders, runner)

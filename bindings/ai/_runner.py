@@ -1,16 +1,20 @@
-"""Where embedding models run: the :class:`EmbeddingRunner` protocol ``env.AI`` calls, and
-:class:`LocalRunner`, which runs them in this process, each forward pass in a worker thread
-so the event loop is not blocked."""
+"""Where embedding models run: the :class:`EmbeddingRunner` protocol ``env.AI`` calls;
+:class:`LocalRunner` runs each model's :class:`ModelServer` in this process (forward passes in
+a worker thread, so the event loop is not blocked), :class:`PoolRunner` sends the texts to a
+pool of service actors (Ray actors under ``raydo dev`` and ``raydo serve``), each one
+replica batching its callers' texts."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from ._model import EmbeddingModel
+from raydo.actors import ServiceReplica, Services, ServiceSpec
+
+from ._batcher import Batching, ModelServer
 from ._types import Pooling
 
 
@@ -21,32 +25,90 @@ class EmbeddingRunner(Protocol):
         """One vector (length 1) per text, in order."""
         ...
 
-
-class ModelCache:
-    """Models loaded on first use, once per process, from the folder each name maps to."""
-
-    def __init__(self, folders: Mapping[str, Path]) -> None:
-        self.folders = dict(folders)
-        self._models: dict[str, EmbeddingModel] = {}
-        self._lock = threading.Lock()
-
-    def get(self, model: str) -> EmbeddingModel:
-        with self._lock:
-            found = self._models.get(model)
-            if found is None:
-                found = self._models[model] = EmbeddingModel(self.folders[model])
-            return found
+    async def stats(self, model: str) -> list[dict[str, Any]]:
+        """Each replica's counters (``ModelServer.stats``)."""
+        ...
 
 
 class LocalRunner:
     """Runs the models in this process (``--in-process`` and ``start_app``'s default)."""
 
-    def __init__(self, folders: Mapping[str, Path]) -> None:
-        self.cache = ModelCache(folders)
+    def __init__(self, folders: Mapping[str, Path], batching: Batching) -> None:
+        self.folders = dict(folders)
+        self.batching = batching
+        self._servers: dict[str, ModelServer] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def server(self, model: str) -> ModelServer:
+        """The model's server, loaded (in a thread) on first use."""
+        server = self._servers.get(model)
+        if server is None:
+            async with self._loading.setdefault(model, asyncio.Lock()):
+                server = self._servers.get(model)
+                if server is None:
+                    server = await asyncio.to_thread(
+                        ModelServer, self.folders[model], self.batching
+                    )
+                    self._servers[model] = server
+        return server
 
     async def embed(self, model: str, texts: list[str], pooling: Pooling) -> list[list[float]]:
-        def run() -> list[list[float]]:
-            vectors: list[list[float]] = self.cache.get(model).embed(texts, pooling).tolist()
-            return vectors
+        return await (await self.server(model)).embed(texts, pooling)
 
-        return await asyncio.to_thread(run)
+    async def stats(self, model: str) -> list[dict[str, Any]]:
+        return [(await self.server(model)).stats()]
+
+
+def service_name(model: str) -> str:
+    """A model's service name: its name without the characters Ray names should not hold."""
+    return "ai-" + "".join(c if c.isalnum() or c in "-._" else "_" for c in model)
+
+
+class PoolRunner:
+    """Sends each call to the model's replicas in turn (service actors: on Ray, Ray actors
+    reserving ``num_cpus`` and ``num_gpus`` each)."""
+
+    def __init__(
+        self,
+        services: Services,
+        folders: Mapping[str, Path],
+        batching: Batching,
+        *,
+        replicas: int,
+        num_cpus: float,
+        num_gpus: float,
+    ) -> None:
+        self._services = services
+        self._specs = {
+            model: ServiceSpec(
+                name=service_name(model),
+                factory="raydo.bindings.ai._batcher:model_server",
+                arguments={
+                    "folder": str(folder),
+                    "batching": {
+                        "max_batch_texts": batching.max_batch_texts,
+                        "batch_wait_ms": batching.batch_wait_ms,
+                        "max_queue_texts": batching.max_queue_texts,
+                    },
+                },
+                replicas=replicas,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+            )
+            for model, folder in folders.items()
+        }
+        self._turns: dict[str, Iterator[ServiceReplica]] = {}
+
+    def _next(self, model: str) -> ServiceReplica:
+        turn = self._turns.get(model)
+        if turn is None:
+            turn = self._turns[model] = itertools.cycle(self._services.replicas(self._specs[model]))
+        return next(turn)
+
+    async def embed(self, model: str, texts: list[str], pooling: Pooling) -> list[list[float]]:
+        vectors: list[list[float]] = await self._next(model).call("embed", texts, pooling)
+        return vectors
+
+    async def stats(self, model: str) -> list[dict[str, Any]]:
+        replicas = self._services.replicas(self._specs[model])
+        return list(await asyncio.gather(*(r.call("stats") for r in replicas)))
