@@ -316,6 +316,20 @@ _AI_FIELDS = {
     "max_batch_texts": _integer(1, 4096),
     "batch_wait_ms": _number(0, 10_000, above=False),
     "max_queue_texts": _integer(1, 10_000_000),
+    "text": _table("ai.text"),
+}
+_AI_TEXT_FIELDS = {
+    "base_url": _required(
+        _Field(
+            "an http:// or https:// URL",
+            lambda v: (
+                v if isinstance(v, str) and re.fullmatch(r"https?://[^\s\0]{1,2040}", v) else None
+            ),
+        )
+    ),
+    "api_key_env": _name(_IDENTIFIER, "an environment variable name"),
+    "timeout_seconds": _number(0, 3600, above=True),
+    "models": _table("ai.text.models"),
 }
 _QUEUES_FIELDS = {
     "producers": _tables("queues.producers"),
@@ -626,6 +640,20 @@ def _read_ai(file: Path, data: object) -> dict[str, object]:
             )
         models[name] = str((file.parent / where).resolve())
     ai["models"] = models
+    if "text" in ai:
+        text = _read_table(file, "ai.text", ai["text"], _AI_TEXT_FIELDS)
+        for name, upstream in text.get("models", {}).items():
+            if not (isinstance(upstream, str) and upstream):
+                raise ConfigError(
+                    file,
+                    f"ai.text.models.{name}",
+                    f"expected the upstream's model name (a string), got {_show(upstream)}",
+                )
+            if name in models:
+                raise ConfigError(
+                    file, f"ai.text.models.{name}", "the name is an embedding model in [ai.models]"
+                )
+        ai["text"] = text
     return ai
 
 

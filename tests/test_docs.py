@@ -52,6 +52,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         config._TRIGGERS_FIELDS,
         config._ASSETS_FIELDS,
         config._AI_FIELDS,
+        config._AI_TEXT_FIELDS,
     ],
     ids=[
         "top level",
@@ -66,6 +67,7 @@ def test_every_command_and_option_is_in_the_readme(command: str) -> None:
         "triggers",
         "assets",
         "ai",
+        "ai.text",
     ],
 )
 def test_every_config_key_is_in_the_readme(fields: dict[str, object]) -> None:

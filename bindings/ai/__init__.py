@@ -8,8 +8,8 @@
 The client is :class:`Ai` (``_client``), which checks the inputs (``_inputs``) and hands
 the texts to a runner (``_runner``: in this process, or a pool of Ray actors), each replica
 batching concurrent callers' texts into one forward pass (``_batcher``); a model is a folder
-loaded by ``_model`` (ONNX Runtime and the ``tokenizers`` library); ``_plan`` turns ``[ai]``
-into the binding.
+loaded by ``_model`` (ONNX Runtime and the ``tokenizers`` library); text models go to an
+OpenAI-compatible endpoint (``_text``); ``_plan`` turns ``[ai]`` into the binding.
 """
 
 from ._batcher import Batching, ModelServer
@@ -17,6 +17,7 @@ from ._client import Ai
 from ._model import EmbeddingModel, pool
 from ._plan import ai_binding, model_folders, plan
 from ._runner import EmbeddingRunner, LocalRunner, PoolRunner
+from ._text import DEFAULT_MAX_TOKENS, AiUpstreamError, TextClient, TextEndpoint, TextStream
 from ._types import (
     DEFAULT_POOLING,
     EMBEDDING_MODELS,
@@ -29,6 +30,7 @@ from ._types import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_TOKENS",
     "DEFAULT_POOLING",
     "EMBEDDING_MODELS",
     "MAX_TEXTS",
@@ -37,6 +39,7 @@ __all__ = [
     "Ai",
     "AiError",
     "AiOverloaded",
+    "AiUpstreamError",
     "Batching",
     "EmbeddingModel",
     "EmbeddingRunner",
@@ -44,6 +47,9 @@ __all__ = [
     "ModelServer",
     "PoolRunner",
     "Pooling",
+    "TextClient",
+    "TextEndpoint",
+    "TextStream",
     "ai_binding",
     "model_folders",
     "plan",

@@ -8,6 +8,7 @@ from typing import Any
 
 from ._inputs import check_inputs, embedding_inputs
 from ._runner import EmbeddingRunner
+from ._text import TextClient
 from ._types import AiError
 
 
@@ -17,17 +18,24 @@ class Ai:
 
     Embedding models (``@cf/baai/bge-small-en-v1.5`` ...): ``inputs`` is ``{"text": str |
     list[str], "pooling": "mean" | "cls"}``; the answer is ``{"shape": [n, d], "data":
-    [[...], ...], "pooling": ...}``, each vector of length 1.
+    [[...], ...], "pooling": ...}``, each vector of length 1. Text models (those ``[ai.text]``
+    maps) take ``{"prompt": str}`` or ``{"messages": [...]}`` and go to its endpoint.
     """
 
-    def __init__(self, embeddings: Mapping[str, Path], runner: EmbeddingRunner) -> None:
+    def __init__(
+        self,
+        embeddings: Mapping[str, Path],
+        runner: EmbeddingRunner,
+        text: TextClient | None = None,
+    ) -> None:
         self._embeddings = dict(embeddings)
         self._runner = runner
+        self._text = text
 
     @property
     def models(self) -> list[str]:
-        """The model names this binding serves."""
-        return sorted(self._embeddings)
+        """The model names this binding serves: embedding models, then text models."""
+        return sorted(self._embeddings) + (self._text.models if self._text else [])
 
     async def stats(self, model: str) -> list[dict[str, Any]]:
         """Each replica's counters for an embedding model: ``calls``, ``texts``,
@@ -36,8 +44,13 @@ class Ai:
             raise AiError(f"unknown embedding model {model!r}; serves: {', '.join(self.models)}")
         return await self._runner.stats(model)
 
-    async def run(self, model: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs."""
+    async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
+        """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs.
+
+        An embedding model answers a dict; a text model (``[ai.text]``) ``{"response": str,
+        "usage": {...}}``, or with ``"stream": True`` a :class:`TextStream` of server-sent
+        events to return as ``StreamingResponse(stream, media_type="text/event-stream")``.
+        Upstream failures of a text model raise ``AiUpstreamError`` (an AiError)."""
         if not isinstance(model, str):
             raise AiError(f"the model must be a name (a string), got {type(model).__name__}")
         checked = check_inputs(model, inputs)
@@ -45,5 +58,7 @@ class Ai:
             texts, pooling = embedding_inputs(model, checked)
             data = await self._runner.embed(model, texts, pooling)
             return {"shape": [len(data), len(data[0])], "data": data, "pooling": pooling}
+        if self._text is not None and model in self._text.endpoint.models:
+            return await self._text.run(model, checked)
         configured = ", ".join(self.models) or "none"
         raise AiError(f"unknown model {model!r}; this app's [ai] serves: {configured}")

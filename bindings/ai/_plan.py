@@ -17,6 +17,7 @@ from raydo.bindings import Plan
 from ._batcher import Batching
 from ._client import Ai
 from ._runner import EmbeddingRunner, LocalRunner, PoolRunner
+from ._text import TextClient, TextEndpoint
 from ._types import EMBEDDING_MODELS
 
 
@@ -64,4 +65,5 @@ def ai_binding(ctx: PlatformContext) -> Ai:
             num_cpus=float(options.get("num_cpus", 1)),
             num_gpus=float(options.get("num_gpus", 0)),
         )
-    return Ai(folders, runner)
+    endpoint = TextEndpoint.from_options(options.get("text"))
+    return Ai(folders, runner, TextClient(endpoint) if endpoint else None)
