@@ -295,6 +295,7 @@ class Host:
         )
         if replica is not None:
             replica.attach(slot.core, functools.partial(self._lost, hex_id))
+            slot.core.point_in_time = replica
         self.objects.add(slot)
         return slot
 
@@ -336,7 +337,16 @@ class Host:
             metrics.event_done(event.kind, time.perf_counter() - started, True)
             return
         replica = slot.replica
-        if replica is not None and not slot.turns and (replica.lost or not replica.ready):
+        if (
+            replica is not None
+            and not slot.turns
+            and (
+                replica.lost
+                or not replica.ready
+                # restored to a bookmark: its next session starts from that state
+                or (replica.rewound and slot.life is not ObjectLife.ACTIVE)
+            )
+        ):
             try:
                 await self._take_over(slot)
             except Exception as exc:  # noqa: BLE001 - the caller learns why, the host goes on

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from raydo.storage.errors import StorageError
 from raydo.storage.folder_lock import FolderInUse, live_holder
 from raydo.storage.limits import Limits
 
@@ -43,6 +44,7 @@ from . import (
     cli_queues,
     cli_status,
     cli_storage,
+    cli_time_travel,
     cli_vectorize,
     cli_wrangler,
 )
@@ -186,6 +188,11 @@ def _objects_parser(commands: Any) -> None:
     )
     imported = actions.add_parser("import", help="create an object from a SQL dump")
     target(imported)
+    restored = actions.add_parser(
+        "restore", help="restore an object to a bookmark or a time ([replication])"
+    )
+    target(restored)
+    cli_time_travel.add_restore_arguments(restored, required=True)
     imported.add_argument("file", help="a dump made by `raydo objects export` ('-': stdin)")
 
 
@@ -245,6 +252,8 @@ def _objects(args: argparse.Namespace) -> int:
             if len(rows) == args.limit:
                 print(f"(more: --after {rows[-1].id})", file=sys.stderr)
             return 0
+        if args.action == "restore":
+            return cli_time_travel.objects_restore(config, args)
         target = inspection.object_id(config, args.binding, args.object, by_name=args.name)
         if args.action == "show":
             print(json.dumps(inspection.show_object(config, target), indent=2))
@@ -266,7 +275,7 @@ def _objects(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # the reader stopped early (``| head``): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (inspection.InspectionError, ValueError, OSError) as exc:
+    except (inspection.InspectionError, ValueError, OSError, StorageError) as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)
         return 2
 

@@ -2,6 +2,7 @@
 
     raydo d1 execute DB --local --command "SELECT * FROM users"   # or --file schema.sql
     raydo d1 migrations list|apply DB --local                     # = raydo db migrations
+    raydo d1 time-travel info|restore DB [--bookmark B | --timestamp T]  # [replication]
     raydo kv key put|get|list|delete [KEY [VALUE]] --binding CACHE
     raydo r2 object put|get|delete BUCKET/KEY [--file F | --pipe]
 
@@ -31,11 +32,12 @@ from typing import Any
 
 from raydo.actors import Env
 from raydo.actors.placement import LocalPlacement
-from raydo.bindings.d1 import D1Error, D1Result
+from raydo.bindings.d1 import INTERNAL_BINDING, D1Error, D1Result
 from raydo.storage import LimitExceeded
+from raydo.storage.errors import StorageError
 from raydo.storage.folder_lock import FolderInUse
 
-from . import cli_db
+from . import cli_db, cli_time_travel
 from .app import Gateway
 from .config import AppConfig, ConfigError, load_config
 
@@ -144,6 +146,15 @@ def add_commands(commands: Any) -> None:
     source.add_argument("--command", help="the SQL to run")
     source.add_argument("--file", help="a file of SQL to run")
     run.add_argument("--json", action="store_true", help="print D1's JSON results")
+    travel = d1_actions.add_parser("time-travel", help="a database's bookmarks ([replication])")
+    travel_steps = travel.add_subparsers(dest="step", required=True, metavar="STEP")
+    for step, text in (
+        ("info", "the bookmark of the database now, or at --timestamp"),
+        ("restore", "restore the database to --bookmark or --timestamp"),
+    ):
+        sub = common(travel_steps.add_parser(step, help=text))
+        sub.add_argument("database", help="the database: its binding or database_name")
+        cli_time_travel.add_restore_arguments(sub, required=step == "restore")
     migrations = d1_actions.add_parser("migrations", help="= raydo db migrations")
     steps = migrations.add_subparsers(dest="step", required=True, metavar="STEP")
     for step, text in (("list", "applied (when) or pending"), ("apply", "apply the pending")):
@@ -201,6 +212,7 @@ _MISTAKES = (
     FolderInUse,
     D1Error,
     LimitExceeded,
+    StorageError,
     OSError,
     ValueError,
     TypeError,
@@ -219,6 +231,9 @@ def _d1(args: argparse.Namespace) -> int:
         binding = database_binding(config, args.database)
         if args.action == "migrations":
             return cli_db.main(argparse.Namespace(dir=args.dir, action=args.step, binding=binding))
+        if args.action == "time-travel":
+            name = _database_name(config, binding)
+            return cli_time_travel.d1(config, INTERNAL_BINDING, name, args)
         sql = args.command if args.command is not None else Path(args.file).read_text()
         results = asyncio.run(execute(config, args.database, sql))
     except _MISTAKES as exc:
@@ -229,6 +244,13 @@ def _d1(args: argparse.Namespace) -> int:
     for result in results:
         _print_rows(result)
     return 0
+
+
+def _database_name(config: AppConfig, binding: str) -> str:
+    for entry in config.d1_databases:
+        if entry["binding"] == binding:
+            return str(entry["database_name"])
+    raise BindingNotFound(binding)  # database_binding() found it
 
 
 def _print_rows(result: D1Result) -> None:

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import codec, layout
 from ._authorizer import Authorizer, harden, translate_error
@@ -40,6 +40,9 @@ from ._tables import COLUMNS, KV_TABLE, META_TABLE, TAG
 from .errors import SqlError, StorageError, StorageFull, TransactionError, disk_error
 from .limits import DEFAULT_LIMITS, LimitExceeded, Limits
 from .owner_only import make_folders, make_private
+
+if TYPE_CHECKING:
+    from .replication.bookmarks import Bookmark
 
 log = logging.getLogger("raydo.storage")
 
@@ -66,6 +69,16 @@ _ROLLBACK = f"{TAG}ROLLBACK"
 
 UserResult = tuple[list[str], list[tuple[Any, ...]], int, int]
 """What user SQL gave: column names, rows, rows written, the last inserted rowid."""
+
+
+class PointInTime(Protocol):
+    """Point-in-time recovery of one object (its replica: storage/replication)."""
+
+    async def current_bookmark(self) -> str: ...
+
+    async def bookmark_for_time(self, when_ms: int) -> str: ...
+
+    async def restore_on_next_session(self, bookmark: Bookmark) -> str: ...
 
 
 class StorageCore:
@@ -98,6 +111,7 @@ class StorageCore:
         "limits",
         "on_unconfirmed_lost",
         "path",
+        "point_in_time",
         "replicated",
         "sync_later",
     )
@@ -152,6 +166,9 @@ class StorageCore:
         # inside unconfirmed() (``put(..., allow_unconfirmed=True)``).
         self._holds_output = False
         self._unconfirmed = 0
+        self.point_in_time: PointInTime | None = None
+        """The object's log in the replication store, when its owner replicates it: what
+        ``ctx.storage``'s bookmarks use."""
         self.on_unconfirmed_lost: Callable[[BaseException], None] | None = None
         """Called when writes that did not hold the output gate never became durable (a
         failed sync or store round): the owner resets the object, as Cloudflare does."""

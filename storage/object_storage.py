@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
-from ._core import KV_CREATE, StorageCore
+from ._core import KV_CREATE, PointInTime, StorageCore
 from ._tables import KV_TABLE, TAG
-from .errors import TransactionError
+from .errors import StorageError, TransactionError
+from .replication import bookmarks
 from .sql import SqlStorage
 
 _KV_GET = f"{TAG}SELECT value FROM {KV_TABLE} WHERE key = ?"
@@ -126,6 +127,46 @@ class ObjectStorage:
         durable = self._core.flush()
         if durable is not None:
             await durable
+
+    # ---- point in time (needs [replication]) -------------------------------------------
+
+    async def get_current_bookmark(self) -> str:
+        """A bookmark of the object's state now: commits the writes so far and waits for them
+        to reach the replication store first. Bookmarks are strings that sort in time order.
+        Cloudflare's ``getCurrentBookmark()``."""
+        point = self._point_in_time("get_current_bookmark()")
+        await self.sync()
+        return await point.current_bookmark()
+
+    async def get_bookmark_for_time(self, when: datetime | int | float) -> str:
+        """The bookmark of the object's state at ``when`` (a ``datetime``, naive meaning UTC,
+        or ms since the epoch): the last state stored at or before it. ``BookmarkUnavailable``
+        (a ValueError) when it is older than ``retention_days`` or than the object.
+        Cloudflare's ``getBookmarkForTime()``."""
+        point = self._point_in_time("get_bookmark_for_time()")
+        when_ms = bookmarks.time_ms(when)
+        await self.sync()
+        return await point.bookmark_for_time(when_ms)
+
+    async def on_next_session_restore_bookmark(self, bookmark: str) -> str:
+        """Restore the object's storage to ``bookmark`` when it next starts (call
+        ``ctx.abort()`` to restart it now); returns the bookmark that undoes the restore.
+        Writes this session makes after the call are dropped. ValueError naming ``bookmark``
+        when it is not one; ``BookmarkUnavailable`` when it is past ``retention_days`` or not
+        this object's. Cloudflare's ``onNextSessionRestoreBookmark()``."""
+        point = self._point_in_time("on_next_session_restore_bookmark()")
+        target = bookmarks.parse_bookmark(bookmark)
+        await self.sync()
+        return await point.restore_on_next_session(target)
+
+    def _point_in_time(self, call: str) -> PointInTime:
+        point = self._core.point_in_time
+        if point is None:
+            raise StorageError(
+                f"storage.{call} needs [replication] in raydo.toml: without it an object's"
+                " file is the only copy and it keeps no history"
+            )
+        return point
 
     def _unconfirmed(self, allow: bool) -> AbstractContextManager[None]:
         if not isinstance(allow, bool):

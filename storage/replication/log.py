@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from raydo.storage.errors import StorageError
 
-from .segments import CorruptEntry, Entry, EntryKind, now_ms
+from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, now_ms, written_ms_of
 from .settings import ReplicationSettings
 from .store import ObjectStore
 
@@ -43,6 +43,8 @@ class ObjectLog:
         self.owner = owner
         self.tail = -1
         """The last entry this owner knows of (its own last one, once it writes)."""
+        self.tail_ms = 0
+        """When that entry was written (ms), once this owner wrote it or read it."""
         self._root = settings.key(binding, object_hex)
 
     @property
@@ -74,17 +76,40 @@ class ObjectLog:
             raise CorruptEntry(f"{key}: the entry is missing from the store")
         return Entry.unseal(data, key)
 
+    def written_ms(self, seq: int) -> int:
+        """When entry ``seq`` was written (ms), from its head alone (one ranged GET)."""
+        key = self.log_key(seq)
+        head = self.store.head(key, HEAD_BYTES)
+        if head is None:
+            raise CorruptEntry(f"{key}: the entry is missing from the store")
+        return written_ms_of(head, key)
+
+    def written_ms_or_none(self, seq: int) -> int | None:
+        """As :meth:`written_ms`, None when there is no entry ``seq``."""
+        head = self.store.head(self.log_key(seq), HEAD_BYTES)
+        return None if head is None else written_ms_of(head, self.log_key(seq))
+
+    def follow(self) -> int:
+        """Take the store's last entry as this owner's tail (one LIST and one ranged GET);
+        the tail, -1 for an empty log. An operator's tool writes after it."""
+        entries = self.entries_after(None)
+        self.tail = entries[-1] if entries else -1
+        self.tail_ms = self.written_ms(self.tail) if entries else 0
+        return self.tail
+
     def append(self, kind: EntryKind, body: bytes = b"") -> int:
         """Write the next entry; its place. :class:`Fenced` when another owner has it."""
         seq = self.tail + 1
-        data = Entry(kind, self.owner, now_ms(), body).seal()
+        # Never earlier than the entry before it, so that bookmarks sort as the log does.
+        written = max(now_ms(), self.tail_ms)
+        data = Entry(kind, self.owner, written, body).seal()
         key = self.log_key(seq)
         # A place taken by our own bytes is ours: the answer to an earlier try was lost.
         if not self.store.create(key, data) and self.store.get(key) != data:
             raise Fenced(
                 f"{key}: another owner wrote this object's log; this host no longer owns it"
             )
-        self.tail = seq
+        self.tail, self.tail_ms = seq, written
         if kind is EntryKind.SNAPSHOT:
             self.store.put(self.snapshot_key(seq), b"")
         return seq

@@ -31,10 +31,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from .bookmarks import Bookmark, apply_retention, bookmark_for_time, current, rewind
 from .local_mark import LocalMark, read_mark, remove_local, write_mark
-from .log import ObjectLog
+from .log import Fenced, ObjectLog
 from .restore import restore
 from .segments import EntryKind, segment_body
 from .settings import ReplicationSettings
@@ -48,6 +49,7 @@ log = logging.getLogger("raydo.replication")
 #: Checkpoint the WAL between rounds once it is this long and all of it is shipped.
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
 _TAKE_OVER_TRIES = 5
+_T = TypeVar("_T")
 
 
 class Checkpointing(Protocol):
@@ -87,6 +89,7 @@ class ObjectReplica:
         self._on_lost: Callable[[str], None] = _ignore
         self._mark = LocalMark(-1)
         self._oldest_unshipped: float | None = None
+        self._before_rewind: Bookmark | None = None
         self._new_owner()
 
     def _new_owner(self) -> None:
@@ -120,6 +123,12 @@ class ObjectReplica:
     @property
     def lost(self) -> str | None:
         return self.shipper.lost
+
+    @property
+    def rewound(self) -> bool:
+        """True once this session restored the log to a bookmark: the object's next
+        activation takes the log over again (and so restores that state)."""
+        return self._before_rewind is not None
 
     @property
     def oldest_unshipped(self) -> float | None:
@@ -156,6 +165,7 @@ class ObjectReplica:
                 mark = LocalMark(-1, WalPosition(), None, 0)
             epoch = self.log.take_epoch(mark.seq)
             if epoch is not None:
+                self._before_rewind = None
                 self._mark = LocalMark(epoch, mark.wal, mark.snapshot, mark.since_snapshot)
                 if self.database.exists():
                     write_mark(self.database, self._mark)
@@ -200,6 +210,11 @@ class ObjectReplica:
             return 0
 
     def ship(self, length: int, deadline: float) -> None:
+        if self._before_rewind is not None:
+            raise Fenced(
+                "the object was restored to a bookmark: what it wrote after"
+                " on_next_session_restore_bookmark() in the same session is dropped"
+            )
         mark = self._mark
         frames = read_committed(wal_file(self.database), mark.wal, length)
         if frames is None:
@@ -227,11 +242,20 @@ class ObjectReplica:
         if kind is EntryKind.SNAPSHOT:
             stats.snapshots += 1
             self._mark = LocalMark(seq, frames.end, seq, 0)
+            self._retain()
         else:
             stats.segments += 1
             self._mark = LocalMark(seq, frames.end, mark.snapshot, mark.since_snapshot + len(body))
         stats.bytes_shipped += len(body)
         write_mark(self.database, self._mark)
+
+    def _retain(self) -> None:
+        """Retention, after a snapshot (the only time it can free anything): a failure is
+        logged and left to the next snapshot."""
+        try:
+            apply_retention(self.log, self._replication.settings)
+        except Exception as exc:  # noqa: BLE001 - retention never fails a commit
+            log.warning("%s: retention failed: %s", self.log.root, exc)
 
     def shipped(self) -> None:
         if self.shipper.idle:
@@ -244,6 +268,44 @@ class ObjectReplica:
             return  # a commit since (it ships first), or a transaction is open
         self._mark = LocalMark(mark.seq, WalPosition(), mark.snapshot, mark.since_snapshot)
         write_mark(self.database, self._mark)
+
+    # ---- point in time (ctx.storage, between the event's commit and its end) ----------
+
+    async def current_bookmark(self) -> str:
+        """The bookmark of everything committed so far (it ships first)."""
+        await self._settled()
+        return str(current(self.log))
+
+    async def bookmark_for_time(self, when_ms: int) -> str:
+        """The bookmark of the last round shipped at or before ``when_ms``."""
+        await self._settled()
+        if when_ms >= self.log.tail_ms:
+            return str(current(self.log))
+        return str(await self._off_loop(bookmark_for_time, self.log, self._settings, when_ms))
+
+    async def restore_on_next_session(self, bookmark: Bookmark) -> str:
+        """Restore the log to ``bookmark`` (a new snapshot of that state after its tail) for
+        the object's next session; the bookmark that undoes it."""
+        await self._settled()
+        undo = self._before_rewind or current(self.log)
+        await self._off_loop(
+            rewind, self.log, self._settings, bookmark, self.database.parent / ".rewind"
+        )
+        self._before_rewind = undo
+        return str(undo)
+
+    @property
+    def _settings(self) -> ReplicationSettings:
+        return self._replication.settings
+
+    async def _settled(self) -> None:
+        await self.shipper.settled()
+        if self.shipper.lost is not None:
+            raise ShippingFailed(self.shipper.lost)
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._replication.executor, fn, *args)
 
     # ---- loss ----------------------------------------------------------------------------
 
@@ -260,6 +322,7 @@ class ObjectReplica:
         self.ready = False
         self._mark = LocalMark(-1)
         self._oldest_unshipped = None
+        self._before_rewind = None
         self._new_owner()
 
 

@@ -1,4 +1,4 @@
-"""The S3-compatible store every object's log goes to: five blocking calls, one Protocol.
+"""The S3-compatible store every object's log goes to: six blocking calls, one Protocol.
 
 The calls block (boto3 does), so the shipper and restore run them on their own threads, never
 on a host's event loop. :meth:`ObjectStore.create` is the one that fencing rests on: S3's
@@ -43,6 +43,10 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes | None:
         """The body at ``key``, or None when there is none."""
+        ...
+
+    def head(self, key: str, length: int) -> bytes | None:
+        """The first ``length`` bytes at ``key`` (a ranged GET), or None when there is none."""
         ...
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
@@ -139,6 +143,16 @@ class S3Store:
             raise
         body: bytes = response["Body"].read()
         return body
+
+    def head(self, key: str, length: int) -> bytes | None:
+        try:
+            response = self._call("get_object", Key=key, Range=f"bytes=0-{length - 1}")
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        body: bytes = response["Body"].read()
+        return body[:length]
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         return list(self._iter_keys(prefix, start_after))

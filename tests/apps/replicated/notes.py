@@ -34,3 +34,17 @@ class Notes(DurableObject):
         for key, value in self.ctx.storage.list().items():
             digest.update(repr((key, value)).encode())
         return digest.hexdigest()
+
+    async def bookmark(self) -> str:
+        return await self.ctx.storage.get_current_bookmark()
+
+    async def bookmark_for(self, when: Any) -> str:
+        return await self.ctx.storage.get_bookmark_for_time(when)
+
+    async def restore_to(self, bookmark: Any, *, restart: bool = False) -> str:
+        """Restore to ``bookmark`` at the next session (now with ``restart``, whose caller
+        then gets the reset); the bookmark that undoes it."""
+        undo = await self.ctx.storage.on_next_session_restore_bookmark(bookmark)
+        if restart:
+            self.ctx.abort("restoring a bookmark")
+        return undo
