@@ -2,9 +2,10 @@
 
 ``POST /v1/chat/completions`` answers ``echo: <last message's content>`` (streamed word by
 word as OpenAI's chunks, usage in a last chunk, then ``[DONE]``). It wants ``Authorization:
-Bearer test-key``. Upstream model names steer failures: ``broken`` answers 500, ``slow``
-waits longer than any test's timeout before answering, ``cut`` streams one piece then
-breaks off. Each request's JSON body is kept in :attr:`FakeOpenAI.requests`.
+Bearer test-key`` (unless made with ``api_key=None``). Upstream model names steer failures:
+``broken`` answers 500, ``slow`` waits longer than any test's timeout before answering,
+``cut`` streams one piece then breaks off. Each request's JSON body is kept in
+:attr:`FakeOpenAI.requests`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ API_KEY = "test-key"
 class FakeOpenAI:
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    api_key: str | None = API_KEY
+    """The bearer token it wants; None: any request is let in."""
 
     async def completions(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+        wanted = self.api_key
+        if wanted is not None and request.headers.get("authorization") != f"Bearer {wanted}":
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         body = await request.json()
         self.requests.append(body)
@@ -68,9 +72,9 @@ class FakeOpenAI:
 
 
 @asynccontextmanager
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+async def fake_openai(api_key: str | None = API_KEY) -> AsyncIterator[FakeOpenAI]:
     """Serve a :class:`FakeOpenAI` for the block; its ``url`` ends in ``/v1``."""
-    fake = FakeOpenAI()
+    fake = FakeOpenAI(api_key=api_key)
     app = Starlette(routes=[Route("/v1/chat/completions", fake.completions, methods=["POST"])])
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -27,10 +27,13 @@ class Ai:
         embeddings: Mapping[str, Path],
         runner: EmbeddingRunner,
         text: TextClient | None = None,
+        *,
+        missing: Mapping[str, Path] | None = None,
     ) -> None:
         self._embeddings = dict(embeddings)
         self._runner = runner
         self._text = text
+        self._missing = dict(missing or {})
 
     @property
     def models(self) -> list[str]:
@@ -60,5 +63,10 @@ class Ai:
             return {"shape": [len(data), len(data[0])], "data": data, "pooling": pooling}
         if self._text is not None and model in self._text.endpoint.models:
             return await self._text.run(model, checked)
+        if model in self._missing:
+            raise AiError(
+                f"model {model!r} has no folder: put its ONNX export (model.onnx,"
+                f" tokenizer.json, config.json) in {self._missing[model]}"
+            )
         configured = ", ".join(self.models) or "none"
         raise AiError(f"unknown model {model!r}; this app's [ai] serves: {configured}")

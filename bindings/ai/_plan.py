@@ -47,6 +47,20 @@ def model_folders(options: Mapping[str, Any]) -> dict[str, Path]:
     return folders
 
 
+def missing_folders(options: Mapping[str, Any]) -> dict[str, Path]:
+    """The Workers AI embedding models whose folder under ``models_dir`` does not exist (yet):
+    a call to one says where to put it."""
+    models_dir = options.get("models_dir")
+    if models_dir is None:
+        return {}
+    served = model_folders(options)
+    return {
+        name: Path(str(models_dir)) / name.rsplit("/", 1)[-1]
+        for name in EMBEDDING_MODELS
+        if name not in served
+    }
+
+
 def ai_binding(ctx: PlatformContext) -> Ai:
     """``env.AI`` in this process. Loads nothing until the first call: then in this process
     (in-process placement), or in the model's pool of service actors (on Ray)."""
@@ -66,4 +80,5 @@ def ai_binding(ctx: PlatformContext) -> Ai:
             num_gpus=float(options.get("num_gpus", 0)),
         )
     endpoint = TextEndpoint.from_options(options.get("text"))
-    return Ai(folders, runner, TextClient(endpoint) if endpoint else None)
+    text = TextClient(endpoint) if endpoint else None
+    return Ai(folders, runner, text, missing=missing_folders(options))

@@ -112,8 +112,13 @@ async def test_limits_and_hostile_input_are_clear_errors(app: TestApp) -> None:
         await run(SMALL, ["a"])  # type: ignore[arg-type]
     with pytest.raises(AiError, match="the model must be a name"):
         await run(None, {"text": "a"})  # type: ignore[arg-type]
-    unknown = rf"unknown model '@cf/baai/bge-base-en-v1\.5'; this app's \[ai\] serves: {SMALL}"
+    unknown = rf"unknown model '@cf/baai/bge-m3'; this app's \[ai\] serves: {SMALL}"
     with pytest.raises(AiError, match=unknown):
+        await run("@cf/baai/bge-m3", {"text": "a"})
+    # A Workers AI model whose folder is not there yet: the error says where to put it.
+    with pytest.raises(
+        AiError, match=r"has no folder: put its ONNX export .* in .*/models/bge-base"
+    ):
         await run("@cf/baai/bge-base-en-v1.5", {"text": "a"})
     with pytest.raises(AiError, match="over 1048576 bytes"):
         await run(SMALL, {"text": "a" * ((1 << 20) + 1)})
