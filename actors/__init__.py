@@ -24,6 +24,7 @@ from ._object import DurableObject, ObjectContext, PlatformObject
 from ._services import ServiceReplica, Services, ServiceSpec
 from ._spec import BindingSpec, PlatformSpec, RuntimeSpec
 from ._streams import BODY_ALLOWANCE, BodyAllowance
+from ._turn import in_event
 
 __all__ = [
     "BODY_ALLOWANCE",
@@ -56,5 +57,6 @@ __all__ = [
     "env_bindings",
     "forget_app_modules",
     "import_from_app",
+    "in_event",
     "public_env",
 ]

@@ -43,3 +43,10 @@ class Turn:
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("raydo_current_turn", default=None)
+
+
+def in_event() -> bool:
+    """True in code running inside an object's event (not in a task that outlived it): a
+    call made there leaves through that event's output gate."""
+    turn = current_turn.get()
+    return turn is not None and not turn.ended

@@ -130,6 +130,13 @@ _TABLE_ACTIONS = _SCHEMA_ACTIONS | frozenset(
     }
 )
 
+# What a statement that only reads does, as SQLite prepares it: a statement whose every action
+# is one of these writes nothing (SQLite's own sqlite3_stmt_readonly, which Python lacks).
+# PRAGMAs are left out even when they read: some change the connection outside a transaction.
+_READ_ONLY_ACTIONS = frozenset(
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+)
+
 _TEMP_ACTIONS = frozenset(
     {
         sqlite3.SQLITE_CREATE_TEMP_TABLE,
@@ -173,12 +180,15 @@ def _internals() -> frozenset[str]:
 
 
 class Authorizer:
-    """SQLite authorizer callback; remembers why it last refused, for a clear error, and
-    whether the statements it saw may change the schema (:attr:`schema_touched`)."""
+    """SQLite authorizer callback; remembers why it last refused, for a clear error, whether
+    the statements it saw may change the schema (:attr:`schema_touched`) and whether they
+    only read (:attr:`read_only`)."""
 
     __slots__ = (
         "_altering",
         "_internals",
+        "_prepared",
+        "_wrote",
         "internal_tables",
         "refusal",
         "schema_touched",
@@ -193,14 +203,26 @@ class Authorizer:
         self.internal_tables = internal_tables
         self._internals = _internals()
         self._altering = False  # an ALTER TABLE is being prepared: SQLite's rename helpers run
+        self._prepared = False  # SQLite asked about the statement (it was prepared, not cached)
+        self._wrote = False  # ... and about an action that is not a read
 
     def start_statement(self) -> None:
         """Forget what the statements before saw; call before running each user statement."""
-        self.schema_touched = self._altering = False
+        self.schema_touched = self._altering = self._prepared = self._wrote = False
+
+    @property
+    def read_only(self) -> bool:
+        """True when the statement run since :meth:`start_statement` was prepared then (not
+        taken from the statement cache) and SQLite asked only about reads: it can write
+        nothing, whatever the schema (a SELECT fires no trigger)."""
+        return self._prepared and not self._wrote
 
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
     ) -> int:
+        self._prepared = True
+        if action not in _READ_ONLY_ACTIONS:
+            self._wrote = True
         if action in _SCHEMA_ACTIONS:
             self.schema_touched = True
             if action == sqlite3.SQLITE_ALTER_TABLE:

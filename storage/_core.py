@@ -28,7 +28,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +54,10 @@ AfterCommit = Callable[[bool], "asyncio.Future[None] | None"]
 
 #: How many prepared statements a connection keeps (sqlite3's cache, keyed by text).
 STATEMENT_CACHE_SIZE = 64
+#: How many user statements known to only read a core remembers (least recently used go
+#: first). More than the statement cache holds: a statement still in that cache is not
+#: prepared again, so it could not be learnt again.
+READ_ONLY_STATEMENTS = 4 * STATEMENT_CACHE_SIZE
 KV_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {KV_TABLE} {COLUMNS[KV_TABLE]}"
 _TABLE_EXISTS = f"{TAG}SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 _META_CREATE = f"{TAG}CREATE TABLE IF NOT EXISTS {META_TABLE} {COLUMNS[META_TABLE]}"
@@ -99,6 +103,7 @@ class StorageCore:
         "_guard",
         "_holds_output",
         "_lost",
+        "_read_only",
         "_savepoints",
         "_tables",
         "_unconfirmed",
@@ -162,6 +167,9 @@ class StorageCore:
         self._began = False  # an implicit transaction of ours is open
         self._lost: str | None = None  # why SQLite ended that transaction behind our back
         self._savepoints = 0
+        # User statements SQLite prepared with only reads (the authorizer saw them): run
+        # outside a transaction, they write nothing, so nothing is begun or committed.
+        self._read_only: dict[str, None] = {}
         # Whether the open transaction holds the output gate: any write does, but those made
         # inside unconfirmed() (``put(..., allow_unconfirmed=True)``).
         self._holds_output = False
@@ -330,17 +338,20 @@ class StorageCore:
 
     def begin(self) -> None:
         """Open the event's transaction unless it is open; refused outside events."""
-        if self.in_turn <= 0:
-            raise TransactionError(
-                "storage writes happen inside an event: work that outlives its event (a task,"
-                " ctx.wait_until) must call a method of the object through a stub to write"
-            )
+        self._check_in_turn()
         conn = self.connection()
         if not conn.in_transaction:
             self.internal(_BEGIN)
             self._began = True
         if not self._unconfirmed:
             self._holds_output = True
+
+    def _check_in_turn(self) -> None:
+        if self.in_turn <= 0:
+            raise TransactionError(
+                "storage writes happen inside an event: work that outlives its event (a task,"
+                " ctx.wait_until) must call a method of the object through a stub to write"
+            )
 
     def internal(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one of raydo's own statements (its text starts with :attr:`tag`), trusted."""
@@ -367,14 +378,25 @@ class StorageCore:
         finally:
             auth.trusted = False
 
-    def run_user_sql(self, statements: list[str], params: tuple[Any, ...]) -> UserResult:
+    def run_user_sql(self, statements: Sequence[str], params: tuple[Any, ...]) -> UserResult:
         """Run user statements under the authorizer, in the event's transaction; the
         parameters bind the last one. After each statement that may have changed the schema,
         the schema is checked (:mod:`storage._schema_guard`); one it refuses rolls the
-        event's transaction back and raises :class:`SqlError`."""
+        event's transaction back and raises :class:`SqlError`.
+
+        Statements SQLite prepared before with only reads run without opening a
+        transaction when none is open: there is then nothing to commit, and the event's
+        commit only waits, as after any read, for the writes before it to be durable."""
         self._check_not_lost()
         conn = self.connection()
-        self.begin()
+        known = self._read_only
+        if conn.in_transaction or not all(s in known for s in statements):
+            self.begin()
+        else:
+            self._check_in_turn()
+            for s in statements:  # most recently used last
+                del known[s]
+                known[s] = None
         auth = self._authorizer
         auth.refusal = None
         guard = self._guard
@@ -386,12 +408,16 @@ class StorageCore:
             for statement in statements[:-1]:
                 auth.start_statement()
                 conn.execute(statement).fetchall()
+                if auth.read_only:
+                    self._learn_read_only(statement)
                 if guard.may_change(statement, auth.schema_touched):
                     self._check_schema()
             statement = statements[-1]
             auth.start_statement()
             cur = conn.execute(statement, params)
             rows = cur.fetchall()
+            if auth.read_only:
+                self._learn_read_only(statement)
             if guard.may_change(statement, auth.schema_touched):
                 self._check_schema()
         except sqlite3.Error as exc:
@@ -406,6 +432,13 @@ class StorageCore:
             raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
         names = [d[0] for d in cur.description] if cur.description else []
         return names, rows, conn.total_changes - before, cur.lastrowid or 0
+
+    def _learn_read_only(self, statement: str) -> None:
+        known = self._read_only
+        if statement not in known:
+            if len(known) >= READ_ONLY_STATEMENTS:
+                del known[next(iter(known))]
+            known[statement] = None
 
     # ---- raydo's tables ---------------------------------------------------------------------
 

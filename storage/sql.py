@@ -9,6 +9,7 @@ belong to the last one.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -132,29 +133,42 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError(f"sql.exec takes the query as a str, got {type(query).__name__}")
         limits = self._core.limits
-        try:
-            size = len(query.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise SqlError("the SQL query is not valid Unicode (a lone surrogate)") from None
+        size, statements = _parsed(query) if len(query) <= _CACHED_QUERY else _parse(query)
         limits.check("sql_statement_bytes", size, "the SQL query")
         if len(params) > limits.sql_params:
             raise LimitExceeded(
                 "sql_params",
                 f"{len(params)} parameters given; at most {limits.sql_params} are allowed",
             )
-        if "\x00" in query:
-            raise SqlError("the SQL query contains a NUL character")
-        if TAG_START in query:
-            raise SqlError(
-                f"SQL carrying {TAG_START!r} is not allowed: that comment marks raydo's own"
-                " statements"
-            )
-        statements = [s for s in split_statements(query) if strip_comments(s)]
-        if not statements:
-            raise SqlError("the SQL query did not contain a statement")
         checked = _check_params(params, limits.value_bytes)
         names, rows, written, last_row_id = self._core.run_user_sql(statements, checked)
         return Cursor(names, rows, written, last_row_id)
+
+
+#: Queries up to this many characters are parsed once per process (an object runs the same
+#: few again and again); longer ones, each time.
+_CACHED_QUERY = 4096
+
+
+def _parse(query: str) -> tuple[int, tuple[str, ...]]:
+    """The size of ``query`` in bytes and its statements, or the SqlError that refuses it."""
+    try:
+        size = len(query.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise SqlError("the SQL query is not valid Unicode (a lone surrogate)") from None
+    if "\x00" in query:
+        raise SqlError("the SQL query contains a NUL character")
+    if TAG_START in query:
+        raise SqlError(
+            f"SQL carrying {TAG_START!r} is not allowed: that comment marks raydo's own statements"
+        )
+    statements = tuple(s for s in split_statements(query) if strip_comments(s))
+    if not statements:
+        raise SqlError("the SQL query did not contain a statement")
+    return size, statements
+
+
+_parsed = functools.lru_cache(maxsize=256)(_parse)
 
 
 def _check_params(params: Sequence[Any], value_bytes: int) -> tuple[Any, ...]:

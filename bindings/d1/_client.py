@@ -22,9 +22,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from raydo.actors import Namespace, ObjectReset, Stub
+from raydo.actors import Namespace, ObjectReset, Stub, in_event
 
+from .._batching import ReadBatch
 from ._object import ALL_ROWS
+
+#: How many statements a database client remembers as answered without a transaction.
+READ_ONLY_KNOWN = 256
 
 _INT64 = range(-(2**63), 2**63)
 
@@ -181,6 +185,10 @@ class D1Database:
         self._namespace = namespace
         self.database_name = database_name
         self._id = namespace.id_from_name(database_name)
+        # Statements the database answered without a transaction (they only read): calls of
+        # one of them started together travel in one event (see bindings._batching).
+        self._read_only: dict[str, None] = {}
+        self._reads: ReadBatch[list[Any], dict[str, Any]] = ReadBatch(self._read_each, self._query)
 
     def __repr__(self) -> str:
         return f"D1Database({self.database_name!r})"
@@ -236,14 +244,32 @@ class D1Database:
         # (Made directly: the id is ours, so get()'s check of it would only cost a MAC.)
         return Stub(self._namespace, self._id)
 
+    async def _query(self, payload: list[Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = await self._stub().query(payload)
+        return reply
+
+    async def _read_each(self, calls: list[list[Any]]) -> list[dict[str, Any] | None]:
+        answers: list[dict[str, Any] | None] = await self._stub().read_each(calls)
+        return answers
+
     async def _run(
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
     ) -> list[D1Rows]:
         payload = [[s.sql, list(s.params), max_rows] for s in statements]
+        single = len(payload) == 1
         try:
-            reply = await self._stub().query(payload)
+            if single and statements[0].sql in self._read_only and not in_event():
+                reply = await self._reads.read(payload)
+            else:
+                reply = await self._query(payload)
         except ObjectReset as exc:
             raise _stopped(exc) from None
+        if single and reply.get("read_only"):
+            known = self._read_only
+            if statements[0].sql not in known:
+                if len(known) >= READ_ONLY_KNOWN:
+                    del known[next(iter(known))]
+                known[statements[0].sql] = None
         _raise_error(reply)
         found = []
         for columns, rows, meta in reply["results"]:

@@ -67,7 +67,28 @@ class DatabaseObject(PlatformObject):
             self._size = self.core.size_bytes
         for result in results:
             result[2]["size_after"] = self._size
+        if not self.core.dirty:
+            # Answered without a transaction: SQLite prepared these statements before and
+            # saw only reads. The client may send them in batches (read_each).
+            return {"results": results, "read_only": True}
         return {"results": results}
+
+    async def read_each(self, calls: list[Any]) -> list[dict[str, Any] | None]:
+        """Answer each of ``calls`` (each a :meth:`query`'s ``statements``) as its own call
+        would, in order; None for a call this batch does not answer, which the client sends
+        alone: once the replies so far fill half a message, and after a call that wrote
+        (the client sends only calls :meth:`query` said read, but the object may have been
+        evicted since, and a call that writes must be its own transaction)."""
+        budget = self.core.limits.message_bytes // 2
+        answers: list[dict[str, Any] | None] = []
+        for statements in calls:
+            if budget <= 0 or self.core.dirty:
+                answers.append(None)
+                continue
+            reply = await self.query(statements)
+            budget -= _reply_size(reply)
+            answers.append(reply)
+        return answers
 
     async def exec(self, sql: str) -> dict[str, Any]:
         """Run the statements of ``sql`` (no parameters) in one transaction.
@@ -102,3 +123,16 @@ class DatabaseObject(PlatformObject):
             "limit": getattr(exc, "limit", None),
             "statement": index,
         }
+
+
+def _reply_size(reply: dict[str, Any]) -> int:
+    """About how many bytes ``reply`` takes encoded (strings and blobs by length)."""
+    size = 64
+    for _, rows, _ in reply.get("results", ()):
+        for row in rows:
+            for value in row:
+                if isinstance(value, str):
+                    size += (len(value) if value.isascii() else 4 * len(value)) + 5
+                else:
+                    size += len(value) + 5 if isinstance(value, bytes) else 9
+    return size

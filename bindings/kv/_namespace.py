@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from raydo.actors import Namespace, ObjectId, Stub
+from raydo.actors import Namespace, ObjectId, Stub, in_event
 from raydo.storage.limits import Limits, MiB
 
+from .._batching import ReadBatch
 from . import _checks
 from ._cache import CachedAnswer, KVCache
 from ._staging import Upload
@@ -96,6 +97,8 @@ class KVNamespace:
         self._cache_ttl = cache_ttl
         self._min_ttl = min_ttl
         self._segment = max(1024, min(MAX_SEGMENT_BYTES, limits.message_bytes - 16 * 1024))
+        # Keys fetched together (outside an object's event) travel in one event.
+        self._gets: ReadBatch[bytes, Any] = ReadBatch(self._get_each, self._get_one)
 
     @property
     def object_id(self) -> ObjectId:
@@ -258,7 +261,10 @@ class KVNamespace:
         and starting again if it changes in between."""
         for _ in range(READ_ATTEMPTS):
             started = time.monotonic()
-            reply = await self._stub.get(key, self._segment)
+            if in_event():
+                reply = await self._get_one(key)
+            else:
+                reply = await self._gets.read(key)
             if len(reply) == 1:
                 return CachedAnswer(reply[0], None, fetched=started)
             version, size, expiration, metadata, first = reply
@@ -272,6 +278,13 @@ class KVNamespace:
             else:
                 return CachedAnswer(version, b"".join(parts), metadata, expiration, started)
         raise ValueChanged(f"the value changed during each of {READ_ATTEMPTS} reads; try again")
+
+    # (Its answers are lists; ``list`` is a method's name in this class.)
+    async def _get_one(self, key: bytes) -> Any:
+        return await self._stub.get(key, self._segment)
+
+    async def _get_each(self, keys: Sequence[bytes]) -> Any:
+        return await self._stub.get_each(list(keys), self._segment)
 
     async def _stream(self, key: bytes) -> tuple[AsyncIterator[bytes] | None, Any]:
         """The value's first segment now, the others as the stream is iterated."""

@@ -98,6 +98,27 @@ class KVStore(PlatformObject):
         first = self._slice(key, entry, 0, min(want, entry["size"]))
         return [entry["version"], entry["size"], entry["expiration"], entry["metadata"], first]
 
+    async def get_each(self, keys: list[bytes], want: int) -> list[list[Any] | None]:
+        """:meth:`get` of each of ``keys``, in order; None for a key this batch does not
+        answer, which the client asks alone: a malformed one (its own call says why), and
+        every one after the answers fill half a message."""
+        budget = self._limits.message_bytes // 2
+        answers: list[list[Any] | None] = []
+        for key in keys:
+            if budget <= 0:
+                answers.append(None)
+                continue
+            try:
+                answer = await self.get(key, want)
+            except (ValueError, TypeError):
+                answers.append(None)
+                continue
+            if len(answer) > 1:
+                budget -= len(answer[4]) + len(answer[3] or "") * 4
+            budget -= 64
+            answers.append(answer)
+        return answers
+
     async def read(self, key: bytes, version: int, offset: int, length: int) -> bytes | None:
         """``length`` bytes of the value from ``offset``, or None when the key no longer
         holds ``version`` (it was written, deleted or expired since)."""

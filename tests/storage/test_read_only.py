@@ -1,0 +1,120 @@
+"""Statements that only read run without a transaction (``StorageCore.run_user_sql``): once
+SQLite prepared a statement and its authorizer saw nothing but reads, it is answered with
+nothing begun or committed; anything that may write, however it starts, goes the write path."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from raydo.storage import StorageCore, TransactionError
+
+
+def make_core(path: Path, **kwargs: object) -> StorageCore:
+    core = StorageCore(path, **kwargs)  # type: ignore[arg-type]
+    core.internal(f"{core.tag}CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    core.internal(f"{core.tag}INSERT INTO t VALUES (1, 'a')")
+    return core
+
+
+def run(core: StorageCore, sql: str, *params: object) -> list[tuple[object, ...]]:
+    return core.run_user_sql([sql], params)[1]
+
+
+def test_a_read_is_answered_without_a_transaction_once_sqlite_saw_it_read(
+    tmp_path: Path,
+) -> None:
+    core = make_core(tmp_path / "o.sqlite")
+    select = "SELECT v FROM t WHERE id = ?"
+    assert run(core, select, 1) == [("a",)]
+    assert core.dirty  # the first time, it ran in the event's transaction
+    core.commit()
+    for _ in range(3):
+        assert run(core, select, 1) == [("a",)]
+        assert not core.dirty  # nothing begun, nothing to commit
+    # Joined, when a write of the event opened the transaction: it sees that write.
+    run(core, "INSERT INTO t VALUES (2, 'b')")
+    assert run(core, select, 2) == [("b",)] and core.dirty
+    core.rollback()
+    assert run(core, select, 2) == [] and not core.dirty
+    core.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "WITH n(x) AS (SELECT 10) INSERT INTO t (id, v) SELECT x + (SELECT count(*) FROM t), 'w'"
+        " FROM n",
+        "INSERT INTO t (v) VALUES ('r') RETURNING id",
+        "UPDATE t SET v = v || '+' WHERE id = 1 RETURNING v",
+        "PRAGMA foreign_keys",  # a PRAGMA outside a transaction may change the connection
+    ],
+)
+def test_statements_that_may_write_always_take_the_write_path(
+    tmp_path: Path, statement: str
+) -> None:
+    core = make_core(tmp_path / "o.sqlite")
+    before = run(core, "SELECT count(*), group_concat(v) FROM t")
+    core.commit()
+    for _ in range(3):
+        run(core, statement)
+        assert core.dirty  # in the event's transaction, every time
+        core.rollback()  # ... so the rollback takes back what it wrote
+    assert run(core, "SELECT count(*), group_concat(v) FROM t") == before
+    core.close()
+
+
+def test_reads_outside_events_are_refused_as_before(tmp_path: Path) -> None:
+    core = make_core(tmp_path / "o.sqlite")
+    select = "SELECT v FROM t"
+    run(core, select)
+    core.commit()
+    core.in_turn = 0  # a host's core between events
+    with pytest.raises(TransactionError, match="inside an event"):
+        run(core, select)
+    core.close()
+
+
+def test_many_statements_keep_being_answered_right(tmp_path: Path) -> None:
+    """More distinct statements than the core remembers: each is still answered, the ones
+    forgotten through the write path again."""
+    core = make_core(tmp_path / "o.sqlite")
+    for round_ in range(2):
+        for n in range(600):
+            assert run(core, f"SELECT v, {n} FROM t WHERE id = 1") == [("a", n)]
+            core.commit()
+    assert not core.dirty
+    core.close()
+
+
+async def test_a_read_still_waits_for_the_writes_before_it_to_be_durable(
+    tmp_path: Path,
+) -> None:
+    """The output gate: a read answered without a transaction commits nothing, but its event's
+    commit still asks the owner (the host's output gate) and returns what the owner says: a
+    read after a write that is not durable yet waits for it, an allow_unconfirmed one too."""
+    loop = asyncio.get_running_loop()
+    pending: asyncio.Future[None] = loop.create_future()
+    asked: list[bool] = []
+
+    def after_commit(wrote: bool) -> asyncio.Future[None] | None:
+        asked.append(wrote)
+        return None if pending.done() else pending  # a sync is running until it is set
+
+    core = make_core(tmp_path / "o.sqlite", after_commit=after_commit)
+    core.commit()
+    select = "SELECT v FROM t WHERE id = 1"
+    run(core, select)
+    core.commit()
+    with core.unconfirmed():
+        run(core, "UPDATE t SET v = 'u' WHERE id = 1")
+    assert core.commit() is None  # the unconfirmed write's own event does not wait
+    assert run(core, select) == [("u",)] and not core.dirty
+    assert core.commit() is pending  # the read that saw it does
+    pending.set_result(None)
+    assert run(core, select) == [("u",)]
+    assert core.commit() is None
+    assert asked[-3:] == [True, False, False]
+    core.close()
