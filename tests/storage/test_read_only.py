@@ -81,7 +81,7 @@ def test_many_statements_keep_being_answered_right(tmp_path: Path) -> None:
     """More distinct statements than the core remembers: each is still answered, the ones
     forgotten through the write path again."""
     core = make_core(tmp_path / "o.sqlite")
-    for round_ in range(2):
+    for _ in range(2):
         for n in range(600):
             assert run(core, f"SELECT v, {n} FROM t WHERE id = 1") == [("a", n)]
             core.commit()
