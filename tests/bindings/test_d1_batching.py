@@ -86,9 +86,7 @@ async def test_an_error_in_a_batch_is_its_own_callers_only(app: TestApp) -> None
         "INSERT INTO users (name) VALUES ('r' || ?) RETURNING id",
     ],
 )
-async def test_a_statement_that_writes_is_never_taken_for_a_read(
-    app: TestApp, writer: str
-) -> None:
+async def test_a_statement_that_writes_is_never_taken_for_a_read(app: TestApp, writer: str) -> None:
     db = app.env.DB
     statement = db.prepare(writer)
     for n in range(3):
