@@ -1,8 +1,11 @@
 """Fixtures of the gates tests: the gates app (``app/``), in process or on Ray.
 
-``gates_dir(top)`` copies the app under a fresh name (``top`` lines go at the top of its
-``raydo.toml``, for ``durability``); its Ray hosts die when the test ends. ``app`` is the
-plain copy, started on the test's placement.
+``placement`` is module-scoped here, so that the tests of a module run on one placement and
+then the other, and ``app`` (the plain copy, started on it) is started once for each: Ray hosts
+start once per module, not once per test. Each test uses its own object names (``name``), so
+sharing the app shares no object. ``gates_dir(top)`` copies the app under a fresh name (``top``
+lines go at the top of its ``raydo.toml``, for ``durability``), for a test that needs an app of
+its own; its Ray hosts die when the test ends.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from tests.placements import Placement
 GATES_APP = Path(__file__).resolve().parent / "app"
 
 MakeApp = Callable[..., Path]
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def placement(request: pytest.FixtureRequest) -> Placement:
+    """As the root ``placement`` (tests/placements.py), for a whole module at a time."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        return {"ray": True}
+    return {}
 
 
 @pytest.fixture
@@ -42,7 +54,17 @@ def gates_dir(
     return make
 
 
-@pytest.fixture
-async def app(gates_dir: MakeApp, placement: Placement) -> AsyncIterator[TestApp]:
-    async with start_app(gates_dir(), **placement) as app:
-        yield app
+@pytest.fixture(scope="module")
+async def app(
+    placement: Placement, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TestApp]:
+    """The gates app, shared by the tests of a module on one placement."""
+    path = copy_app(GATES_APP, tmp_path_factory.mktemp("gates"))
+    try:
+        async with start_app(path, **placement) as app:
+            yield app
+    finally:
+        if placement:
+            from tests.hosts import kill_hosts  # imports ray: only once the cluster is joined
+
+            kill_hosts(path)

@@ -148,7 +148,7 @@ async def finishes_soon(awaitable: asyncio.Future[object]) -> bool:
     return bool(done)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def placement() -> dict[str, object]:
     return {}  # in process: the relay runs in the test's own event loop
 
