@@ -2,7 +2,8 @@
 
 :class:`ModelServer` is one replica of a model: calls to :meth:`ModelServer.embed` queue
 their texts; a single worker task takes the first waiting call, waits up to ``batch_wait_ms``
-for more (while a forward pass runs, calls gather anyway), and runs one forward pass (in a
+for more (0 by default: calls that arrive while a forward pass runs gather for the next one
+anyway, so an idle replica answers at once), and runs one forward pass (in a
 thread, so the loop keeps taking calls) over the texts of every waiting call of the same
 pooling, up to ``max_batch_texts``. At most ``max_queue_texts`` texts wait or run at once;
 a call past that fails at once with :class:`AiOverloaded`.
@@ -26,7 +27,7 @@ class Batching:
     """How a replica batches; each a key of ``[ai]``."""
 
     max_batch_texts: int = 32
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     max_queue_texts: int = 1000
 
     @classmethod
