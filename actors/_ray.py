@@ -59,6 +59,15 @@ CONNECT_TIMEOUT_S = 60.0
 CONNECT_ATTEMPT_S = 5.0
 RESPREAD_ATTEMPTS = 3
 REJOIN_TIMEOUT_S = 60.0
+LINK_CHECK_S = 1.0
+"""How often a placement looks at its links for hosts that stopped answering."""
+LINK_SILENT_S = 2.0
+"""A link whose events have waited this long with nothing heard from its host is asked
+after: Ray is asked for the host's endpoint (a restarted host has a new one)."""
+LINK_PROBE_S = 3.0
+LINK_HUNG_S = 30.0
+"""A link silent this long with events waiting, whose host Ray cannot reach either, is given
+up: its events fail (a frozen or partitioned node must not hold callers without bound)."""
 GCS_RECONNECT_S = 10**9
 """How long a gateway's Ray driver waits for a lost GCS before Ray ends the process (Ray's
 default is 60 s): forever, since the gateway reports the loss and rejoins by itself."""
@@ -506,6 +515,8 @@ class RayPlacement:
         self._local_seq = 0
         self._embedded = False
         self._gcs_probe: Probe | None = None
+        self._link_watch: asyncio.Future[None] | None = None
+        self._probing: set[HostKey] = set()
 
     async def deliver(self, key: HostKey, event: Event) -> Any:
         local = self.local
@@ -562,6 +573,8 @@ class RayPlacement:
                     on_lost=functools.partial(self._lost, key),
                 )
                 self._links[key] = link
+                if self._link_watch is None:
+                    self._link_watch = asyncio.ensure_future(self._watch_links())
                 return link
             except ray.exceptions.RayTaskError as exc:
                 raise HostUnavailable(
@@ -711,6 +724,70 @@ class RayPlacement:
                 await asyncio.sleep(0.1)
         return True
 
+    async def _watch_links(self) -> None:
+        """Find hosts that stopped answering (a node frozen, partitioned, or dead in a way
+        the kernel does not report): a link with events waiting and nothing heard from its
+        host for ``LINK_SILENT_S`` is checked with Ray (:meth:`_ask_after`). Links to other
+        hosts are never held up by it."""
+        tasks: set[asyncio.Future[None]] = set()
+        try:
+            while not self._closing:
+                await asyncio.sleep(LINK_CHECK_S)
+                now = time.monotonic()
+                for key, link in list(self._links.items()):
+                    silent = now - link.last_heard
+                    if link.closed or not link.waiting or silent < LINK_SILENT_S:
+                        continue
+                    if key not in self._probing:
+                        self._probing.add(key)
+                        task = asyncio.ensure_future(self._ask_after(key, link))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+        finally:
+            for probe in tasks:
+                probe.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _ask_after(self, key: HostKey, link: HostLink) -> None:
+        """Ask Ray for the host's endpoint. Another one than the link's: Ray restarted the
+        host (its old process is a zombie or gone), so the link is given up and the next
+        event goes to the new one. No answer and the link silent for ``LINK_HUNG_S``: given
+        up too, saying so. The same one: the host is alive, only busy."""
+        try:
+            try:
+                endpoint = await asyncio.wait_for(
+                    _awaitable(self.handle(key).endpoint.remote()), LINK_PROBE_S
+                )
+            except (TimeoutError, ray.exceptions.RayError) as exc:
+                if isinstance(exc, ray.exceptions.ActorDiedError):
+                    self._handles.pop(key, None)
+                silent = time.monotonic() - link.last_heard
+                if silent >= LINK_HUNG_S and link.waiting:
+                    self._give_up(
+                        key,
+                        link,
+                        f"the host {key.label} has not answered for {silent:.0f} s and Ray"
+                        " cannot reach it (its node is frozen, partitioned or gone); the"
+                        " event may or may not have run",
+                    )
+                return
+            if tuple(endpoint) != link.endpoint and not link.closed:
+                self._give_up(
+                    key,
+                    link,
+                    f"the host {key.label} stopped answering and Ray restarted it elsewhere;"
+                    " the event may or may not have run (the old host can acknowledge"
+                    " nothing more)",
+                )
+        finally:
+            self._probing.discard(key)
+
+    def _give_up(self, key: HostKey, link: HostLink, why: str) -> None:
+        log.warning("giving up the connection to %s: %s", key.label, why)
+        if self._links.get(key) is link:
+            del self._links[key]
+        link.abandon(why)
+
     def _lost(self, key: HostKey, link: HostLink) -> None:
         """A link dropped: if this process holds sockets of that host's objects, reconnect
         at once (not on the next event), so their pushes keep flowing."""
@@ -770,6 +847,10 @@ class RayPlacement:
             await self.watch.close()
         for task in self._reconnecting:
             task.cancel()
+        if self._link_watch is not None:
+            self._link_watch.cancel()
+            await asyncio.gather(self._link_watch, return_exceptions=True)
+            self._link_watch = None
         for link in self._links.values():
             link.close()
         self._links.clear()

@@ -29,6 +29,7 @@ import hmac
 import itertools
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -293,6 +294,11 @@ class HostLink(asyncio.Protocol):
         self.streams = StreamTable(self._write_frame, limits, label, self)
         """The bodies streaming over this connection, both ways."""
         self.welcomed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.endpoint: tuple[str, int, str] | None = None
+        """The host's (address, port, token) this link was opened to."""
+        self.last_heard = time.monotonic()
+        """When the host last sent anything (monotonic): a host with events in flight that
+        has been silent long is asked after (the placement's watch of its links)."""
 
     @classmethod
     async def open(
@@ -321,6 +327,7 @@ class HostLink(asyncio.Protocol):
         if gateway:  # even none: the host closes the sockets this gateway no longer holds
             link._writer.write(Sockets(sockets or []).encode())
         await asyncio.wait_for(asyncio.shield(link.welcomed), timeout)
+        link.endpoint = (address, port, token)
         return link
 
     @property
@@ -394,9 +401,26 @@ class HostLink(asyncio.Protocol):
                 retryable=True,
             )
 
+    @property
+    def waiting(self) -> bool:
+        """True while events sent on this link wait for their replies."""
+        return bool(self._pending)
+
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+    def abandon(self, why: str) -> None:
+        """Give the connection up now (a host that stopped answering): each event in flight
+        fails with ``why`` (it may or may not have run), and the connection is aborted, not
+        closed, since a close would wait for a write buffer the host never reads."""
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(HostUnavailable(why, retryable=False))
+        if self._transport is not None:
+            self._transport.abort()
+        self.closed = True
 
     def _write_frame(self, frame: tuple[Any, ...]) -> None:
         if self._writer is not None:
@@ -454,6 +478,7 @@ class HostLink(asyncio.Protocol):
                 )
 
     def data_received(self, data: bytes) -> None:
+        self.last_heard = time.monotonic()
         try:
             self._unpacker.feed(data)
             for frame in self._unpacker:

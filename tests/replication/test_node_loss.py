@@ -1,13 +1,13 @@
 """A node that dies, on a Ray cluster whose nodes each keep objects on their own storage root
-(no shared disk), with every object's log in SeaweedFS: acknowledged writes survive it.
-
-(A stale owner is fenced in tests/replication/test_fencing.py, in process. The same on Ray,
-a node frozen with SIGSTOP, is not here yet: while the node is frozen, requests through the
-gateway to objects of either node stopped answering, which is the gateway's and placement's
-handling of a hung host, not the store's.)"""
+(no shared disk), with every object's log in SeaweedFS: acknowledged writes survive it. A
+node frozen with SIGSTOP (a zombie): the other node's objects keep answering, Ray restarts
+the frozen node's hosts elsewhere and writes go there, and once the old node resumes its
+stale hosts acknowledge nothing more and the store holds only the new owners' history
+(in process, a stale owner is fenced in tests/replication/test_fencing.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
+from raydo.storage.replication import EntryKind
+from raydo.storage.replication.segments import Entry
 from tests.cluster import RAY, RayCluster, Server, make_temp_dir, quiet_env, serve
 from tests.hosts import actor_name
 from tests.integration.test_failures import _alive_nodes, _host_nodes
@@ -208,3 +211,103 @@ def test_acknowledged_writes_survive_a_lost_node_without_a_shared_disk(
     finally:
         server.stop()
     _integrity(head.storage)
+
+
+def _post_until_ok(client: httpx.Client, names: list[str], key: str) -> None:
+    """Write ``key`` to every object, asking again while its host is frozen or restarting."""
+    deadline = time.monotonic() + 180
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in sorted(pending):
+            try:
+                reply = client.post(f"/notes/{name}/{key}", content=key, timeout=30)
+            except httpx.TimeoutException:
+                continue
+            if reply.status_code == 200:
+                pending.discard(name)
+            else:
+                assert reply.status_code == 503, reply.text
+        time.sleep(0.2)
+    assert not pending, f"objects that never took {key!r}: {sorted(pending)}"
+
+
+def _only_current_owners_wrote(server: StoreServer, prefix: str) -> int:
+    """Every data entry of every object's log is by the owner of the epoch before it: no
+    stale owner's write got in after a new owner's take-over. How many logs were checked."""
+    client = server.client()
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=server.bucket, Prefix=f"{prefix}/NOTES/"
+    ):
+        keys += [item["Key"] for item in page.get("Contents") or [] if "/log/" in item["Key"]]
+    logs: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        logs.setdefault(key.split("/log/")[0], []).append(key)
+    for entries in logs.values():
+        owner = None
+        for key in entries:
+            body = client.get_object(Bucket=server.bucket, Key=key)["Body"].read()
+            entry = Entry.unseal(body, key)
+            if entry.kind is EntryKind.EPOCH:
+                owner = entry.owner
+            else:
+                assert entry.owner == owner, f"{key}: written by a stale owner"
+    return len(logs)
+
+
+def test_a_frozen_node_is_fenced_and_its_objects_answer_from_elsewhere(
+    two_nodes: tuple[Node, Node],
+    seaweedfs_store: StoreServer,
+    replicated_app: Callable[..., Path],
+    prefix: str,
+    tmp_path: Path,
+) -> None:
+    head, worker = two_nodes
+    app_dir, hosts = _app(replicated_app, seaweedfs_store)
+    server: Server = serve(app_dir, head.cluster, tmp_path)
+    names = [f"z{i}" for i in range(16)]
+    frozen = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for name in names:
+                assert client.post(f"/notes/{name}/a", content="a").status_code == 200
+            placed = _spread(head.cluster, hosts)
+            scheme = runtime_spec(load_config(app_dir)).id_scheme
+            spec = runtime_spec(load_config(app_dir))
+            on_worker = {
+                name
+                for name in names
+                if list(
+                    worker.storage.glob(
+                        f"NOTES/??/{scheme(spec.binding('NOTES')).from_name(name).hex}.sqlite"
+                    )
+                )
+            }
+            assert on_worker and on_worker != set(names), on_worker
+            frozen = sorted(worker.cluster.processes(), key=lambda p: p.pid)
+            for proc in frozen:  # the whole worker node, raylet and hosts, stops answering
+                proc.suspend()
+            # The head's objects are not held up by the frozen node's hosts (the first try
+            # of each is answered), and the frozen node's answer once Ray restarted their
+            # hosts on the head, their earlier writes with them (from the store).
+            for name in sorted(set(names) - on_worker):
+                assert client.post(f"/notes/{name}/b", content="b", timeout=20).status_code == 200
+            _post_until_ok(client, sorted(on_worker), "b")
+            _answer_again(client, names, "a", "a")
+            moved = _host_nodes(head.cluster, hosts)
+            assert len(set(moved.values())) == 1 and set(placed.values()) > set(moved.values())
+            for proc in frozen:  # the zombie wakes up: its hosts still think they own objects
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.resume()
+            frozen = []
+            _post_until_ok(client, names, "c")
+            time.sleep(2)  # what the stale hosts had in flight reaches the store (or not)
+            for name in names:
+                for key in ("a", "b", "c"):
+                    assert client.get(f"/notes/{name}/{key}").json()["value"] == key
+        assert _only_current_owners_wrote(seaweedfs_store, prefix) == len(names)
+    finally:
+        for proc in frozen:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.resume()
+        server.stop()
