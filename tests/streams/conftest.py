@@ -1,8 +1,11 @@
 """Fixtures of the streaming tests: the streams app (``app/``), in process or on Ray.
 
-``streams_dir(extra)`` copies the app under a fresh name (``extra`` is appended to its
-``raydo.toml``, for limits); its Ray hosts die when the test ends. ``app`` is the plain copy,
-started on the test's placement.
+``placement`` is module-scoped here, so that the tests of a module run on one placement and
+then the other, and ``app`` (the plain copy, started on it) is started once for each: Ray hosts
+start once per module, not once per test. Each test uses its own object names (``name``), so
+sharing the app shares no object. ``streams_dir(extra)`` copies the app under a fresh name
+(``extra`` is appended to its ``raydo.toml``, for limits), for a test that needs an app of its
+own; its Ray hosts die when the test ends.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ from tests.placements import Placement
 STREAMS_APP = Path(__file__).resolve().parent / "app"
 
 MakeApp = Callable[..., Path]
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+def placement(request: pytest.FixtureRequest) -> Placement:
+    """As the root ``placement`` (tests/placements.py), for a whole module at a time."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+        return {"ray": True}
+    return {}
 
 
 @pytest.fixture
@@ -41,7 +53,17 @@ def streams_dir(
     return make
 
 
-@pytest.fixture
-async def app(streams_dir: MakeApp, placement: Placement) -> AsyncIterator[TestApp]:
-    async with start_app(streams_dir(), **placement, storage=CONFIGURED_STORAGE) as app:
-        yield app
+@pytest.fixture(scope="module")
+async def app(
+    placement: Placement, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TestApp]:
+    """The streams app, shared by the tests of a module on one placement."""
+    path = copy_app(STREAMS_APP, tmp_path_factory.mktemp("streams"))
+    try:
+        async with start_app(path, **placement, storage=CONFIGURED_STORAGE) as app:
+            yield app
+    finally:
+        if placement:
+            from tests.hosts import kill_hosts  # imports ray: only once the cluster is joined
+
+            kill_hosts(path)
