@@ -54,6 +54,7 @@ _TOP_USED = {
     "assets",
     "secrets",
     "vectorize",
+    "ai",
 }
 _TOP_SILENT = {"$schema", "compatibility_date", "compatibility_flags"}
 #: Per entry: the keys raydo maps (wrangler's name -> raydo.toml's), the rest being ignored.
@@ -84,6 +85,20 @@ _ENTRY_KEYS: dict[str, dict[str, str]] = {
         "dead_letter_queue": "dead_letter_queue",
         "retry_delay": "retry_delay",
     },
+}
+#: wrangler's ``ai`` names the binding only (the models are Cloudflare's); raydo runs the
+#: models itself, so the table may carry raydo's ``[ai]`` keys too.
+_AI_KEYS = {
+    "binding",
+    "models_dir",
+    "models",
+    "replicas",
+    "num_cpus",
+    "num_gpus",
+    "max_batch_texts",
+    "batch_wait_ms",
+    "max_queue_texts",
+    "text",
 }
 _ASSETS_KEYS = {
     "directory",
@@ -522,6 +537,14 @@ def load_wrangler(path: Path, *, dev_vars: bool = True) -> WranglerConfig:
                 mapper.ignore(f"triggers.{name}")
         if "crons" in triggers:
             out["triggers"] = {"crons": triggers["crons"]}
+    if "ai" in top:
+        ai = mapper.table("ai", top["ai"])
+        out["ai"] = {}
+        for name in ai:
+            if name in _AI_KEYS:
+                out["ai"][name] = ai[name]
+            else:
+                mapper.ignore(f"ai.{name}")
     if "assets" in top:
         assets = mapper.table("assets", top["assets"])
         out["assets"] = {}

@@ -431,9 +431,12 @@ def test_a_raydo_toml_app_gets_dev_secrets_too_and_serve_hands_hosts_the_environ
     assert app_environment(given) == {"APP_MODE": "prod", "OPENAI_API_KEY": "k"}
 
 
-def test_workers_ai_is_listed_as_ignored_not_bound(tmp_path: Path) -> None:
+def test_workers_ai_maps_onto_the_ai_table(tmp_path: Path) -> None:
     config = JSONC.replace(
-        '"workers_dev": true,', '"workers_dev": true, "ai": { "binding": "AI" },'
+        '"workers_dev": true,',
+        '"workers_dev": true, "ai": { "binding": "AI", "remote": true, "replicas": 2 },',
     )
     loaded = load_config(worker(tmp_path, config))
-    assert "ai" in loaded.ignored  # raydo offers no Workers AI: said once at start
+    assert loaded.ai is not None
+    assert (loaded.ai["binding"], loaded.ai["replicas"]) == ("AI", 2)
+    assert "ai" not in loaded.ignored and "ai.remote" in loaded.ignored

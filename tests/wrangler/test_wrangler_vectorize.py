@@ -54,7 +54,7 @@ def test_vectorize_maps_with_its_shape(tmp_path: Path) -> None:
         3,
         "euclidean",
     )
-    assert config.ignored == ("ai",)
+    assert config.ignored == () and config.ai is not None and config.ai["binding"] == "AI"
     preset = load_config(worker(tmp_path / "p", ', "preset": "@cf/baai/bge-small-en-v1.5"'))
     assert preset.vectorize[0]["dimensions"] == 384
 
