@@ -638,7 +638,8 @@ def _read_ai(file: Path, data: object) -> dict[str, object]:
             raise ConfigError(
                 file, f"ai.models.{name}", f"expected a model folder (a path), got {_show(where)}"
             )
-        models[name] = str((file.parent / where).resolve())
+        # hf:org/name is looked up in the hub's cache where the model loads.
+        models[name] = where if where.startswith("hf:") else str((file.parent / where).resolve())
     ai["models"] = models
     if "text" in ai:
         text = _read_table(file, "ai.text", ai["text"], _AI_TEXT_FIELDS)

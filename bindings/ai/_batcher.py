@@ -47,7 +47,7 @@ class ModelServer:
     """One replica: the model, its queue and its worker. Lives on one event loop."""
 
     def __init__(self, folder: str | Path, batching: Batching | None = None) -> None:
-        self.model = EmbeddingModel(Path(folder))
+        self.model = EmbeddingModel(folder)
         self.batching = batching or Batching()
         self._waiting: deque[_Call] = deque()
         self._queued_texts = 0

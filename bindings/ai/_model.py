@@ -1,7 +1,8 @@
 """One embedding model loaded from its folder: ONNX Runtime for the forward pass, the
 ``tokenizers`` library for WordPiece, numpy for pooling and normalisation.
 
-A model folder is what a hub's ONNX export of a BERT model holds: ``model.onnx`` (or
+A model folder (a path, or ``hf:org/name`` in the hub's cache) is what a hub's ONNX export of
+a BERT model holds: ``model.onnx`` (or
 ``onnx/model.onnx``), ``tokenizer.json`` and ``config.json`` (``hidden_size``, and
 ``max_position_embeddings`` when the window is under 512). The graph takes ``input_ids``,
 ``attention_mask`` and, when it declares it, ``token_type_ids``, and gives
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +24,44 @@ import numpy as np
 from ._types import MAX_TOKENS, AiError, Pooling
 
 _MODEL_FILES = ("model.onnx", "onnx/model.onnx")
+#: ``[ai.models]`` values naming a model in the Hugging Face hub's cache.
+HUB_PREFIX = "hf:"
+_HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub's cache on this machine: ``HF_HUB_CACHE``, else
+    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    return Path.home() / ".cache" / "huggingface" / "hub"
+
+
+def resolve_folder(reference: str | Path) -> Path:
+    """A model's folder: a path as it is, or ``hf:org/name`` (``hf:org/name@revision``, a
+    commit or a ref such as ``main``, the default) looked up in this machine's hub cache
+    (a snapshot ``huggingface-cli download`` made). Nothing is downloaded: a model missing
+    from the cache is an AiError saying how to fetch it."""
+    text = str(reference)
+    if not text.startswith(HUB_PREFIX):
+        return Path(reference)
+    name, _, revision = text[len(HUB_PREFIX) :].partition("@")
+    revision = revision or "main"
+    if not _HUB_NAME.fullmatch(name) or ".." in name or not _REVISION.fullmatch(revision):
+        raise AiError(f"{text!r}: expected hf:org/name or hf:org/name@revision")
+    repo = hub_cache() / ("models--" + name.replace("/", "--"))
+    ref = repo / "refs" / revision
+    commit = ref.read_text().strip() if ref.is_file() else revision
+    snapshot = repo / "snapshots" / commit
+    if not _REVISION.fullmatch(commit) or not snapshot.is_dir():
+        raise AiError(
+            f"{text}: not in the hub cache ({repo}, revision {revision}); raydo does not"
+            f" download models: fetch it first (huggingface-cli download {name})"
+        )
+    return snapshot
 
 
 def model_file(folder: Path) -> Path:
@@ -36,10 +76,11 @@ class EmbeddingModel:
     """A loaded model. :meth:`embed` is synchronous and thread-safe (ONNX Runtime's ``run`` is;
     the tokenizer is used under a lock); call it off the event loop."""
 
-    def __init__(self, folder: Path, *, threads: int | None = None) -> None:
+    def __init__(self, folder: str | Path, *, threads: int | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
+        folder = resolve_folder(folder)
         self.folder = folder
         if not folder.is_dir():
             raise AiError(f"model folder {folder} does not exist")

@@ -173,3 +173,30 @@ def test_config_checks_the_ai_table(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     loaded = load_config(config('[ai]\nbinding = "AI"\nmodels_dir = "models"\n'))
     assert loaded.ai is not None and loaded.ai["models_dir"] == str(tmp_path / "models")
+
+
+def test_a_model_from_the_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The layout huggingface-cli download leaves: refs/main names the snapshot's commit.
+    repo = tmp_path / "hub" / "models--BAAI--bge-small-en-v1.5"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = build_model(repo / "snapshots" / commit)
+    (snapshot / "onnx").mkdir()
+    (snapshot / "model.onnx").rename(snapshot / "onnx" / "model.onnx")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert EmbeddingModel("hf:BAAI/bge-small-en-v1.5").folder == snapshot
+    assert EmbeddingModel(f"hf:BAAI/bge-small-en-v1.5@{commit}").folder == snapshot
+    with pytest.raises(AiError, match=r"not in the hub cache .*\(huggingface-cli download BAAI/x"):
+        EmbeddingModel("hf:BAAI/x")
+    with pytest.raises(AiError, match="expected hf:org/name"):
+        EmbeddingModel("hf:../../etc")
+    # Through the config: the reference is kept, and resolved where the model loads.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "raydo.toml").write_text(
+        'name = "x"\nmain = "app:app"\n[ai]\nbinding = "AI"\n'
+        '[ai.models]\n"@cf/baai/bge-small-en-v1.5" = "hf:BAAI/bge-small-en-v1.5"\n'
+    )
+    loaded = load_config(tmp_path / "app")
+    assert loaded.ai is not None
+    assert loaded.ai["models"] == {SMALL: "hf:BAAI/bge-small-en-v1.5"}
