@@ -197,6 +197,22 @@ class Storage:
         ``allowUnconfirmed`` ones included (``ctx.storage.sync()`` of raydo)."""
         await self._storage.sync()
 
+    async def getCurrentBookmark(self) -> str:
+        """A bookmark of the object's state now (needs ``[replication]``)."""
+        return await self._storage.get_current_bookmark()
+
+    async def getBookmarkForTime(self, timestamp: datetime | int | float) -> str:
+        """The bookmark of the state at ``timestamp``: epoch milliseconds or a datetime
+        (naive: local time, as a JavaScript ``Date`` made from it would be)."""
+        if isinstance(timestamp, datetime) and timestamp.tzinfo is None:
+            timestamp = timestamp.astimezone(UTC)
+        return await self._storage.get_bookmark_for_time(timestamp)
+
+    async def onNextSessionRestoreBookmark(self, bookmark: str) -> str:
+        """Restore to ``bookmark`` when the object next starts (``ctx.abort()`` restarts it
+        now); the bookmark that undoes it."""
+        return await self._storage.on_next_session_restore_bookmark(bookmark)
+
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``await closure(txn)`` atomically: an exception, or ``txn.rollback()``, undoes
         its writes (rollback returns None)."""

@@ -214,3 +214,26 @@ def test_operators_restore_an_object_and_a_database(
     )
     assert cli.main(["d1", "time-travel", "info", "DB", "--dir", str(plain)]) == 2
     assert "replication" in capsys.readouterr().err
+
+
+async def test_the_platform_face_restores_as_cloudflare_spells_it(
+    moto_store: StoreServer, replicated_app: Callable[..., Path]
+) -> None:
+    app_dir = replicated_app(moto_store)
+    toml = app_dir / "raydo.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[[d1_databases]]",
+            '[[durable_objects.bindings]]\nname = "PLATFORM"\n'
+            'class_name = "platform_notes:PlatformNotes"\n\n[[d1_databases]]',
+        )
+    )
+    async with start_app(app_dir) as app:
+        stub = app.env.PLATFORM.get_by_name("p")
+        await stub.write("k", "first")
+        first = await stub.bookmark()
+        await stub.write("k", "second")
+        assert await stub.bookmark_for(time.time() * 1000 + 60_000) > first
+        with pytest.raises(ObjectReset):
+            await stub.restore_to(first)
+        assert await app.env.PLATFORM.get_by_name("p").read("k") == "first"
