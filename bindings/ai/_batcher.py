@@ -21,6 +21,9 @@ from typing import Any
 from ._model import EmbeddingModel
 from ._types import AiOverloaded, Pooling
 
+#: The name of each replica's worker task.
+WORKER_TASK = "raydo-ai-batcher"
+
 
 @dataclass(frozen=True, slots=True)
 class Batching:
@@ -74,7 +77,7 @@ class ModelServer:
         self.calls += 1
         if self._worker is None or self._worker.done():
             self._wake = asyncio.Event()
-            self._worker = loop.create_task(self._work())
+            self._worker = loop.create_task(self._work(), name=WORKER_TASK)
         assert self._wake is not None
         self._wake.set()
         return await call.done

@@ -47,6 +47,10 @@ class Ai:
             raise AiError(f"unknown embedding model {model!r}; serves: {', '.join(self.models)}")
         return await self._runner.stats(model)
 
+    async def aclose(self) -> None:
+        """Stop the models this process runs (the gateway calls it at stop)."""
+        await self._runner.aclose()
+
     async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
         """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs.
 

@@ -29,6 +29,10 @@ class EmbeddingRunner(Protocol):
         """Each replica's counters (``ModelServer.stats``)."""
         ...
 
+    async def aclose(self) -> None:
+        """Stop what the runner started in this process."""
+        ...
+
 
 class LocalRunner:
     """Runs the models in this process (``--in-process`` and ``start_app``'s default)."""
@@ -57,6 +61,12 @@ class LocalRunner:
 
     async def stats(self, model: str) -> list[dict[str, Any]]:
         return [(await self.server(model)).stats()]
+
+    async def aclose(self) -> None:
+        """Stop each loaded model's worker (calls still waiting fail)."""
+        servers, self._servers = self._servers, {}
+        for server in servers.values():
+            await server.close()
 
 
 def service_name(model: str) -> str:
@@ -112,3 +122,6 @@ class PoolRunner:
     async def stats(self, model: str) -> list[dict[str, Any]]:
         replicas = self._services.replicas(self._specs[model])
         return list(await asyncio.gather(*(r.call("stats") for r in replicas)))
+
+    async def aclose(self) -> None:
+        """Nothing of this process to stop: the replicas stop with the app's hosts."""

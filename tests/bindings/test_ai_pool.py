@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from raydo.actors import Overloaded
 from raydo.bindings.ai import Ai, AiOverloaded
 from raydo.gateway.testing import TestApp, start_app
 from tests.ai_models import build_model
-from tests.placements import Placement
+from tests.placements import Placement, local_only
 
 SMALL = "@cf/baai/bge-small-en-v1.5"
 
@@ -77,3 +78,17 @@ async def test_a_burst_past_the_queue_is_overloaded(app: TestApp) -> None:
     assert stats["overloaded"] == len(refused) and stats["queued_texts"] == 0
     # Once the queue drains, calls are taken again.
     assert (await ai(app).run(SMALL, {"text": "again"}))["shape"] == [1, 32]
+
+
+@local_only
+async def test_closing_the_binding_stops_its_models(app: TestApp) -> None:
+    def workers() -> list[asyncio.Task[Any]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "raydo-ai-batcher"]
+
+    await ai(app).run(SMALL, {"text": "hello"})
+    assert len(workers()) == 1
+    await ai(app).aclose()
+    assert workers() == []
+    # A later call loads the model again.
+    assert (await ai(app).run(SMALL, {"text": "hello"}))["shape"] == [1, 32]
+    assert len(workers()) == 1
