@@ -13,16 +13,19 @@ Targets, one after the other, alternating for ``--rounds``:
   the objects use), one transaction per insert, the same SQL.
 
 The binding is measured one call at a time (``sequential``) and with ``--concurrency`` calls
-in flight; ``sqlite3`` is synchronous, so it runs one at a time. Writes
+in flight; ``sqlite3`` is synchronous, so it runs one at a time. With ``--old REV``, the
+in-process target runs a second time per round on raydo at git revision ``REV``
+(``bench/old_tree.py``): before and after a change, in one run. Writes
 ``bench/results/d1.json``.
 
-    .venv/bin/python bench/d1.py [--seconds 3] [--rounds 2] [--concurrency 32]
+    .venv/bin/python bench/d1.py [--seconds 3] [--rounds 2] [--concurrency 32] [--old REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +37,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from old_tree import exported, run_child
 
 from raydo.gateway.cli_db import apply_migrations
 from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
@@ -58,8 +63,11 @@ def make_app(folder: Path) -> Path:
     return app
 
 
-async def measure(op: Callable[[int], Awaitable[Any]], seconds: float, inflight: int) -> float:
-    """Operations per second of ``op`` with ``inflight`` callers for ``seconds``."""
+async def measure(
+    op: Callable[[int], Awaitable[Any]], seconds: float, inflight: int
+) -> tuple[float, float]:
+    """Operations per second of ``op`` with ``inflight`` callers for ``seconds``, and this
+    process's CPU microseconds per operation (the in-process host's included)."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -69,25 +77,27 @@ async def measure(op: Callable[[int], Awaitable[Any]], seconds: float, inflight:
             await op(done)
             done += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller() for _ in range(inflight)))
-    return done / (time.perf_counter() - started)
+    cpu_us = (time.process_time() - cpu) * 1e6 / max(done, 1)
+    return done / (time.perf_counter() - started), cpu_us
 
 
-def measure_sync(op: Callable[[int], Any], seconds: float) -> float:
+def measure_sync(op: Callable[[int], Any], seconds: float) -> tuple[float, float]:
     done = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     deadline = started + seconds
     while time.perf_counter() < deadline:
         op(done)
         done += 1
-    return done / (time.perf_counter() - started)
+    cpu_us = (time.process_time() - cpu) * 1e6 / max(done, 1)
+    return done / (time.perf_counter() - started), cpu_us
 
 
 async def binding_rates(
     app_dir: Path, ray: bool, seconds: float, concurrency: int
-) -> dict[str, float]:
-    rates: dict[str, float] = {}
+) -> dict[str, tuple[float, float]]:
+    rates: dict[str, tuple[float, float]] = {}
     # The configured folder: the one the migrations were applied to.
     async with start_app(app_dir, ray=ray, storage=CONFIGURED_STORAGE) as app:
         db = app.env.DB
@@ -111,7 +121,7 @@ async def binding_rates(
     return rates
 
 
-def sqlite_rates(folder: Path, seconds: float) -> dict[str, float]:
+def sqlite_rates(folder: Path, seconds: float) -> dict[str, tuple[float, float]]:
     path = folder / "direct.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -144,22 +154,52 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray-hosted target")
+    parser.add_argument("--old", help="also time the in-process target at this git revision")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # see bench/old_tree.py
     args = parser.parse_args()
+    if args.child is not None:  # one in-process target for --old, on the old tree
+        rates = await binding_rates(args.child, False, args.seconds, args.concurrency)
+        print(json.dumps(rates))
+        return
+    with contextlib.ExitStack() as stack:
+        old_tree = None if args.old is None else stack.enter_context(exported(args.old))
+        await run(args, old_tree)
+
+
+async def run(args: argparse.Namespace, old_tree: Path | None) -> None:
     folder = Path(tempfile.mkdtemp(prefix="raydo-bench-d1-"))
     try:
         app_dir = make_app(folder)
         apply_migrations(app_dir, "DB")
         rows: list[dict[str, Any]] = []
-        targets = [("env.DB, in-process host", False)]
+        targets: list[tuple[str, bool | None]] = [("env.DB, in-process host", False)]
+        if old_tree is not None:
+            targets.append((f"env.DB, in-process, {args.old}", None))
         if not args.no_ray:
             targets.append(("env.DB, Ray host", True))
+        child = [
+            "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
+            "--child", str(app_dir),
+        ]  # fmt: skip
         for round_number in range(1, args.rounds + 1):
             direct = sqlite_rates(folder, args.seconds)
-            for op, rate in direct.items():
-                rows.append({"round": round_number, "target": "sqlite3", "op": op, "per_s": rate})
+            for op, (rate, cpu) in direct.items():
+                rows.append(
+                    {
+                        "round": round_number,
+                        "target": "sqlite3",
+                        "op": op,
+                        "per_s": rate,
+                        "cpu_us": cpu,
+                    }
+                )
             for target, ray in targets:
-                rates = await binding_rates(app_dir, ray, args.seconds, args.concurrency)
-                for op, rate in rates.items():
+                if ray is None:
+                    assert old_tree is not None
+                    rates = run_child(old_tree, Path(__file__), child)
+                else:
+                    rates = await binding_rates(app_dir, ray, args.seconds, args.concurrency)
+                for op, (rate, cpu) in rates.items():
                     kind = op.split(",")[0] + ", sequential"
                     rows.append(
                         {
@@ -167,15 +207,20 @@ async def main() -> None:
                             "target": target,
                             "op": op,
                             "per_s": rate,
-                            "ratio_to_sqlite3": rate / direct[kind],
+                            "cpu_us": cpu,
+                            "ratio_to_sqlite3": rate / direct[kind][0],
                         }
                     )
-        print(f"{'round':>5}  {'target':<26} {'operation':<22} {'per s':>10}  ratio")
+        print(f"load average {os.getloadavg()[0]:.1f}; CPU µs/op is this process's (for a Ray")
+        print("host, the gateway's only)\n")
+        print(
+            f"{'round':>5}  {'target':<30} {'operation':<22} {'per s':>10}  ratio {'CPU µs/op':>10}"
+        )
         for row in rows:
             ratio = f"{row['ratio_to_sqlite3']:.3f}" if "ratio_to_sqlite3" in row else ""
             print(
-                f"{row['round']:>5}  {row['target']:<26} {row['op']:<22}"
-                f" {row['per_s']:>10,.0f}  {ratio}"
+                f"{row['round']:>5}  {row['target']:<30} {row['op']:<22}"
+                f" {row['per_s']:>10,.0f}  {ratio:<5} {row['cpu_us']:>10.1f}"
             )
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(
@@ -184,6 +229,8 @@ async def main() -> None:
                     "machine": {"node": platform.node(), "cores": os.cpu_count()},
                     "seconds": args.seconds,
                     "concurrency": args.concurrency,
+                    "old": args.old,
+                    "load_average": os.getloadavg(),
                     "rows_in_table": ROWS,
                     "rows": rows,
                 },

@@ -16,22 +16,37 @@ Prints a table with the ratio cached / direct and writes ``bench/results/kv.json
 
     .venv/bin/python bench/kv.py [--seconds 10] [--reads 50000] [--rounds 2]
 
+With ``--in-process``, instead: cache misses (``DIRECT``) with the namespace's object in
+this process (``gateway.testing.start_app``, in-process hosts), one ``get`` at a time and
+``--concurrency`` in flight, beside a point read of the same 1,000 keys done directly with
+``sqlite3`` (WAL, ``synchronous=NORMAL``) in the same run, for ``--seconds`` each, and, with
+``--old REV``, the same misses on raydo at git revision ``REV`` (``bench/old_tree.py``).
+Writes ``bench/results/kv_in_process.json``.
+
+    .venv/bin/python bench/kv.py --in-process [--seconds 3] [--rounds 2] [--old REV]
+
 Needs ``wrk`` on the PATH (Debian: ``apt-get install wrk``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import platform
+import random
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 from counter_http import CONNECTIONS, wrk  # the counter benchmark's wrk run and parsing
+from d1 import measure, measure_sync  # rates and CPU per operation
+from old_tree import exported, run_child
 from servers import REPO, DevServer
 
 CONCURRENCY = 32
@@ -52,12 +67,99 @@ def binding_loop(url: str, ns: str, reads: int, op: str = "get") -> dict[str, fl
     return {"reads_per_s": reply["reads"] / reply["seconds"], "missing": reply["missing"]}
 
 
+async def miss_rates(seconds: float, concurrency: int) -> dict[str, tuple[float, float]]:
+    """Cache misses through ``env.DIRECT`` with in-process hosts: rate and CPU µs per get."""
+    from raydo.gateway.testing import start_app
+
+    rates: dict[str, tuple[float, float]] = {}
+    async with start_app(REPO / "bench" / "apps" / "kv") as app:
+        kv = app.env.DIRECT
+        await asyncio.gather(*(kv.put(f"k{n}", "v" * 100) for n in range(1000)))
+
+        async def get(i: int) -> None:
+            assert await kv.get(f"k{random.randrange(1000)}") is not None
+
+        for label, inflight in (("sequential", 1), (f"{concurrency} in flight", concurrency)):
+            await measure(get, 0.5, inflight)  # warm-up
+            rates[f"misses, {label}"] = await measure(get, seconds, inflight)
+    return rates
+
+
+def sqlite_rate(folder: Path, seconds: float) -> tuple[float, float]:
+    """A point read of a 100-byte value by key, directly with sqlite3."""
+    conn = sqlite3.connect(folder / "direct.sqlite", isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL)")
+    conn.executemany(
+        "INSERT OR REPLACE INTO kv VALUES (?, ?)", [(b"k%d" % n, b"v" * 100) for n in range(1000)]
+    )
+
+    def read(i: int) -> None:
+        row = conn.execute("SELECT value FROM kv WHERE key = ?", (b"k%d" % random.randrange(1000),))
+        assert row.fetchone() is not None
+
+    measure_sync(read, 0.5)
+    try:
+        return measure_sync(read, seconds)
+    finally:
+        conn.close()
+
+
+async def in_process(args: argparse.Namespace) -> None:
+    if args.child:  # the old tree's misses, for --old
+        print(json.dumps(await miss_rates(args.seconds, args.concurrency)))
+        return
+    rows: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        old = None if args.old is None else stack.enter_context(exported(args.old))
+        child = ["--in-process", "--child", "--seconds", str(args.seconds)]
+        for n in range(1, args.rounds + 1):
+            rate, cpu = sqlite_rate(Path(tmp), args.seconds)
+            rows.append({"round": n, "target": "sqlite3", "op": "point read", "per_s": rate,
+                         "cpu_us": cpu})  # fmt: skip
+            targets: list[tuple[str, dict[str, Any]]] = [
+                ("env.DIRECT, in-process host", await miss_rates(args.seconds, args.concurrency))
+            ]
+            if old is not None:
+                targets.append((f"env.DIRECT, in-process, {args.old}",
+                                run_child(old, Path(__file__), child)))  # fmt: skip
+            for target, rates in targets:
+                for op, (got, used) in rates.items():
+                    rows.append({"round": n, "target": target, "op": op, "per_s": got,
+                                 "cpu_us": used, "ratio_to_sqlite3": got / rate})  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.1f}; CPU µs/op is this process's\n")
+    print(f"{'round':>5}  {'target':<32} {'operation':<22} {'per s':>10}  ratio {'CPU µs/op':>10}")
+    for row in rows:
+        ratio = f"{row['ratio_to_sqlite3']:.3f}" if "ratio_to_sqlite3" in row else ""
+        print(
+            f"{row['round']:>5}  {row['target']:<32} {row['op']:<22}"
+            f" {row['per_s']:>10,.0f}  {ratio:<5} {row['cpu_us']:>10.1f}"
+        )
+    out = REPO / "bench" / "results" / "kv_in_process.json"
+    out.write_text(
+        json.dumps(
+            {"machine": {"node": platform.node(), "cores": os.cpu_count()}, "old": args.old,
+             "seconds": args.seconds, "concurrency": args.concurrency,
+             "load_average": os.getloadavg(), "rows": rows},
+            indent=2,
+        ) + "\n"
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--reads", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--in-process", action="store_true", help="misses in process only")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--old", help="with --in-process: also at this git revision")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process:
+        asyncio.run(in_process(args))
+        return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
 

@@ -6,7 +6,9 @@ that callers start in one pass of the event loop and, at the end of that pass, s
 one call of the object's batch method, which answers each as its own call would; each
 caller gets its own answer or error. In order:
 
-1. :meth:`ReadBatch.read` queues the item and, for the first of a pass, schedules the send.
+1. :meth:`ReadBatch.read` sends the item alone, at once, when nothing of the batch is
+   queued or on its way (a caller reading one thing at a time pays nothing for batching);
+   else it queues the item and, for the first of a pass, schedules the send.
 2. The send calls ``send_many(items)``. An answer of None for an item (the object could not
    answer it there: the reply would grow too big, say) sends that item alone with
    ``send_one``; so does the batch's failure with :class:`~actors.ObjectReset` (a time limit
@@ -37,7 +39,7 @@ MAX_BATCH = 64
 class ReadBatch(Generic[Item, Answer]):
     """The reads of one object started in the same pass of the loop, sent together."""
 
-    __slots__ = ("_pending", "_send_many", "_send_one", "_tasks")
+    __slots__ = ("_in_flight", "_pending", "_send_many", "_send_one", "_tasks")
 
     def __init__(
         self,
@@ -48,9 +50,19 @@ class ReadBatch(Generic[Item, Answer]):
         self._send_one = send_one
         self._pending: list[tuple[Item, asyncio.Future[Answer]]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # owned here; each caller awaits its part
+        self._in_flight = 0  # reads sent alone by their callers, not answered yet
 
-    def read(self, item: Item) -> asyncio.Future[Answer]:
-        """Queue ``item``; the future resolves with its answer (or its error)."""
+    async def read(self, item: Item) -> Answer:
+        """The answer to ``item`` (or its error), sent alone or with the reads beside it."""
+        if self._pending or self._in_flight or self._tasks:
+            return await self._queue(item)
+        self._in_flight += 1
+        try:
+            return await self._send_one(item)
+        finally:
+            self._in_flight -= 1
+
+    def _queue(self, item: Item) -> asyncio.Future[Answer]:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Answer] = loop.create_future()
         pending = self._pending

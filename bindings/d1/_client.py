@@ -148,13 +148,13 @@ class PreparedStatement:
         """
         if column is not None and not isinstance(column, str):
             raise TypeError(f"first() takes a column name (str), got {type(column).__name__}")
-        found = (await self._database._run([self], max_rows=1))[0]
-        if column is not None and column not in found.columns:
-            known = ", ".join(found.columns) or "none"
+        columns, rows, _ = (await self._database._reply([self], max_rows=1))["results"][0]
+        if column is not None and column not in columns:
+            known = ", ".join(columns) or "none"
             raise D1Error(f"column {column!r} not found in the result (columns: {known})")
-        if not found.rows:
+        if not rows:
             return None
-        row = dict(zip(found.columns, found.rows[0], strict=True))
+        row = dict(zip(columns, rows[0], strict=True))
         return row if column is None else row[column]
 
     async def all(self) -> D1Result:
@@ -169,8 +169,8 @@ class PreparedStatement:
     async def raw(self, column_names: bool = False) -> list[list[Any]]:
         """Every row as a list of values in column order; with ``column_names``, the first
         list holds the column names."""
-        found = (await self._database._run([self]))[0]
-        return [list(found.columns), *found.rows] if column_names else found.rows
+        columns, rows, _ = (await self._database._reply([self]))["results"][0]
+        return [list(columns), *rows] if column_names else rows
 
     async def rows(self) -> D1Rows:
         """The column names, every row as a list and ``meta`` together (raydo's own: D1 gives
@@ -255,22 +255,7 @@ class D1Database:
     async def _run(
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
     ) -> list[D1Rows]:
-        payload = [[s.sql, list(s.params), max_rows] for s in statements]
-        single = len(payload) == 1
-        try:
-            if single and statements[0].sql in self._read_only and not in_event():
-                reply = await self._reads.read(payload)
-            else:
-                reply = await self._query(payload)
-        except ObjectReset as exc:
-            raise _stopped(exc) from None
-        if single and reply.get("read_only"):
-            known = self._read_only
-            if statements[0].sql not in known:
-                if len(known) >= READ_ONLY_KNOWN:
-                    del known[next(iter(known))]
-                known[statements[0].sql] = None
-        _raise_error(reply)
+        reply = await self._reply(statements, max_rows)
         found = []
         for columns, rows, meta in reply["results"]:
             written = int(meta["rows_written"])
@@ -290,6 +275,28 @@ class D1Database:
                 )
             )
         return found
+
+    async def _reply(
+        self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
+    ) -> dict[str, Any]:
+        """The database's reply to ``statements`` (``D1Error`` when one failed)."""
+        payload = [[s.sql, list(s.params), max_rows] for s in statements]
+        single = len(payload) == 1
+        try:
+            if single and statements[0].sql in self._read_only and not in_event():
+                reply = await self._reads.read(payload)
+            else:
+                reply = await self._query(payload)
+        except ObjectReset as exc:
+            raise _stopped(exc) from None
+        if single and reply.get("read_only"):
+            known = self._read_only
+            if statements[0].sql not in known:
+                if len(known) >= READ_ONLY_KNOWN:
+                    del known[next(iter(known))]
+                known[statements[0].sql] = None
+        _raise_error(reply)
+        return reply
 
 
 def _stopped(reset: ObjectReset) -> Exception:
