@@ -17,11 +17,15 @@ Per model:
   share of direct;
 * **concurrent callers**: 32 callers at once, one text each, through the binding: texts per
   second and the forward passes they took (from ``env.AI.stats``), beside the same 32 texts
-  one call after another.
+  one call after another;
+* with ``--ray``, the same binding with the model in its pool of Ray actors (one replica,
+  an embedded local Ray, as under ``raydo dev``): texts per second at 1 and 32 texts a call,
+  and the 32 concurrent callers.
 
-Prints a table and writes ``bench/results/embeddings.json``.
+Prints a table and writes ``bench/results/embeddings.json`` (with ``--ray``:
+``embeddings_ray.json``).
 
-    .venv/bin/python bench/embeddings.py [--seconds 5]
+    .venv/bin/python bench/embeddings.py [--seconds 5] [--ray]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from tests.ai_models import WORDS, build_model
 
 MODEL = "@cf/baai/bge-small-en-v1.5"
 RESULTS = Path(__file__).resolve().parent / "results" / "embeddings.json"
+RAY_RESULTS = RESULTS.with_name("embeddings_ray.json")
 WORDS_PER_TEXT = 40
 CALLERS = 32
 SHAPES: dict[str, dict[str, int]] = {
@@ -104,7 +109,61 @@ class Direct:
         return normed
 
 
-async def run_model(name: str, shape: dict[str, int], seconds: float, root: Path) -> dict[str, Any]:
+async def concurrent(ai: Any, seconds: float) -> dict[str, Any]:
+    """32 callers at once, one text each, against the same texts one call at a time."""
+    callers = texts(CALLERS, seed=7)
+
+    async def one(text: str) -> Any:
+        return await ai.run(MODEL, {"text": [text]})
+
+    before = await ai.stats(MODEL)
+    rounds = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        await asyncio.gather(*(one(t) for t in callers))
+        rounds += 1
+    together = time.perf_counter() - started
+    after = await ai.stats(MODEL)
+    apart_rounds = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for t in callers:
+            await one(t)
+        apart_rounds += 1
+    apart = time.perf_counter() - started
+    passes = sum(
+        a["forward_passes"] - b["forward_passes"] for a, b in zip(after, before, strict=True)
+    )
+    return {
+        "callers": CALLERS,
+        "rounds": rounds,
+        "texts_per_s": CALLERS * rounds / together,
+        "forward_passes": passes,
+        "texts_per_forward_pass": CALLERS * rounds / passes,
+        "one_after_another_texts_per_s": CALLERS * apart_rounds / apart,
+    }
+
+
+async def on_ray(app: Path, seconds: float) -> dict[str, Any]:
+    """The binding with the model in its Ray pool (one replica, an embedded Ray)."""
+    from raydo.gateway.testing import start_app
+
+    async with start_app(app, ray=True) as served:
+        ai = served.env.AI
+
+        async def call(batch: list[str]) -> Any:
+            return await ai.run(MODEL, {"text": batch})
+
+        out: dict[str, Any] = {}
+        for batch in (1, 32):
+            out[f"batch_{batch}_texts_per_s"] = await rate(seconds, batch, call)
+        out["concurrent_callers"] = await concurrent(ai, seconds)
+        return out
+
+
+async def run_model(
+    name: str, shape: dict[str, int], seconds: float, root: Path, ray: bool
+) -> dict[str, Any]:
     app = root / name
     folder = build_model(app / "models" / "bge-small-en-v1.5", **shape)
     (app / "app.py").write_text(
@@ -112,6 +171,7 @@ async def run_model(name: str, shape: dict[str, int], seconds: float, root: Path
     )
     (app / "raydo.toml").write_text(
         f'name = "bench-{name}"\nmain = "app:app"\n[ai]\nbinding = "AI"\nmodels_dir = "models"\n'
+        "num_cpus = 1\n"
     )
     result: dict[str, Any] = {
         "model": name,
@@ -150,34 +210,11 @@ async def run_model(name: str, shape: dict[str, int], seconds: float, root: Path
                 "direct_runs": ds,
                 "binding_runs": bs,
             }
-        # 32 callers at once, one text each, against the same texts one call at a time.
-        callers = texts(CALLERS, seed=7)
-        (before,) = await ai.stats(MODEL)
-        rounds = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            await asyncio.gather(*(binding_call([t]) for t in callers))
-            rounds += 1
-        together = time.perf_counter() - started
-        (after,) = await ai.stats(MODEL)
-        apart_rounds = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            for t in callers:
-                await binding_call([t])
-            apart_rounds += 1
-        apart = time.perf_counter() - started
-        passes = after["forward_passes"] - before["forward_passes"]
-        result["concurrent_callers"] = {
-            "callers": CALLERS,
-            "rounds": rounds,
-            "texts_per_s": CALLERS * rounds / together,
-            "forward_passes": passes,
-            "texts_per_forward_pass": CALLERS * rounds / passes,
-            "one_after_another_texts_per_s": CALLERS * apart_rounds / apart,
-        }
+        result["concurrent_callers"] = await concurrent(ai, seconds)
     finally:
         await gateway.stop()
+    if ray:
+        result["ray"] = await on_ray(app, seconds)
     return result
 
 
@@ -196,26 +233,38 @@ def show(result: dict[str, Any]) -> None:
         f" {c['forward_passes']} forward passes ({c['texts_per_forward_pass']:.1f} texts each);"
         f" one after another: {c['one_after_another_texts_per_s']:,.0f} texts/s"
     )
+    ray = result.get("ray")
+    if ray:
+        c = ray["concurrent_callers"]
+        print(
+            f"on Ray: {ray['batch_1_texts_per_s']:,.0f} texts/s one a call,"
+            f" {ray['batch_32_texts_per_s']:,.0f} at 32; {c['callers']} callers at once:"
+            f" {c['texts_per_s']:,.0f} texts/s in {c['forward_passes']} forward passes"
+            f" ({c['texts_per_forward_pass']:.1f} texts each); one after another:"
+            f" {c['one_after_another_texts_per_s']:,.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--models", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--ray", action="store_true", help="also through the Ray pool")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="raydo-embeddings-") as tmp:
         for name in args.models:
-            result = asyncio.run(run_model(name, SHAPES[name], args.seconds, Path(tmp)))
+            result = asyncio.run(run_model(name, SHAPES[name], args.seconds, Path(tmp), args.ray))
             show(result)
             results.append(result)
-    RESULTS.write_text(
+    (RAY_RESULTS if args.ray else RESULTS).write_text(
         json.dumps(
             {
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
                 "python": platform.python_version(),
                 "load_average": os.getloadavg(),
-                "command": f"bench/embeddings.py --seconds {args.seconds:g}",
+                "command": f"bench/embeddings.py --seconds {args.seconds:g}"
+                + (" --ray" if args.ray else ""),
                 "results": results,
             },
             indent=2,
