@@ -9,6 +9,10 @@
 - ``kill_hosts_after``: Ray hosts outlive the test that started them; this kills them after.
 - ``name``: a fresh object name, so tests sharing an app never share an object.
 - ``app``: the module's ``app_dir`` served in-process (overridden where both placements run).
+
+The longest files are collected first (``LONGEST_FILES``): under ``--dist loadfile`` a worker
+takes a file at a time in collection order, and a long file taken last keeps one worker busy
+while the other has nothing left to do.
 """
 
 from __future__ import annotations
@@ -26,6 +30,37 @@ if TYPE_CHECKING:  # imported for real inside the fixtures, once Ray's settings 
     from raydo.gateway.testing import TestApp
 
 pytest_plugins = ["tests.placements", "tests.s3_stores"]
+
+LONGEST_FILES: dict[str, float] = {
+    "tests/integration/test_ray_failures.py": 186,
+    "tests/integration/test_sockets_after_crashes.py": 144,
+    "tests/websockets/test_websockets.py": 95,
+    "tests/integration/test_gateway_http.py": 87,
+    "tests/integration/test_failures.py": 84,
+    "tests/wrangler/test_wrangler_served.py": 74,
+    "tests/gateway/test_inspector_serve.py": 64,
+    "tests/replication/test_node_loss.py": 52,
+    "tests/integration/test_deploy.py": 51,
+    "tests/integration/test_host_failure.py": 49,
+    "tests/integration/test_status.py": 44,
+    "tests/lifecycle/test_alarms.py": 42,
+    "tests/gateway/test_front_door_fuzz.py": 40,
+    "tests/bindings/test_queues_ray.py": 39,
+    "tests/lifecycle/test_limits.py": 36,
+    "tests/replication/test_shipping.py": 35,
+    "tests/bindings/test_d1.py": 34,
+    "tests/gateway/test_init.py": 34,
+    "tests/gateway/test_cli.py": 33,
+}
+"""Seconds each file took in a whole run (``--durations``, 2 workers, a loaded 2-core machine):
+only the order matters, and a file not listed goes after these, in the order it was found."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (a stable sort: a file's tests keep their order)."""
+    items.sort(key=lambda item: -LONGEST_FILES.get(item.path.relative_to(REPO).as_posix(), 0))
+
 
 _CLUSTER = RayCluster(make_temp_dir("rdt-"))
 # Before anything imports ray: its auth settings are read at import.

@@ -17,20 +17,14 @@ import pytest
 
 from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from tests.cluster import copy_app
-from tests.placements import Placement
+from tests.placements import Placement, placement_per_module
 
 STREAMS_APP = Path(__file__).resolve().parent / "app"
 
 MakeApp = Callable[..., Path]
 
 
-@pytest.fixture(scope="module", params=["local", pytest.param("ray", marks=pytest.mark.ray)])
-def placement(request: pytest.FixtureRequest) -> Placement:
-    """As the root ``placement`` (tests/placements.py), for a whole module at a time."""
-    if request.param == "ray":
-        request.getfixturevalue("ray_cluster")
-        return {"ray": True}
-    return {}
+placement = placement_per_module()
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """Fixtures of the WebSocket tests: the rooms app (``rooms.py``), shared by the tests of a module
 on each placement (each test uses its own object names, so Ray hosts start once), and started.
+
+``placement`` is module-scoped here, so that the tests of a module run on one placement and
+then the other, and ``app`` is started once for each, not once per test.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from raydo.gateway.testing import TestApp
-from tests.placements import Placement
+from tests.placements import Placement, placement_per_module
 from tests.websockets.rooms import SLOW_QUEUE, Room, shared_app, started
+
+placement = placement_per_module()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def local_rooms(shared_apps: dict[str, Path], tmp_path_factory: pytest.TempPathF
     return shared_app(shared_apps, tmp_path_factory, {})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def rooms(
     shared_apps: dict[str, Path],
     tmp_path_factory: pytest.TempPathFactory,
@@ -41,9 +46,9 @@ def rooms(
     return shared_app(shared_apps, tmp_path_factory, placement)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def app(rooms: Path, placement: Placement) -> AsyncIterator[TestApp]:
-    """The rooms app (both routes), started on the test's placement."""
+    """The rooms app (both routes), started on the module's placement for all its tests."""
     async with started(rooms, placement) as app:
         yield app
 

@@ -94,15 +94,10 @@ async def test_messages_are_handled_in_order_text_and_binary(room: Room) -> None
         assert received == ["a", b"\x03\x02\x01", "héllo ✓", b"z", "b"]
 
 
-async def test_a_flood_of_2000_messages_is_processed_in_order(
-    rooms: Path, placement: Placement, name: str
-) -> None:
+async def test_a_flood_of_2000_messages_is_processed_in_order(app: TestApp, name: str) -> None:
     count = 2000
 
-    async with (
-        started(rooms, placement) as app,
-        connect(app.websocket_url(f"/room/{name}")) as ws,
-    ):
+    async with connect(app.websocket_url(f"/room/{name}")) as ws:
         got: list[str | bytes] = []
 
         async def reader() -> None:
