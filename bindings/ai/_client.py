@@ -51,15 +51,24 @@ class Ai:
         """Stop the models this process runs (the gateway calls it at stop)."""
         await self._runner.aclose()
 
-    async def run(self, model: str, inputs: Mapping[str, Any]) -> Any:
+    async def run(
+        self, model: str, inputs: Mapping[str, Any], options: Mapping[str, Any] | None = None
+    ) -> Any:
         """Run ``model`` on ``inputs``; AiError for an unknown model or malformed inputs.
 
         An embedding model answers a dict; a text model (``[ai.text]``) ``{"response": str,
         "usage": {...}}``, or with ``"stream": True`` a :class:`TextStream` of server-sent
         events to return as ``StreamingResponse(stream, media_type="text/event-stream")``.
-        Upstream failures of a text model raise ``AiUpstreamError`` (an AiError)."""
+        Upstream failures of a text model raise ``AiUpstreamError`` (an AiError). Workers
+        AI's third argument (``options``: AI Gateway settings) is refused when not empty."""
         if not isinstance(model, str):
             raise AiError(f"the model must be a name (a string), got {type(model).__name__}")
+        if options:
+            names = ", ".join(sorted(map(str, options)))
+            raise AiError(
+                f"{model}: run's options ({names}) are Cloudflare's AI Gateway's, which raydo"
+                " does not offer; call run(model, inputs)"
+            )
         checked = check_inputs(model, inputs)
         if model in self._embeddings:
             texts, pooling = embedding_inputs(model, checked)

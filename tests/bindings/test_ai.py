@@ -110,6 +110,9 @@ async def test_limits_and_hostile_input_are_clear_errors(app: TestApp) -> None:
         await run(SMALL, {"text": "a", "pooling": ["mean"]})
     with pytest.raises(AiError, match="inputs must be a dict, got list"):
         await run(SMALL, ["a"])  # type: ignore[arg-type]
+    with pytest.raises(AiError, match=r"options \(gateway\) are Cloudflare's AI Gateway's"):
+        await run(SMALL, {"text": "a"}, {"gateway": {"id": "g"}})
+    assert (await run(SMALL, {"text": "a"}, {}))["shape"] == [1, 32]
     with pytest.raises(AiError, match="the model must be a name"):
         await run(None, {"text": "a"})  # type: ignore[arg-type]
     unknown = rf"unknown model '@cf/baai/bge-m3'; this app's \[ai\] serves: {SMALL}"
