@@ -3,8 +3,11 @@ an in-process baseline (uvicorn + Starlette + one SQLite file per name, no Ray),
 
 For each target: ``wrk`` with 32 connections for ``--seconds`` (10 by default) after a warm-up,
 first on one object, then spread uniformly over 1,000 objects (each created beforehand).
-Prints requests/s, p50 and p99 per row and the ratio raydo / baseline, and writes
-``bench/results/counter_http.json``.
+Prints requests/s, p50 and p99 per row, the server's CPU per request (every process of
+the server: for raydo the gateway, the hosts and Ray's own), the machine's load average
+before the row, and the ratio raydo / baseline, and writes ``bench/results/counter_http.json``.
+On this shared 2-core machine a low rate with the usual CPU per request means other work
+took the cores, not a slower server.
 
     .venv/bin/python bench/counter_http.py [--seconds 10] [--rounds 1]
 
@@ -29,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -137,6 +141,19 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
     }
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the process ``pid`` and every descendant of it alive."""
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def measure(
     kind: str, workdir: Path, seconds: int, scripts: dict[str, Path]
 ) -> dict[str, dict[str, float]]:
@@ -147,7 +164,13 @@ def measure(
         for pattern, script in scripts.items():
             target = url + ("/counter/one/increment" if pattern == "one object" else "/")
             wrk(target, script, 3)  # warm-up
-            results[pattern] = wrk(target, script, seconds)
+            load, cpu = os.getloadavg()[0], server_cpu_seconds(proc.pid)
+            row = wrk(target, script, seconds)
+            row["cpu_us_per_req"] = (
+                (server_cpu_seconds(proc.pid) - cpu) / (row["rps"] * seconds) * 1e6
+            )
+            row["load_average"] = load
+            results[pattern] = row
         return results
     finally:
         stop(proc)
@@ -179,8 +202,11 @@ def main() -> None:
         f"\ncounter increments, wrk -t1 -c{CONNECTIONS} -d{args.seconds}s, {platform.node()},"
         f" {os.cpu_count()} cores, {platform.python_version()}\n"
     )
-    print("| pattern | target | requests/s | p50 ms | p99 ms | non-2xx | raydo / baseline |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| pattern | target | requests/s | p50 ms | p99 ms | non-2xx | server CPU µs/req"
+        " | load | raydo / baseline |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
     for pattern in scripts:
         for result in rounds:
@@ -190,7 +216,8 @@ def main() -> None:
                 shown = f"{ratio:.2f}" if name.startswith("raydo") else ""
                 print(
                     f"| {pattern} | {name} | {row['rps']:,.0f} | {row['p50_ms']:.2f} |"
-                    f" {row['p99_ms']:.2f} | {row['non_2xx']:.0f} | {shown} |"
+                    f" {row['p99_ms']:.2f} | {row['non_2xx']:.0f} | {row['cpu_us_per_req']:.0f}"
+                    f" | {row['load_average']:.1f} | {shown} |"
                 )
             summary.append({"pattern": pattern, "raydo": ours, "baseline": base, "ratio": ratio})
     out = REPO / "bench" / "results" / "counter_http.json"
