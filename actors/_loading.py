@@ -51,10 +51,35 @@ def _drop_other_apps_modules(folder: Path) -> None:
     Only modules recorded as another app's go, never a module the process imported some other
     way (a test suite's own ``tests`` package, say), whatever folder it lies in."""
     names = _top_level_names(folder)
-    for name, owner in list(_app_modules.items()):
+    colliding: dict[Path, list[str]] = {}
+    for name, owner in _app_modules.items():
         if owner != folder and name.split(".")[0] in names:
+            colliding.setdefault(owner, []).append(name)
+    for owner, modules in colliding.items():
+        # A copy of that app, byte for byte in every module it shares with this one, keeps
+        # them: the loaded modules serve both (importing them again would define their
+        # classes twice, which registries such as SQLAlchemy's refuse). One module that
+        # differs, and all of them are this folder's own again: what they import in turn
+        # must be too.
+        if all(_same_file_here(sys.modules.get(name), owner, folder) for name in modules):
+            continue
+        for name in modules:
             sys.modules.pop(name, None)
             del _app_modules[name]
+
+
+def _same_file_here(module: object, owner: Path, folder: Path) -> bool:
+    """Whether ``module``, loaded from the app folder ``owner``, has the very same bytes at
+    the same place in ``folder`` (copies of one app, as test suites make them)."""
+    origin = getattr(module, "__file__", None)
+    if not isinstance(origin, str):
+        return False
+    loaded = Path(origin).resolve()
+    here = folder / loaded.relative_to(owner)
+    try:
+        return here.read_bytes() == loaded.read_bytes()
+    except (OSError, ValueError):
+        return False
 
 
 def _record_app_modules(folder: Path, before: set[str]) -> None:

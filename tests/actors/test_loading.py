@@ -36,6 +36,19 @@ def test_what_an_apps_module_imports_in_turn_is_that_apps_own_too(tmp_path: Path
     assert import_from_app(str(tmp_path / "first"), "main_of_app:SIBLING") == "first"
 
 
+def test_copies_of_one_app_share_the_modules_whose_files_are_the_same(tmp_path: Path) -> None:
+    # Defining a model class twice under one module name is refused by registries such as
+    # SQLAlchemy's; a copy of the app, byte for byte, keeps the module already loaded.
+    for name in ("original", "copy"):
+        folder = _app(tmp_path / name, "same")
+        (folder / "main_of_app.py").write_text("import shared_name_module as SIBLING\n")
+    original = import_from_app(str(tmp_path / "original"), "main_of_app:SIBLING")
+    assert import_from_app(str(tmp_path / "copy"), "main_of_app:SIBLING") is original
+    (tmp_path / "copy" / "shared_name_module.py").write_text("VALUE = 'edited'\n")
+    forget_app_modules(str(tmp_path / "copy"))
+    assert import_from_app(str(tmp_path / "copy"), "shared_name_module:VALUE") == "edited"
+
+
 def test_a_module_imported_some_other_way_is_never_dropped(tmp_path: Path) -> None:
     # The suite's own ``tests`` package is not an app's, even when an app folder has a
     # ``tests`` folder of its own: loading that app must not unload the suite's modules.
