@@ -8,10 +8,8 @@ stale hosts acknowledge nothing more and the store holds only the new owners' hi
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,63 +24,22 @@ from raydo.gateway.config import load_config
 from raydo.gateway.runtime import runtime_spec
 from raydo.storage.replication import EntryKind
 from raydo.storage.replication.segments import Entry
-from tests.cluster import RAY, RayCluster, Server, make_temp_dir, quiet_env, serve
+from tests.cluster import RayCluster, Server, serve
 from tests.hosts import actor_name
-from tests.integration.test_failures import _alive_nodes, _host_nodes
+from tests.two_nodes import FAST_FAILURE_DETECTION, Node, host_nodes
+from tests.two_nodes import two_nodes as start_two_nodes
 
 from .stores import CREDENTIALS, StoreServer
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Node:
-    cluster: RayCluster
-    storage: Path
-
-
 @pytest.fixture
 def two_nodes(store_credentials: None) -> Iterator[tuple[Node, Node]]:
     """A head and a worker on 127.0.0.1, each with its own storage root, fast to notice a
     lost node."""
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
-    nodes = []
-    for label in ("h", "w"):
-        cluster = RayCluster(make_temp_dir(f"rdr{label}-"))
-        nodes.append(Node(cluster, cluster.temp_dir / "storage"))
-    head, worker = nodes
-    fast = {
-        "RAY_health_check_initial_delay_ms": "1000",
-        "RAY_health_check_period_ms": "500",
-        "RAY_health_check_timeout_ms": "500",
-        "RAY_health_check_failure_threshold": "3",
-        **CREDENTIALS,
-    }
-    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
-    try:
-        roles = [
-            (head, ["--head", f"--port={head.cluster.port}", "--include-dashboard=false"]),
-            (worker, [f"--address={head.cluster.address}"]),
-        ]
-        for node, role in roles:
-            env = {**quiet_env(), **fast, "RAYDO_NODE_STORAGE": str(node.storage)}
-            subprocess.run(
-                [RAY, "start", *role, *common, f"--temp-dir={node.cluster.temp_dir}"],
-                check=True,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                timeout=120,
-            )
-        deadline = time.monotonic() + 60
-        while _alive_nodes(head.cluster) < 2:
-            assert time.monotonic() < deadline, "the worker node never joined"
-            time.sleep(0.5)
-        time.sleep(2)  # every raylet's view of the other lags the GCS a little
-        yield head, worker
-    finally:
-        worker.cluster.stop()
-        head.cluster.stop()
+    with start_two_nodes("rdr", {**FAST_FAILURE_DETECTION, **CREDENTIALS}) as nodes:
+        yield nodes
 
 
 @dataclass
@@ -141,10 +98,10 @@ def _answer_again(client: httpx.Client, names: list[str], key: str, value: str) 
 
 def _spread(head: RayCluster, hosts: list[str]) -> dict[str, str]:
     deadline = time.monotonic() + 30
-    placed = _host_nodes(head, hosts)
+    placed = host_nodes(head, hosts)
     while len(set(placed.values())) != 2 and time.monotonic() < deadline:
         time.sleep(1)
-        placed = _host_nodes(head, hosts)
+        placed = host_nodes(head, hosts)
     assert len(set(placed.values())) == 2, f"hosts did not spread: {placed}"
     return placed
 
@@ -207,7 +164,7 @@ def test_acknowledged_writes_survive_a_lost_node_without_a_shared_disk(
             _check_every_write(client, writer, names[:8])
             for name in names:
                 assert client.get(f"/notes/{name}/a").json()["value"] == "a"
-        assert len(set(_host_nodes(head.cluster, hosts).values())) == 1
+        assert len(set(host_nodes(head.cluster, hosts).values())) == 1
     finally:
         server.stop()
     _integrity(head.storage)
@@ -294,7 +251,7 @@ def test_a_frozen_node_is_fenced_and_its_objects_answer_from_elsewhere(
                 assert client.post(f"/notes/{name}/b", content="b", timeout=20).status_code == 200
             _post_until_ok(client, sorted(on_worker), "b")
             _answer_again(client, names, "a", "a")
-            moved = _host_nodes(head.cluster, hosts)
+            moved = host_nodes(head.cluster, hosts)
             assert len(set(moved.values())) == 1 and set(placed.values()) > set(moved.values())
             for proc in frozen:  # the zombie wakes up: its hosts still think they own objects
                 with contextlib.suppress(psutil.NoSuchProcess):
