@@ -147,3 +147,8 @@ def error_from_wire(wire: list[object]) -> RaydoError:
         if code == cls.code:
             return cls(text)
     return RaydoError(f"{type_name}: {text}")
+
+
+class DeployError(RuntimeError):
+    """``raydo deploy`` could not bring the app up on the cluster (its environment could not
+    be set up on a node, or a host did not start); the message says where and why."""

@@ -132,11 +132,19 @@ def forget_app_modules(root: str) -> list[str]:
 
 
 _NOT_CODE = frozenset({"__pycache__", "site-packages", "node_modules"})
+# Besides its .py files, what decides the code an app runs: the dependencies it declares (and
+# wheels it carries), which ``raydo deploy`` installs with it.
+_DEPENDENCY_FILES = frozenset({"requirements.txt", "pyproject.toml"})
+
+
+def _is_code(name: str) -> bool:
+    return name.endswith((".py", ".whl")) or name in _DEPENDENCY_FILES
 
 
 def code_version(root: str, *, skip: str | None = None) -> str:
-    """A digest of the app's Python files as they are on disk now: their paths under
-    ``root`` and their bytes. Hidden folders, caches and ``skip`` (the storage folder, whose
+    """A digest of the app's Python files (and the dependencies it declares:
+    ``requirements.txt``, ``pyproject.toml``, wheels) as they are on disk now: their paths
+    under ``root`` and their bytes. Hidden folders, caches and ``skip`` (the storage folder, whose
     object files are many and never code) are not read. Two processes that loaded the app
     from the same files agree; any edit of a ``.py`` file changes it."""
     folder = Path(root).resolve()
@@ -147,7 +155,7 @@ def code_version(root: str, *, skip: str | None = None) -> str:
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and d not in _NOT_CODE and where / d != skipped
         )
-        for name in sorted(f for f in files if f.endswith(".py")):
+        for name in sorted(f for f in files if _is_code(f)):
             path = where / name
             try:
                 data = path.read_bytes()

@@ -41,7 +41,7 @@ from raydo.storage.folder_lock import FolderLock
 from . import _observe
 from ._app_env import namespaces_env
 from ._cluster_watch import ClusterWatch, Probe, process_probe, tcp_probe
-from ._errors import HostUnavailable
+from ._errors import DeployError, HostUnavailable
 from ._heap import freeze_startup_heap
 from ._host import Host
 from ._loading import code_version, forget_app_modules, import_from_app
@@ -344,6 +344,10 @@ class HostActor:
     def node_id(self) -> str:
         """The Ray node this host runs on."""
         return str(ray.get_runtime_context().get_node_id())
+
+    def packaged(self) -> bool:
+        """Whether ``raydo deploy`` made this host (it runs on Ray's copy of the app)."""
+        return _packaged()
 
     def _run(self, fn: Any) -> Any:
         result: ThreadFuture[Any] = ThreadFuture()
@@ -710,6 +714,11 @@ class RayPlacement:
             return False
         if where == _preferred_node(key, nodes):
             return False
+        try:
+            if await self.handle(key).packaged.remote():
+                return False  # raydo deploy placed it, in an environment only it can make
+        except ray.exceptions.RayError:
+            return False
         log.info("re-creating host %s on its preferred node", key.label)
         ray.kill(self._handles.pop(key), no_restart=True)
         link = self._links.pop(key, None)
@@ -1058,14 +1067,108 @@ def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[
     return statuses
 
 
+#: How long a node may take to set up a deployed app's environment (copy its folder, install
+#: its dependencies: Ray clones this Python environment for them, which takes tens of seconds).
+ENVIRONMENT_SETUP_S = 900.0
+#: How many times a deployed host Ray placed off its preferred node is made again there.
+DEPLOY_PLACEMENT_ATTEMPTS = 8
+
+
+@functools.cache
+def _environment_probe() -> Any:
+    @ray.remote(num_cpus=0, max_retries=0)
+    def environment_ready(imports: list[str]) -> str:
+        import importlib
+
+        for name in imports:
+            importlib.import_module(name)
+        return str(ray.get_runtime_context().get_node_id())
+
+    return environment_ready
+
+
+def _check_runtime_env(imports: list[str]) -> None:
+    """On every alive node, run a task in this job's runtime_env that imports ``imports`` (the
+    modules of the wheels the app carries), so that a folder or dependency the cluster cannot
+    set up fails the deploy, with pip's or Python's words, before any host is touched."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = _environment_probe()
+    pending = {
+        node: probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False)
+        ).remote(imports)
+        for node in _alive_nodes()
+    }
+    for node, ref in pending.items():
+        try:
+            ray.get(ref, timeout=ENVIRONMENT_SETUP_S)
+        except ray.exceptions.RuntimeEnvSetupError as exc:
+            raise DeployError(
+                f"the cluster could not set up the app's environment on node {node}: {exc}"
+            ) from None
+        except ray.exceptions.GetTimeoutError:
+            raise DeployError(
+                f"node {node} did not set up the app's environment within"
+                f" {ENVIRONMENT_SETUP_S:.0f} s"
+            ) from None
+        except ray.exceptions.RayTaskError as exc:
+            raise DeployError(
+                f"the app's dependencies do not import on node {node}: {exc.cause!r}"
+            ) from None
+
+
+def _start_deployed(
+    spec: RuntimeSpec, key: HostKey, bind: str, version: str, *, replacing: Any
+) -> Any:
+    """Create the host for ``key`` in this job's runtime_env and wait until it serves; the
+    name of ``replacing`` (a host just killed, or None) is released a moment after its kill.
+
+    A gateway that lost its link to the killed host may take the free name first and create
+    the host in its own environment (without the deployed folder and dependencies): such a
+    host is killed and made again, until the one under the name is this deploy's."""
+    for _ in range(100):
+        handle = _create_host(spec, key, bind)
+        try:
+            # A node that has not set up this environment yet installs it first.
+            ray.get(handle.endpoint.remote(), timeout=ENVIRONMENT_SETUP_S)
+            if replacing is not None and handle._actor_id == replacing._actor_id:
+                time.sleep(0.1)
+                continue
+            ours = ray.get(
+                [handle.packaged.remote(), handle.code_version.remote()],
+                timeout=CONNECT_TIMEOUT_S,
+            )
+            if ours == [True, version]:
+                return handle
+            ray.kill(handle, no_restart=True)
+            replacing = handle
+        except ray.exceptions.RuntimeEnvSetupError as exc:
+            raise DeployError(f"host {key.label} could not start: {exc}") from None
+        except ray.exceptions.GetTimeoutError:
+            raise DeployError(
+                f"host {key.label} did not start within {ENVIRONMENT_SETUP_S:.0f} s"
+            ) from None
+        except ray.exceptions.RayActorError:
+            pass
+        time.sleep(0.1)
+    raise DeployError(f"host {key.label} did not start: its old actor's name stayed taken")
+
+
 def deploy_hosts(
-    spec: RuntimeSpec, version: str, *, bind: str, on_host: Callable[[str, str], None]
+    spec: RuntimeSpec,
+    version: str,
+    *,
+    bind: str,
+    on_host: Callable[[str, str], None],
+    imports: list[str],
 ) -> list[tuple[str, str]]:
     """Start or update the app's standing hosts on this job's runtime_env, one at a time: a
     host running ``version`` is kept; one on other code is closed in order (its events
     finish, then its files close; ``HostActor.stop``), killed, and created again; a missing
     one is created. ``on_host(label, action)`` is told as each is done; the same pairs are
     returned. Blocking."""
+    _check_runtime_env(imports)  # before any host stops: a dependency that does not install
     done: list[tuple[str, str]] = []
     for key in spec.standing_hosts():
         name = actor_name(spec, key)
@@ -1087,16 +1190,20 @@ def deploy_hosts(
                 ray.get(old.stop.remote(), timeout=HOST_STOP_S + 5)
             ray.kill(old, no_restart=True)
             action = "updated"
-        handle = None
-        for _ in range(100):  # the name is released a moment after the kill
-            handle = _create_host(spec, key, bind)
-            try:
-                ray.get(handle.endpoint.remote(), timeout=CONNECT_TIMEOUT_S)
-                if old is None or handle._actor_id != old._actor_id:
-                    break
-            except ray.exceptions.RayActorError:
-                pass
-            time.sleep(0.1)
+        handle = _start_deployed(spec, key, bind, version, replacing=old)
+        # Ray takes the node preference as a hint (a raylet whose view of the other nodes
+        # lags places the host on its own); a gateway does not move a deployed host (it
+        # would lose the deployed environment), so the deploy places it itself.
+        for attempt in range(DEPLOY_PLACEMENT_ATTEMPTS):
+            nodes = _alive_nodes()
+            if len(nodes) < 2:
+                break
+            where = ray.get(handle.node_id.remote(), timeout=CONNECT_TIMEOUT_S)
+            if where == _preferred_node(key, nodes):
+                break
+            ray.kill(handle, no_restart=True)
+            time.sleep(min(0.25 * 2**attempt, 2.0))  # let the views catch up
+            handle = _start_deployed(spec, key, bind, version, replacing=handle)
         done.append((key.label, action))
         on_host(key.label, action)
     return done

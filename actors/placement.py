@@ -6,16 +6,21 @@ Ray is imported only when a Ray placement is asked for.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._errors import DeployError
 from ._heap import freeze_startup_heap
 from ._loading import code_version
 from ._local import LocalPlacement
 from ._placement import Placement
 from ._spec import RuntimeSpec
+from .app_dependencies import DependencyError, app_dependencies, content_named, wheel_modules
 
 if TYPE_CHECKING:
     from ._ray import RayPlacement
@@ -87,14 +92,31 @@ PACKAGE_EXCLUDES = (".git", ".venv", "__pycache__", ".raydo", "node_modules")
 
 def app_package(spec: RuntimeSpec) -> dict[str, Any]:
     """The Ray ``runtime_env`` that ships the app's folder to every node (``raydo deploy``):
-    its ``working_dir``, without the storage folder, caches and virtual environments. Hosts
-    created under it import the app from Ray's copy, so nodes need no copy of their own."""
+    its ``working_dir``, without the storage folder, caches and virtual environments, and its
+    Python dependencies (``requirements.txt``, else ``pyproject.toml``: see
+    :mod:`raydo.actors.app_dependencies`): wheels it carries as Ray's ``py_modules``, the
+    rest as Ray's ``pip``. Hosts created under it import the
+    app and its dependencies from Ray's copies, so nodes need no copy of their own.
+
+    Raises :class:`DependencyError` when a dependency cannot travel (a local path outside
+    the folder, or in a part of it that is left out)."""
     root = Path(spec.app_root).resolve()
     excludes = list(PACKAGE_EXCLUDES)
     storage = Path(spec.storage_root).resolve()
     if storage.is_relative_to(root) and storage != root:
         excludes.append("/" + storage.relative_to(root).as_posix())
-    return {"working_dir": str(root), "excludes": excludes}
+    package: dict[str, Any] = {"working_dir": str(root), "excludes": excludes}
+    dependencies = app_dependencies(root, left_out=excludes)
+    if dependencies.wheels:
+        staging = Path(tempfile.mkdtemp(prefix="raydo-wheels-"))
+        atexit.register(shutil.rmtree, staging, ignore_errors=True)
+        package["py_modules"] = [str(content_named(w, staging)) for w in dependencies.wheels]
+    if dependencies.pip:
+        # Ray installs these on each node, once per distinct list, into an environment that
+        # keeps the node's own packages (raydo, Ray) visible; pip's check of the whole
+        # environment is off because those are not the app's to fix.
+        package["pip"] = {"packages": list(dependencies.pip), "pip_check": False}
+    return package
 
 
 def deploy_hosts(
@@ -106,7 +128,9 @@ def deploy_hosts(
     code, ``started`` when it did not exist. Objects keep their files."""
     from ._ray import deploy_hosts as deploy
 
-    return deploy(spec, app_code_version(spec), bind=bind, on_host=on_host)
+    wheels = app_package(spec).get("py_modules", [])
+    imports = [module for wheel in wheels for module in wheel_modules(Path(wheel))]
+    return deploy(spec, app_code_version(spec), bind=bind, on_host=on_host, imports=imports)
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,8 @@ def host_status(spec: RuntimeSpec) -> list[HostStatus]:
 
 
 __all__ = [
+    "DependencyError",
+    "DeployError",
     "HostStatus",
     "LocalPlacement",
     "Placement",

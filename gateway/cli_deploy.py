@@ -2,6 +2,7 @@
 update its hosts on it.
 
 The app's folder travels as Ray's ``runtime_env`` ``working_dir`` (without its storage folder),
+and its Python dependencies as Ray's ``pip`` (from ``requirements.txt`` or ``pyproject.toml``),
 so hosts on nodes that have no copy of the folder import the same code from Ray's copy. Hosts
 already on this code are kept; hosts on other code are drained and restarted on it, one at a
 time (their objects come back from their files). Gateways are ``raydo serve``'s: they find
@@ -36,7 +37,14 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raydo.actors.placement import app_code_version, app_package, deploy_hosts, join_ray
+    from raydo.actors.placement import (
+        DependencyError,
+        DeployError,
+        app_code_version,
+        app_package,
+        deploy_hosts,
+        join_ray,
+    )
 
     from .runtime import check_classes, load_app
 
@@ -52,8 +60,22 @@ def run(args: argparse.Namespace) -> int:
     load_app(config)  # mistakes fail here, once, before any host stops
     check_classes(config)
     try:
+        package = app_package(spec)
+    except DependencyError as exc:
+        print(f"raydo: error: the app's dependencies: {exc}", file=sys.stderr)
+        return 1
+    wheels, lines = (
+        len(package.get("py_modules", [])),
+        len(package.get("pip", {}).get("packages", [])),
+    )
+    if wheels or lines:
+        print(
+            f"raydo: dependencies: {wheels} wheel(s) carried, {lines} line(s) for pip;"
+            " each node installs them once"
+        )
+    try:
         check_reachable(args.address)
-        join_ray(args.address, runtime_env=app_package(spec))
+        join_ray(args.address, runtime_env=package)
     except ClusterUnreachable as exc:
         print(f"raydo: error: {exc}", file=sys.stderr)
         return 1
@@ -64,8 +86,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     version = app_code_version(spec)
     print(f"raydo: deploying {config.name} (code version {version}) to {args.address}", flush=True)
-    done = deploy_hosts(
-        spec, bind=args.hosts_bind, on_host=lambda label, action: print(f"  {label}: {action}")
-    )
+    try:
+        done = deploy_hosts(
+            spec,
+            bind=args.hosts_bind,
+            on_host=lambda label, action: print(f"  {label}: {action}", flush=True),
+        )
+    except DeployError as exc:
+        print(f"raydo: error: {exc}", file=sys.stderr)
+        return 1
     print(f"raydo: {len(done)} host(s) on code version {version}", flush=True)
     return 0

@@ -109,3 +109,30 @@ def test_deploy_to_no_cluster_is_an_error_that_says_so(app_copy: Callable[[str],
     done = raydo("deploy", str(app_copy("counter")), "--address", nowhere)
     assert done.returncode == 1
     assert f"no Ray cluster answers at {nowhere}" in done.stderr
+
+
+def test_a_carried_file_that_is_no_wheel_is_refused_before_joining_the_cluster(
+    app_copy: Callable[[str], Path],
+) -> None:
+    app = app_copy("counter")
+    (app / "wheels").mkdir()
+    (app / "wheels" / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip archive")
+    (app / "requirements.txt").write_text("./wheels/broken-1.0-py3-none-any.whl\n")
+    done = raydo("deploy", str(app), "--address", f"127.0.0.1:{free_port()}")
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        "raydo: error: the app's dependencies: broken-1.0-py3-none-any.whl is not a wheel"
+    ), done.stderr
+
+
+def test_a_requirement_outside_the_app_folder_is_refused_naming_its_line(
+    app_copy: Callable[[str], Path], tmp_path: Path
+) -> None:
+    app = app_copy("counter")
+    (tmp_path / "elsewhere.whl").write_bytes(b"")
+    (app / "requirements.txt").write_text("httpx\n../elsewhere.whl\n")
+    done = raydo("deploy", str(app), "--address", f"127.0.0.1:{free_port()}")
+    assert done.returncode == 1
+    assert "requirements.txt, line 2: '../elsewhere.whl' is outside the app's folder" in (
+        done.stderr
+    )

@@ -1,6 +1,6 @@
 """wrangler's ``vectorize`` entries: mapped onto ``[[vectorize]]`` (the shape, which wrangler
 keeps with the index, given in the entry), refused clearly without one, and reached from a
-Worker as ``env.VECTORIZE``, beside ``env.AI``."""
+Worker as ``env.VECTORIZE``; ``ai`` is listed as ignored."""
 
 from __future__ import annotations
 
@@ -69,39 +69,3 @@ def test_an_index_without_a_shape_says_where_it_goes(tmp_path: Path) -> None:
 async def test_a_worker_queries_its_index(tmp_path: Path) -> None:
     async with start_app(worker(tmp_path / "w")) as app:
         assert (await app.http.get("/")).json() == [["a", {"k": "x"}]]
-
-
-RAG_WORKER = """\
-from workers import Response, WorkerEntrypoint
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        emb = await self.env.AI.run("@cf/baai/bge-small-en-v1.5", {"text": ["hello world"]})
-        vector = emb["data"][0]
-        await self.env.VECTORIZE.upsert([{"id": "1", "values": vector, "metadata": {"url": "/a"}}])
-        hits = await self.env.VECTORIZE.query(vector, {"topK": 5, "returnMetadata": "all"})
-        return Response.json(
-            {"shape": emb["shape"], "hits": [[m.id, m.metadata] for m in hits.matches]}
-        )
-"""
-
-
-async def test_a_worker_embeds_with_env_ai_and_finds_it_with_vectorize(tmp_path: Path) -> None:
-    # Issue 17's pattern, written as a Python Worker: the model is a tiny fixture one, served
-    # from the folder the wrangler config names, through the same path a downloaded one takes.
-    from tests.ai_models import build_model
-
-    folder = tmp_path / "rag"
-    build_model(folder / "models" / "small", hidden=384)
-    (folder / "src").mkdir(parents=True)
-    (folder / "src" / "worker.py").write_text(RAG_WORKER)
-    (folder / "wrangler.jsonc").write_text(
-        '{"name": "rag-worker", "main": "src/worker.py",\n'
-        ' "ai": {"binding": "AI", "models": {"@cf/baai/bge-small-en-v1.5": "models/small"}},\n'
-        ' "vectorize": [{"binding": "VECTORIZE", "index_name": "docs",'
-        ' "preset": "@cf/baai/bge-small-en-v1.5"}]}\n'
-    )
-    async with start_app(folder) as app:
-        answer = (await app.http.get("/")).json()
-    assert answer == {"shape": [1, 384], "hits": [["1", {"url": "/a"}]]}
