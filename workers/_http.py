@@ -14,7 +14,16 @@ import builtins
 import email.policy
 import json as _json
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from email.parser import BytesParser
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, overload
@@ -25,6 +34,7 @@ from starlette.datastructures import Headers as _StarletteHeaders
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request as _StarletteRequest
 from starlette.responses import Response as _StarletteResponse
+from starlette.responses import StreamingResponse
 from starlette.websockets import WebSocket as _StarletteWebSocket
 
 if TYPE_CHECKING:
@@ -378,6 +388,10 @@ class Response(_Body):
 
     ``web_socket`` is the client end of a :class:`WebSocketPair` whose server end the object
     accepted with ``self.ctx.acceptWebSocket``; such a response has status 101.
+
+    ``body`` may also be a stream, any async iterable of bytes or str (an async generator,
+    or ``env.AI.run``'s answer with ``"stream": True``, which also gives the response its
+    ``text/event-stream`` type): it is sent chunk by chunk as it comes, without a length.
     """
 
     json = _JsonAccess()
@@ -406,7 +420,14 @@ class Response(_Body):
         self._used = False
         self.url = ""
         self.redirected = False
-        self._data, content_type = _encode_body(body)
+        # A stream (an async iterable of bytes or str, such as env.AI.run's with "stream":
+        # True) is sent as it comes, as a ReadableStream body is on the platform.
+        self._stream: AsyncIterable[Any] | None = None
+        if body is not None and hasattr(body, "__aiter__"):
+            self._stream, self._data = body, None
+            content_type = getattr(body, "media_type", None)
+        else:
+            self._data, content_type = _encode_body(body)
         if content_type is not None and "content-type" not in self.headers:
             self.headers["content-type"] = content_type
 
@@ -455,6 +476,8 @@ class Response(_Body):
         return self._data
 
     async def _load(self) -> bytes:
+        if self._stream is not None:
+            return b"".join([chunk async for chunk in _chunks(self._stream)])
         native = self._native
         if native is None:
             return self._data or b""
@@ -470,8 +493,12 @@ class Response(_Body):
             native = self._native
             native.status_code = self.status
             return native
-        if self._used and self._native is not None:
+        if self._used and (self._native is not None or self._stream is not None):
             raise TypeError("the response body was read: make a new Response to send it")
+        if self._stream is not None:
+            streaming = StreamingResponse(_chunks(self._stream), status_code=self.status)
+            streaming.raw_headers = [(k, v) for k, v in self.headers.raw if k != b"content-length"]
+            return streaming
         response = _StarletteResponse(self._data or b"", status_code=self.status)
         response.raw_headers = [(k, v) for k, v in self.headers.raw if k != b"content-length"] + [
             (b"content-length", str(len(self._data or b"")).encode())
@@ -480,6 +507,16 @@ class Response(_Body):
 
     def __repr__(self) -> str:
         return f"Response(status={self.status})"
+
+
+async def _chunks(stream: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+    async for chunk in stream:
+        if isinstance(chunk, str):
+            yield chunk.encode()
+        elif isinstance(chunk, bytes | bytearray | memoryview):
+            yield bytes(chunk)
+        else:
+            raise TypeError(f"a streamed body gives bytes or str, not {type(chunk).__name__}")
 
 
 async def fetch(

@@ -4,8 +4,12 @@ and the Worker ``ctx``'s ``pass_through_on_exception``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
+from raydo.gateway.testing import start_app
 from workers import Blob, File, FormData, Request, Response
 from workers._context import Context
 
@@ -94,3 +98,48 @@ async def test_pass_through_on_exception_is_accepted_in_both_spellings() -> None
     ctx.pass_through_on_exception()  # no origin behind raydo: accepted, nothing to do
     ctx.passThroughOnException()
     assert ctx.pass_through_on_exception == ctx.passThroughOnException
+
+
+STREAMING_WORKER = """\
+import asyncio
+
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        async def events():
+            for n in range(3):
+                await asyncio.sleep(0)
+                yield f"data: {n}\\n\\n"
+            yield b"data: [DONE]\\n\\n"
+
+        if request.url.endswith("/read"):
+            return Response(await Response(events()).text())
+        if request.url.endswith("/bad"):
+            async def numbers():
+                yield 1
+
+            return Response(numbers())
+        return Response(events(), headers={"content-type": "text/event-stream"})
+"""
+
+
+async def test_a_streamed_body_goes_out_chunk_by_chunk_as_it_comes(tmp_path: Path) -> None:
+    folder = tmp_path / "streams"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "worker.py").write_text(STREAMING_WORKER)
+    (folder / "wrangler.jsonc").write_text('{"name": "streams", "main": "src/worker.py"}\n')
+    expected = "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n"
+    async with start_app(folder) as app:
+        async with app.http.stream("GET", "/") as reply:
+            assert reply.headers["content-type"] == "text/event-stream"
+            assert "content-length" not in reply.headers
+            chunks = [chunk async for chunk in reply.aiter_text()]
+        assert "".join(chunks) == expected
+        read = await app.http.get("/read")  # a stream read whole in the Worker
+        assert (read.status_code, read.text) == (200, expected)
+        # A chunk of another type cuts the stream (its head is already out): the client sees
+        # an incomplete body, never a whole one.
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            await app.http.get("/bad")
