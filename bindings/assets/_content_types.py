@@ -8,6 +8,8 @@ import mimetypes
 
 _TYPES = mimetypes.MimeTypes()
 #: Where Python's table differs from the one wrangler uses (or the system's may be missing).
+#: Checked against workers-shared's getContentType, which asks the npm package mime 3
+#: (".js" -> application/javascript) and adds "; charset=utf-8" to text types.
 _OVERRIDES = {
     ".html": "text/html",
     ".htm": "text/html",
