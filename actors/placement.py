@@ -7,6 +7,7 @@ Ray is imported only when a Ray placement is asked for.
 from __future__ import annotations
 
 import atexit
+import copy
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -84,7 +85,9 @@ def join_ray(address: str, *, runtime_env: dict[str, Any] | None = None) -> None
     creates get ``runtime_env`` (see :func:`app_package`)."""
     from ._ray import join_ray as join
 
-    join(address, runtime_env=runtime_env)
+    # A copy: Ray rewrites the dict it is given (local py_modules become gcs:// URIs), and
+    # the caller's package still names the files on this machine.
+    join(address, runtime_env=copy.deepcopy(runtime_env))
 
 
 PACKAGE_EXCLUDES = (".git", ".venv", "__pycache__", ".raydo", "node_modules")
@@ -120,15 +123,19 @@ def app_package(spec: RuntimeSpec) -> dict[str, Any]:
 
 
 def deploy_hosts(
-    spec: RuntimeSpec, *, bind: str, on_host: Callable[[str, str], None]
+    spec: RuntimeSpec,
+    package: dict[str, Any],
+    *,
+    bind: str,
+    on_host: Callable[[str, str], None],
 ) -> list[tuple[str, str]]:
-    """Start or update the app's standing hosts, host by host, on the code of its folder (this
-    process joined with :func:`app_package`): ``unchanged`` when a host already runs it,
-    ``updated`` when it was drained (its events finish), stopped and started again on the new
-    code, ``started`` when it did not exist. Objects keep their files."""
+    """Start or update the app's standing hosts, host by host, on the code of its folder
+    (``package``, the :func:`app_package` this process joined with): ``unchanged`` when a host
+    already runs it, ``updated`` when it was drained (its events finish), stopped and started
+    again on the new code, ``started`` when it did not exist. Objects keep their files."""
     from ._ray import deploy_hosts as deploy
 
-    wheels = app_package(spec).get("py_modules", [])
+    wheels = package.get("py_modules", [])
     imports = [module for wheel in wheels for module in wheel_modules(Path(wheel))]
     return deploy(spec, app_code_version(spec), bind=bind, on_host=on_host, imports=imports)
 

@@ -16,7 +16,7 @@ import ipaddress
 import sys
 from typing import Any
 
-from .cli_status import ClusterUnreachable, check_reachable
+from .cli_status import join_cluster
 from .config import load_config
 from .runtime import AppLoadError, runtime_spec
 
@@ -43,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
         app_code_version,
         app_package,
         deploy_hosts,
-        join_ray,
     )
 
     from .runtime import check_classes, load_app
@@ -73,22 +72,14 @@ def run(args: argparse.Namespace) -> int:
             f"raydo: dependencies: {wheels} wheel(s) carried, {lines} line(s) for pip;"
             " each node installs them once"
         )
-    try:
-        check_reachable(args.address)
-        join_ray(args.address, runtime_env=package)
-    except ClusterUnreachable as exc:
-        print(f"raydo: error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - Ray's own errors (ConnectionError, auth...)
-        print(
-            f"raydo: error: cannot join the Ray cluster at {args.address}: {exc}", file=sys.stderr
-        )
+    if not join_cluster(args.address, runtime_env=package):
         return 1
     version = app_code_version(spec)
     print(f"raydo: deploying {config.name} (code version {version}) to {args.address}", flush=True)
     try:
         done = deploy_hosts(
             spec,
+            package,
             bind=args.hosts_bind,
             on_host=lambda label, action: print(f"  {label}: {action}", flush=True),
         )

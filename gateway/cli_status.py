@@ -57,21 +57,29 @@ def check_reachable(address: str) -> None:
         ) from None
 
 
+def join_cluster(address: str, *, runtime_env: dict[str, Any] | None = None) -> bool:
+    """Join the Ray cluster at ``address`` as a driver (with ``runtime_env`` for the hosts it
+    creates); False, with the reason on stderr, when nothing answers there or Ray refuses."""
+    from raydo.actors.placement import join_ray
+
+    try:
+        check_reachable(address)
+        join_ray(address, runtime_env=runtime_env)
+    except ClusterUnreachable as exc:
+        print(f"raydo: error: {exc}", file=sys.stderr)
+        return False
+    except Exception as exc:  # noqa: BLE001 - Ray's own errors (ConnectionError, auth...)
+        print(f"raydo: error: cannot join the Ray cluster at {address}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
-    from raydo.actors.placement import app_code_version, host_status, join_ray
+    from raydo.actors.placement import app_code_version, host_status
 
     config = load_config(args.dir, dev_vars=False)
     spec = runtime_spec(config)
-    try:
-        check_reachable(args.address)
-        join_ray(args.address)
-    except ClusterUnreachable as exc:
-        print(f"raydo: error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - Ray's own errors (ConnectionError, auth...)
-        print(
-            f"raydo: error: cannot join the Ray cluster at {args.address}: {exc}", file=sys.stderr
-        )
+    if not join_cluster(args.address):
         return 1
     version = app_code_version(spec)
     hosts = host_status(spec)
