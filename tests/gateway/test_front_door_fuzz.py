@@ -81,6 +81,15 @@ _LATIN1 = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characte
 _TOKEN = st.text(
     alphabet="!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFXYZ", min_size=1, max_size=20
 )
+
+
+def _not_framing(name: str) -> bool:
+    """A name httpx frames the message by, which h11 refuses to send with a body that does not
+    match it: the raw pass sends those (the client pass would test the client, not the
+    server)."""
+    return name.lower() not in ("content-length", "transfer-encoding", "host")
+
+
 _ROUTES = ["/room/a", "/room/../db", "/db", "/kv", "/files", "/jobs", "/_raydo/r2/FILES", "/"]
 _HEADER_NAMES = [
     "range",
@@ -139,7 +148,10 @@ def client_requests(draw: st.DrawFn, base_url: str, presigned: list[str]) -> htt
         )
     )
     headers = draw(
-        st.lists(st.tuples(st.sampled_from(_HEADER_NAMES) | _TOKEN, _HEADER_VALUES), max_size=6)
+        st.lists(
+            st.tuples(st.sampled_from(_HEADER_NAMES) | _TOKEN.filter(_not_framing), _HEADER_VALUES),
+            max_size=6,
+        )
     )
     body = draw(st.binary(max_size=3000))
     url = httpx.URL(base_url + target)
