@@ -1207,3 +1207,123 @@ def deploy_hosts(
         done.append((key.label, action))
         on_host(key.label, action)
     return done
+
+
+DEPLOYMENT_PREFIX = "raydo-deployment"
+DEPLOYMENT_ARCHIVE_MAX = 512 * 1024 * 1024
+"""The largest folder a deployment hands to gateways (Ray's own working_dir limit)."""
+
+
+class DeploymentActor:
+    """The record of an app's last ``raydo deploy``: its code version, and the folder's files
+    as Ray shipped them (this actor runs in the deploy's ``runtime_env``, so its working
+    directory is Ray's copy of the app). A deploy replaces the record (kills it, makes a new
+    one), never changes it: a gateway parked on :meth:`parked` learns of the new version by
+    that call failing, at once."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    def version(self) -> str:
+        return self._version
+
+    def archive(self) -> bytes:
+        """The deployed folder as a zip (paths relative to it; no symlinks followed out)."""
+        import io
+        import zipfile
+
+        root = Path.cwd()
+        buffer = io.BytesIO()
+        total = 0
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_symlink() or not path.is_file() or "__pycache__" in path.parts:
+                    continue
+                total += path.stat().st_size
+                if total > DEPLOYMENT_ARCHIVE_MAX:
+                    raise DeployError(f"the deployed folder is over {DEPLOYMENT_ARCHIVE_MAX} bytes")
+                archive.write(path, path.relative_to(root).as_posix())
+        return buffer.getvalue()
+
+    async def parked(self, timeout: float) -> None:
+        """Return after ``timeout`` seconds; fails at once when this record is replaced."""
+        await asyncio.sleep(timeout)
+
+
+def deployment_name(spec: RuntimeSpec) -> str:
+    return f"{DEPLOYMENT_PREFIX}:{spec.app_name}"
+
+
+def record_deployment(spec: RuntimeSpec, version: str) -> None:
+    """Replace the app's deployment record with one for ``version``, in this job's
+    runtime_env (the deploy's); blocking, returns once the new record answers."""
+    name = deployment_name(spec)
+    with contextlib.suppress(ValueError):
+        ray.kill(ray.get_actor(name, namespace=RAY_NAMESPACE), no_restart=True)
+    remote: Any = ray.remote(DeploymentActor)
+    for _ in range(100):  # a killed actor's name is released a moment after the kill
+        try:
+            handle = remote.options(
+                name=name,
+                namespace=RAY_NAMESPACE,
+                lifetime="detached",
+                num_cpus=0,
+                max_restarts=-1,
+                max_concurrency=1000,
+            ).remote(version)
+        except ValueError:
+            time.sleep(0.1)
+            continue
+        if ray.get(handle.version.remote(), timeout=ENVIRONMENT_SETUP_S) == version:
+            return
+    raise DeployError(f"the deployment record {name!r} stayed taken")
+
+
+def _deployment(spec: RuntimeSpec) -> Any:
+    try:
+        return ray.get_actor(deployment_name(spec), namespace=RAY_NAMESPACE)
+    except ValueError:
+        return None
+
+
+async def deployed_version(spec: RuntimeSpec) -> str | None:
+    """The version of the app's last deploy on the cluster this process joined; None when
+    it was never deployed (or its record is being replaced)."""
+    handle = await asyncio.to_thread(_deployment, spec)
+    if handle is None:
+        return None
+    try:
+        version: str = await handle.version.remote()
+    except ray.exceptions.RayError:
+        return None
+    return version
+
+
+async def deployed_archive(spec: RuntimeSpec) -> bytes | None:
+    """The deployed folder's files as a zip (:meth:`DeploymentActor.archive`); None when the
+    record is gone."""
+    handle = await asyncio.to_thread(_deployment, spec)
+    if handle is None:
+        return None
+    try:
+        archive: bytes = await handle.archive.remote()
+    except ray.exceptions.RayTaskError as exc:
+        raise DeployError(f"the deployed folder could not be read: {exc.cause!r}") from None
+    except ray.exceptions.RayError:
+        return None
+    return archive
+
+
+async def await_deployment(spec: RuntimeSpec, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds, or less: until the app's deployment record is replaced
+    (a new deploy) or found missing."""
+    handle = await asyncio.to_thread(_deployment, spec)
+    if handle is None:
+        await asyncio.sleep(min(timeout, DEPLOYMENT_LOOK_S))
+        return
+    with contextlib.suppress(ray.exceptions.RayError):
+        await handle.parked.remote(timeout)
+
+
+DEPLOYMENT_LOOK_S = 2.0
+"""How often a gateway looks for a deployment record while the app has none."""

@@ -134,10 +134,40 @@ def deploy_hosts(
     already runs it, ``updated`` when it was drained (its events finish), stopped and started
     again on the new code, ``started`` when it did not exist. Objects keep their files."""
     from ._ray import deploy_hosts as deploy
+    from ._ray import record_deployment
 
     wheels = package.get("py_modules", [])
     imports = [module for wheel in wheels for module in wheel_modules(Path(wheel))]
-    return deploy(spec, app_code_version(spec), bind=bind, on_host=on_host, imports=imports)
+    version = app_code_version(spec)
+    done = deploy(spec, version, bind=bind, on_host=on_host, imports=imports)
+    # Last, once every host runs the new code: gateways following the record swap theirs.
+    record_deployment(spec, version)
+    return done
+
+
+async def deployed_version(spec: RuntimeSpec) -> str | None:
+    """The code version of the app's last ``raydo deploy`` to the cluster this process
+    joined (:func:`join_ray`); None when it was never deployed there."""
+    from ._ray import deployed_version as version
+
+    return await version(spec)
+
+
+async def deployed_archive(spec: RuntimeSpec) -> bytes | None:
+    """The files of the app's last deploy, as Ray shipped them to the hosts, zipped (paths
+    relative to the app's folder); None when it was never deployed. Raises
+    :class:`DeployError` when the deployed folder cannot be read."""
+    from ._ray import deployed_archive as archive
+
+    return await archive(spec)
+
+
+async def await_deployment(spec: RuntimeSpec, timeout: float) -> None:
+    """Return within ``timeout`` seconds, at once when a new deploy replaces the last one:
+    what a gateway following deploys waits on between looks at :func:`deployed_version`."""
+    from ._ray import await_deployment as wait
+
+    await wait(spec, timeout)
 
 
 @dataclass(frozen=True)
@@ -184,7 +214,10 @@ __all__ = [
     "Placement",
     "app_code_version",
     "app_package",
+    "await_deployment",
     "deploy_hosts",
+    "deployed_archive",
+    "deployed_version",
     "freeze_startup_heap",
     "host_status",
     "join_ray",

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 from raydo.actors.placement import join_ray, ray_placement, ray_runtime
 
 from . import cli_observe, inspector
 from .app import Gateway
 from .config import load_config
+from .deploy_follow import FollowingApp
 
 APP_DIR = "RAYDO_APP_DIR"
 RAY_ADDRESS = "RAYDO_RAY_ADDRESS"
 HOSTS_BIND = "RAYDO_HOSTS_BIND"
+
+
+def _report(text: str, error: bool) -> None:
+    """A line on stderr as ``raydo serve`` writes its own, or a record when logs are JSON."""
+    if os.environ.get(cli_observe.LOG_FORMAT) == "json":
+        logging.getLogger("raydo.deploy").log(logging.ERROR if error else logging.INFO, text)
+    else:
+        print(f"raydo: {'error: ' if error else ''}{text}", file=sys.stderr, flush=True)
 
 
 def create_app() -> Gateway:
@@ -41,6 +52,7 @@ def create_app() -> Gateway:
         runtime=ray_runtime,  # every gateway worker and host of the cluster shares the folder
         inspector=inspector.settings_from_environment(),
     )
+    FollowingApp(gateway, _report)
     return cli_observe.attach(
         gateway,
         cli_observe.from_environment(),

@@ -6,7 +6,8 @@ and its Python dependencies as Ray's ``pip`` (from ``requirements.txt`` or ``pyp
 so hosts on nodes that have no copy of the folder import the same code from Ray's copy. Hosts
 already on this code are kept; hosts on other code are drained and restarted on it, one at a
 time (their objects come back from their files). Gateways are ``raydo serve``'s: they find
-the deployed hosts by name.
+the deployed hosts by name and, once the deploy records its version, swap in its ``main``
+(:mod:`.deploy_follow`).
 """
 
 from __future__ import annotations

@@ -196,16 +196,14 @@ class ReloadingApp:
     async def _swap(self) -> int:
         gateway = self._gateway
         config = load_config(gateway.config.root)
-        # The spec's extra settings come from the command line and its environment from the
-        # process (hosts of dev inherit it), not from the config.
-        made = runtime_spec(config)
-        kept = dataclasses.replace(made, extra=gateway.spec.extra, environ=gateway.spec.environ)
-        if kept != gateway.spec:
-            raise ReloadRefused(
-                "raydo.toml changed the bindings or the runtime's settings, which running"
-                " hosts cannot take: restart raydo dev to apply it"
-            )
+        check_same_runtime(gateway, config, restart="restart raydo dev to apply it")
         forget_app_modules(str(config.root))
+        return await self._swap_app(config, tell_hosts=True)
+
+    async def _swap_app(self, config: AppConfig, *, tell_hosts: bool) -> int:
+        """Steps 3 and 4 of the module (4 only when ``tell_hosts``) for the app ``config``
+        names, whose modules are to be imported afresh; the live objects deactivated."""
+        gateway = self._gateway
         app = load_app(config)
         check_classes(config)
         _install_error_handlers(app)
@@ -221,9 +219,40 @@ class ReloadingApp:
             await self._lifespan.startup()
             raise ReloadRefused(f"the new app's startup failed: {failure}")
         self._lifespan, self._app = new, app
+        if not tell_hosts:
+            return 0
         gateway.config = config
         placement = gateway.placement
         return 0 if placement is None else await placement.reload_code()
+
+
+def check_same_runtime(gateway: Gateway, config: AppConfig, *, restart: str) -> None:
+    """Raise :class:`ReloadRefused` when ``config`` asks for other bindings or runtime
+    settings than the gateway runs with (running hosts cannot take them)."""
+    # The spec's extra settings come from the command line and its environment from the
+    # process (hosts of dev inherit it), not from the config; the folder may be another
+    # copy of the app's (a deploy's).
+    made = runtime_spec(config)
+    running = gateway.spec
+    kept = dataclasses.replace(
+        made,
+        extra=running.extra,
+        environ=running.environ,
+        app_root=running.app_root,
+        storage_root=running.storage_root,
+    )
+    if kept != running and _rebased(kept, config.root, gateway.config.root) != repr(running):
+        raise ReloadRefused(
+            "raydo.toml changed the bindings or the runtime's settings, which running"
+            f" hosts cannot take: {restart}"
+        )
+
+
+def _rebased(spec: object, folder: Path, onto: Path) -> str:
+    """``spec`` as it reads with the paths under ``folder`` (another copy of the app's)
+    written as under ``onto``: equal settings of two copies compare equal."""
+    text = repr(spec)
+    return text if folder == onto else text.replace(str(folder), str(onto))
 
 
 def _shown(path: Path, root: Path) -> str:

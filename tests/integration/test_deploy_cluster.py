@@ -61,7 +61,14 @@ class Room(DurableObject):
 
 APP = """
 from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
+
+MAIN = "{main}"
+
+
+async def which(request):
+    return PlainTextResponse(MAIN)
 
 
 async def room(request):
@@ -73,7 +80,11 @@ async def join(websocket):
 
 
 app = Starlette(
-    routes=[Route("/rooms/{name}", room), WebSocketRoute("/rooms/{name}/ws", join)]
+    routes=[
+        Route("/main", which),
+        Route("/rooms/{{name}}", room),
+        WebSocketRoute("/rooms/{{name}}/ws", join),
+    ]
 )
 """
 
@@ -104,14 +115,14 @@ def build_wheel(into: Path, version: str, *, body: str = "") -> Path:
     return wheel
 
 
-def write_app(folder: Path, name: str, version: str) -> None:
+def write_app(folder: Path, name: str, version: str, *, main: str = "1") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "raydo.toml").write_text(
         f'name = "{name}"\nmain = "app:app"\nstorage = ".raydo"\n\n'
         '[[durable_objects.bindings]]\nname = "ROOM"\nclass_name = "room:Room"\nshards = 2\n'
         "idle_timeout_s = 3600\n"
     )
-    (folder / "app.py").write_text(APP)
+    (folder / "app.py").write_text(APP.format(main=main))
     (folder / "room.py").write_text(ROOM)
     shutil.rmtree(folder / "wheels", ignore_errors=True)
     wheel = build_wheel(folder / "wheels", version)
@@ -177,16 +188,19 @@ async def test_a_deploy_ships_code_and_dependencies_to_both_nodes_and_keeps_sock
                 reply = client.get(f"/rooms/{room}")
                 assert reply.status_code == 200, reply.text
                 assert reply.json()["version"] == "1.0"
+            assert client.get("/main").text == "1"
         url = f"ws://127.0.0.1:{server.port}/rooms/r0/ws"
         async with websockets.connect(url, open_timeout=120) as ws:
             await ws.send("before")
             assert await asyncio.wait_for(ws.recv(), 120) == "1.0:before"
 
-            # Version 2 of the dependency: every host is drained and restarted on it, one at
-            # a time, while this socket stays open in the gateway.
-            write_app(served, name, "2.0")
+            # Version 2 of the dependency and of main, deployed from another folder: every
+            # host is drained and restarted on it, one at a time, while this socket stays
+            # open in the gateway; then the gateway swaps in the deployed main.
+            following = tmp_path / "next"
+            write_app(following, name, "2.0", main="2")
             # In a thread: the loop must go on answering the socket's pings meanwhile.
-            second = await asyncio.to_thread(raydo, "deploy", str(served), "--address", address)
+            second = await asyncio.to_thread(raydo, "deploy", str(following), "--address", address)
             assert second.returncode == 0, second.stdout + second.stderr
             assert sorted(line for line in second.stdout.splitlines() if line.startswith("  ")) == [
                 "  ROOM/shard/0: updated",
@@ -195,10 +209,22 @@ async def test_a_deploy_ships_code_and_dependencies_to_both_nodes_and_keeps_sock
 
             await ws.send("after")
             assert await asyncio.wait_for(ws.recv(), 120) == "2.0:after"
+            mains = []
+            async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+                for _ in range(600):  # the record's replacement is seen at once; a bound
+                    mains.append((await client.get("/main")).text)
+                    if mains[-1] == "2":
+                        break
+                    await asyncio.sleep(0.1)
+            assert mains[-1] == "2", (mains[-5:], server.output())
+            assert "serving deploy" in server.log.read_text(errors="replace")
+            await ws.send("later")  # the socket outlived the swap of the gateway's app too
+            assert await asyncio.wait_for(ws.recv(), 120) == "2.0:later"
         with httpx.Client(base_url=server.url, timeout=120) as client:
             for room in rooms:
                 assert client.get(f"/rooms/{room}").json()["version"] == "2.0"
-        assert {host["code"] for host in status(served, address)["hosts"]} == {"current"}
+            assert client.get("/main").text == "2"
+        assert {host["code"] for host in status(following, address)["hosts"]} == {"current"}
     finally:
         server.stop()
 
