@@ -70,12 +70,15 @@ async def test_an_alarm_fires_once_no_earlier_than_its_time(app: TestApp) -> Non
 
 async def test_a_deleted_alarm_never_fires(app: TestApp) -> None:
     clock = app.env.CLOCK.get_by_name("cancelled")
-    due = await clock.set_in(150)
+    # Far enough out that the delete lands first even on a loaded machine (at 150 ms, three
+    # round trips through Ray once took longer and the alarm rightly fired).
+    due = await clock.set_in(1_000)
     assert due is not None
     assert clock.id.hex in index_rows(app)
     await clock.delete_alarm()
     assert await clock.get_alarm() is None
     assert clock.id.hex not in index_rows(app)
+    assert now_ms() < due, "the delete came after the alarm's time: the test proves nothing"
     while now_ms() < due + 300:  # well past the time it was set for
         await asyncio.sleep(0.05)
     assert await clock.runs() == []
