@@ -47,10 +47,8 @@ from raydo.actors.placement import (
 )
 
 from .app import Gateway
-from .config import ConfigError, load_config
-from .reload import ReloadingApp, ReloadRefused, ReloadState, Report, check_same_runtime
-from .reload_check import check_app
-from .runtime import AppLoadError
+from .config import load_config
+from .reload import ReloadingApp, Report, check_same_runtime
 
 log = logging.getLogger("raydo.deploy")
 
@@ -103,37 +101,27 @@ class FollowingApp(ReloadingApp):
         if archive is None:
             return False  # replaced meanwhile: the next look finds the newer one
         folder = await asyncio.to_thread(unpack, archive, _deploys_folder(spec.app_name), version)
-        self.state = self.state.to(ReloadState.CHECKING)
-        error = await check_app(folder)
-        if error is not None:
-            self.state = self.state.to(ReloadState.WAITING)
-            self.version = version  # reported once, not at every look
-            self._report(
-                f"deploy {version} does not load in this gateway; the code serving keeps"
-                f" serving:\n{error}",
-                True,
-            )
+        self.version = version  # tried once: a failure is reported once, not at every look
+        live = await self._check_then_swap(
+            folder,
+            lambda: self._swap_deployed(folder),
+            unloadable=f"deploy {version} does not load in this gateway; the code serving"
+            " keeps serving",
+            refused=f"deploy {version}: the code serving keeps serving",
+        )
+        if live is None:
             return False
-        self.state = self.state.to(ReloadState.SWAPPING)
-        try:
-            await self._swap_deployed(folder)
-        except (ReloadRefused, ConfigError, AppLoadError) as exc:
-            self.version = version
-            self._report(f"deploy {version}: the code serving keeps serving: {exc}", True)
-            return False
-        finally:
-            self.state = self.state.to(ReloadState.WAITING)
-        self.version, self.reloads = version, self.reloads + 1
         self._report(f"serving deploy {version}", False)
         return True
 
-    async def _swap_deployed(self, folder: Path) -> None:
+    async def _swap_deployed(self, folder: Path) -> int:
         gateway = self._gateway
         deployed = load_config(folder, dev_vars=False)
         check_same_runtime(gateway, deployed, restart="restart raydo serve to apply it")
         forget_app_modules(str(self.code_root))
-        await self._swap_app(deployed, tell_hosts=False)
+        live = await self._swap_app(deployed, tell_hosts=False)
         self.code_root = folder
+        return live
 
 
 def _deploys_folder(app_name: str) -> Path:

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -171,27 +171,40 @@ class ReloadingApp:
         """Check the app's code and, if it loads, swap it in (see the module); True when the
         new code serves. Every outcome is reported."""
         what = ", ".join(changed) if changed else "the app"
+        live = await self._check_then_swap(
+            self._gateway.config.root,
+            self._swap,
+            unloadable=f"{what} changed, but the app does not load; the last good version"
+            " keeps serving",
+            refused=f"{what} changed, but the last good version keeps serving",
+        )
+        if live is None:
+            return False
+        self._report(f"reloaded ({what} changed; {live} live object(s) deactivated)", False)
+        return True
+
+    async def _check_then_swap(
+        self, folder: Path, swap: Callable[[], Awaitable[int]], *, unloadable: str, refused: str
+    ) -> int | None:
+        """Check the code in ``folder`` in a fresh process, then ``swap`` it in: the live
+        objects deactivated, or None when it did not load or was refused (reported after
+        ``unloadable`` or ``refused``; the code serving keeps serving)."""
         self.state = self.state.to(ReloadState.CHECKING)
-        error = await check_app(self._gateway.config.root)
+        error = await check_app(folder)
         if error is not None:
             self.state = self.state.to(ReloadState.WAITING)
-            self._report(
-                f"{what} changed, but the app does not load; the last good version keeps"
-                f" serving:\n{error}",
-                True,
-            )
-            return False
+            self._report(f"{unloadable}:\n{error}", True)
+            return None
         self.state = self.state.to(ReloadState.SWAPPING)
         try:
-            live = await self._swap()
+            live = await swap()
         except (ReloadRefused, ConfigError, AppLoadError) as exc:
-            self._report(f"{what} changed, but the last good version keeps serving: {exc}", True)
-            return False
+            self._report(f"{refused}: {exc}", True)
+            return None
         finally:
             self.state = self.state.to(ReloadState.WAITING)
         self.reloads += 1
-        self._report(f"reloaded ({what} changed; {live} live object(s) deactivated)", False)
-        return True
+        return live
 
     async def _swap(self) -> int:
         gateway = self._gateway
