@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from raydo.actors import BindingSpec
+from raydo.bindings.ai import EMBEDDING_MODELS
 from raydo.bindings.vectorize import METRICS, PRESETS, VectorLimits
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 from raydo.storage.replication import ReplicationSettings, parse_store_url
@@ -316,8 +317,18 @@ _AI_FIELDS = {
     "max_batch_texts": _integer(1, 4096),
     "batch_wait_ms": _number(0, 10_000, above=False),
     "max_queue_texts": _integer(1, 10_000_000),
+    "pools": _table("ai.pools"),
     "text": _table("ai.text"),
 }
+_AI_POOL_KEYS = (
+    "replicas",
+    "num_cpus",
+    "num_gpus",
+    "max_batch_texts",
+    "batch_wait_ms",
+    "max_queue_texts",
+)
+"""What ``[ai.pools."<model>"]`` may set for one model, over the ``[ai]`` table's."""
 _AI_TEXT_FIELDS = {
     "base_url": _required(
         _Field(
@@ -641,6 +652,19 @@ def _read_ai(file: Path, data: object) -> dict[str, object]:
         # hf:org/name is looked up in the hub's cache where the model loads.
         models[name] = where if where.startswith("hf:") else str((file.parent / where).resolve())
     ai["models"] = models
+    pools: dict[str, dict[str, object]] = {}
+    fields = {key: _AI_FIELDS[key] for key in _AI_POOL_KEYS}
+    for name, table in ai.get("pools", {}).items():
+        if name not in models and name not in EMBEDDING_MODELS:
+            served = sorted({*EMBEDDING_MODELS, *models})
+            raise ConfigError(
+                file,
+                f"ai.pools.{name}",
+                "not an embedding model this config serves (pools are for the models run"
+                f" here: {', '.join(served)})",
+            )
+        pools[name] = _read_table(file, f"ai.pools.{name}", table, fields)
+    ai["pools"] = pools
     if "text" in ai:
         text = _read_table(file, "ai.text", ai["text"], _AI_TEXT_FIELDS)
         for name, upstream in text.get("models", {}).items():

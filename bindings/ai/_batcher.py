@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,30 @@ class Batching:
     max_queue_texts: int = 1000
 
     @classmethod
-    def from_options(cls, options: dict[str, Any]) -> Batching:
+    def from_options(cls, options: Mapping[str, Any]) -> Batching:
         names = [f.name for f in fields(cls)]
         return cls(**{name: options[name] for name in names if name in options})
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """How one model's pool runs: its replicas, what each reserves, how each batches. The
+    ``[ai]`` table's keys, and over them the model's own ``[ai.pools."<model>"]``."""
+
+    replicas: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batching: Batching = Batching()
+
+    @classmethod
+    def for_model(cls, options: Mapping[str, Any], model: str) -> PoolSettings:
+        merged = {**options, **dict(options.get("pools", {})).get(model, {})}
+        return cls(
+            replicas=int(merged.get("replicas", 1)),
+            num_cpus=float(merged.get("num_cpus", 1)),
+            num_gpus=float(merged.get("num_gpus", 0)),
+            batching=Batching.from_options(merged),
+        )
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 from raydo.actors import PlatformContext, PlatformSpec
 from raydo.bindings import Plan
 
-from ._batcher import Batching
+from ._batcher import PoolSettings
 from ._client import Ai
 from ._runner import EmbeddingRunner, LocalRunner, PoolRunner
 from ._text import TextClient, TextEndpoint
@@ -66,19 +66,12 @@ def ai_binding(ctx: PlatformContext) -> Ai:
     (in-process placement), or in the model's pool of service actors (on Ray)."""
     options = ctx.options
     folders = model_folders(options)
-    batching = Batching.from_options(options)
+    pools = {model: PoolSettings.for_model(options, model) for model in folders}
     runner: EmbeddingRunner
     if ctx.services is None:
-        runner = LocalRunner(folders, batching)
+        runner = LocalRunner(folders, {model: pool.batching for model, pool in pools.items()})
     else:
-        runner = PoolRunner(
-            ctx.services,
-            folders,
-            batching,
-            replicas=int(options.get("replicas", 1)),
-            num_cpus=float(options.get("num_cpus", 1)),
-            num_gpus=float(options.get("num_gpus", 0)),
-        )
+        runner = PoolRunner(ctx.services, folders, pools)
     endpoint = TextEndpoint.from_options(options.get("text"))
     text = TextClient(endpoint) if endpoint else None
     return Ai(folders, runner, text, missing=missing_folders(options))

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
 from raydo.actors import ServiceReplica, Services, ServiceSpec
 
-from ._batcher import Batching, ModelServer
+from ._batcher import Batching, ModelServer, PoolSettings
 from ._types import Pooling
 
 
@@ -37,9 +38,10 @@ class EmbeddingRunner(Protocol):
 class LocalRunner:
     """Runs the models in this process (``--in-process`` and ``start_app``'s default)."""
 
-    def __init__(self, folders: Mapping[str, Path], batching: Batching) -> None:
+    def __init__(self, folders: Mapping[str, Path], batching: Mapping[str, Batching]) -> None:
         self.folders = dict(folders)
-        self.batching = batching
+        self.batching = dict(batching)
+        """Each model's batching settings."""
         self._servers: dict[str, ModelServer] = {}
         self._loading: dict[str, asyncio.Lock] = {}
 
@@ -51,7 +53,7 @@ class LocalRunner:
                 server = self._servers.get(model)
                 if server is None:
                     server = await asyncio.to_thread(
-                        ModelServer, self.folders[model], self.batching
+                        ModelServer, self.folders[model], self.batching[model]
                     )
                     self._servers[model] = server
         return server
@@ -82,28 +84,17 @@ class PoolRunner:
         self,
         services: Services,
         folders: Mapping[str, Path],
-        batching: Batching,
-        *,
-        replicas: int,
-        num_cpus: float,
-        num_gpus: float,
+        pools: Mapping[str, PoolSettings],
     ) -> None:
         self._services = services
         self._specs = {
             model: ServiceSpec(
                 name=service_name(model),
                 factory="raydo.bindings.ai._batcher:model_server",
-                arguments={
-                    "folder": str(folder),
-                    "batching": {
-                        "max_batch_texts": batching.max_batch_texts,
-                        "batch_wait_ms": batching.batch_wait_ms,
-                        "max_queue_texts": batching.max_queue_texts,
-                    },
-                },
-                replicas=replicas,
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
+                arguments={"folder": str(folder), "batching": asdict(pools[model].batching)},
+                replicas=pools[model].replicas,
+                num_cpus=pools[model].num_cpus,
+                num_gpus=pools[model].num_gpus,
             )
             for model, folder in folders.items()
         }

@@ -176,6 +176,21 @@ def test_config_checks_the_ai_table(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     loaded = load_config(config('[ai]\nbinding = "AI"\nmodels_dir = "models"\n'))
     assert loaded.ai is not None and loaded.ai["models_dir"] == str(tmp_path / "models")
+    # A model's own pool: only for embedding models served here, with [ai]'s pool keys.
+    pool = '[ai]\nbinding = "AI"\n[ai.models]\nmine = "m"\n[ai.pools.{name}]\n{body}\n'
+    with pytest.raises(ConfigError, match=r"ai\.pools\.other: not an embedding model .*mine"):
+        load_config(config(pool.format(name="other", body="replicas = 2")))
+    with pytest.raises(ConfigError, match=r"ai\.pools\.mine\.replicas"):
+        load_config(config(pool.format(name="mine", body="replicas = 0")))
+    with pytest.raises(ConfigError, match=r"ai\.pools\.mine\.binding"):
+        load_config(config(pool.format(name="mine", body='binding = "X"')))
+    with pytest.raises(ConfigError, match=r"ai\.pools\.mine"):
+        load_config(config('[ai]\nbinding = "AI"\n[ai.models]\nmine = "m"\n[ai.pools]\nmine = 3\n'))
+    loaded = load_config(config(pool.format(name="mine", body="replicas = 3\nnum_gpus = 1")))
+    assert loaded.ai is not None
+    assert loaded.ai["pools"] == {"mine": {"replicas": 3, "num_gpus": 1}}
+    loaded = load_config(config(pool.format(name='"@cf/baai/bge-large-en-v1.5"', body="")))
+    assert loaded.ai is not None and loaded.ai["pools"] == {"@cf/baai/bge-large-en-v1.5": {}}
 
 
 def test_a_model_from_the_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

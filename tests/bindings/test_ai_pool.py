@@ -19,12 +19,14 @@ from tests.ai_models import build_model
 from tests.placements import Placement, local_only
 
 SMALL = "@cf/baai/bge-small-en-v1.5"
+BASE = "@cf/baai/bge-base-en-v1.5"
 
 
 @pytest.fixture
 def app_dir(app_copy: Callable[[str], Path]) -> Path:
     folder = app_copy("ai_pool")
     build_model(folder / "models" / "bge-small-en-v1.5", hidden=32)
+    build_model(folder / "models" / "bge-base-en-v1.5", hidden=16)
     return folder
 
 
@@ -78,6 +80,20 @@ async def test_a_burst_past_the_queue_is_overloaded(app: TestApp) -> None:
     assert stats["overloaded"] == len(refused) and stats["queued_texts"] == 0
     # Once the queue drains, calls are taken again.
     assert (await ai(app).run(SMALL, {"text": "again"}))["shape"] == [1, 32]
+
+
+async def test_a_model_s_own_pool_settings_hold_for_it_alone(
+    app: TestApp, placement: Placement
+) -> None:
+    # [ai.pools."@cf/baai/bge-base-en-v1.5"]: two replicas (on Ray; in process a model has
+    # one server) and a queue of two texts; the small model keeps [ai]'s one and eight.
+    assert (await ai(app).run(BASE, {"text": ["a", "b"]}))["shape"] == [2, 16]
+    with pytest.raises(AiOverloaded, match="max_queue_texts = 2"):
+        await ai(app).run(BASE, {"text": ["a", "b", "c"]})
+    assert (await ai(app).run(SMALL, {"text": ["a", "b", "c"]}))["shape"] == [3, 32]
+    replicas = 2 if placement.get("ray") else 1
+    assert len(await ai(app).stats(BASE)) == replicas
+    assert len(await ai(app).stats(SMALL)) == 1
 
 
 @local_only
