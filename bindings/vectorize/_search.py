@@ -52,8 +52,13 @@ class VectorTable:
         self.namespace_codes: Array = np.zeros(0, dtype=np.int32)
         self._codes: dict[str, int] = {}
         self._free: list[int] = []
+        self._reserved: dict[str, int] = {}
+        """Rows kept for ids a saved layout placed there (:meth:`reserve`)."""
         self._graph: Any = None
         self.build_seconds = 0.0
+        self.graph_source: str | None = None
+        """``"built"`` or ``"saved"`` (loaded from the file beside the shard's), once there
+        is a graph."""
 
     def __len__(self) -> int:
         return len(self.row_of)
@@ -85,6 +90,8 @@ class VectorTable:
         row = self.row_of.get(id_)
         if row is not None:
             self._unlink(row)
+        elif self._reserved and id_ in self._reserved:
+            row = self._reserved.pop(id_)
         elif self._free:
             row = self._free.pop()
         else:
@@ -128,6 +135,33 @@ class VectorTable:
 
     # ---- the graph ---------------------------------------------------------------------------
 
+    def reserve(self, ids: list[str | None]) -> None:
+        """Before the first put: keep row ``k`` for ``ids[k]`` (a saved graph's layout), so
+        the rows come back where the saved graph's keys point; a None is a free row."""
+        assert not self.ids, "reserve() comes before any put"
+        self._grow(len(ids))
+        self.ids = [None] * len(ids)
+        self.namespaces = [""] * len(ids)
+        self._reserved = {id_: row for row, id_ in enumerate(ids) if id_ is not None}
+        self._free = [row for row in range(len(ids) - 1, -1, -1) if ids[row] is None]
+
+    def attach(self, graph: Any) -> bool:
+        """Take a saved graph, once every reserved row was put again; False (the graph not
+        taken, the rows left over freed) when some were not."""
+        leftover, self._reserved = self._reserved, {}
+        if leftover or len(graph) != len(self):
+            self._free.extend(leftover.values())
+            return False
+        self._graph = graph
+        self.graph_source = "saved"
+        return True
+
+    def graph_state(self) -> tuple[Any, list[str | None]] | None:
+        """The graph and the id of each row (its keys), to save; None without a graph."""
+        if self._graph is None:
+            return None
+        return self._graph, list(self.ids)
+
     def ensure_graph(self) -> None:
         """Build the HNSW graph once the table is past ``exact_below`` (and keep it after)."""
         if self._graph is not None or len(self) < self.exact_below:
@@ -148,6 +182,7 @@ class VectorTable:
         if len(rows):
             graph.add(rows, self.matrix[rows.astype(np.int64)])
         self._graph = graph
+        self.graph_source = "built"
         self.build_seconds = time.perf_counter() - started
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from raydo.actors import ObjectContext, PlatformObject
 from raydo.storage import LimitExceeded, StorageCore
 
+from . import _saved_graph as saved_graph
 from ._checks import WireBatch, check_wire_batch
 from ._filter import Column, indexed_value, mask_for, parse_filter
 from ._search import EXACT_BELOW, VectorTable
@@ -46,6 +48,11 @@ CREATE TABLE IF NOT EXISTS vec_indexed (
 );
 CREATE TABLE IF NOT EXISTS vec_state (name TEXT PRIMARY KEY, value)
 """
+log = logging.getLogger("raydo.vectorize")
+
+#: The graph is saved again once the writes since its last save are this fraction of the
+#: shard (1/10: a tenth).
+SAVE_SHARE = 10
 #: Rows read at a time when a shard loads its file.
 _LOAD_PAGE = 20_000
 #: The shard's own bound on a filter's JSON (the client checks the configured one first).
@@ -71,6 +78,9 @@ class VectorShard(PlatformObject):
         }
         self._indexed: dict[str, Column] = {p: Column() for p in self._indexes}
         self._params = core.limits.sql_params
+        self._unsaved = 0
+        """Vectors written or deleted since the graph was last saved."""
+        self._graph_saves = 0
         started = time.perf_counter()
         if self._dimensions is not None and self._metric is not None:
             self._load(self._dimensions, self._metric)
@@ -78,6 +88,11 @@ class VectorShard(PlatformObject):
 
     def _load(self, dimensions: int, metric: str) -> None:
         table = VectorTable(dimensions, metric, self._exact_below())
+        saved = saved_graph.load(
+            self.core.path, mutation=self._mutation, shape=_shape_text(dimensions, metric)
+        )
+        if saved is not None:
+            table.reserve(saved.ids)
         after = 0
         while True:  # in pages, so the rows read stay a small part of the matrix
             rows = list(
@@ -101,6 +116,10 @@ class VectorShard(PlatformObject):
                 self._indexed[prop][row] = (
                     value if self._indexes[prop] != "boolean" else bool(value)
                 )
+        if saved is not None and not table.attach(saved.graph):
+            log.warning(
+                "the saved graph of %s does not match its rows; building it", self.core.path
+            )
         self._table = table
 
     def _exact_below(self) -> int:
@@ -202,7 +221,7 @@ class VectorShard(PlatformObject):
         for row, i in zip(rows, keep, strict=True):
             indexed += self._index_row(row, wire.ids[i], metadata[i])
         self._insert_many("INSERT INTO vec_indexed VALUES", indexed)
-        await self._maybe_graph(table)
+        await self._maybe_graph(table, written=len(keep))
         return {"count": len(keep)}
 
     def _index_row(
@@ -237,10 +256,36 @@ class VectorShard(PlatformObject):
             marks = ", ".join("?" * len(chunk))
             self._sql.exec(f"DELETE FROM vec_indexed WHERE id IN ({marks})", *chunk)
 
-    async def _maybe_graph(self, table: VectorTable) -> None:
+    async def _maybe_graph(self, table: VectorTable, written: int = 0) -> None:
+        """Build the graph once the shard is past ``exact_below``; save it when it is new,
+        and again once the writes since the last save reach a tenth of the shard (so a
+        restart loads a recent graph, and a save costs a small share of the writes)."""
+        self._unsaved += written
         if not table.has_graph and len(table) >= table.exact_below:
             # Off the loop: a large build takes seconds, and the host's loop stays free.
             await asyncio.to_thread(table.ensure_graph)
+            self._unsaved = max(self._unsaved, len(table))
+        if table.has_graph and self._unsaved * SAVE_SHARE >= max(1, len(table)):
+            await asyncio.to_thread(self._save_graph, table)
+
+    def _save_graph(self, table: VectorTable) -> None:
+        state = table.graph_state()
+        if state is None or self._mutation is None or self._dimensions is None:
+            return
+        graph, ids = state
+        try:
+            saved_graph.save(
+                self.core.path,
+                graph,
+                ids,
+                mutation=self._mutation,
+                shape=_shape_text(self._dimensions, str(self._metric)),
+            )
+        except OSError as exc:  # a cache: the index works on without it
+            log.warning("cannot save the graph of %s: %s", self.core.path, exc)
+            return
+        self._unsaved = 0
+        self._graph_saves += 1
 
     async def delete(self, ids: list[str], mutation_id: str) -> dict[str, Any]:
         """Delete ``ids`` (those absent are ignored); ``{"count": deleted}``."""
@@ -259,6 +304,7 @@ class VectorShard(PlatformObject):
                 row = table.remove(id_)
                 for values in self._indexed.values():
                     values.pop(row)
+            await self._maybe_graph(table, written=len(present))
         return {"count": len(present)}
 
     # ---- reads -------------------------------------------------------------------------------
@@ -357,6 +403,8 @@ class VectorShard(PlatformObject):
             "graph": bool(table is not None and table.has_graph),
             "load_seconds": self._load_seconds,
             "graph_seconds": table.build_seconds if table is not None else 0.0,
+            "graph_source": table.graph_source if table is not None else None,
+            "graph_saves": self._graph_saves,
             "memory_bytes": table.memory_bytes() if table is not None else 0,
         }
 
@@ -408,6 +456,10 @@ class VectorShard(PlatformObject):
         self._indexes.clear()
         self._indexed.clear()
         return {"ok": True}
+
+
+def _shape_text(dimensions: int, metric: str) -> str:
+    return f"{dimensions}/{metric}"
 
 
 def iso(at: float | None) -> str | None:

@@ -384,6 +384,57 @@ async def test_an_index_survives_a_restart(app_dir: Path) -> None:
         assert all(s["graph"] for s in await small.shard_status())
 
 
+async def test_a_restart_loads_the_saved_graph_unless_the_data_moved_on(
+    app_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = rand(160, 8, seed=5)
+    queries = rand(5, 8, seed=6)
+
+    async def sources(small: VectorizeIndex) -> list[str | None]:
+        return [s["graph_source"] for s in await small.shard_status()]
+
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        small = index(app, "SMALL")  # two shards, a graph from 50 vectors on
+        for start in range(0, 160, 20):
+            await small.upsert(
+                [{"id": f"g{i}", "values": data[i]} for i in range(start, start + 20)]
+            )
+        # Last, a delete of a tenth of each shard or more (rows the saved layout keeps free).
+        await small.delete_by_ids([f"g{i}" for i in range(100, 120)])
+        shards = await small.shard_status()
+        assert all(s["graph_source"] == "built" and s["graph_saves"] >= 1 for s in shards)
+        before = [await small.query(q, top_k=10) for q in queries]
+    # Each shard's last writes were a tenth of it or more: its graph was saved after them.
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        small = index(app, "SMALL")
+        assert await sources(small) == ["saved", "saved"]
+        assert [await small.query(q, top_k=10) for q in queries] == before
+        await small.upsert([{"id": "late", "values": data[0]}])  # under a tenth: not saved
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        small = index(app, "SMALL")
+        assert sorted(map(str, await sources(small))) == ["None", "saved"]  # one is behind
+        found = await small.query(data[0], top_k=2)
+        assert {m.id for m in found.matches} == {"late", "g0"}
+        assert sorted(map(str, await sources(small))) == ["built", "saved"]
+        await small.upsert([{"id": f"h{i}", "values": data[i]} for i in range(20)])
+        after = [await small.query(q, top_k=10) for q in queries]
+    # A damaged graph file (cut short, or the same size of noise) is built again, and said.
+    graphs = sorted(app_dir.rglob(".*.graph-*"))
+    assert len(graphs) == 2
+    graphs[0].write_bytes(graphs[0].read_bytes()[:100])
+    graphs[1].write_bytes(np.random.default_rng(7).bytes(graphs[1].stat().st_size))
+    caplog.set_level("WARNING", logger="raydo.vectorize")
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        small = index(app, "SMALL")
+        assert await sources(small) == [None, None]
+        again = [await small.query(q, top_k=10) for q in queries]
+        assert await sources(small) == ["built", "built"]
+        # A graph built anew is another approximation: it finds nearly the same vectors.
+        for old, new in zip(after, again, strict=True):
+            assert len({m.id for m in old.matches} & {m.id for m in new.matches}) >= 8
+    assert caplog.text.count("is not usable") == 2
+
+
 async def test_a_changed_shape_is_refused(app_dir: Path) -> None:
     async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         await index(app).upsert([{"id": "a", "values": [1, 0, 0, 0]}])
