@@ -11,7 +11,7 @@ index). The index runs with its hosts in this process (``raydo.gateway.cli_vecto
   index's graph built along the way: vectors per second, and the memory per vector
   (the shard's matrix and graph);
 * **load**: the app stopped and started again, then the first query: the seconds to read the
-  shard's file and rebuild its graph;
+  shard's file and its saved graph (or to build the graph, should the saved one not serve);
 * **queries** (``--queries`` of them, one at a time, ``top_k=10``): queries per second, p50
   and p99 latency and recall@10 against exact search, plain, with ``namespace=`` (a tenth of
   the vectors) and with ``filter={"cat": 3}`` (a twentieth);
@@ -146,6 +146,7 @@ async def run_size(n: int, clusters: int, count: int, folder: Path) -> dict[str,
         (shard,) = await index.shard_status()
         result["insert"] = {"seconds": insert_s, "vectors_per_s": n / insert_s}
         result["memory_bytes_per_vector"] = shard["memory_bytes"] / n
+        result["graph_saves"] = shard["graph_saves"]
     async with open_index(config, "bench") as index:
         started = time.perf_counter()
         await index.query(qs[0], top_k=TOP_K)
@@ -154,6 +155,7 @@ async def run_size(n: int, clusters: int, count: int, folder: Path) -> dict[str,
             "seconds_to_first_answer": time.perf_counter() - started,
             "file_seconds": shard["load_seconds"],
             "graph_seconds": shard["graph_seconds"],
+            "graph_source": shard["graph_source"],
         }
         for q in qs[:50]:  # warm-up
             await index.query(q, top_k=TOP_K)
@@ -202,9 +204,10 @@ def show(result: dict[str, Any]) -> None:
     n = result["vectors"]
     print(
         f"\n{n:,} x {DIMENSIONS}: insert {result['insert']['vectors_per_s']:,.0f} vectors/s,"
-        f" {result['memory_bytes_per_vector']:,.0f} B/vector; load + graph"
-        f" {result['load']['seconds_to_first_answer']:.1f} s (file"
-        f" {result['load']['file_seconds']:.1f} s, graph {result['load']['graph_seconds']:.1f} s)"
+        f" {result['memory_bytes_per_vector']:,.0f} B/vector, the graph saved"
+        f" {result['graph_saves']} times; restart to first answer"
+        f" {result['load']['seconds_to_first_answer']:.1f} s (file and saved graph"
+        f" {result['load']['file_seconds']:.1f} s, graph {result['load']['graph_source']})"
     )
     print(f"{'search':<22}{'q/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}")
     for key in ("binding", "binding_namespace", "binding_filter", "numpy_exact", "usearch"):

@@ -9,10 +9,13 @@ listings of objects never count them): the graph as usearch saves it
 shard's last mutation id (written in the same transaction as every write), its dimensions
 and metric, and the id of each row in row order (the graph's keys are rows).
 
-A shard takes the saved graph only when that state is the file's own and every row of it is
-found again in the file; anything else (a write after the save, a crash between a commit and
-the next save, a point-in-time restore, another node's copy of the file, a damaged or
-truncated graph file) leaves it unused and the graph is built from the file as before. The
+The shard records in its own file, in the event that saved, the mutation the graph was
+saved at (``vec_state.graph_saved``), and from then on journals each id written or deleted
+(``vec_graph_journal``). It takes the saved graph only when the header's mutation is the
+one its file records and every saved row not journaled is found again; it then catches the
+graph up with the journaled ids alone. Anything else (a save whose event did not commit, a
+point-in-time restore to before the save, another node's copy of the file, a damaged or
+truncated graph file) leaves it unused, and the graph is built from the file as before. The
 saved graph is a cache: it never decides what the index holds.
 """
 

@@ -54,6 +54,9 @@ class VectorTable:
         self._free: list[int] = []
         self._reserved: dict[str, int] = {}
         """Rows kept for ids a saved layout placed there (:meth:`reserve`)."""
+        self._stale: list[int] = []
+        self.caught_up = 0
+        """How many rows a saved graph was caught up with when it was taken."""
         self._graph: Any = None
         self.build_seconds = 0.0
         self.graph_source: str | None = None
@@ -135,25 +138,44 @@ class VectorTable:
 
     # ---- the graph ---------------------------------------------------------------------------
 
-    def reserve(self, ids: list[str | None]) -> None:
+    def reserve(self, ids: list[str | None], changed: set[str]) -> None:
         """Before the first put: keep row ``k`` for ``ids[k]`` (a saved graph's layout), so
-        the rows come back where the saved graph's keys point; a None is a free row."""
+        the rows come back where the saved graph's keys point; a None is a free row, and so
+        is the row of an id in ``changed`` (written or deleted since the save)."""
         assert not self.ids, "reserve() comes before any put"
         self._grow(len(ids))
         self.ids = [None] * len(ids)
         self.namespaces = [""] * len(ids)
-        self._reserved = {id_: row for row, id_ in enumerate(ids) if id_ is not None}
-        self._free = [row for row in range(len(ids) - 1, -1, -1) if ids[row] is None]
+        self._reserved = {
+            id_: row for row, id_ in enumerate(ids) if id_ is not None and id_ not in changed
+        }
+        self._stale = [row for row, id_ in enumerate(ids) if id_ is not None and id_ in changed]
+        self._free = [
+            row for row in range(len(ids) - 1, -1, -1) if ids[row] is None or ids[row] in changed
+        ]
 
-    def attach(self, graph: Any) -> bool:
-        """Take a saved graph, once every reserved row was put again; False (the graph not
-        taken, the rows left over freed) when some were not."""
+    def attach(self, graph: Any, changed: set[str]) -> bool:
+        """Take a saved graph once every reserved row was put again, catching it up: the
+        rows of ``changed`` ids leave it, and those ids' rows now (written since) join it.
+        False (the graph not taken, the rows left over freed) when a reserved row was not
+        put again."""
         leftover, self._reserved = self._reserved, {}
-        if leftover or len(graph) != len(self):
+        stale, self._stale = self._stale, []
+        if leftover:
             self._free.extend(leftover.values())
             return False
+        for row in stale:
+            graph.remove(row)
+        rows = np.asarray(
+            sorted(self.row_of[i] for i in changed if i in self.row_of), dtype=np.uint64
+        )
+        if len(graph) != len(self) - len(rows):
+            return False
+        if len(rows):
+            graph.add(rows, self.matrix[rows.astype(np.int64)])
         self._graph = graph
         self.graph_source = "saved"
+        self.caught_up = len(stale) + len(rows)
         return True
 
     def graph_state(self) -> tuple[Any, list[str | None]] | None:

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS vec_indexed (
     value,
     PRIMARY KEY (property, id)
 );
-CREATE TABLE IF NOT EXISTS vec_state (name TEXT PRIMARY KEY, value)
+CREATE TABLE IF NOT EXISTS vec_state (name TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS vec_graph_journal (id TEXT PRIMARY KEY)
 """
 log = logging.getLogger("raydo.vectorize")
 
@@ -71,6 +72,10 @@ class VectorShard(PlatformObject):
         self._metric: str | None = state.get("metric")
         self._mutation: str | None = state.get("mutation")
         self._mutation_at: float | None = state.get("mutation_at")
+        self._graph_saved: str | None = state.get("graph_saved")
+        """The mutation the saved graph was saved at; from then on every id written or
+        deleted goes into ``vec_graph_journal`` (same transaction), so that an activation
+        takes the saved graph and catches it up with those ids alone."""
         self._table: VectorTable | None = None
         self._threshold = EXACT_BELOW
         self._indexes: dict[str, str] = {
@@ -89,10 +94,12 @@ class VectorShard(PlatformObject):
     def _load(self, dimensions: int, metric: str) -> None:
         table = VectorTable(dimensions, metric, self._exact_below())
         saved = saved_graph.load(
-            self.core.path, mutation=self._mutation, shape=_shape_text(dimensions, metric)
+            self.core.path, mutation=self._graph_saved, shape=_shape_text(dimensions, metric)
         )
+        changed: set[str] = set()
         if saved is not None:
-            table.reserve(saved.ids)
+            changed = {r[0] for r in self._sql.exec("SELECT id FROM vec_graph_journal").raw()}
+            table.reserve(saved.ids, changed)
         after = 0
         while True:  # in pages, so the rows read stay a small part of the matrix
             rows = list(
@@ -116,7 +123,7 @@ class VectorShard(PlatformObject):
                 self._indexed[prop][row] = (
                     value if self._indexes[prop] != "boolean" else bool(value)
                 )
-        if saved is not None and not table.attach(saved.graph):
+        if saved is not None and not table.attach(saved.graph, changed):
             log.warning(
                 "the saved graph of %s does not match its rows; building it", self.core.path
             )
@@ -211,6 +218,7 @@ class VectorShard(PlatformObject):
         )
         if self._indexes:
             self._delete_indexed(ids)
+        self._journal(ids)
         self._mutated(mutation_id)
         # Memory follows only once every statement went through (an error above rolls the
         # event back and resets the object, which reloads from the file).
@@ -266,7 +274,14 @@ class VectorShard(PlatformObject):
             await asyncio.to_thread(table.ensure_graph)
             self._unsaved = max(self._unsaved, len(table))
         if table.has_graph and self._unsaved * SAVE_SHARE >= max(1, len(table)):
+            mutation, saves = self._mutation, self._graph_saves
             await asyncio.to_thread(self._save_graph, table)
+            if mutation is not None and self._graph_saves > saves:
+                self._saved_at(mutation)
+
+    def _journal(self, ids: list[str]) -> None:
+        if self._graph_saved is not None and ids:
+            self._insert_many("INSERT OR IGNORE INTO vec_graph_journal VALUES", [(i,) for i in ids])
 
     def _save_graph(self, table: VectorTable) -> None:
         state = table.graph_state()
@@ -284,8 +299,15 @@ class VectorShard(PlatformObject):
         except OSError as exc:  # a cache: the index works on without it
             log.warning("cannot save the graph of %s: %s", self.core.path, exc)
             return
-        self._unsaved = 0
         self._graph_saves += 1
+
+    def _saved_at(self, mutation: str) -> None:
+        """The graph was saved at ``mutation``: the journal starts again (committed with the
+        event, so a save whose event does not commit is never taken)."""
+        self._sql.exec("DELETE FROM vec_graph_journal")
+        self._put_state("graph_saved", mutation)
+        self._graph_saved = mutation
+        self._unsaved = 0
 
     async def delete(self, ids: list[str], mutation_id: str) -> dict[str, Any]:
         """Delete ``ids`` (those absent are ignored); ``{"count": deleted}``."""
@@ -298,6 +320,7 @@ class VectorShard(PlatformObject):
             marks = ", ".join("?" * len(chunk))
             self._sql.exec(f"DELETE FROM vec_items WHERE id IN ({marks})", *chunk)
         self._delete_indexed(present)
+        self._journal(present)
         self._mutated(mutation_id)
         if table is not None:
             for id_ in present:
@@ -405,6 +428,7 @@ class VectorShard(PlatformObject):
             "graph_seconds": table.build_seconds if table is not None else 0.0,
             "graph_source": table.graph_source if table is not None else None,
             "graph_saves": self._graph_saves,
+            "graph_caught_up": table.caught_up if table is not None else 0,
             "memory_bytes": table.memory_bytes() if table is not None else 0,
         }
 
@@ -448,10 +472,16 @@ class VectorShard(PlatformObject):
 
     async def drop(self) -> dict[str, Any]:
         """Delete every vector, metadata index and the shape (``raydo vectorize delete``)."""
-        for table in ("vec_items", "vec_indexed", "vec_meta_indexes", "vec_state"):
+        for table in (
+            "vec_items",
+            "vec_indexed",
+            "vec_meta_indexes",
+            "vec_state",
+            "vec_graph_journal",
+        ):
             self._sql.exec(f"DELETE FROM {table}")
         self._table = None
-        self._dimensions = self._metric = self._mutation = None
+        self._dimensions = self._metric = self._mutation = self._graph_saved = None
         self._mutation_at = None
         self._indexes.clear()
         self._indexed.clear()
