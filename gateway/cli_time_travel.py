@@ -9,7 +9,8 @@ object's own ``on_next_session_restore_bookmark()`` does, so it can be undone wi
 bookmark printed before it. It needs no running app: the next activation of the object, on
 any node, restores that state. A host running the object meanwhile serves its old state until
 its next write, which the store refuses (the log moved on), so the host drops the object and
-the next event restores; stop the app first to avoid that refused write. ``T`` is a Unix
+the next event restores: so a restore is refused while a runtime holds the app's storage
+folder on this machine, unless ``--while-running`` says to go on. ``T`` is a Unix
 time in seconds (as wrangler takes it) or an ISO 8601 time.
 """
 
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from raydo.storage.folder_lock import live_holder
 from raydo.storage.replication import Fenced, ObjectLog, S3Store, check_store
 from raydo.storage.replication.bookmarks import (
     Bookmark,
@@ -40,6 +42,11 @@ from .config import AppConfig, ConfigError
 _TRIES = 5
 
 
+class AppRunning(ValueError):
+    """A runtime serves the app's folder, so a restore now would leave a host serving the
+    object's old state until its next write."""
+
+
 def add_restore_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """``--bookmark B | --timestamp T`` (one of them when ``required``)."""
     point = parser.add_mutually_exclusive_group(required=required)
@@ -48,6 +55,11 @@ def add_restore_arguments(parser: argparse.ArgumentParser, *, required: bool) ->
         "--timestamp", help="a Unix time in seconds or an ISO 8601 time: the state then"
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--while-running",
+        action="store_true",
+        help="restore even though a runtime serves the app's folder (see restore's help)",
+    )
 
 
 def parse_timestamp(text: str) -> int:
@@ -96,7 +108,18 @@ def restore(
     config: AppConfig, binding: str, object_hex: str, args: argparse.Namespace
 ) -> tuple[Bookmark, Bookmark, Bookmark]:
     """Restore the object to ``--bookmark`` or ``--timestamp``: (the bookmark restored to,
-    the restore's own bookmark, the bookmark that undoes it)."""
+    the restore's own bookmark, the bookmark that undoes it).
+
+    Refused (:class:`AppRunning`) when a runtime holds the app's storage folder, unless
+    ``--while-running``: its host would serve the object's old state until its next write."""
+    holder = live_holder(config.storage)
+    if holder is not None and not getattr(args, "while_running", False):
+        raise AppRunning(
+            f"the app is running on {config.storage} ({holder.describe()}): a host of it"
+            " would serve the object's old state until its next write, which the store"
+            " refuses. Stop the app first, or pass --while-running (that host then drops the"
+            " object at its next write, and the next event restores)"
+        )
     for _ in range(_TRIES):
         log = _log(config, binding, object_hex, "restore")
         assert config.replication is not None

@@ -15,7 +15,7 @@ import pytest
 
 from raydo.actors import ObjectError, ObjectReset
 from raydo.gateway import cli
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from raydo.storage.replication import ObjectLog, ReplicationSettings, S3Store
 from raydo.storage.replication.bookmarks import (
     BookmarkUnavailable,
@@ -214,6 +214,31 @@ def test_operators_restore_an_object_and_a_database(
     )
     assert cli.main(["d1", "time-travel", "info", "DB", "--dir", str(plain)]) == 2
     assert "replication" in capsys.readouterr().err
+
+
+async def test_a_restore_while_the_app_runs_is_refused_unless_asked_for(
+    moto_store: StoreServer,
+    replicated_app: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    app_dir = replicated_app(moto_store)
+    restore = ["objects", "restore", "NOTES", "ops", "--dir", str(app_dir), "--json"]
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        notes = app.env.NOTES.get_by_name("ops")
+        await notes.write("k", "one")
+        first = await notes.bookmark()
+        await notes.write("k", "two")
+        # In a thread: the CLI blocks, and the app's hosts run on this loop.
+        code = await asyncio.to_thread(cli.main, [*restore, "--bookmark", first])
+        assert code == 2
+        error = capsys.readouterr().err
+        assert "the app is running on" in error and "--while-running" in error
+        assert await notes.read("k") == "two"  # nothing was restored
+        code = await asyncio.to_thread(cli.main, [*restore, "--bookmark", first, "--while-running"])
+        assert code == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["restored_to"] == first
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        assert await app.env.NOTES.get_by_name("ops").read("k") == "one"
 
 
 async def test_the_platform_face_restores_as_cloudflare_spells_it(
