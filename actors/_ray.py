@@ -1251,7 +1251,11 @@ class DeploymentActor:
 
 
 def deployment_name(spec: RuntimeSpec) -> str:
-    return f"{DEPLOYMENT_PREFIX}:{spec.app_name}"
+    return _deployment_name(spec.app_name)
+
+
+def _deployment_name(app_name: str) -> str:
+    return f"{DEPLOYMENT_PREFIX}:{app_name}"
 
 
 def record_deployment(spec: RuntimeSpec, version: str) -> None:
@@ -1284,6 +1288,24 @@ def _deployment(spec: RuntimeSpec) -> Any:
         return ray.get_actor(deployment_name(spec), namespace=RAY_NAMESPACE)
     except ValueError:
         return None
+
+
+def deployed_files(app_name: str) -> tuple[str, bytes] | None:
+    """The version and zipped files of the app named ``app_name`` as last deployed to the
+    cluster this process joined; None when it never was. Blocking."""
+    try:
+        handle = ray.get_actor(_deployment_name(app_name), namespace=RAY_NAMESPACE)
+    except ValueError:
+        return None
+    try:
+        answers: list[Any] = ray.get(
+            [handle.version.remote(), handle.archive.remote()], timeout=CONNECT_TIMEOUT_S
+        )
+    except ray.exceptions.RayTaskError as exc:
+        raise DeployError(f"the deployed folder could not be read: {exc.cause!r}") from None
+    except (ray.exceptions.RayError, TimeoutError):
+        return None
+    return str(answers[0]), bytes(answers[1])
 
 
 async def deployed_version(spec: RuntimeSpec) -> str | None:

@@ -162,6 +162,15 @@ async def deployed_archive(spec: RuntimeSpec) -> bytes | None:
     return await archive(spec)
 
 
+def deployed_files(app_name: str) -> tuple[str, bytes] | None:
+    """The code version and the files (zipped, as :func:`deployed_archive`) of the app
+    named ``app_name`` as last deployed to the cluster this process joined; None when it
+    never was (``raydo serve --deployed``). Blocking."""
+    from ._ray import deployed_files as files
+
+    return files(app_name)
+
+
 async def await_deployment(spec: RuntimeSpec, timeout: float) -> None:
     """Return within ``timeout`` seconds, at once when a new deploy replaces the last one:
     what a gateway following deploys waits on between looks at :func:`deployed_version`."""
@@ -217,6 +226,7 @@ __all__ = [
     "await_deployment",
     "deploy_hosts",
     "deployed_archive",
+    "deployed_files",
     "deployed_version",
     "freeze_startup_heap",
     "host_status",

@@ -111,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve an app on a running Ray cluster")
     serve.add_argument("dir", nargs="?", default=".", help="the app's folder (holding raydo.toml)")
     serve.add_argument("--address", required=True, help="the Ray cluster ('auto' or host:port)")
+    serve.add_argument(
+        "--deployed",
+        metavar="APP",
+        help="serve the app of that name as raydo deploy left it on the cluster (no DIR)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (127.0.0.1)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port (8787)")
     serve.add_argument("--workers", type=_workers, default=1, help="gateway processes (1)")
@@ -414,6 +419,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .inspector import export as export_inspector
     from .inspector import serve_settings
 
+    if args.deployed is not None:
+        args.dir = str(_deployed_folder(args))
     config = load_config(args.dir, dev_vars=False)
     _announce_ignored(config)
     _refuse_if_held(config.storage, same_cluster_may_share=True)
@@ -466,6 +473,26 @@ def _serve(args: argparse.Namespace) -> int:
     if stopped_by is not None:
         _tell(args, f"stopped ({signal_name(stopped_by)})")
     return 0
+
+
+def _deployed_folder(args: argparse.Namespace) -> Path:
+    """``serve --deployed APP``: the app's deployed folder, fetched from the cluster and
+    unpacked here (the gateways then follow later deploys as any do)."""
+    from raydo.actors.placement import DeployError
+
+    from .cli_status import join_cluster
+    from .deploy_follow import fetch_deployed
+
+    if args.dir != ".":
+        raise AppLoadError("give the app's folder or --deployed APP, not both")
+    if not join_cluster(args.address):
+        raise AppLoadError(f"cannot fetch {args.deployed!r}: the cluster did not answer")
+    try:
+        folder = fetch_deployed(args.deployed)
+    except DeployError as exc:
+        raise AppLoadError(f"cannot serve the deployed {args.deployed!r}: {exc}") from None
+    _tell(args, f"serving the deployed {args.deployed} from {folder}")
+    return folder
 
 
 def _tell(args: argparse.Namespace, text: str, *, error: bool = False) -> None:

@@ -43,6 +43,7 @@ from raydo.actors.placement import (
     app_code_version,
     await_deployment,
     deployed_archive,
+    deployed_files,
     deployed_version,
 )
 
@@ -122,6 +123,22 @@ class FollowingApp(ReloadingApp):
         live = await self._swap_app(deployed, tell_hosts=False)
         self.code_root = folder
         return live
+
+
+def fetch_deployed(app_name: str) -> Path:
+    """The folder of the app named ``app_name`` as last deployed to the cluster this process
+    joined, unpacked on this machine (``raydo serve --deployed``). Raises
+    :class:`DeployError` when the cluster holds no deploy of that name."""
+    found = deployed_files(app_name)
+    if found is None:
+        raise DeployError(
+            f"no app named {app_name!r} was deployed to this cluster"
+            " (raydo deploy DIR --address ADDRESS deploys one)"
+        )
+    version, archive = found
+    if not _VERSION.fullmatch(version):
+        raise DeployError(f"the cluster's deployment record holds no version: {version!r}")
+    return unpack(archive, _deploys_folder(app_name), version)
 
 
 def _deploys_folder(app_name: str) -> Path:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.cluster import RAYDO, Server, quiet_env, serve
+from tests.cluster import RAYDO, Server, free_port, quiet_env, serve
 from tests.two_nodes import Node, two_nodes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -227,6 +227,26 @@ async def test_a_deploy_ships_code_and_dependencies_to_both_nodes_and_keeps_sock
         assert {host["code"] for host in status(following, address)["hosts"]} == {"current"}
     finally:
         server.stop()
+
+    # A gateway on a machine with no copy of the app: it serves what the deploy left.
+    port = free_port()
+    bare = Server(
+        [RAYDO, "serve", "--deployed", name, "--address", address, "--port", str(port)],
+        port,
+        tmp_path / "bare.log",
+    ).start()
+    try:
+        with httpx.Client(base_url=bare.url, timeout=120) as client:
+            assert client.get("/main").text == "2"
+            assert client.get("/rooms/r1").json()["version"] == "2.0"
+        assert f"serving the deployed {name} from" in bare.log.read_text(errors="replace")
+    finally:
+        bare.stop()
+    missing = raydo("serve", "--deployed", "never-deployed", "--address", address)
+    assert missing.returncode == 2
+    assert "no app named 'never-deployed' was deployed to this cluster" in missing.stderr
+    both = raydo("serve", str(following), "--deployed", name, "--address", address)
+    assert both.returncode == 2 and "not both" in both.stderr
 
 
 def test_a_dependency_that_does_not_import_fails_the_deploy_before_any_host_starts(
