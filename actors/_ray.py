@@ -1284,9 +1284,11 @@ def record_deployment(spec: RuntimeSpec, version: str) -> None:
 
 
 def _deployment(spec: RuntimeSpec) -> Any:
+    """The app's deployment record, or None: none was made, or Ray cannot be asked now (a
+    lost cluster: the gateway reports that itself; the follower looks again later)."""
     try:
         return ray.get_actor(deployment_name(spec), namespace=RAY_NAMESPACE)
-    except ValueError:
+    except Exception:  # noqa: BLE001 - ValueError (no record) or Ray's errors while it is lost
         return None
 
 

@@ -78,6 +78,10 @@ class FollowingApp(ReloadingApp):
             except Exception as exc:  # the follower must outlive one bad deploy
                 log.exception("following the deploy failed")
                 self._report(f"following the deploy failed: {exc!r}", True)
+                # Not again at once: a failure that repeats is said once a LOOK_S.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), LOOK_S)
+                continue
             waiting = asyncio.ensure_future(await_deployment(self._gateway.spec, LOOK_S))
             stopping = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
