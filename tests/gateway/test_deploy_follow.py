@@ -64,7 +64,11 @@ def test_a_link_in_the_archive_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / VERSION).exists()
 
 
-@pytest.mark.parametrize("data", [b"", b"not a zip at all", archive({"a.py": b"x"})[:-30]])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not a zip at all", archive({"a.py": b"x"})[:-30]],
+    ids=["empty", "not-a-zip", "cut-short"],  # not the bytes: a zip's carry its time
+)
 def test_a_damaged_archive_is_refused(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(DeployError, match="damaged"):
         unpack(data, tmp_path, VERSION)
