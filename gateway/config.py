@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from raydo.actors import BindingSpec
-from raydo.bindings.ai import EMBEDDING_MODELS
+from raydo.bindings.ai import EMBEDDING_MODELS, POOL_KEYS
 from raydo.bindings.vectorize import METRICS, PRESETS, VectorLimits
 from raydo.storage.limits import DEFAULT_LIMITS, Limits, MiB
 from raydo.storage.replication import ReplicationSettings, parse_store_url
@@ -320,15 +320,6 @@ _AI_FIELDS = {
     "pools": _table("ai.pools"),
     "text": _table("ai.text"),
 }
-_AI_POOL_KEYS = (
-    "replicas",
-    "num_cpus",
-    "num_gpus",
-    "max_batch_texts",
-    "batch_wait_ms",
-    "max_queue_texts",
-)
-"""What ``[ai.pools."<model>"]`` may set for one model, over the ``[ai]`` table's."""
 _AI_TEXT_FIELDS = {
     "base_url": _required(
         _Field(
@@ -653,7 +644,7 @@ def _read_ai(file: Path, data: object) -> dict[str, object]:
         models[name] = where if where.startswith("hf:") else str((file.parent / where).resolve())
     ai["models"] = models
     pools: dict[str, dict[str, object]] = {}
-    fields = {key: _AI_FIELDS[key] for key in _AI_POOL_KEYS}
+    fields = {key: _AI_FIELDS[key] for key in POOL_KEYS}
     for name, table in ai.get("pools", {}).items():
         if name not in models and name not in EMBEDDING_MODELS:
             served = sorted({*EMBEDDING_MODELS, *models})

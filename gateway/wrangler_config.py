@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raydo.bindings.ai import POOL_KEYS
+
 from .config_files import CONFIG_NAME, ConfigError, read_text
 
 WRANGLER_NAMES = ("wrangler.jsonc", "wrangler.json", "wrangler.toml")
@@ -88,18 +90,7 @@ _ENTRY_KEYS: dict[str, dict[str, str]] = {
 }
 #: wrangler's ``ai`` names the binding only (the models are Cloudflare's); raydo runs the
 #: models itself, so the table may carry raydo's ``[ai]`` keys too.
-_AI_KEYS = {
-    "binding",
-    "models_dir",
-    "models",
-    "replicas",
-    "num_cpus",
-    "num_gpus",
-    "max_batch_texts",
-    "batch_wait_ms",
-    "max_queue_texts",
-    "text",
-}
+_AI_KEYS = {"binding", "models_dir", "models", "pools", "text", *POOL_KEYS}
 _ASSETS_KEYS = {
     "directory",
     "binding",

@@ -12,7 +12,7 @@ loaded by ``_model`` (ONNX Runtime and the ``tokenizers`` library); text models 
 OpenAI-compatible endpoint (``_text``); ``_plan`` turns ``[ai]`` into the binding.
 """
 
-from ._batcher import Batching, ModelServer
+from ._batcher import POOL_KEYS, Batching, ModelServer
 from ._client import Ai
 from ._model import EmbeddingModel, pool
 from ._plan import ai_binding, model_folders, plan
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_TEXTS",
     "MAX_TOKENS",
     "POOLINGS",
+    "POOL_KEYS",
     "Ai",
     "AiError",
     "AiOverloaded",

@@ -40,6 +40,17 @@ class Batching:
         return cls(**{name: options[name] for name in names if name in options})
 
 
+POOL_KEYS = (
+    "replicas",
+    "num_cpus",
+    "num_gpus",
+    "max_batch_texts",
+    "batch_wait_ms",
+    "max_queue_texts",
+)
+"""The ``[ai]`` keys a model's own ``[ai.pools."<model>"]`` may set."""
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     """How one model's pool runs: its replicas, what each reserves, how each batches. The
