@@ -15,7 +15,7 @@ into bindings.
 from ._client import VectorizeIndex, shard_name, shard_of
 from ._filter import parse_filter
 from ._plan import VECTORIZE_BINDING, index_binding, plan, shape
-from ._search import EXACT_BELOW, VectorTable
+from ._search import EXACT_BELOW, EXPANSION_SEARCH, VectorTable
 from ._types import (
     INDEX_TYPES,
     METRICS,
@@ -33,6 +33,7 @@ from ._types import (
 
 __all__ = [
     "EXACT_BELOW",
+    "EXPANSION_SEARCH",
     "INDEX_TYPES",
     "METRICS",
     "PRESETS",

@@ -429,6 +429,7 @@ class VectorShard(PlatformObject):
             "graph_source": table.graph_source if table is not None else None,
             "graph_saves": self._graph_saves,
             "graph_caught_up": table.caught_up if table is not None else 0,
+            "graph_search_breadth": table.search_breadth if table is not None else None,
             "memory_bytes": table.memory_bytes() if table is not None else 0,
         }
 

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from raydo.bindings.vectorize import Vector, VectorizeError, VectorizeIndex, VectorTable
+from raydo.bindings.vectorize import (
+    EXPANSION_SEARCH,
+    Vector,
+    VectorizeError,
+    VectorizeIndex,
+    VectorTable,
+)
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import LimitExceeded
@@ -403,11 +409,15 @@ async def test_a_restart_loads_the_saved_graph_unless_the_data_moved_on(
         await small.delete_by_ids([f"g{i}" for i in range(100, 120)])
         shards = await small.shard_status()
         assert all(s["graph_source"] == "built" and s["graph_saves"] >= 1 for s in shards)
+        assert [s["graph_search_breadth"] for s in shards] == [EXPANSION_SEARCH] * 2
         before = [await small.query(q, top_k=10) for q in queries]
     # Each shard's last writes were a tenth of it or more: its graph was saved after them.
     async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         small = index(app, "SMALL")
         assert await sources(small) == ["saved", "saved"]
+        # usearch restores a graph at its own default breadth (64): the shard sets ours again.
+        shards = await small.shard_status()
+        assert [s["graph_search_breadth"] for s in shards] == [EXPANSION_SEARCH] * 2
         assert [await small.query(q, top_k=10) for q in queries] == before
         # Under a tenth of a shard: not saved, but journaled; so is a delete.
         await small.upsert([{"id": "late", "values": data[0]}, {"id": "g1", "values": data[2]}])
