@@ -28,6 +28,14 @@ time; see ``RayCluster.start``): that is Ray's start, not the README's commands,
 tried again on a fresh port."""
 
 
+def as_in_a_terminal() -> None:
+    """In the child before it execs: SIGINT back to its default. A shell that runs a command
+    in the background (``pytest ... &``, a CI step) starts it with SIGINT ignored, children
+    inherit that, and Python then installs no KeyboardInterrupt handler: ``ray start --block``
+    slept through every Ctrl-C the test sent. In a user's terminal SIGINT is not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def readme_cluster_commands() -> list[list[str]]:
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Running on a Ray cluster") :]
@@ -63,6 +71,7 @@ def start_head(
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=as_in_a_terminal,
         )
         deadline = time.monotonic() + 120
         while "--block" not in log.read_text() and head.poll() is None:
@@ -106,6 +115,7 @@ def test_the_cluster_commands_work_as_written(tmp_path: Path, ray_cluster: RayCl
             stdout=served.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=as_in_a_terminal,
         )
         url = f"http://127.0.0.1:{http_port}/counter/readme/increment"
         deadline = time.monotonic() + 120
