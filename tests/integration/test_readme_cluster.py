@@ -12,6 +12,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,12 +29,18 @@ time; see ``RayCluster.start``): that is Ray's start, not the README's commands,
 tried again on a fresh port."""
 
 
-def as_in_a_terminal() -> None:
-    """In the child before it execs: SIGINT back to its default. A shell that runs a command
-    in the background (``pytest ... &``, a CI step) starts it with SIGINT ignored, children
-    inherit that, and Python then installs no KeyboardInterrupt handler: ``ray start --block``
-    slept through every Ctrl-C the test sent. In a user's terminal SIGINT is not ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def as_in_a_terminal(command: list[str]) -> list[str]:
+    """``command`` run with SIGINT back at its default. A shell that runs a command in the
+    background (``pytest ... &``, a CI step) starts it with SIGINT ignored, children inherit
+    that, and Python then installs no KeyboardInterrupt handler: ``ray start --block`` slept
+    through every Ctrl-C the test sent. In a user's terminal SIGINT is not ignored. A small
+    launcher sets it and execs the command (same pid), rather than a ``preexec_fn`` in this
+    threaded process."""
+    launcher = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+        " os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", launcher, *command]
 
 
 def readme_cluster_commands() -> list[list[str]]:
@@ -62,16 +69,17 @@ def start_head(
         port = free_port()
         temp_dir = Path(f"/tmp/raydo-readme-{port}")
         head = subprocess.Popen(
-            [
-                *as_here(ray_start, port, app),
-                f"--temp-dir={temp_dir}",
-                "--node-ip-address=127.0.0.1",
-            ],
+            as_in_a_terminal(
+                [
+                    *as_here(ray_start, port, app),
+                    f"--temp-dir={temp_dir}",
+                    "--node-ip-address=127.0.0.1",
+                ]
+            ),
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=as_in_a_terminal,
         )
         deadline = time.monotonic() + 120
         while "--block" not in log.read_text() and head.poll() is None:
@@ -110,12 +118,11 @@ def test_the_cluster_commands_work_as_written(tmp_path: Path, ray_cluster: RayCl
     try:
         assert "Token authentication is enabled" in log.read_text()
         gateway = subprocess.Popen(
-            [*as_here(serve, port, app), "--port", str(http_port)],
+            as_in_a_terminal([*as_here(serve, port, app), "--port", str(http_port)]),
             env=env,
             stdout=served.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=as_in_a_terminal,
         )
         url = f"http://127.0.0.1:{http_port}/counter/readme/increment"
         deadline = time.monotonic() + 120
