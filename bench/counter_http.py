@@ -154,24 +154,40 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
+def wrk_rows(
+    url: str, scripts: dict[str, Path], seconds: int, servers: dict[str, int]
+) -> dict[str, dict[str, float]]:
+    """One ``wrk`` row per pattern of ``scripts`` on the counter at ``url``, each after a 3 s
+    warm-up, with the machine's load average before it and the CPU per request of the
+    process trees ``servers`` names (label: root pid): ``cpu_us_per_req`` for all of them,
+    and ``<label>_cpu_us_per_req`` for each when there are several."""
+    results = {}
+    for pattern, script in scripts.items():
+        target = url + ("/counter/one/increment" if pattern == "one object" else "/")
+        wrk(target, script, 3)  # warm-up
+        load = os.getloadavg()[0]
+        before = {label: server_cpu_seconds(pid) for label, pid in servers.items()}
+        row = wrk(target, script, seconds)
+        done = row["rps"] * seconds
+        parts = {
+            label: (server_cpu_seconds(pid) - before[label]) / done * 1e6
+            for label, pid in servers.items()
+        }
+        if len(parts) > 1:
+            row |= {f"{label}_cpu_us_per_req": part for label, part in parts.items()}
+        row["cpu_us_per_req"] = sum(parts.values())
+        row["load_average"] = load
+        results[pattern] = row
+    return results
+
+
 def measure(
     kind: str, workdir: Path, seconds: int, scripts: dict[str, Path]
 ) -> dict[str, dict[str, float]]:
     proc, url = start(kind, workdir)
     try:
         asyncio.run(create_objects(url))
-        results = {}
-        for pattern, script in scripts.items():
-            target = url + ("/counter/one/increment" if pattern == "one object" else "/")
-            wrk(target, script, 3)  # warm-up
-            load, cpu = os.getloadavg()[0], server_cpu_seconds(proc.pid)
-            row = wrk(target, script, seconds)
-            row["cpu_us_per_req"] = (
-                (server_cpu_seconds(proc.pid) - cpu) / (row["rps"] * seconds) * 1e6
-            )
-            row["load_average"] = load
-            results[pattern] = row
-        return results
+        return wrk_rows(url, scripts, seconds, {"server": proc.pid})
     finally:
         stop(proc)
 

@@ -39,10 +39,9 @@ from counter_http import (
     REPO,
     create_objects,
     free_port,
-    server_cpu_seconds,
     stop,
     wait_ready,
-    wrk,
+    wrk_rows,
 )
 
 RESULTS = REPO / "bench" / "results" / "serve_workers.json"
@@ -116,22 +115,8 @@ def measure(
     try:
         wait_ready(url, proc)
         asyncio.run(create_objects(url))
-        results = {}
-        for pattern, script in scripts.items():
-            target = url + ("/counter/one/increment" if pattern == "one object" else "/")
-            wrk(target, script, 3)  # warm-up (and every worker's connection to the hosts)
-
-            load = os.getloadavg()[0]
-            gateway, ray = server_cpu_seconds(proc.pid), server_cpu_seconds(head_pid)
-            row = wrk(target, script, seconds)
-            done = row["rps"] * seconds
-            row["gateway_cpu_us_per_req"] = (server_cpu_seconds(proc.pid) - gateway) / done * 1e6
-            # The head's tree: the hosts (Ray workers) and Ray's own processes.
-            row["hosts_cpu_us_per_req"] = (server_cpu_seconds(head_pid) - ray) / done * 1e6
-            row["cpu_us_per_req"] = row["gateway_cpu_us_per_req"] + row["hosts_cpu_us_per_req"]
-            row["load_average"] = load
-            results[pattern] = row
-        return results
+        # The head's tree holds the hosts (Ray workers) and Ray's own processes.
+        return wrk_rows(url, scripts, seconds, {"gateway": proc.pid, "hosts": head_pid})
     finally:
         stop(proc)
 
@@ -169,7 +154,8 @@ def main() -> None:
         f" {os.cpu_count()} cores, Python {platform.python_version()}\n"
     )
     print(
-        "| pattern | round | workers | requests/s | p50 ms | p99 ms | CPU µs/req | load | 2 / 1 |"
+        "| pattern | round | workers | requests/s | p50 ms | p99 ms"
+        " | CPU µs/req (gateways + hosts and Ray) | load | 2 / 1 |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows: list[dict[str, Any]] = []
