@@ -50,8 +50,8 @@ class SavedGraph:
 
 def save(final: Path, graph: Any, ids: list[str | None], *, mutation: str, shape: str) -> None:
     """Save ``graph`` (its keys the rows of ``ids``) as the state ``mutation`` of the object
-    whose file is ``final``; ``shape`` is ``"<dimensions>/<metric>"``. Blocking: run it in a
-    thread, while nothing changes the graph."""
+    whose file is ``final``; ``shape`` is ``"<dimensions>/<metric>/<graph dtype>"``.
+    Blocking: run it in a thread, while nothing changes the graph."""
     previous = {label for label, _ in layout.aside_files(final, GRAPH_PREFIX)}
     number = 1 + max(
         (int(label[len(GRAPH_PREFIX) :]) for label in previous if _numbered(label)), default=0

@@ -33,6 +33,12 @@ EXPANSION_ADD = 128
 EXPANSION_SEARCH = 128
 
 _USEARCH_METRIC = {"cosine": "cos", "euclidean": "l2sq", "dot-product": "ip"}
+#: What the graph holds of each vector. Cosine ranks by direction alone, so its graph holds
+#: unit vectors as bytes (usearch's ``i8``: a quarter of the memory, and a search about half
+#: as long at 384 dimensions, measured in bench/vectors.py); the exact re-scoring from the
+#: float32 matrix gives back the recall and the exact scores. Euclidean and dot-product
+#: depend on lengths, which bytes of unbounded values would clip, so they stay float32.
+GRAPH_DTYPE = {"cosine": "i8", "euclidean": "f32", "dot-product": "f32"}
 
 
 def higher_is_closer(metric: str) -> bool:
@@ -42,9 +48,17 @@ def higher_is_closer(metric: str) -> bool:
 class VectorTable:
     """Rows of vectors with their ids and namespaces; rows of deleted vectors are reused."""
 
-    def __init__(self, dimensions: int, metric: str, exact_below: int = EXACT_BELOW) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        metric: str,
+        exact_below: int = EXACT_BELOW,
+        graph_dtype: str | None = None,
+    ) -> None:
         self.dimensions = dimensions
         self.metric = metric
+        #: What a graph built here holds (``GRAPH_DTYPE`` of the metric unless given).
+        self.graph_dtype = graph_dtype or GRAPH_DTYPE[metric]
         self.exact_below = exact_below
         self.matrix: Array = np.zeros((0, dimensions), dtype=np.float32)
         self.norms: Array = np.zeros(0, dtype=np.float32)
@@ -63,6 +77,7 @@ class VectorTable:
         self.caught_up = 0
         """How many rows a saved graph was caught up with when it was taken."""
         self._graph: Any = None
+        self._graph_holds_bytes = False
         self.build_seconds = 0.0
         self.graph_source: str | None = None
         """``"built"`` or ``"saved"`` (loaded from the file beside the shard's), once there
@@ -91,7 +106,7 @@ class VectorTable:
         """Set ``id_``'s values and namespace (a new row, or its row again); its row."""
         row = self._place(id_, values, namespace)
         if self._graph is not None:
-            self._graph.add(row, values)
+            self._graph_add(np.asarray([row], dtype=np.uint64))
         return row
 
     def _place(self, id_: str, values: Array, namespace: str) -> int:
@@ -121,8 +136,7 @@ class VectorTable:
         threads build them in parallel); their rows."""
         rows = [self._place(i, matrix[k], namespaces[k]) for k, i in enumerate(ids)]
         if self._graph is not None and rows:
-            keys = np.asarray(rows, dtype=np.uint64)
-            self._graph.add(keys, self.matrix[keys.astype(np.int64)])
+            self._graph_add(np.asarray(rows, dtype=np.uint64))
         return rows
 
     def remove(self, id_: str) -> int | None:
@@ -180,9 +194,9 @@ class VectorTable:
         )
         if len(graph) != len(self) - len(rows):
             return False
+        self._take_graph(graph)
         if len(rows):
-            graph.add(rows, self.matrix[rows.astype(np.int64)])
-        self._graph = graph
+            self._graph_add(rows)
         self.graph_source = "saved"
         self.caught_up = len(stale) + len(rows)
         return True
@@ -204,21 +218,49 @@ class VectorTable:
         graph = Index(
             ndim=self.dimensions,
             metric=_USEARCH_METRIC[self.metric],
-            dtype="f32",
+            dtype=self.graph_dtype,
             connectivity=CONNECTIVITY,
             expansion_add=EXPANSION_ADD,
             expansion_search=EXPANSION_SEARCH,
         )
+        self._take_graph(graph)
         rows = np.flatnonzero(self.valid[: len(self.ids)]).astype(np.uint64)
         if len(rows):
-            graph.add(rows, self.matrix[rows.astype(np.int64)])
-        self._graph = graph
+            self._graph_add(rows)
         self.graph_source = "built"
         self.build_seconds = time.perf_counter() - started
+
+    def _graph_add(self, rows: Array) -> None:
+        """Add ``rows`` (uint64) to the graph from the matrix: as unit vectors when the graph
+        holds bytes, so that every component uses the byte's whole range."""
+        vectors = self.matrix[rows.astype(np.int64)]
+        if self._graph_holds_bytes:
+            vectors = self._unit(vectors, self.norms[rows.astype(np.int64)])
+        self._graph.add(rows, vectors)
+
+    def _take_graph(self, graph: Any) -> None:
+        self._graph = graph
+        # A saved graph keeps the kind it was built with, so ask the graph, not the metric.
+        self._graph_holds_bytes = graph.dtype.name == "I8"
+
+    @staticmethod
+    def _unit(vectors: Array, norms: Array) -> Array:
+        """``vectors`` over their lengths, in float32; a zero vector stays zero."""
+        norms = norms.astype(np.float32, copy=False)
+        scale = np.divide(np.float32(1), norms, out=np.zeros_like(norms), where=norms > 0)
+        result: Array = vectors.astype(np.float32, copy=False) * scale[:, None]
+        return result
 
     @property
     def has_graph(self) -> bool:
         return self._graph is not None
+
+    @property
+    def graph_kind(self) -> str | None:
+        """What the graph holds of each vector (``"i8"`` or ``"f32"``); None without one."""
+        if self._graph is None:
+            return None
+        return "i8" if self._graph_holds_bytes else "f32"
 
     @property
     def search_breadth(self) -> int | None:
@@ -272,7 +314,10 @@ class VectorTable:
         want = min(len(self), int(top_k * OVERSAMPLE / max(share, 1e-9)) + 1)
         if want > 4 * self.exact_below:
             return None
-        result = self._graph.search(query, want)
+        asked = query
+        if self._graph_holds_bytes:
+            asked = self._unit(query[None, :], np.asarray([np.linalg.norm(query)]))[0]
+        result = self._graph.search(asked, want)
         rows = np.asarray(result.keys, dtype=np.int64)
         if mask is not None:
             rows = rows[mask[rows]]

@@ -29,7 +29,7 @@ from raydo.storage import LimitExceeded, StorageCore
 from . import _saved_graph as saved_graph
 from ._checks import WireBatch, check_wire_batch
 from ._filter import Column, indexed_value, mask_for, parse_filter
-from ._search import EXACT_BELOW, VectorTable
+from ._search import EXACT_BELOW, GRAPH_DTYPE, VectorTable
 from ._types import INDEX_TYPES, METRICS, RETURN_METADATA, VectorizeError, VectorLimits
 
 _SCHEMA = """
@@ -94,7 +94,7 @@ class VectorShard(PlatformObject):
     def _load(self, dimensions: int, metric: str) -> None:
         table = VectorTable(dimensions, metric, self._exact_below())
         saved = saved_graph.load(
-            self.core.path, mutation=self._graph_saved, shape=_shape_text(dimensions, metric)
+            self.core.path, mutation=self._graph_saved, shape=_graph_shape(dimensions, metric)
         )
         changed: set[str] = set()
         if saved is not None:
@@ -294,7 +294,7 @@ class VectorShard(PlatformObject):
                 graph,
                 ids,
                 mutation=self._mutation,
-                shape=_shape_text(self._dimensions, str(self._metric)),
+                shape=_graph_shape(self._dimensions, str(self._metric)),
             )
         except OSError as exc:  # a cache: the index works on without it
             log.warning("cannot save the graph of %s: %s", self.core.path, exc)
@@ -427,6 +427,7 @@ class VectorShard(PlatformObject):
             "load_seconds": self._load_seconds,
             "graph_seconds": table.build_seconds if table is not None else 0.0,
             "graph_source": table.graph_source if table is not None else None,
+            "graph_kind": table.graph_kind if table is not None else None,
             "graph_saves": self._graph_saves,
             "graph_caught_up": table.caught_up if table is not None else 0,
             "graph_search_breadth": table.search_breadth if table is not None else None,
@@ -489,8 +490,10 @@ class VectorShard(PlatformObject):
         return {"ok": True}
 
 
-def _shape_text(dimensions: int, metric: str) -> str:
-    return f"{dimensions}/{metric}"
+def _graph_shape(dimensions: int, metric: str) -> str:
+    """What a saved graph must have been saved for to be loaded: its dimensions, metric and
+    what it holds (a float32 graph saved before cosine graphs held bytes is built again)."""
+    return f"{dimensions}/{metric}/{GRAPH_DTYPE[metric]}"
 
 
 def iso(at: float | None) -> str | None:

@@ -5,6 +5,7 @@ a restart, and the same calls on Ray."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -361,6 +362,40 @@ def test_the_table_alone_reuses_rows_and_answers_exactly() -> None:
     ]
 
 
+@pytest.mark.parametrize(("metric", "kind"), [("cosine", "i8"), ("euclidean", "f32")])
+def test_the_graph_holds_bytes_for_cosine_whatever_the_lengths(metric: str, kind: str) -> None:
+    # Lengths over seven orders of magnitude: bytes of the raw values would clip the long
+    # vectors and zero the short ones; the graph holds unit vectors, so neither happens.
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((600, 16)).astype(np.float32)
+    data *= (10.0 ** rng.uniform(-3, 4, size=600)).astype(np.float32)[:, None]
+    table = VectorTable(16, metric, exact_below=100)
+    table.put_many([f"v{i}" for i in range(500)], data[:500], [""] * 500)
+    table.ensure_graph()
+    for i in range(500, 600):  # one at a time after the graph exists
+        table.put(f"v{i}", data[i], "")
+    table.put("zero", np.zeros(16, dtype=np.float32), "")  # no length to divide by
+    assert table.graph_kind == kind
+    hits = 0
+    # Queries near stored vectors: far from them every tiny vector is about equally near in
+    # euclidean distance, and recall among ties would measure nothing.
+    near = data[rng.choice(600, 20, replace=False)]
+    for q in near + 0.3 * np.abs(near) * rng.standard_normal(near.shape).astype(np.float32):
+        if metric == "cosine":
+            exact = data @ q / (np.linalg.norm(data, axis=1) * np.linalg.norm(q))
+            best = np.argsort(-exact)[:10]
+        else:
+            exact = np.linalg.norm(data - q, axis=1)
+            best = np.argsort(exact)[:10]
+        found = table.search(q, 10, None)
+        hits += len({int(b) for b in best} & {row for row, _ in found})
+        for row, score in found:  # the exact scores, not the graph's
+            if row < 600:
+                assert score == pytest.approx(float(exact[row]), rel=1e-5)
+    if metric == "cosine":  # in euclidean distance these lengths make a graph's worst case
+        assert hits / 200 >= 0.95
+
+
 async def test_an_index_survives_a_restart(app_dir: Path) -> None:
     async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         vec = index(app)
@@ -450,6 +485,19 @@ async def test_a_restart_loads_the_saved_graph_unless_the_data_moved_on(
         for old, new in zip(after, again, strict=True):
             assert len({m.id for m in old.matches} & {m.id for m in new.matches}) >= 8
     assert caplog.text.count("is not usable") == 2
+    # A float32 graph saved before cosine graphs held bytes (its header says no kind) is not
+    # loaded: built again once, as bytes.
+    headers = sorted(app_dir.rglob(".*.graph.json"))
+    assert len(headers) == 2
+    for header in headers:
+        saved = json.loads(header.read_text())
+        assert saved["shape"] == "8/cosine/i8"
+        header.write_text(json.dumps({**saved, "shape": "8/cosine"}))
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        small = index(app, "SMALL")
+        assert (await small.query(queries[0], top_k=10)).count == 10
+        shards = await small.shard_status()
+        assert [(s["graph_source"], s["graph_kind"]) for s in shards] == [("built", "i8")] * 2
 
 
 async def test_a_changed_shape_is_refused(app_dir: Path) -> None:
