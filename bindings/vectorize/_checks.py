@@ -85,11 +85,14 @@ def check_values(values: object, dimensions: int, what: str) -> np.ndarray[Any, 
     if array.ndim != 1 or array.shape[0] != dimensions:
         got = array.shape[0] if array.ndim == 1 else f"shape {array.shape}"
         raise VectorizeError(f"{what} has {got} dimensions; the index has {dimensions}")
-    if not np.all(np.isfinite(array)):
+    if not np.isfinite(array).all():
         raise VectorizeError(f"{what} has a NaN or infinite value")
-    if array.size and float(np.max(np.abs(array))) > float(np.finfo(np.float32).max):
+    if array.dtype != np.float32 and array.size and float(np.abs(array).max()) > _FLOAT32_MAX:
         raise VectorizeError(f"{what} has a value too large for float32")
     return array.astype(np.float32)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_metadata(value: object, limits: VectorLimits, what: str) -> str:

@@ -202,22 +202,22 @@ class VectorizeIndex:
         query = check_values(vector, self.dimensions, "the query vector")
         space = None if namespace is None else check_namespace(namespace, self.limits)
         parse_filter(filter, self.limits)
-        replies = await asyncio.gather(
-            *(
-                self._stub(s).query(
-                    self.dimensions,
-                    self.metric,
-                    query.tobytes(),
-                    top_k,
-                    space,
-                    filter,
-                    return_values,
-                    return_metadata,
-                    self.exact_below,
-                )
-                for s in range(self.shards)
+        asked = [
+            self._stub(s).query(
+                self.dimensions,
+                self.metric,
+                query.tobytes(),
+                top_k,
+                space,
+                filter,
+                return_values,
+                return_metadata,
+                self.exact_below,
             )
-        )
+            for s in range(self.shards)
+        ]
+        # One shard: its answer is awaited directly (gather would add a task and a pass).
+        replies = [await asked[0]] if len(asked) == 1 else await asyncio.gather(*asked)
         rows: list[list[Any]] = []
         for reply in replies:
             _raise_error(reply)

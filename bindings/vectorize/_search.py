@@ -10,6 +10,7 @@ closer).
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -269,9 +270,12 @@ class VectorTable:
 
     # ---- search ------------------------------------------------------------------------------
 
-    def scores(self, query: Array, rows: Array, precise: bool = True) -> Array:
+    def scores(
+        self, query: Array, rows: Array, precise: bool = True, length: float | None = None
+    ) -> Array:
         """The score of each of ``rows`` against ``query``: exact (float64) when
-        ``precise``, else in float32 (for ranking many rows before the exact pass)."""
+        ``precise``, else in float32 (for ranking many rows before the exact pass).
+        ``length``: the query's length, when the caller has it already."""
         kind = np.float64 if precise else np.float32
         block: Any = self.matrix[rows].astype(kind, copy=False)
         q: Any = query.astype(kind)
@@ -286,10 +290,12 @@ class VectorTable:
         dots: Array = block @ q
         if self.metric == "dot-product":
             return -dots
+        if length is None:
+            length = _length(query)
         denominator: Any = self.norms[rows].astype(kind)
-        denominator = denominator * float(np.linalg.norm(query))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            result = np.where(denominator > 0, dots / denominator, 0.0)
+        denominator = denominator * length
+        # A zero-length vector scores 0 against everything (divide only where it is not).
+        result = np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
         return result
 
     def search(self, query: Array, top_k: int, mask: Array | None) -> list[tuple[int, float]]:
@@ -315,30 +321,33 @@ class VectorTable:
         if want > 4 * self.exact_below:
             return None
         asked = query
-        if self._graph_holds_bytes:
-            asked = self._unit(query[None, :], np.asarray([np.linalg.norm(query)]))[0]
+        length = _length(query)
+        if self._graph_holds_bytes and length > 0:
+            asked = query * np.float32(1 / length)  # a unit vector, as the graph holds them
         result = self._graph.search(asked, want)
         rows = np.asarray(result.keys, dtype=np.int64)
         if mask is not None:
             rows = rows[mask[rows]]
             if len(rows) < min(top_k, candidates):
                 return None
-        return self._best(query, rows, top_k)
+        return self._best(query, rows, top_k, length)
 
-    def _best(self, query: Array, rows: Array, top_k: int) -> list[tuple[int, float]]:
+    def _best(
+        self, query: Array, rows: Array, top_k: int, length: float | None = None
+    ) -> list[tuple[int, float]]:
         shortlist = 2 * top_k + 16
         if len(rows) > 4 * shortlist:
-            rough = self.scores(query, rows, precise=False)
+            rough = self.scores(query, rows, precise=False, length=length)
             rough_order = -rough if higher_is_closer(self.metric) else rough
             rows = rows[np.argpartition(rough_order, shortlist - 1)[:shortlist]]
-        scores = self.scores(query, rows)
+        scores = self.scores(query, rows, length=length)
         order_by = -scores if higher_is_closer(self.metric) else scores
         if len(rows) > top_k:
             keep = np.argpartition(order_by, top_k - 1)[:top_k]
+            keep = keep[np.argsort(order_by[keep], kind="stable")]
         else:
-            keep = np.arange(len(rows))
-        keep = keep[np.argsort(order_by[keep], kind="stable")]
-        return [(int(rows[k]), float(scores[k])) for k in keep]
+            keep = np.argsort(order_by, kind="stable")
+        return list(zip(rows[keep].tolist(), scores[keep].tolist(), strict=True))
 
     def namespace_mask(self, namespace: str) -> Array:
         code = self._codes.get(namespace)
@@ -350,3 +359,9 @@ class VectorTable:
     def memory_bytes(self) -> int:
         graph = int(self._graph.memory_usage) if self._graph is not None else 0
         return int(self.matrix.nbytes + self.norms.nbytes) + graph
+
+
+def _length(vector: Array) -> float:
+    """The Euclidean length of ``vector``, summed in float64."""
+    wide = vector.astype(np.float64)
+    return math.sqrt(float(wide @ wide))

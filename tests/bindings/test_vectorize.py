@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,11 @@ def test_the_graph_holds_bytes_for_cosine_whatever_the_lengths(metric: str, kind
                 assert score == pytest.approx(float(exact[row]), rel=1e-5)
     if metric == "cosine":  # in euclidean distance these lengths make a graph's worst case
         assert hits / 200 >= 0.95
+        # A query of no length scores 0 against every vector, and quietly (no warnings).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            found = table.search(np.zeros(16, dtype=np.float32), 5, None)
+        assert len(found) == 5 and {score for _, score in found} == {0.0}
 
 
 async def test_an_index_survives_a_restart(app_dir: Path) -> None:
