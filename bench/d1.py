@@ -15,10 +15,12 @@ Targets, one after the other, alternating for ``--rounds``:
 The binding is measured one call at a time (``sequential``) and with ``--concurrency`` calls
 in flight; ``sqlite3`` is synchronous, so it runs one at a time. With ``--old REV``, the
 in-process target runs a second time per round on raydo at git revision ``REV``
-(``bench/old_tree.py``): before and after a change, in one run. Writes
-``bench/results/d1.json``.
+(``bench/old_tree.py``): before and after a change, in one run. The calls run on uvloop,
+the loop ``raydo dev`` and ``raydo serve`` run the gateway and the hosts on (``--loop
+asyncio`` for the standard one). Writes ``bench/results/d1.json``.
 
     .venv/bin/python bench/d1.py [--seconds 3] [--rounds 2] [--concurrency 32] [--old REV]
+        [--loop uvloop|asyncio]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,19 @@ ROWS = 10_000
 SCHEMA = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT)"
 READ = "SELECT id, name, email FROM users WHERE id = ?"
 INSERT = "INSERT INTO users (name, email) VALUES (?, ?)"
+
+
+LOOPS = ("uvloop", "asyncio")
+
+
+def run_on_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    """Run ``main`` on ``loop``: uvloop (what raydo serves with) or asyncio's own."""
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def make_app(folder: Path) -> Path:
@@ -148,15 +163,20 @@ def sqlite_rates(folder: Path, seconds: float) -> dict[str, tuple[float, float]]
     return rates
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray-hosted target")
     parser.add_argument("--old", help="also time the in-process target at this git revision")
+    parser.add_argument("--loop", choices=LOOPS, default="uvloop")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # see bench/old_tree.py
     args = parser.parse_args()
+    run_on_loop(targets(args), args.loop)
+
+
+async def targets(args: argparse.Namespace) -> None:
     if args.child is not None:  # one in-process target for --old, on the old tree
         rates = await binding_rates(args.child, False, args.seconds, args.concurrency)
         print(json.dumps(rates))
@@ -179,7 +199,7 @@ async def run(args: argparse.Namespace, old_tree: Path | None) -> None:
             targets.append(("env.DB, Ray host", True))
         child = [
             "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
-            "--child", str(app_dir),
+            "--loop", args.loop, "--child", str(app_dir),
         ]  # fmt: skip
         for round_number in range(1, args.rounds + 1):
             direct = sqlite_rates(folder, args.seconds)
@@ -229,6 +249,7 @@ async def run(args: argparse.Namespace, old_tree: Path | None) -> None:
                     "machine": {"node": platform.node(), "cores": os.cpu_count()},
                     "seconds": args.seconds,
                     "concurrency": args.concurrency,
+                    "loop": args.loop,
                     "old": args.old,
                     "load_average": os.getloadavg(),
                     "rows_in_table": ROWS,
@@ -243,4 +264,4 @@ async def run(args: argparse.Namespace, old_tree: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -20,10 +20,12 @@ With ``--in-process``, instead: cache misses (``DIRECT``) with the namespace's o
 this process (``gateway.testing.start_app``, in-process hosts), one ``get`` at a time and
 ``--concurrency`` in flight, beside a point read of the same 1,000 keys done directly with
 ``sqlite3`` (WAL, ``synchronous=NORMAL``) in the same run, for ``--seconds`` each, and, with
-``--old REV``, the same misses on raydo at git revision ``REV`` (``bench/old_tree.py``).
+``--old REV``, the same misses on raydo at git revision ``REV`` (``bench/old_tree.py``). The
+misses run on uvloop, the loop raydo serves with (``--loop asyncio`` for the standard one).
 Writes ``bench/results/kv_in_process.json``.
 
     .venv/bin/python bench/kv.py --in-process [--seconds 3] [--rounds 2] [--old REV]
+        [--loop uvloop|asyncio]
 
 Needs ``wrk`` on the PATH (Debian: ``apt-get install wrk``).
 """
@@ -45,7 +47,7 @@ from typing import Any
 
 import httpx
 from counter_http import CONNECTIONS, wrk  # the counter benchmark's wrk run and parsing
-from d1 import measure, measure_sync  # rates and CPU per operation
+from d1 import LOOPS, measure, measure_sync, run_on_loop  # rates, CPU per operation, loops
 from old_tree import exported, run_child
 from servers import REPO, DevServer
 
@@ -113,7 +115,7 @@ async def in_process(args: argparse.Namespace) -> None:
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         old = None if args.old is None else stack.enter_context(exported(args.old))
-        child = ["--in-process", "--child", "--seconds", str(args.seconds)]
+        child = ["--in-process", "--child", "--seconds", str(args.seconds), "--loop", args.loop]
         for n in range(1, args.rounds + 1):
             rate, cpu = sqlite_rate(Path(tmp), args.seconds)
             rows.append({"round": n, "target": "sqlite3", "op": "point read", "per_s": rate,
@@ -140,6 +142,7 @@ async def in_process(args: argparse.Namespace) -> None:
     out.write_text(
         json.dumps(
             {"machine": {"node": platform.node(), "cores": os.cpu_count()}, "old": args.old,
+             "loop": args.loop,
              "seconds": args.seconds, "concurrency": args.concurrency,
              "load_average": os.getloadavg(), "rows": rows},
             indent=2,
@@ -155,10 +158,11 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="misses in process only")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     parser.add_argument("--old", help="with --in-process: also at this git revision")
+    parser.add_argument("--loop", choices=LOOPS, default="uvloop", help="with --in-process")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process:
-        asyncio.run(in_process(args))
+        run_on_loop(in_process(args), args.loop)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")

@@ -390,6 +390,8 @@ class StorageCore:
         self._check_not_lost()
         conn = self.connection()
         known = self._read_only
+        if len(statements) == 1 and not conn.in_transaction and statements[0] in known:
+            return self._run_known_read(conn, statements[0], params)
         if conn.in_transaction or not all(s in known for s in statements):
             self.begin()
         else:
@@ -432,6 +434,34 @@ class StorageCore:
             raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
         names = [d[0] for d in cur.description] if cur.description else []
         return names, rows, conn.total_changes - before, cur.lastrowid or 0
+
+    def _run_known_read(
+        self, conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]
+    ) -> UserResult:
+        """:meth:`run_user_sql` of one statement SQLite prepared before with only reads, with
+        no transaction open: the point reads of the bindings take this way, so it does only
+        what such a statement needs (a read changes neither data nor schema)."""
+        self._check_in_turn()
+        known = self._read_only
+        del known[statement]  # most recently used last
+        known[statement] = None
+        auth = self._authorizer
+        auth.refusal = None
+        auth.start_statement()
+        try:
+            cur = conn.execute(statement, params)
+            rows = cur.fetchall()
+        except sqlite3.Error as exc:
+            self._forget_schema()
+            self._note_lost_transaction(exc)
+            raise translate_error(exc, auth.refusal, self._limit_hint) from None
+        except OverflowError as exc:
+            raise SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}") from None
+        except UnicodeEncodeError as exc:
+            raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
+        description = cur.description
+        names = [d[0] for d in description] if description else []
+        return names, rows, 0, cur.lastrowid or 0
 
     def _learn_read_only(self, statement: str) -> None:
         known = self._read_only

@@ -14,6 +14,7 @@ cannot be a key). Anything else (sets, custom classes, ...) is refused with
 from __future__ import annotations
 
 import datetime as _dt
+import threading
 from typing import Any
 
 import msgpack
@@ -52,10 +53,22 @@ def _ext_hook(code: int, data: bytes) -> object:
     raise DecodeError(f"unknown msgpack extension type {code}")
 
 
+class _Packers(threading.local):
+    """One packer per thread, made once: ``msgpack.packb`` builds a new one per call, which
+    costs more than packing a small value (an RPC's arguments, a point read's row). A packer
+    resets itself when packing fails, so one failure leaves nothing behind for the next."""
+
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(default=_default, use_bin_type=True).pack
+
+
+_packers = _Packers()
+
+
 def encode(value: Any) -> bytes:
     """Encode ``value``; raise :class:`EncodeError` naming the first unencodable part."""
     try:
-        data: bytes = msgpack.packb(value, default=_default, use_bin_type=True)
+        data: bytes = _packers.pack(value)
         return data
     except EncodeError:
         raise EncodeError(_describe_unencodable(value)) from None

@@ -37,7 +37,12 @@ class DatabaseObject(PlatformObject):
         The reply is ``{"results": [[columns, rows, meta], ...]}``, or, when a statement
         fails, ``{"error": {...}}`` with every statement of the call rolled back.
         """
-        storage = self.ctx.storage
+        return self._answer(statements)
+
+    def _answer(self, statements: list[Any]) -> dict[str, Any]:
+        """:meth:`query`'s reply; synchronous, so that :meth:`read_each` runs many reads
+        without a coroutine each."""
+        sql_exec = self.ctx.storage.sql.exec
         results: list[list[Any]] = []
         try:
             for sql, params, max_rows in statements:
@@ -47,7 +52,7 @@ class DatabaseObject(PlatformObject):
                         " use exec() to run several"
                     )
                 started = time.perf_counter()
-                cursor = storage.sql.exec(sql, *params)
+                cursor = sql_exec(sql, *params)
                 duration = (time.perf_counter() - started) * 1000
                 rows = list(cursor.raw())
                 if max_rows != ALL_ROWS:
@@ -85,7 +90,7 @@ class DatabaseObject(PlatformObject):
             if budget <= 0 or self.core.dirty:
                 answers.append(None)
                 continue
-            reply = await self.query(statements)
+            reply = self._answer(statements)
             budget -= _reply_size(reply)
             answers.append(reply)
         return answers

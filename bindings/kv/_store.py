@@ -82,6 +82,10 @@ class KVStore(PlatformObject):
         """``[version]`` when the key has no live value, else ``[version, size, expiration,
         metadata, first]`` where ``first`` is the value's first ``want`` bytes (all of it when
         it is shorter). ``version`` is the pair's, or the namespace's for a missing key."""
+        return self._get(key, want)
+
+    def _get(self, key: bytes, want: int) -> list[Any]:
+        # Synchronous: get_each answers many keys without a coroutine each.
         self._check_key(key)
         want = _positive(want, "want")
         row = self._sql.exec(
@@ -109,7 +113,7 @@ class KVStore(PlatformObject):
                 answers.append(None)
                 continue
             try:
-                answer = await self.get(key, want)
+                answer = self._get(key, want)
             except (ValueError, TypeError):
                 answers.append(None)
                 continue

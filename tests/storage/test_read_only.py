@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.storage import StorageCore, TransactionError
+from raydo.storage import SqlError, StorageCore, TransactionError
 
 
 def make_core(path: Path, **kwargs: object) -> StorageCore:
@@ -117,4 +117,34 @@ async def test_a_read_still_waits_for_the_writes_before_it_to_be_durable(
     assert run(core, select) == [("u",)]
     assert core.commit() is None
     assert asked[-3:] == [True, False, False]
+    core.close()
+
+
+def test_a_read_answered_without_a_transaction_follows_the_schema_and_fails_cleanly(
+    tmp_path: Path,
+) -> None:
+    """The short way a known read takes still sees the schema as it is now (SQLite prepares
+    the statement again after a change) and fails like any statement, leaving the core as it
+    was: nothing begun, the next write and read answered right."""
+    core = make_core(tmp_path / "o.sqlite")
+    select = "SELECT * FROM t WHERE id = ?"
+    run(core, select, 1)
+    core.commit()
+    assert core.run_user_sql([select], (1,))[:3] == (["id", "v"], [(1, "a")], 0)
+    run(core, "ALTER TABLE t ADD COLUMN w INTEGER DEFAULT 7")
+    core.commit()
+    names, rows, changed, _ = core.run_user_sql([select], (1,))
+    assert (names, rows, changed) == (["id", "v", "w"], [(1, "a", 7)], 0) and not core.dirty
+    with pytest.raises(SqlError, match="64-bit"):
+        run(core, select, 2**63)
+    assert not core.dirty
+    run(core, "DROP TABLE t")
+    core.commit()
+    with pytest.raises(SqlError, match="no such table: t"):
+        run(core, select, 1)
+    assert not core.dirty
+    run(core, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    run(core, "INSERT INTO t VALUES (1, 'b')")
+    core.commit()
+    assert run(core, select, 1) == [(1, "b")] and not core.dirty
     core.close()
