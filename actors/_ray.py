@@ -1070,8 +1070,10 @@ def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[
 #: How long a node may take to set up a deployed app's environment (copy its folder, install
 #: its dependencies: Ray clones this Python environment for them, which takes tens of seconds).
 ENVIRONMENT_SETUP_S = 900.0
-#: How many times a deployed host Ray placed off its preferred node is made again there.
-DEPLOY_PLACEMENT_ATTEMPTS = 8
+#: How long a deploy keeps making a host Ray placed off its preferred node again: a raylet's
+#: view of a node that joined lags the GCS, here by up to 15 s on a loaded machine, and until
+#: it has the node a soft preference for it is taken as "node gone".
+DEPLOY_PLACEMENT_S = 60.0
 
 
 @functools.cache
@@ -1194,15 +1196,30 @@ def deploy_hosts(
         # Ray takes the node preference as a hint (a raylet whose view of the other nodes
         # lags places the host on its own); a gateway does not move a deployed host (it
         # would lose the deployed environment), so the deploy places it itself.
-        for attempt in range(DEPLOY_PLACEMENT_ATTEMPTS):
+        deadline = time.monotonic() + DEPLOY_PLACEMENT_S
+        attempt = 0
+        while True:
             nodes = _alive_nodes()
             if len(nodes) < 2:
                 break
             where = ray.get(handle.node_id.remote(), timeout=CONNECT_TIMEOUT_S)
-            if where == _preferred_node(key, nodes):
+            preferred = _preferred_node(key, nodes)
+            if where == preferred:
+                break
+            if time.monotonic() > deadline:
+                log.warning(
+                    "host %s runs on node %s, not on its preferred node %s: Ray kept placing"
+                    " it there for %.0f s",
+                    key.label,
+                    where,
+                    preferred,
+                    DEPLOY_PLACEMENT_S,
+                )
+                action += f" (on node {where[:12]}, not its preferred {preferred[:12]})"
                 break
             ray.kill(handle, no_restart=True)
             time.sleep(min(0.25 * 2**attempt, 2.0))  # let the views catch up
+            attempt += 1
             handle = _start_deployed(spec, key, bind, version, replacing=handle)
         done.append((key.label, action))
         on_host(key.label, action)

@@ -66,7 +66,12 @@ def two_nodes(
         while alive_nodes(head.cluster) < 2:
             assert time.monotonic() < deadline, "the worker node never joined"
             time.sleep(0.5)
-        time.sleep(2)  # and every raylet's view of the other, which lags the GCS a little
+        # And every raylet's view of the other, which lags the GCS: until it has the node, a
+        # soft node preference for it is taken as "node gone" and the actor lands elsewhere.
+        deadline = time.monotonic() + 60
+        while _probe(_AFFINITY_PROBE, head.cluster.address) != "placed":
+            assert time.monotonic() < deadline, "actors never landed on the node they preferred"
+            time.sleep(0.5)
         yield head, worker
     finally:
         worker.cluster.stop()
@@ -79,6 +84,28 @@ ray.init(address=sys.argv[1], log_to_driver=False)
 alive = sum(1 for node in ray.nodes() if node["Alive"])
 # A node counts once the cluster's resource view has its CPU too (placement reads that view).
 print(alive if ray.available_resources().get("CPU", 0) >= 2 else 0)
+"""
+
+_AFFINITY_PROBE = """
+import sys, ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+
+@ray.remote(num_cpus=0)
+class Where:
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+# Placed as raydo places hosts: an actor of no CPU with a soft preference for each node.
+placed = True
+for node in sorted(n["NodeID"] for n in ray.nodes() if n["Alive"]):
+    actor = Where.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+    ).remote()
+    placed = placed and ray.get(actor.node.remote(), timeout=60) == node
+    ray.kill(actor)
+print("placed" if placed else "elsewhere")
 """
 
 _PLACEMENT_PROBE = """
