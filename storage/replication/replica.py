@@ -240,14 +240,18 @@ class ObjectReplica:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
         if kind is EntryKind.SNAPSHOT:
-            stats.snapshots += 1
             self._mark = LocalMark(seq, frames.end, seq, 0)
             self._retain()
         else:
-            stats.segments += 1
             self._mark = LocalMark(seq, frames.end, mark.snapshot, mark.since_snapshot + len(body))
-        stats.bytes_shipped += len(body)
         write_mark(self.database, self._mark)
+        # Counted once the round is done, retention's requests included: whoever reads the
+        # counters sees an entry only when nothing of its round is still under way.
+        if kind is EntryKind.SNAPSHOT:
+            stats.snapshots += 1
+        else:
+            stats.segments += 1
+        stats.bytes_shipped += len(body)
 
     def _retain(self) -> None:
         """Retention, after a snapshot (the only time it can free anything): a failure is
