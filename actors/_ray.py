@@ -1072,8 +1072,9 @@ def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[
 ENVIRONMENT_SETUP_S = 900.0
 #: How long a deploy keeps making a host Ray placed off its preferred node again: a raylet's
 #: view of a node that joined lags the GCS, here by up to 15 s on a loaded machine, and until
-#: it has the node a soft preference for it is taken as "node gone".
-DEPLOY_PLACEMENT_S = 60.0
+#: it has the node a soft preference for it is taken as "node gone". Past it the host stays
+#: where Ray put it (it serves there), with a warning.
+DEPLOY_PLACEMENT_S = 30.0
 
 
 @functools.cache
@@ -1215,7 +1216,6 @@ def deploy_hosts(
                     preferred,
                     DEPLOY_PLACEMENT_S,
                 )
-                action += f" (on node {where[:12]}, not its preferred {preferred[:12]})"
                 break
             ray.kill(handle, no_restart=True)
             time.sleep(min(0.25 * 2**attempt, 2.0))  # let the views catch up
