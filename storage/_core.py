@@ -396,9 +396,8 @@ class StorageCore:
             self.begin()
         else:
             self._check_in_turn()
-            for s in statements:  # most recently used last
-                del known[s]
-                known[s] = None
+            for s in statements:
+                self._touch_read_only(s)
         auth = self._authorizer
         auth.refusal = None
         guard = self._guard
@@ -422,18 +421,12 @@ class StorageCore:
                 self._learn_read_only(statement)
             if guard.may_change(statement, auth.schema_touched):
                 self._check_schema()
-        except sqlite3.Error as exc:
-            # A schema statement that failed on the data may succeed from the cache later.
-            guard.may_change(statement, auth.schema_touched)
-            self._forget_schema()
-            self._note_lost_transaction(exc)
-            raise translate_error(exc, auth.refusal, self._limit_hint) from None
-        except OverflowError as exc:
-            raise SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}") from None
-        except UnicodeEncodeError as exc:
-            raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
-        names = [d[0] for d in cur.description] if cur.description else []
-        return names, rows, conn.total_changes - before, cur.lastrowid or 0
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+            if isinstance(exc, sqlite3.Error):
+                # A schema statement that failed on the data may succeed from the cache later.
+                guard.may_change(statement, auth.schema_touched)
+            raise self._user_sql_error(exc) from None
+        return _column_names(cur), rows, conn.total_changes - before, cur.lastrowid or 0
 
     def _run_known_read(
         self, conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]
@@ -442,26 +435,34 @@ class StorageCore:
         no transaction open: the point reads of the bindings take this way, so it does only
         what such a statement needs (a read changes neither data nor schema)."""
         self._check_in_turn()
-        known = self._read_only
-        del known[statement]  # most recently used last
-        known[statement] = None
+        self._touch_read_only(statement)
         auth = self._authorizer
         auth.refusal = None
         auth.start_statement()
         try:
             cur = conn.execute(statement, params)
             rows = cur.fetchall()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
+            raise self._user_sql_error(exc) from None
+        return _column_names(cur), rows, 0, cur.lastrowid or 0
+
+    def _user_sql_error(self, exc: sqlite3.Error | OverflowError | UnicodeEncodeError) -> Exception:
+        """The error a user statement that raised ``exc`` fails with. After a SQLite error the
+        schema is asked again (a rollback may have undone part of it), and a transaction
+        SQLite ended by itself is noted as lost."""
+        if isinstance(exc, sqlite3.Error):
             self._forget_schema()
             self._note_lost_transaction(exc)
-            raise translate_error(exc, auth.refusal, self._limit_hint) from None
-        except OverflowError as exc:
-            raise SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}") from None
-        except UnicodeEncodeError as exc:
-            raise SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}") from None
-        description = cur.description
-        names = [d[0] for d in description] if description else []
-        return names, rows, 0, cur.lastrowid or 0
+            return translate_error(exc, self._authorizer.refusal, self._limit_hint)
+        if isinstance(exc, OverflowError):
+            return SqlError(f"a value is outside SQLite's 64-bit integer range: {exc}")
+        return SqlError(f"the SQL query or a parameter is not valid Unicode: {exc}")
+
+    def _touch_read_only(self, statement: str) -> None:
+        """Move a known read-only ``statement`` to the most recently used end."""
+        known = self._read_only
+        del known[statement]
+        known[statement] = None
 
     def _learn_read_only(self, statement: str) -> None:
         known = self._read_only
@@ -683,3 +684,8 @@ def remove_partial_files(root: str | Path, binding: str, owned: Callable[[str], 
                 continue
             removed += 1
     return removed
+
+
+def _column_names(cursor: sqlite3.Cursor) -> list[str]:
+    description = cursor.description
+    return [d[0] for d in description] if description else []

@@ -321,8 +321,10 @@ class VectorTable:
         if want > 4 * self.exact_below:
             return None
         asked = query
-        length = _length(query)
-        if self._graph_holds_bytes and length > 0:
+        # Only cosine scores and a graph of unit vectors use the query's length.
+        wants_length = self._graph_holds_bytes or self.metric == "cosine"
+        length = _length(query) if wants_length else None
+        if self._graph_holds_bytes and length:
             asked = query * np.float32(1 / length)  # a unit vector, as the graph holds them
         result = self._graph.search(asked, want)
         rows = np.asarray(result.keys, dtype=np.int64)
