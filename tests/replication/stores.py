@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,11 +68,25 @@ def _is_free(port: int) -> bool:
 
 def free_port_pair() -> int:
     """A free port ``p`` with ``p + 10000`` free too (SeaweedFS puts gRPC there)."""
-    for _ in range(1000):
+    return free_port_pairs(1)[0]
+
+
+def free_port_pairs(count: int) -> list[int]:
+    """``count`` distinct free ports, each with its ``p + 10000`` free too. Distinct because
+    nothing binds them until the server starts: five independent picks once gave the master
+    and the filer one port, and ``weed mini`` died on the second bind."""
+    ports: list[int] = []
+    for _ in range(1000 * count):
         port = random.randrange(20000, 30000)
-        if _is_free(port) and _is_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair")
+        if port not in ports and _is_free(port) and _is_free(port + 10000):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("no free port pairs")
+
+
+class WeedExited(RuntimeError):
+    """``weed mini`` stopped while starting (a port another process took meanwhile, say)."""
 
 
 def _wait_ready(server: StoreServer, deadline_s: float, proc: subprocess.Popen[bytes]) -> None:
@@ -79,7 +94,7 @@ def _wait_ready(server: StoreServer, deadline_s: float, proc: subprocess.Popen[b
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"weed mini exited with {proc.returncode}")
+            raise WeedExited(f"weed mini exited with {proc.returncode}")
         try:
             client = server.client()
             with contextlib.suppress(Exception):
@@ -125,18 +140,47 @@ def seaweedfs_server(folder: Path) -> Iterator[StoreServer]:
     }
     config = folder / "s3.json"
     config.write_text(json.dumps(identities))
-    ports = {name: free_port_pair() for name in ("master", "volume", "filer", "s3", "admin")}
+    for attempt in range(1, _WEED_ATTEMPTS + 1):
+        proc, store = _start_weed(folder, config)
+        try:
+            _wait_ready(store, 90, proc)
+            break
+        except WeedExited as exc:
+            _stop(proc)
+            fatal = _fatal_lines(folder)
+            if attempt == _WEED_ATTEMPTS:
+                raise WeedExited(f"{exc} {_WEED_ATTEMPTS} times; its last words: {fatal}") from exc
+            # Ports are checked free and bound later, by weed: another process may take one
+            # in between. Fresh ports and an empty store make the next try independent.
+            shutil.rmtree(folder / "data", ignore_errors=True)
+        except BaseException:
+            _stop(proc)
+            raise
+    try:
+        yield store
+    finally:
+        _stop(proc)
+
+
+_WEED_ATTEMPTS = 3
+
+
+def _start_weed(folder: Path, config: Path) -> tuple[subprocess.Popen[bytes], StoreServer]:
+    master, volume, filer, s3, admin = free_port_pairs(5)
+    logs = folder / "logs"
+    logs.mkdir(exist_ok=True)
     command = [
         str(WEED),
+        f"-logdir={logs}",  # glog's files, in /tmp otherwise
         "mini",
         f"-dir={folder / 'data'}",
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}",
-        f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}",
-        f"-s3.port={ports['s3']}",
-        f"-admin.port={ports['admin']}",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        f"-s3.port={s3}",
+        f"-admin.port={admin}",
         "-admin.ui=false",
         "-webdav=false",
         "-s3.port.iceberg=0",
@@ -144,17 +188,26 @@ def seaweedfs_server(folder: Path) -> Iterator[StoreServer]:
         f"-s3.config={config}",
         f"-bucket={BUCKET}",
     ]
-    log = (folder / "weed.log").open("ab")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    with (folder / "weed.log").open("ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+    return proc, StoreServer("seaweedfs", f"http://127.0.0.1:{s3}")
+
+
+def _fatal_lines(folder: Path) -> str:
+    """What glog wrote at FATAL level (weed exits with 255 after it), or a note it wrote none."""
+    lines = [
+        line
+        for path in sorted((folder / "logs").glob("*FATAL*"))
+        for line in path.read_text(errors="replace").splitlines()
+        if line.startswith("F")
+    ]
+    return " | ".join(lines[-3:]) or "no FATAL log lines"
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
     try:
-        store = StoreServer("seaweedfs", f"http://127.0.0.1:{ports['s3']}")
-        _wait_ready(store, 90, proc)
-        yield store
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
