@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,51 +60,55 @@ def two_nodes(
                 stderr=subprocess.PIPE,
                 timeout=120,
             )
-        # `ray start` may return before the cluster sees the new node: wait for both.
-        deadline = time.monotonic() + 60
-        while alive_nodes(head.cluster) < 2:
-            assert time.monotonic() < deadline, "the worker node never joined"
-            time.sleep(0.5)
-        # And every raylet's view of the other, which lags the GCS: until it has the node, a
-        # soft node preference for it is taken as "node gone" and the actor lands elsewhere.
-        deadline = time.monotonic() + 60
-        while _probe(_AFFINITY_PROBE, head.cluster.address) != "placed":
-            assert time.monotonic() < deadline, "actors never landed on the node they preferred"
-            time.sleep(0.5)
+        # `ray start` may return before the cluster sees the new node, and every raylet's
+        # view of the other lags the GCS: one probe waits for both (see _JOINED_PROBE).
+        joined = _probe(_JOINED_PROBE, head.cluster.address, "60")
+        assert joined == "joined", f"the two nodes did not come together: {joined}"
         yield head, worker
     finally:
         worker.cluster.stop()
         head.cluster.stop()
 
 
-_ALIVE_PROBE = """
-import sys, ray
-ray.init(address=sys.argv[1], log_to_driver=False)
-alive = sum(1 for node in ray.nodes() if node["Alive"])
-# A node counts once the cluster's resource view has its CPU too (placement reads that view).
-print(alive if ray.available_resources().get("CPU", 0) >= 2 else 0)
-"""
-
-_AFFINITY_PROBE = """
-import sys, ray
+_JOINED_PROBE = """
+import sys, time, ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 ray.init(address=sys.argv[1], log_to_driver=False)
+deadline = time.monotonic() + float(sys.argv[2])
 
 @ray.remote(num_cpus=0)
 class Where:
     def node(self):
         return ray.get_runtime_context().get_node_id()
 
-# Placed as raydo places hosts: an actor of no CPU with a soft preference for each node.
-placed = True
-for node in sorted(n["NodeID"] for n in ray.nodes() if n["Alive"]):
-    actor = Where.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True)
-    ).remote()
-    placed = placed and ray.get(actor.node.remote(), timeout=60) == node
-    ray.kill(actor)
-print("placed" if placed else "elsewhere")
+def alive():
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+    # A node counts once the cluster's resource view has its CPU too (placement reads it).
+    return nodes if ray.available_resources().get("CPU", 0) >= 2 else []
+
+def placed(nodes):
+    # Placed as raydo places hosts: an actor of no CPU with a soft preference for each node.
+    # Until a raylet's view has the other node, such a preference lands the actor elsewhere.
+    ok = True
+    for node in nodes:
+        actor = Where.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=True)
+        ).remote()
+        ok = ok and ray.get(actor.node.remote(), timeout=60) == node
+        ray.kill(actor)
+    return ok
+
+state = "the worker node never joined"
+while time.monotonic() < deadline:
+    nodes = alive()
+    if len(nodes) >= 2:
+        state = "actors never landed on the node they preferred"
+        if placed(nodes):
+            state = "joined"
+            break
+    time.sleep(0.25)
+print(state)
 """
 
 _PLACEMENT_PROBE = """
@@ -131,11 +134,6 @@ def _probe(source: str, *args: str) -> str:
         check=True,
     ).stdout
     return out.strip().splitlines()[-1]
-
-
-def alive_nodes(head: RayCluster) -> int:
-    """How many nodes the cluster sees alive (0 while its resource view lags)."""
-    return int(_probe(_ALIVE_PROBE, head.address))
 
 
 def host_nodes(head: RayCluster, names: list[str]) -> dict[str, str]:
