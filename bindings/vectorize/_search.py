@@ -18,6 +18,8 @@ import numpy as np
 
 from raydo.actors.placement import load_ray
 
+from ._blocks import BLOCK_MIN_ROWS, BLOCKS_SHARE, Block, Blocks
+
 Array = np.ndarray[Any, Any]
 
 #: Below this many candidates a query scans them exactly (measured in bench/vectors.py: at
@@ -71,6 +73,10 @@ class VectorTable:
         #: are one array comparison; ``_codes`` numbers the namespaces.
         self.namespace_codes: Array = np.zeros(0, dtype=np.int32)
         self._codes: dict[str, int] = {}
+        #: Contiguous copies of some namespaces' and filters' rows, for their exact scans
+        #: (see _blocks), and how many writes the table took (a filter's block holds it).
+        self.blocks = Blocks()
+        self.writes = 0
         self._free: list[int] = []
         self._reserved: dict[str, int] = {}
         """Rows kept for ids a saved layout placed there (:meth:`reserve`)."""
@@ -123,13 +129,17 @@ class VectorTable:
             self.ids.append(None)
             self.namespaces.append("")
             self._grow(row + 1)
+        code = self._codes.setdefault(namespace, len(self._codes))
+        self.blocks.drop(int(self.namespace_codes[row]))  # the row's namespace until now
+        self.blocks.drop(code)
+        self.writes += 1
         self.matrix[row] = values
         self.norms[row] = float(np.linalg.norm(values))
         self.valid[row] = True
         self.ids[row] = id_
         self.namespaces[row] = namespace
         self.row_of[id_] = row
-        self.namespace_codes[row] = self._codes.setdefault(namespace, len(self._codes))
+        self.namespace_codes[row] = code
         return row
 
     def put_many(self, ids: list[str], matrix: Array, namespaces: list[str]) -> list[int]:
@@ -146,6 +156,8 @@ class VectorTable:
         if row is None:
             return None
         self._unlink(row)
+        self.blocks.drop(int(self.namespace_codes[row]))
+        self.writes += 1
         self.valid[row] = False
         self.namespace_codes[row] = -1
         self.ids[row] = None
@@ -163,6 +175,7 @@ class VectorTable:
         the rows come back where the saved graph's keys point; a None is a free row, and so
         is the row of an id in ``changed`` (written or deleted since the save)."""
         assert not self.ids, "reserve() comes before any put"
+        self.blocks.clear()
         self._grow(len(ids))
         self.ids = [None] * len(ids)
         self.namespaces = [""] * len(ids)
@@ -276,15 +289,21 @@ class VectorTable:
         """The score of each of ``rows`` against ``query``: exact (float64) when
         ``precise``, else in float32 (for ranking many rows before the exact pass).
         ``length``: the query's length, when the caller has it already."""
+        return self._scores(self.matrix[rows], self.norms[rows], query, precise, length)
+
+    def _scores(
+        self, vectors: Array, norms: Array, query: Array, precise: bool, length: float | None
+    ) -> Array:
+        """:meth:`scores` of ``vectors`` (rows of the matrix) of lengths ``norms``."""
         kind = np.float64 if precise else np.float32
-        block: Any = self.matrix[rows].astype(kind, copy=False)
+        block: Any = vectors.astype(kind, copy=False)
         q: Any = query.astype(kind)
         if self.metric == "euclidean":
             if precise:
                 diff = block - q
                 result: Array = np.sqrt(np.einsum("ij,ij->i", diff, diff))
                 return result
-            squared = self.norms[rows] ** 2 - 2 * (block @ q) + float(q @ q)
+            squared = norms**2 - 2 * (block @ q) + float(q @ q)
             result = np.sqrt(np.maximum(squared, 0))
             return result
         dots: Array = block @ q
@@ -292,15 +311,24 @@ class VectorTable:
             return -dots
         if length is None:
             length = _length(query)
-        denominator: Any = self.norms[rows].astype(kind)
+        denominator: Any = norms.astype(kind)
         denominator = denominator * length
         # A zero-length vector scores 0 against everything (divide only where it is not).
         result = np.divide(dots, denominator, out=np.zeros_like(dots), where=denominator > 0)
         return result
 
-    def search(self, query: Array, top_k: int, mask: Array | None) -> list[tuple[int, float]]:
+    def search(
+        self,
+        query: Array,
+        top_k: int,
+        mask: Array | None,
+        namespace: str | None = None,
+        selection: str | None = None,
+    ) -> list[tuple[int, float]]:
         """The ``top_k`` closest rows (among ``mask`` when given) and their exact scores,
-        closest first."""
+        closest first. An exact scan may use a block (see :mod:`._blocks`): ``namespace``'s,
+        the namespace ``mask`` lies within, or else that of ``selection``, a key naming what
+        made ``mask`` (a filter)."""
         candidates = len(self) if mask is None else int(mask.sum())
         if candidates == 0:
             return []
@@ -308,8 +336,66 @@ class VectorTable:
             found = self._graph_search(query, top_k, mask, candidates)
             if found is not None:
                 return found
+        if mask is not None and candidates >= BLOCK_MIN_ROWS:
+            block = None
+            if namespace is not None:
+                block = self._namespace_block(namespace)
+            elif selection is not None:
+                block = self._selection_block(selection, mask, candidates)
+            if block is not None:
+                return self._best_in_block(query, block, mask, top_k)
         rows = np.flatnonzero(self.valid[: len(self.ids)] if mask is None else mask)
         return self._best(query, rows, top_k)
+
+    def _selection_block(self, selection: str, mask: Array, candidates: int) -> Block | None:
+        """The block of the rows ``mask`` selects (made by ``selection``): the one kept, if
+        no write came since and it holds exactly those rows, else one gathered now."""
+        key = ("selection", selection)
+        block = self.blocks.get(key)
+        if (
+            block is not None
+            and block.writes == self.writes
+            and len(block.rows) == candidates
+            and bool(mask[block.rows].all())
+        ):
+            return block
+        rows = np.flatnonzero(mask)
+        block = Block(rows, self.matrix[rows], self.norms[rows], self.writes)
+        self.blocks.keep(key, block, self._blocks_budget())
+        return block
+
+    def _blocks_budget(self) -> int:
+        in_use = len(self) * (self.dimensions * self.matrix.itemsize + 16)
+        return int(in_use * BLOCKS_SHARE)
+
+    def _namespace_block(self, namespace: str) -> Block | None:
+        """The namespace's block, gathered now if it has none; None for a namespace too
+        small to be worth one."""
+        code = self._codes.get(namespace)
+        if code is None:
+            return None
+        block = self.blocks.get(code)
+        if block is None:
+            rows = np.flatnonzero(self.namespace_codes[: len(self.ids)] == code)
+            if len(rows) < BLOCK_MIN_ROWS:
+                return None
+            block = Block(rows, self.matrix[rows], self.norms[rows])
+            self.blocks.keep(code, block, self._blocks_budget())
+        return block
+
+    def _best_in_block(
+        self, query: Array, block: Block, mask: Array, top_k: int
+    ) -> list[tuple[int, float]]:
+        """:meth:`_best` of the rows of ``block`` within ``mask``, ranked roughly from the
+        block (contiguous: no gather) before the exact pass over the shortlist."""
+        length = _length(query) if self.metric == "cosine" else None
+        rough = self._scores(block.matrix, block.norms, query, False, length)
+        rough_order = -rough if higher_is_closer(self.metric) else rough
+        rows = block.rows
+        keep = mask[rows]
+        if not keep.all():  # a filter narrows the namespace further
+            rows, rough_order = rows[keep], rough_order[keep]
+        return self._best(query, rows, top_k, length, rough_order)
 
     def _graph_search(
         self, query: Array, top_k: int, mask: Array | None, candidates: int
@@ -335,12 +421,20 @@ class VectorTable:
         return self._best(query, rows, top_k, length)
 
     def _best(
-        self, query: Array, rows: Array, top_k: int, length: float | None = None
+        self,
+        query: Array,
+        rows: Array,
+        top_k: int,
+        length: float | None = None,
+        rough_order: Array | None = None,
     ) -> list[tuple[int, float]]:
+        """The ``top_k`` of ``rows``: a float32 pass keeps a shortlist of many rows (ranked
+        by ``rough_order`` when the caller has it, lower closer), an exact one ranks it."""
         shortlist = 2 * top_k + 16
         if len(rows) > 4 * shortlist:
-            rough = self.scores(query, rows, precise=False, length=length)
-            rough_order = -rough if higher_is_closer(self.metric) else rough
+            if rough_order is None:
+                rough = self.scores(query, rows, precise=False, length=length)
+                rough_order = -rough if higher_is_closer(self.metric) else rough
             rows = rows[np.argpartition(rough_order, shortlist - 1)[:shortlist]]
         scores = self.scores(query, rows, length=length)
         order_by = -scores if higher_is_closer(self.metric) else scores
@@ -360,7 +454,7 @@ class VectorTable:
 
     def memory_bytes(self) -> int:
         graph = int(self._graph.memory_usage) if self._graph is not None else 0
-        return int(self.matrix.nbytes + self.norms.nbytes) + graph
+        return int(self.matrix.nbytes + self.norms.nbytes) + graph + self.blocks.nbytes
 
 
 def _length(vector: Array) -> float:

@@ -369,7 +369,8 @@ class VectorShard(PlatformObject):
         except (VectorizeError, LimitExceeded) as exc:
             return self._error(exc)
         await self._maybe_graph(table)
-        found = table.search(query, top_k, mask)
+        selection = json.dumps(filter, sort_keys=True, default=str) if conditions else None
+        found = table.search(query, top_k, mask, namespace, selection)
         return {"matches": self._rows(table, found, return_values, return_metadata)}
 
     def _rows(

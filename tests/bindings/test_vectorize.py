@@ -363,6 +363,134 @@ def test_the_table_alone_reuses_rows_and_answers_exactly() -> None:
     ]
 
 
+def _reference_top(
+    metric: str, stored: dict[str, tuple[np.ndarray[Any, Any], str]], q: Any, ns: str, k: int
+) -> list[tuple[str, float]]:
+    """The ``k`` closest of the namespace's vectors, in float64 from their values alone."""
+    q64 = np.asarray(q, dtype=np.float64)
+    scored = []
+    for id_, (values, where) in stored.items():
+        if where != ns:
+            continue
+        v = values.astype(np.float64)
+        if metric == "cosine":
+            score = float(v @ q64 / (np.linalg.norm(v) * np.linalg.norm(q64)))
+        elif metric == "euclidean":
+            score = float(np.linalg.norm(v - q64))
+        else:
+            score = -float(v @ q64)
+        scored.append((id_, score))
+    scored.sort(key=lambda pair: -pair[1] if metric == "cosine" else pair[1])
+    return scored[:k]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "dot-product"])
+def test_namespaced_scans_through_blocks_answer_exactly_through_writes(metric: str) -> None:
+    # Namespaces big enough for a block each (see _blocks), queried between every kind of
+    # write to them: each answer matches a float64 reference over the values put so far.
+    rng = np.random.default_rng(11)
+    table = VectorTable(8, metric, exact_below=10**9)
+    stored: dict[str, tuple[np.ndarray[Any, Any], str]] = {}
+
+    def put(id_: str, ns: str) -> None:
+        values = rng.standard_normal(8).astype(np.float32)
+        table.put(id_, values, ns)
+        stored[id_] = (values, ns)
+
+    for i in range(5000):  # four namespaces, two of whose blocks fit the budget
+        put(f"v{i}", f"ns{i % 4}")
+
+    def check(ns: str) -> None:
+        q = rng.standard_normal(8).astype(np.float32)
+        found = table.search(q, 10, table.namespace_mask(ns), ns)
+        got = [(table.ids[row], score) for row, score in found]
+        want = _reference_top(metric, stored, q, ns, 10)
+        assert [id_ for id_, _ in got] == [id_ for id_, _ in want]
+        assert [score for _, score in got] == pytest.approx([score for _, score in want])
+
+    check("ns0")
+    assert len(table.blocks) == 1  # kept for the next query of ns0
+    check("ns0")
+    put("v0", "ns0")  # new values for a vector of the namespace
+    assert len(table.blocks) == 0
+    check("ns0")
+    check("ns1")
+    put("v1", "ns0")  # a vector moves from ns1 to ns0: both blocks go
+    assert len(table.blocks) == 0
+    check("ns0")
+    check("ns1")
+    table.remove("v4")
+    del stored["v4"]
+    check("ns0")
+    put("fresh", "ns0")  # a new row
+    check("ns0")
+    put("other", "ns9")  # another namespace's write keeps this one's block
+    assert len(table.blocks) == 2
+    check("ns0")
+    # A filter within the namespace: the block is scored, then narrowed to the mask.
+    q = rng.standard_normal(8).astype(np.float32)
+    mask = table.namespace_mask("ns0")
+    mask[np.arange(len(mask)) % 3 != 0] = False
+    found = table.search(q, 10, mask, "ns0")
+    kept = {table.ids[row] for row in np.flatnonzero(mask)}
+    want = _reference_top(metric, {i: stored[i] for i in kept if i is not None}, q, "ns0", 10)
+    assert [table.ids[row] for row, _ in found] == [id_ for id_, _ in want]
+    # The blocks count in the table's memory, and stay within their share of it.
+    assert table.memory_bytes() >= table.matrix.nbytes + table.blocks.nbytes > table.matrix.nbytes
+
+
+def test_a_filters_block_is_used_only_while_no_write_came_and_it_holds_the_masks_rows() -> None:
+    rng = np.random.default_rng(12)
+    table = VectorTable(8, "cosine", exact_below=10**9)
+    data = rng.standard_normal((4000, 8)).astype(np.float32)
+    table.put_many([f"v{i}" for i in range(4000)], data, [""] * 4000)
+
+    def top(mask: np.ndarray[Any, Any], q: np.ndarray[Any, Any]) -> list[int]:
+        rows = np.flatnonzero(mask)
+        scores = data[rows] @ q / (np.linalg.norm(data[rows], axis=1) * np.linalg.norm(q))
+        return [int(r) for r in rows[np.argsort(-scores)[:10]]]
+
+    evens = np.arange(4000) % 2 == 0
+    q = rng.standard_normal(8).astype(np.float32)
+    assert [row for row, _ in table.search(q, 10, evens, selection="k")] == top(evens, q)
+    block = table.blocks.get(("selection", "k"))
+    assert block is not None
+    assert [row for row, _ in table.search(q, 10, evens, selection="k")] == top(evens, q)
+    assert table.blocks.get(("selection", "k")) is block  # the same rows, no write: reused
+    # The same key selecting other rows (a metadata index made since, say): not that block.
+    thirds = np.arange(4000) % 3 == 0
+    assert [row for row, _ in table.search(q, 10, thirds, selection="k")] == top(thirds, q)
+    assert table.blocks.get(("selection", "k")) is not block
+    # A write anywhere (new values for a row the filter selects): a fresh block.
+    block = table.blocks.get(("selection", "k"))
+    data[3] = q * 100
+    table.put("v3", data[3], "")
+    found = table.search(q, 10, thirds, selection="k")
+    assert [row for row, _ in found] == top(thirds, q) and found[0][0] == 3
+    assert table.blocks.get(("selection", "k")) is not block
+
+
+def test_blocks_stay_within_their_budget_least_recently_used_leaving_first() -> None:
+    table = VectorTable(4, "euclidean", exact_below=10**9)
+    rows_each = 1100  # past BLOCK_MIN_ROWS
+    for i in range(rows_each * 4):
+        table.put(f"v{i}", np.full(4, i, dtype=np.float32), f"ns{i % 4}")
+    q = np.zeros(4, dtype=np.float32)
+    for ns in ("ns0", "ns1", "ns0", "ns2"):  # ns1 is the least recently used when ns2 comes
+        assert table.search(q, 3, table.namespace_mask(ns), ns)
+    # Half the table's bytes hold two of the four namespaces' blocks.
+    assert len(table.blocks) == 2
+    assert table.blocks.get(table._codes["ns1"]) is None
+    assert table.blocks.get(table._codes["ns0"]) is not None
+    # A namespace too small for a block is gathered each time.
+    for i in range(10):
+        table.put(f"s{i}", np.full(4, i, dtype=np.float32), "small")
+    assert [row for row, _ in table.search(q, 3, table.namespace_mask("small"), "small")] == [
+        table.row_of[f"s{i}"] for i in range(3)
+    ]
+    assert table.blocks.get(table._codes["small"]) is None
+
+
 @pytest.mark.parametrize(("metric", "kind"), [("cosine", "i8"), ("euclidean", "f32")])
 def test_the_graph_holds_bytes_for_cosine_whatever_the_lengths(metric: str, kind: str) -> None:
     # Lengths over seven orders of magnitude: bytes of the raw values would clip the long
