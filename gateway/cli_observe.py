@@ -93,16 +93,21 @@ def setup(args: argparse.Namespace, *, ports: int = 1) -> MetricsOptions | None:
 
 
 def _check_free(options: MetricsOptions) -> None:
-    """A taken port is a clear error now rather than a failed start-up later."""
+    """A taken port is a clear error now rather than a failed start-up later: every port of
+    the range, since ``serve --workers N`` gives worker k the port ``port + k``."""
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
-    with socket.socket(family) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((options.host, options.port))
-        except OSError as exc:
-            raise AppLoadError(
-                f"--metrics-port {options.port} on {options.host} cannot be used: {exc.strerror}"
-            ) from None
+    for port in range(options.port, options.port + max(options.ports, 1)):
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((options.host, port))
+            except (OSError, OverflowError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "past port 65535"
+                worker = port - options.port + 1
+                which = "" if worker == 1 else f" (port {port}, for worker {worker})"
+                raise AppLoadError(
+                    f"--metrics-port {options.port} on {options.host} cannot be used{which}: {why}"
+                ) from None
 
 
 def attach(

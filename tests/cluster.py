@@ -27,6 +27,26 @@ RAY = str(VENV_BIN / "ray")
 RAYDO = str(VENV_BIN / "raydo")
 
 
+def free_port_run(count: int) -> int:
+    """A port ``p`` with ``p`` .. ``p + count - 1`` all free, below the kernel's range for
+    outgoing connections (32768 up), where one of them could be taken before it is bound,
+    and below Ray's worker ports (10002 up)."""
+    for _ in range(1000):
+        port = secrets.randbelow(6000) + 3000
+        if all(_bindable(p) for p in range(port, port + count)):
+            return port
+    raise RuntimeError(f"no {count} free ports in a row")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

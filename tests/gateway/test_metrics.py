@@ -268,6 +268,35 @@ def test_a_taken_metrics_port_is_a_clear_error(
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_a_taken_port_of_the_workers_range_is_a_clear_error() -> None:
+    # serve --workers 2 --metrics-port P gives the second worker P + 1: taken, it is the
+    # same clear error as P taken, before anything starts (not a worker without metrics).
+    import argparse
+    import socket
+
+    from raydo.gateway import cli_observe
+    from raydo.gateway.runtime import AppLoadError
+    from tests.cluster import free_port_run
+
+    port = free_port_run(2)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        args = argparse.Namespace(metrics_port=port, metrics_host="127.0.0.1", log_format="text")
+        with pytest.raises(AppLoadError) as refused:
+            cli_observe.setup(args, ports=2)
+        assert str(refused.value).startswith(
+            f"--metrics-port {port} on 127.0.0.1 cannot be used (port {port + 1}, for worker 2):"
+        )
+        # One worker needs only the first port.
+        assert cli_observe.setup(args, ports=1) is not None
+    # Past the last port there is none for the last worker.
+    args = argparse.Namespace(metrics_port=65535, metrics_host="127.0.0.1", log_format="text")
+    with pytest.raises(AppLoadError, match=r"\(port 65536, for worker 2\): past port 65535"):
+        cli_observe.setup(args, ports=2)
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_an_unknown_traces_exporter_is_a_clear_error(
     app_copy: Callable[[str], Path],
     capsys: pytest.CaptureFixture[str],
@@ -328,9 +357,9 @@ def test_serve_workers_take_a_port_each_and_count_hosts_once(
     gateway: Callable[..., Server], app_copy: Callable[[str], Path]
 ) -> None:
     """``--workers 2``: ports PORT and PORT+1, one per worker; only one reports the hosts."""
-    from tests.cluster import free_port
+    from tests.cluster import free_port_run
 
-    port = free_port()
+    port = free_port_run(2)  # PORT + 1 free too (once it was taken: the second worker had none)
     server = gateway(app_copy("counter"), workers=2, args=["--metrics-port", str(port)])
     with httpx.Client(timeout=30) as client:
         # the server is ready when one worker answers; the other may still be starting
