@@ -1210,11 +1210,13 @@ def deploy_hosts(
             if time.monotonic() > deadline:
                 log.warning(
                     "host %s runs on node %s, not on its preferred node %s: Ray kept placing"
-                    " it there for %.0f s",
+                    " it there for %.0f s (%d attempts; alive nodes: %s)",
                     key.label,
                     where,
                     preferred,
                     DEPLOY_PLACEMENT_S,
+                    attempt + 1,
+                    ", ".join(nodes),
                 )
                 break
             ray.kill(handle, no_restart=True)
