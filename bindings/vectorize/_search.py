@@ -347,7 +347,7 @@ class VectorTable:
         rows = np.flatnonzero(self.valid[: len(self.ids)] if mask is None else mask)
         return self._best(query, rows, top_k)
 
-    def _selection_block(self, selection: str, mask: Array, candidates: int) -> Block | None:
+    def _selection_block(self, selection: str, mask: Array, candidates: int) -> Block:
         """The block of the rows ``mask`` selects (made by ``selection``): the one kept, if
         no write came since and it holds exactly those rows, else one gathered now."""
         key = ("selection", selection)
