@@ -33,12 +33,13 @@ def free_port_run(count: int) -> int:
     and below Ray's worker ports (10002 up)."""
     for _ in range(1000):
         port = secrets.randbelow(6000) + 3000
-        if all(_bindable(p) for p in range(port, port + count)):
+        if all(port_is_free(p) for p in range(port, port + count)):
             return port
     raise RuntimeError(f"no {count} free ports in a row")
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a socket can bind ``port`` on 127.0.0.1 now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))

@@ -10,7 +10,6 @@ import json
 import logging
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from raydo.storage.replication import ReplicationSettings
+from tests.cluster import port_is_free
 
 ACCESS_KEY = "raydo-test-key"
 SECRET_KEY = "raydo-test-secret-0123456789"
@@ -57,15 +57,6 @@ class StoreServer:
         )
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_pair() -> int:
     """A free port ``p`` with ``p + 10000`` free too (SeaweedFS puts gRPC there)."""
     return free_port_pairs(1)[0]
@@ -78,7 +69,7 @@ def free_port_pairs(count: int) -> list[int]:
     ports: list[int] = []
     for _ in range(1000 * count):
         port = random.randrange(20000, 30000)
-        if port not in ports and _is_free(port) and _is_free(port + 10000):
+        if port not in ports and port_is_free(port) and port_is_free(port + 10000):
             ports.append(port)
             if len(ports) == count:
                 return ports
