@@ -190,7 +190,13 @@ class ObjectReplica:
         if salts != mark.wal.salts:
             log.warning("%s: the local WAL is not the one shipped; restoring", self.log.root)
             return False
-        if wal.stat().st_size > mark.wal.offset:
+        size = wal.stat().st_size
+        if size < mark.wal.offset:
+            # Frames the mark says were shipped are gone (a power loss took the WAL's tail):
+            # the local file is behind what was acknowledged.
+            log.warning("%s: the local WAL lost shipped commits; restoring", self.log.root)
+            return False
+        if size > mark.wal.offset:
             log.warning(
                 "%s: dropping commits the local file holds that never reached the store",
                 self.log.root,
@@ -343,7 +349,7 @@ class Replication:
     def __init__(self, settings: ReplicationSettings, store: ObjectStore | None = None) -> None:
         self.settings = settings
         self.store: ObjectStore = store if store is not None else S3Store(settings)
-        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="raydo-replica")
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raydo-replica")
         self.stats = ReplicationStats()
         self._replicas: OrderedDict[str, ObjectReplica] = OrderedDict()
 

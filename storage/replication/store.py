@@ -1,22 +1,27 @@
 """The S3-compatible store every object's log goes to: six blocking calls, one Protocol.
 
-The calls block (boto3 does), so the shipper and restore run them on their own threads, never
-on a host's event loop. :meth:`ObjectStore.create` is the one that fencing rests on: S3's
-conditional ``PutObject`` with ``If-None-Match: *`` creates a key only if nobody has, atomically.
+The calls block until the store answers (the client waits without holding the GIL), so the
+shipper and restore run them on their own threads, never on a host's event loop.
+:meth:`ObjectStore.create` is the one that fencing rests on: S3's conditional ``PutObject``
+with ``If-None-Match: *`` creates a key only if nobody has, atomically.
 :func:`check_store` proves at start-up that the store is there, takes our credentials and
 honours that condition, so a wrong setting fails before anything is served.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
-from collections.abc import Iterator
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from raydo.storage.errors import StorageError
 
 from .settings import ReplicationSettings
+
+if TYPE_CHECKING:
+    from obstore.store import S3Config
 
 
 class StoreUnusable(StorageError):
@@ -50,7 +55,8 @@ class ObjectStore(Protocol):
         ...
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
-        """Every key under ``prefix`` (after ``start_after``), in ascending order."""
+        """Every key in the folder ``prefix`` (``a/b/`` holds ``a/b/c``, never ``a/bc``) after
+        ``start_after``, in ascending order."""
         ...
 
     def delete(self, keys: list[str]) -> None:
@@ -58,22 +64,33 @@ class ObjectStore(Protocol):
         ...
 
 
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+_STATUS = re.compile(r"status code: (\d{3})")
+_ERROR_CODE = re.compile(r"<Code>([^<]+)</Code>")
 
 
 def _status(exc: BaseException) -> int:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return 0
+    """The HTTP status the store answered ``exc`` with; 0 when it never answered."""
+    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+    if isinstance(exc, PermissionDeniedError):
+        return 403
+    if isinstance(exc, UnauthenticatedError):
+        return 401
+    found = _STATUS.search(str(exc))
+    return int(found[1]) if found else 0
+
+
+def _code(exc: BaseException) -> str:
+    """The S3 error code in the store's answer (``NoSuchBucket`` ...), "" when none."""
+    found = _ERROR_CODE.search(str(exc))
+    return found[1] if found else ""
 
 
 class S3Store:
-    """An :class:`ObjectStore` on S3 through boto3 (one client, shared by threads)."""
+    """An :class:`ObjectStore` on S3 through obstore (Rust's ``object_store``): one client,
+    shared by threads, which waits for the network without holding the GIL, so a host's
+    event loop keeps running while its rounds are in flight. Credentials come from boto3's
+    chain (environment, config files, instance roles), refreshed as boto3 refreshes them."""
 
     def __init__(self, settings: ReplicationSettings, *, connect_timeout: float = 5.0) -> None:
         self.settings = settings
@@ -81,106 +98,143 @@ class S3Store:
         self.requests = 0
         self._count = threading.Lock()
         self._connect_timeout = connect_timeout
-        self._client_: Any = None
+        self._store_: Any = None
         self._make = threading.Lock()
 
-    def _client(self) -> Any:
-        if self._client_ is None:
+    def _store(self) -> Any:
+        if self._store_ is None:
             with self._make:
-                if self._client_ is None:
-                    import boto3
-                    from botocore.config import Config
+                if self._store_ is None:
+                    self._store_ = self._build()
+        return self._store_
 
-                    settings = self.settings
-                    self._client_ = boto3.session.Session().client(
-                        "s3",
-                        endpoint_url=settings.endpoint_url,
-                        region_name=settings.region or "us-east-1",
-                        config=Config(
-                            s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
-                            retries={"max_attempts": 2, "mode": "standard"},
-                            connect_timeout=self._connect_timeout,
-                            read_timeout=30,
-                            max_pool_connections=32,
-                        ),
-                    )
-        return self._client_
+    def _build(self) -> Any:
+        import boto3
+        from obstore.auth.boto3 import Boto3CredentialProvider
+        from obstore.store import S3Store as Client
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        with self._count:
-            self.requests += 1
-        method = getattr(self._client(), operation)
+        settings = self.settings
+        session = boto3.session.Session()
         try:
-            return method(Bucket=self.bucket, **kwargs)
-        except Exception as exc:
-            if _code(exc) in ("PreconditionFailed", "NoSuchKey", "404", "NotFound"):
-                raise
-            raise StoreFailure(f"the replication store failed {operation}: {exc}") from exc
+            credentials = Boto3CredentialProvider(session)
+        except ValueError:
+            raise StoreUnusable(
+                f"replication store {settings.url}: found no credentials"
+                " (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance role)"
+            ) from None
+        endpoint = settings.endpoint_url
+        config: S3Config = {
+            "region": settings.region or session.region_name or "us-east-1",
+            "virtual_hosted_style_request": endpoint is None,
+        }
+        if endpoint is not None:
+            config["endpoint"] = endpoint
+        return Client(
+            settings.bucket,
+            config=config,
+            client_options={
+                "allow_http": endpoint is not None and endpoint.startswith("http://"),
+                "connect_timeout": timedelta(seconds=self._connect_timeout),
+                "timeout": timedelta(seconds=30),
+            },
+            # The shipper retries until a commit's deadline; the client's own retries only
+            # smooth over a dropped connection.
+            retry_config={
+                "max_retries": 1,
+                "retry_timeout": timedelta(seconds=10),
+                "backoff": {
+                    "init_backoff": timedelta(milliseconds=50),
+                    "max_backoff": timedelta(seconds=1),
+                    "base": 2,
+                },
+            },
+            credential_provider=credentials,
+        )
+
+    def _counted(self, calls: int = 1) -> Any:
+        with self._count:
+            self.requests += calls
+        return self._store()
 
     def create(self, key: str, body: bytes) -> bool:
+        import obstore
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        store = self._counted()
         try:
-            self._call("put_object", Key=key, Body=body, IfNoneMatch="*")
-        except StoreFailure as exc:
-            cause = exc.__cause__
-            if cause is not None and _status(cause) in (409, 412):
-                return False  # 409: a concurrent conditional write to the same key
-            raise
+            obstore.put(store, key, body, mode="create", use_multipart=False)
+        except (AlreadyExistsError, PreconditionError):
+            return False
         except Exception as exc:
-            if _code(exc) == "PreconditionFailed":
-                return False
-            raise
+            if _status(exc) in (409, 412):
+                return False  # 409: a concurrent conditional write to the same key
+            raise StoreFailure(f"the replication store failed a conditional put: {exc}") from exc
         return True
 
     def put(self, key: str, body: bytes) -> None:
-        self._call("put_object", Key=key, Body=body)
+        import obstore
+
+        store = self._counted()
+        try:
+            obstore.put(store, key, body, use_multipart=False)
+        except Exception as exc:
+            raise StoreFailure(f"the replication store failed a put: {exc}") from exc
 
     def get(self, key: str) -> bytes | None:
+        import obstore
+
+        store = self._counted()
         try:
-            response = self._call("get_object", Key=key)
+            return bytes(obstore.get(store, key).bytes())
+        except FileNotFoundError:
+            return None
         except Exception as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        body: bytes = response["Body"].read()
-        return body
+            raise StoreFailure(f"the replication store failed a get: {exc}") from exc
 
     def head(self, key: str, length: int) -> bytes | None:
+        import obstore
+
+        store = self._counted()
         try:
-            response = self._call("get_object", Key=key, Range=f"bytes=0-{length - 1}")
+            return bytes(obstore.get_range(store, key, start=0, length=length))
+        except FileNotFoundError:
+            return None
         except Exception as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise
-        body: bytes = response["Body"].read()
-        return body[:length]
+            if _status(exc) != 416 and "range" not in str(exc).lower():
+                raise StoreFailure(f"the replication store failed a ranged get: {exc}") from exc
+        # Shorter than ``length`` (a damaged entry): its reader is to say so, not the store.
+        whole = self.get(key)
+        return None if whole is None else whole[:length]
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
-        return list(self._iter_keys(prefix, start_after))
+        import obstore
 
-    def _iter_keys(self, prefix: str, start_after: str | None) -> Iterator[str]:
-        args: dict[str, Any] = {"Prefix": prefix}
-        if start_after is not None:
-            args["StartAfter"] = start_after
-        while True:
-            response = self._call("list_objects_v2", **args)
-            for item in response.get("Contents") or []:
-                yield str(item["Key"])
-            if not response.get("IsTruncated"):
-                return
-            args.pop("StartAfter", None)
-            args["ContinuationToken"] = response["NextContinuationToken"]
+        store = self._counted()
+        try:
+            found = [
+                str(meta["path"])
+                for batch in obstore.list(store, prefix, offset=start_after, chunk_size=1000)
+                for meta in batch
+            ]
+        except Exception as exc:
+            raise StoreFailure(f"the replication store failed a list: {exc}") from exc
+        # A LIST answers 1,000 keys at a time: count every page as a request.
+        with self._count:
+            self.requests += max(len(found) - 1, 0) // 1000
+        return sorted(found)
 
     def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
-            response = self._call(
-                "delete_objects",
-                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-            )
-            errors = response.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise StoreFailure(f"the store refused to delete {first.get('Key')!r}")
+        import obstore
+
+        if not keys:
+            return
+        store = self._counted((len(keys) + 999) // 1000)
+        try:
+            obstore.delete(store, keys)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise StoreFailure(f"the replication store failed a delete: {exc}") from exc
 
 
 def check_store(settings: ReplicationSettings, store: ObjectStore | None = None) -> None:

@@ -5,6 +5,7 @@ store is absent after recovery, and objects recover by themselves."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from raydo.storage.replication import (
     S3Store,
     StoreFailure,
 )
+from raydo.storage.replication.local_mark import read_mark
 
 from .stores import StoreServer
 from .support import stats
@@ -140,3 +142,27 @@ async def test_a_commit_that_never_reached_the_store_is_absent_after_a_crash(
     async with start_app(app_dir, storage=crashed) as app:
         assert await app.env.NOTES.get_by_name("crash").read("k") == "acknowledged"
         assert stats(app).restores == 0  # the local file was current: its extra commit cut
+
+
+async def test_a_local_wal_that_lost_shipped_commits_is_restored_from_the_store(
+    moto_store: StoreServer, replicated_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A power loss can take the tail of a WAL that was never synced while the mark that
+    says it was shipped survives: the file is then behind what was acknowledged, and only
+    the store has the rest."""
+    app_dir = replicated_app(moto_store)
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    async with start_app(app_dir, storage=live) as app:
+        stub = app.env.NOTES.get_by_name("power")
+        await stub.write("k", "first")
+        await stub.write("k", "acknowledged")
+        object_hex = app.env.NOTES.id_from_name("power").hex
+        shutil.copytree(live, crashed)
+    wal = next((crashed / "NOTES").glob(f"??/{object_hex}.sqlite-wal"))
+    mark = read_mark(wal.with_name(wal.name.removesuffix("-wal")))
+    assert mark is not None and mark.wal.offset == wal.stat().st_size
+    page_size = int.from_bytes(wal.read_bytes()[8:12], "big")
+    os.truncate(wal, wal.stat().st_size - (24 + page_size))  # the last commit's last frame
+    async with start_app(app_dir, storage=crashed) as app:
+        assert await app.env.NOTES.get_by_name("power").read("k") == "acknowledged"
+        assert stats(app).restores == 1

@@ -4,6 +4,7 @@ malformed, out of reach or refusing our credentials is a clear error before serv
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,32 @@ async def test_a_usable_store_passes_the_start_check_and_leaves_nothing(
     assert store.keys(f"{prefix}/") == []
     assert store.create(f"{prefix}/x", b"a") and not store.create(f"{prefix}/x", b"b")
     assert store.get(f"{prefix}/x") == b"a"
+
+
+async def test_every_call_of_the_store_against_both_servers(
+    store_server: StoreServer, prefix: str
+) -> None:
+    """Lists past one page, ranged reads of short and missing keys, deletes of missing keys,
+    and the request count (the cost model's unit) with every page of a LIST in it."""
+    store = S3Store(store_server.settings(prefix))
+    keys = [f"{prefix}/log/{n:016x}" for n in range(1_050)]
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(lambda key: store.create(key, key.encode()), keys))
+    store.put(f"{prefix}/snap/short", b"ab")
+    before = store.requests
+    assert store.keys(f"{prefix}/log/") == keys
+    assert store.requests - before == 2  # two pages of up to 1,000
+    assert store.keys(f"{prefix}/log/", keys[1_000]) == keys[1_001:]
+    assert store.keys(f"{prefix}/lo") == []  # a prefix is a folder, never part of a name
+    assert store.head(keys[3], 8) == keys[3].encode()[:8]
+    assert store.head(f"{prefix}/snap/short", 40) == b"ab"
+    assert store.head(f"{prefix}/snap/none", 40) is None
+    assert store.get(f"{prefix}/snap/none") is None
+    store.put(f"{prefix}/snap/short", b"replaced")
+    assert store.get(f"{prefix}/snap/short") == b"replaced"
+    store.delete([*keys[:1_020], f"{prefix}/log/missing"])
+    assert store.keys(f"{prefix}/log/") == keys[1_020:]
+    store.delete([])
 
 
 async def test_wrong_credentials_are_a_clear_error_before_serving(
