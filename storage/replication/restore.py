@@ -22,7 +22,7 @@ from raydo.storage import layout
 
 from .local_mark import LocalMark, remove_local, write_mark
 from .log import ObjectLog
-from .segments import CorruptEntry, EntryKind, read_segment
+from .segments import CorruptEntry, Data, EntryKind, read_segment
 from .wal import write_pages
 
 
@@ -43,7 +43,7 @@ def restore(log: ObjectLog, database: Path, upto: int) -> Restored:
     markers = [seq for seq in log.snapshots() if seq <= upto and seq in wanted]
     base: int | None = markers[-1] if markers else None
     read_bytes = 0
-    body: bytes | None = None
+    body: Data | None = None
     if base is not None:
         entry = log.read(base)
         if entry.kind is not EntryKind.SNAPSHOT:

@@ -40,12 +40,16 @@ class CorruptEntry(StorageError):
     """An entry of the log (or a snapshot) is not what its writer stored."""
 
 
+#: What the store's reads give: a restore's snapshot is read without copying its bytes.
+Data = bytes | memoryview
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     kind: EntryKind
     owner: bytes
     written_ms: int
-    body: bytes
+    body: Data
 
     def seal(self) -> bytes:
         head = _HEAD.pack(MAGIC, self.kind, self.owner, self.written_ms)
@@ -54,20 +58,22 @@ class Entry:
         return b"".join((head, self.body, digest.digest()))
 
     @classmethod
-    def unseal(cls, data: bytes, where: str) -> Entry:
-        """The entry in ``data``; :class:`CorruptEntry` naming ``where`` when it is not whole."""
-        if len(data) < _HEAD.size + _DIGEST:
-            raise CorruptEntry(f"{where}: {len(data)} bytes is too short for a log entry")
-        if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
+    def unseal(cls, data: Data, where: str) -> Entry:
+        """The entry in ``data``; :class:`CorruptEntry` naming ``where`` when it is not whole.
+        Its body is a view of ``data``, not a copy (a snapshot is the whole database)."""
+        view = memoryview(data)
+        if len(view) < _HEAD.size + _DIGEST:
+            raise CorruptEntry(f"{where}: {len(view)} bytes is too short for a log entry")
+        if hashlib.sha256(view[:-_DIGEST]).digest() != view[-_DIGEST:]:
             raise CorruptEntry(f"{where}: its sha256 does not match: the entry is corrupted")
-        magic, kind, owner, written = _HEAD.unpack_from(data)
+        magic, kind, owner, written = _HEAD.unpack_from(view)
         if magic != MAGIC:
             raise CorruptEntry(f"{where}: not a raydo log entry")
         try:
             entry_kind = EntryKind(kind)
         except ValueError:
             raise CorruptEntry(f"{where}: unknown entry kind {kind}") from None
-        return cls(entry_kind, owner, written, data[_HEAD.size : -_DIGEST])
+        return cls(entry_kind, owner, written, view[_HEAD.size : -_DIGEST])
 
 
 #: Bytes of an entry's head: enough for :func:`written_ms_of` (a ranged read of the store).
@@ -94,7 +100,7 @@ def segment_body(frames: Frames) -> bytes:
     return b"".join(parts)
 
 
-def read_segment(body: bytes, where: str) -> tuple[int, int, list[tuple[int, bytes]]]:
+def read_segment(body: Data, where: str) -> tuple[int, int, list[tuple[int, Data]]]:
     """``(page size, database pages, pages)`` of a segment's body."""
     if len(body) < _SEGMENT_HEAD.size:
         raise CorruptEntry(f"{where}: a segment without its header")
@@ -102,7 +108,7 @@ def read_segment(body: bytes, where: str) -> tuple[int, int, list[tuple[int, byt
     step = 4 + page_size
     if len(body) != _SEGMENT_HEAD.size + count * step:
         raise CorruptEntry(f"{where}: a segment of {count} pages has the wrong length")
-    pages = []
+    pages: list[tuple[int, Data]] = []
     at = _SEGMENT_HEAD.size
     for _ in range(count):
         (number,) = struct.unpack_from(">I", body, at)

@@ -46,7 +46,7 @@ class ObjectStore(Protocol):
         """Store ``body`` at ``key``, replacing what is there."""
         ...
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> bytes | memoryview | None:
         """The body at ``key``, or None when there is none."""
         ...
 
@@ -180,12 +180,13 @@ class S3Store:
         except Exception as exc:
             raise StoreFailure(f"the replication store failed a put: {exc}") from exc
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> bytes | memoryview | None:
         import obstore
 
         store = self._counted()
         try:
-            return bytes(obstore.get(store, key).bytes())
+            # A view of the client's buffer: a snapshot is not copied on its way to the file.
+            return memoryview(obstore.get(store, key).bytes())
         except FileNotFoundError:
             return None
         except Exception as exc:
@@ -204,7 +205,7 @@ class S3Store:
                 raise StoreFailure(f"the replication store failed a ranged get: {exc}") from exc
         # Shorter than ``length`` (a damaged entry): its reader is to say so, not the store.
         whole = self.get(key)
-        return None if whole is None else whole[:length]
+        return None if whole is None else bytes(whole[:length])
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         import obstore

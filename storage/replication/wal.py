@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,9 @@ def read_committed(wal: Path, since: WalPosition, length: int) -> Frames | None:
     return Frames(page_size, pages[:kept], database_pages, WalPosition(salts, end))
 
 
-def write_pages(target: Path, page_size: int, pages: list[tuple[int, bytes]], size: int) -> None:
+def write_pages(
+    target: Path, page_size: int, pages: Sequence[tuple[int, bytes | memoryview]], size: int
+) -> None:
     """Write each page at its place in the database file ``target``, then cut the file to
     ``size`` pages (the size after the last commit)."""
     fd = os.open(target, os.O_RDWR)
