@@ -45,6 +45,8 @@ class ObjectLog:
         """The last entry this owner knows of (its own last one, once it writes)."""
         self.tail_ms = 0
         """When that entry was written (ms), once this owner wrote it or read it."""
+        self._tried: tuple[int, EntryKind, bytes, int, bytes] | None = None
+        """The entry of an append that failed: its place, kind, body, time and bytes."""
         self._root = settings.key(binding, object_hex)
 
     @property
@@ -98,17 +100,27 @@ class ObjectLog:
         return self.tail
 
     def append(self, kind: EntryKind, body: bytes = b"") -> int:
-        """Write the next entry; its place. :class:`Fenced` when another owner has it."""
+        """Write the next entry; its place. :class:`Fenced` when another owner has it.
+
+        A call again after one that failed, for the same entry (the same ``body`` object),
+        sends the very bytes of the first try: had that try reached the store, its place
+        holds them, and is ours."""
         seq = self.tail + 1
-        # Never earlier than the entry before it, so that bookmarks sort as the log does.
-        written = max(now_ms(), self.tail_ms)
-        data = Entry(kind, self.owner, written, body).seal()
+        tried = self._tried
+        if tried is not None and tried[0] == seq and tried[1] is kind and tried[2] is body:
+            written, data = tried[3], tried[4]
+        else:
+            # Never earlier than the entry before it, so that bookmarks sort as the log does.
+            written = max(now_ms(), self.tail_ms)
+            data = Entry(kind, self.owner, written, body).seal()
+        self._tried = (seq, kind, body, written, data)
         key = self.log_key(seq)
         # A place taken by our own bytes is ours: the answer to an earlier try was lost.
         if not self.store.create(key, data) and self.store.get(key) != data:
             raise Fenced(
                 f"{key}: another owner wrote this object's log; this host no longer owns it"
             )
+        self._tried = None
         self.tail, self.tail_ms = seq, written
         if kind is EntryKind.SNAPSHOT:
             self.store.put(self.snapshot_key(seq), b"")

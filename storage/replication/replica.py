@@ -42,7 +42,7 @@ from .settings import ReplicationSettings
 from .shipper import Shipper, ShippingFailed
 from .snapshots import build_snapshot, snapshot_due
 from .store import ObjectStore, S3Store, StoreFailure
-from .wal import WAL_HEADER, WalPosition, read_committed, read_header, wal_file
+from .wal import WAL_HEADER, WalPosition, holds, read_committed, read_header, wal_file
 
 log = logging.getLogger("raydo.replication")
 
@@ -190,13 +190,12 @@ class ObjectReplica:
         if salts != mark.wal.salts:
             log.warning("%s: the local WAL is not the one shipped; restoring", self.log.root)
             return False
-        size = wal.stat().st_size
-        if size < mark.wal.offset:
-            # Frames the mark says were shipped are gone (a power loss took the WAL's tail):
-            # the local file is behind what was acknowledged.
+        if not holds(wal, mark.wal):
+            # Frames the mark says were shipped are gone or torn (a power loss took them, the
+            # mark having reached the disk first): the file is behind what was acknowledged.
             log.warning("%s: the local WAL lost shipped commits; restoring", self.log.root)
             return False
-        if size > mark.wal.offset:
+        if wal.stat().st_size > mark.wal.offset:
             log.warning(
                 "%s: dropping commits the local file holds that never reached the store",
                 self.log.root,

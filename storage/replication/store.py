@@ -116,7 +116,9 @@ class S3Store:
         settings = self.settings
         session = boto3.session.Session()
         try:
-            credentials = Boto3CredentialProvider(session)
+            # Asked again every few minutes: botocore refreshes a role's credentials well
+            # before they expire, but only when asked.
+            credentials = Boto3CredentialProvider(session, ttl=timedelta(minutes=5))
         except ValueError:
             raise StoreUnusable(
                 f"replication store {settings.url}: found no credentials"
@@ -135,7 +137,10 @@ class S3Store:
             client_options={
                 "allow_http": endpoint is not None and endpoint.startswith("http://"),
                 "connect_timeout": timedelta(seconds=self._connect_timeout),
-                "timeout": timedelta(seconds=30),
+                # A stalled answer fails in 30 s (as boto3's read timeout did); a whole call
+                # may take longer, for a snapshot of gigabytes goes in one PUT.
+                "read_timeout": timedelta(seconds=30),
+                "timeout": timedelta(minutes=30),
             },
             # The shipper retries until a commit's deadline; the client's own retries only
             # smooth over a dropped connection.
@@ -187,7 +192,8 @@ class S3Store:
         try:
             # A view of the client's buffer: a snapshot is not copied on its way to the file.
             return memoryview(obstore.get(store, key).bytes())
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _no_bucket(exc, "get")
             return None
         except Exception as exc:
             raise StoreFailure(f"the replication store failed a get: {exc}") from exc
@@ -198,10 +204,11 @@ class S3Store:
         store = self._counted()
         try:
             return bytes(obstore.get_range(store, key, start=0, length=length))
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            _no_bucket(exc, "ranged get")
             return None
         except Exception as exc:
-            if _status(exc) != 416 and "range" not in str(exc).lower():
+            if _status(exc) != 416:
                 raise StoreFailure(f"the replication store failed a ranged get: {exc}") from exc
         # Shorter than ``length`` (a damaged entry): its reader is to say so, not the store.
         whole = self.get(key)
@@ -232,10 +239,17 @@ class S3Store:
         store = self._counted((len(keys) + 999) // 1000)
         try:
             obstore.delete(store, keys)
-        except FileNotFoundError:
-            pass
+        except FileNotFoundError as exc:
+            _no_bucket(exc, "delete")
         except Exception as exc:
             raise StoreFailure(f"the replication store failed a delete: {exc}") from exc
+
+
+def _no_bucket(exc: FileNotFoundError, operation: str) -> None:
+    """Raise when a 404 is the bucket's (every 404 is FileNotFoundError to the client): a
+    bucket gone is a failing store, not a missing entry."""
+    if _code(exc) == "NoSuchBucket":
+        raise StoreFailure(f"the replication store failed a {operation}: {exc}") from exc
 
 
 def check_store(settings: ReplicationSettings, store: ObjectStore | None = None) -> None:

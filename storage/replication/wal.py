@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +28,38 @@ _MAGICS = (0x377F0682, 0x377F0683)
 
 @dataclass(frozen=True, slots=True)
 class WalPosition:
-    """How far a WAL has been shipped: its salts (None before any header) and an offset."""
+    """How far a WAL has been shipped: its salts (None before any header), an offset, and
+    the CRC-32 of the WAL's bytes from its header to that offset, so that a WAL that lost or
+    tore frames it shipped (its writes are not synced in ``normal`` durability; the mark
+    that says what was shipped may reach the disk before them) is known by its content, not
+    taken on its length."""
 
     salts: bytes | None = None
     offset: int = 0
+    crc: int | None = 0
+    """None: a position recorded before CRCs were (a mark of an older raydo)."""
 
     def to_json(self) -> dict[str, object]:
-        return {"salts": None if self.salts is None else self.salts.hex(), "offset": self.offset}
+        return {
+            "salts": None if self.salts is None else self.salts.hex(),
+            "offset": self.offset,
+            "crc": self.crc,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> WalPosition:
         salts = data.get("salts")
         offset = data.get("offset", 0)
+        crc = data.get("crc")
         return cls(
             bytes.fromhex(salts) if isinstance(salts, str) else None,
             offset if isinstance(offset, int) else 0,
+            crc if isinstance(crc, int) and not isinstance(crc, bool) else None,
         )
+
+    def same_place(self, other: WalPosition) -> bool:
+        """The same salts and offset (the CRC aside: one of them may not know it)."""
+        return self.salts == other.salts and self.offset == other.offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +103,9 @@ def read_committed(wal: Path, since: WalPosition, length: int) -> Frames | None:
     if header is None:
         return None
     page_size, salts = header
-    offset = since.offset if since.salts == salts and since.offset >= WAL_HEADER else WAL_HEADER
+    continuing = since.salts == salts and since.offset >= WAL_HEADER
+    offset = since.offset if continuing else WAL_HEADER
+    crc = since.crc if continuing else 0
     frame = FRAME_HEADER + page_size
     pages: list[tuple[int, bytes]] = []
     kept = 0  # pages up to the last commit frame seen
@@ -106,7 +125,21 @@ def read_committed(wal: Path, since: WalPosition, length: int) -> Frames | None:
             kept, database_pages, end = len(pages), size, offset + at
     if not kept:
         return None
-    return Frames(page_size, pages[:kept], database_pages, WalPosition(salts, end))
+    if crc is not None:
+        crc = zlib.crc32(memoryview(data)[: end - offset], crc)
+    return Frames(page_size, pages[:kept], database_pages, WalPosition(salts, end, crc))
+
+
+def holds(wal: Path, position: WalPosition) -> bool:
+    """True when ``wal`` holds, from its header to ``position``, the bytes that were shipped
+    (their CRC-32 is the position's; a position without one is taken on trust)."""
+    if position.crc is None:
+        return True
+    want = max(position.offset - WAL_HEADER, 0)
+    with wal.open("rb") as f:
+        f.seek(WAL_HEADER)
+        data = f.read(want)
+    return len(data) == want and zlib.crc32(data) == position.crc
 
 
 def write_pages(

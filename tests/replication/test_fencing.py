@@ -47,6 +47,35 @@ async def test_a_new_owner_fences_the_log_against_the_old_one(
     ]
 
 
+async def test_an_append_whose_answer_was_lost_is_ours_on_the_next_try(
+    moto_store: StoreServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store took the entry but its answer never came (a timeout): the shipper tries
+    again, and the place holding the first try's bytes is this owner's, not a fence."""
+    settings = moto_store.settings(prefix)
+    store = S3Store(settings)
+    log = ObjectLog(store, settings, "NOTES", "cd" * 32, b"o" * 16)
+    assert log.take_epoch(-1) == 0
+    real = S3Store.create
+    lost: list[str] = []
+
+    def create(self: S3Store, key: str, body: bytes) -> bool:
+        created = real(self, key, body)
+        if not lost:
+            lost.append(key)
+            raise StoreFailure("the answer was lost (a test's timeout)")
+        return created
+
+    monkeypatch.setattr(S3Store, "create", create)
+    body = b"acknowledged once stored"
+    with pytest.raises(StoreFailure):
+        log.append(EntryKind.SEGMENT, body)
+    await asyncio.sleep(0.002)  # a later try is sealed at a later time
+    assert log.append(EntryKind.SEGMENT, body) == 1
+    assert lost == [log.log_key(1)] and log.read(1).body == body
+    assert log.append(EntryKind.SEGMENT, b"next") == 2
+
+
 async def test_a_stale_owner_acknowledges_nothing_once_another_took_over(
     store_server: StoreServer, replicated_app: Callable[..., Path], prefix: str
 ) -> None:
@@ -144,12 +173,14 @@ async def test_a_commit_that_never_reached_the_store_is_absent_after_a_crash(
         assert stats(app).restores == 0  # the local file was current: its extra commit cut
 
 
+@pytest.mark.parametrize("loss", ["cut", "torn"])
 async def test_a_local_wal_that_lost_shipped_commits_is_restored_from_the_store(
-    moto_store: StoreServer, replicated_app: Callable[..., Path], tmp_path: Path
+    moto_store: StoreServer, replicated_app: Callable[..., Path], tmp_path: Path, loss: str
 ) -> None:
-    """A power loss can take the tail of a WAL that was never synced while the mark that
-    says it was shipped survives: the file is then behind what was acknowledged, and only
-    the store has the rest."""
+    """A power loss can take frames of a WAL that was never synced while the mark that says
+    they were shipped survives: cut off its end, or left in place but torn (as when SQLite
+    had restarted its log over the old one, whose frames SQLite then ignores). The file is
+    behind what was acknowledged, and only the store has the rest."""
     app_dir = replicated_app(moto_store)
     live, crashed = tmp_path / "live", tmp_path / "crashed"
     async with start_app(app_dir, storage=live) as app:
@@ -162,7 +193,15 @@ async def test_a_local_wal_that_lost_shipped_commits_is_restored_from_the_store(
     mark = read_mark(wal.with_name(wal.name.removesuffix("-wal")))
     assert mark is not None and mark.wal.offset == wal.stat().st_size
     page_size = int.from_bytes(wal.read_bytes()[8:12], "big")
-    os.truncate(wal, wal.stat().st_size - (24 + page_size))  # the last commit's last frame
+    if loss == "cut":
+        os.truncate(wal, wal.stat().st_size - (24 + page_size))  # the last commit's last frame
+    else:
+        data = bytearray(wal.read_bytes())
+        data[-page_size // 2] ^= 0xFF  # within the last commit's last page
+        wal.write_bytes(bytes(data))
     async with start_app(app_dir, storage=crashed) as app:
         assert await app.env.NOTES.get_by_name("power").read("k") == "acknowledged"
         assert stats(app).restores == 1
+    async with start_app(app_dir, storage=crashed) as app:  # and now it is current again
+        assert await app.env.NOTES.get_by_name("power").read("k") == "acknowledged"
+        assert stats(app).restores == 0

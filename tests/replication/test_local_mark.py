@@ -55,7 +55,8 @@ def test_a_mark_of_the_first_format_is_read_then_replaced(database: Path) -> Non
         '{"seq": 4, "wal": {"salts": "0101010101010101", "offset": 16512},'
         ' "snapshot": 0, "since_snapshot": 400}'
     )
-    assert read_mark(database) == _mark(4)
+    old = _mark(4)  # without the CRC of what was shipped, which that format did not keep
+    assert read_mark(database) == LocalMark(old.seq, WalPosition(b"\x01" * 8, 16512, None), 0, 400)
     write_mark(database, _mark(5))
     assert read_mark(database) == _mark(5)
     assert mark_file(database).stat().st_size <= SLOT_BYTES

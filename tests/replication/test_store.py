@@ -11,7 +11,13 @@ import pytest
 
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import start_app
-from raydo.storage.replication import S3Store, StoreUnusable, check_store, parse_store_url
+from raydo.storage.replication import (
+    S3Store,
+    StoreFailure,
+    StoreUnusable,
+    check_store,
+    parse_store_url,
+)
 from tests.cluster import free_port
 
 from .stores import StoreServer
@@ -73,6 +79,17 @@ async def test_every_call_of_the_store_against_both_servers(
     store.delete([*keys[:1_020], f"{prefix}/log/missing"])
     assert store.keys(f"{prefix}/log/") == keys[1_020:]
     store.delete([])
+    gone = S3Store(
+        StoreServer(store_server.kind, store_server.endpoint, "no-such").settings(prefix)
+    )
+    calls: list[Callable[[], object]] = [
+        lambda: gone.get(keys[0]),
+        lambda: gone.head(keys[0], 8),
+        lambda: gone.delete(keys[:2]),
+    ]
+    for call in calls:
+        with pytest.raises(StoreFailure, match="NoSuchBucket"):  # a failing store, not a miss
+            call()
 
 
 async def test_wrong_credentials_are_a_clear_error_before_serving(
