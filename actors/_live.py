@@ -4,7 +4,9 @@ An object enters on its first event (:meth:`LiveObjects.add`) and leaves when it
 idle for ``idle_timeout_s`` (the sweeper), beyond ``max_live_objects`` (least recently used
 first), or when asked (:meth:`LiveObjects.evict`). Eviction loses only memory; closing the
 file (a WAL checkpoint, about 1 ms of I/O) happens on one closer thread, so evicting a
-thousand objects does not stall the others.
+thousand objects does not stall the others. A replicated object's file closes on the loop
+(its checkpoint must not overlap a later shipping round), so the sweeper hands the loop back
+every :data:`SWEEP_SLICE_S` while it evicts: the events of live objects go on between.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from ._durability import WalSync
 from ._metrics import HostMetrics
 from ._slot import ObjectSlot
 from ._spec import BindingSpec
+
+#: The longest the sweeper evicts before it lets the loop run other events.
+SWEEP_SLICE_S = 0.005
 
 
 class LiveObjects:
@@ -76,10 +81,29 @@ class LiveObjects:
 
     def evict_idle(self, now: float | None = None) -> int:
         """Evict every object idle for ``idle_timeout_s``; how many went."""
-        now = time.monotonic() if now is None else now
-        horizon = now - self._binding.idle_timeout_s
-        stale = [h for h, s in self._slots.items() if s.last_used <= horizon and s.idle]
-        return sum(self.evict(h) for h in stale)
+        horizon = self._horizon(now)
+        return sum(self.evict(h) for h in self._stale(horizon))
+
+    async def evict_idle_in_slices(self, now: float | None = None) -> int:
+        """As :meth:`evict_idle`, letting the loop run other events every
+        :data:`SWEEP_SLICE_S`; an object used meanwhile stays. How many went."""
+        horizon = self._horizon(now)
+        evicted = 0
+        started = time.perf_counter()
+        for hex_id in self._stale(horizon):
+            slot = self._slots.get(hex_id)
+            if slot is not None and slot.last_used <= horizon:
+                evicted += self.evict(hex_id)
+            if time.perf_counter() - started >= SWEEP_SLICE_S:
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+        return evicted
+
+    def _horizon(self, now: float | None) -> float:
+        return (time.monotonic() if now is None else now) - self._binding.idle_timeout_s
+
+    def _stale(self, horizon: float) -> list[str]:
+        return [h for h, s in self._slots.items() if s.last_used <= horizon and s.idle]
 
     def wait_for_closes(self) -> None:
         """Block until every evicted object's file is closed (tests, shutdown)."""
@@ -129,4 +153,4 @@ class LiveObjects:
         period = min(max(self._binding.idle_timeout_s / 4, 0.05), 5.0)
         while self._slots and not self._closed:
             await asyncio.sleep(period)
-            self.evict_idle()
+            await self.evict_idle_in_slices()

@@ -4,9 +4,13 @@ the next event constructs them again from storage."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from raydo.actors import _live
 from raydo.actors._host import Host
 from raydo.actors.placement import LocalPlacement
 from tests.actors.sample_objects import Counter
@@ -193,3 +197,24 @@ async def test_closing_the_placement_closes_every_file(tmp_path: Path) -> None:
     assert placement.hosts == {}
     assert all(h.live_objects == 0 for h in hosts)
     assert open_files_under(tmp_path) == []
+
+
+async def test_a_sweep_of_many_idle_objects_lets_live_events_run_between(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replicated object's file closes on the loop, so the sweeper hands the loop back while
+    it evicts: an event arriving mid-sweep is answered before the sweep ends."""
+    monkeypatch.setattr(_live, "SWEEP_SLICE_S", 0.0)  # hand the loop back after each eviction
+    placement = place(binding("COUNTER", "Counter", idle_timeout_s=3600, shards=1))
+    names = [f"idle-{i}" for i in range(200)]
+    await asyncio.gather(*(placement.env.COUNTER.get_by_name(n).increment() for n in names))
+    host = only_host(placement)
+    later = time.monotonic() + 7200  # when all 200 have been idle past their timeout
+    sweep = asyncio.ensure_future(host.objects.evict_idle_in_slices(later))
+    while host.stats["evictions"] == 0:
+        await asyncio.sleep(0)
+    assert await placement.env.COUNTER.get_by_name("arriving").increment() == 1
+    answered_at = host.stats["evictions"]
+    assert await sweep == len(names)
+    assert answered_at < len(names), answered_at  # answered mid-sweep
+    assert host.live_ids() == [placement.env.COUNTER.id_from_name("arriving").hex]
