@@ -104,6 +104,25 @@ async def test_wrong_credentials_are_a_clear_error_before_serving(
             pytest.fail("served with wrong credentials")
 
 
+async def test_no_credentials_anywhere_is_a_clear_error_before_serving(
+    replicated_app: Callable[..., Path],
+    store_credentials: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    app_dir = replicated_app(StoreServer("nowhere", f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(StoreUnusable, match="found no credentials"):
+        async with start_app(app_dir):
+            pytest.fail("served without credentials")
+
+
 async def test_an_unreachable_store_is_a_clear_error_before_serving(
     replicated_app: Callable[..., Path], store_credentials: None
 ) -> None:
