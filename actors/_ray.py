@@ -57,7 +57,7 @@ log = logging.getLogger("raydo.ray")
 RAY_NAMESPACE = "raydo"
 CONNECT_TIMEOUT_S = 60.0
 CONNECT_ATTEMPT_S = 5.0
-RESPREAD_ATTEMPTS = 3
+RESPREAD_ATTEMPTS = 8
 REJOIN_TIMEOUT_S = 60.0
 LINK_CHECK_S = 1.0
 """How often a placement looks at its links for hosts that stopped answering."""
@@ -696,15 +696,22 @@ class RayPlacement:
 
         Ray treats the node preference as a hint and, when that node looks busy, places the
         host elsewhere; then one node's loss would take more than its share. Each misplaced
-        host is re-created once, at start-up, before it holds anything in memory.
+        host is re-created, at start-up, before it holds anything in memory: all at once, each
+        up to ``RESPREAD_ATTEMPTS`` times with growing waits.
         """
         nodes = _alive_nodes()
         if len(nodes) < 2:
             return
-        for key in keys:
-            for _ in range(RESPREAD_ATTEMPTS):
-                if not await self._recreate_if_misplaced(key, nodes):
-                    break
+        await asyncio.gather(*(self._respread_one(key, nodes) for key in keys))
+
+    async def _respread_one(self, key: HostKey, nodes: list[str]) -> None:
+        # A node that just joined may take seconds before Ray places an actor there (seen
+        # under load: every quick try landed elsewhere), so the tries wait longer each time.
+        for attempt in range(RESPREAD_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(min(0.5 * attempt, 2.0))
+            if not await self._recreate_if_misplaced(key, nodes):
+                return
 
     async def _recreate_if_misplaced(self, key: HostKey, nodes: list[str]) -> bool:
         """True when the host was off its preferred node and was re-created."""
