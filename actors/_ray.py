@@ -58,6 +58,11 @@ RAY_NAMESPACE = "raydo"
 CONNECT_TIMEOUT_S = 60.0
 CONNECT_ATTEMPT_S = 5.0
 RESPREAD_ATTEMPTS = 8
+HOST_MEMORY_BYTES = 1
+"""What a host asks Ray for: one byte of Ray's logical ``memory`` (and no CPU). Ray places an
+actor that asks for nothing on a random alive node whatever its soft node preference (only a
+hard one is kept), so on two nodes each host landed off its node half the time; a request of
+any size makes Ray honour the preference."""
 REJOIN_TIMEOUT_S = 60.0
 LINK_CHECK_S = 1.0
 """How often a placement looks at its links for hosts that stopped answering."""
@@ -411,11 +416,10 @@ def _create_host(spec: RuntimeSpec, key: HostKey, bind: str) -> Any:
             namespace=RAY_NAMESPACE,
             lifetime="detached",
             get_if_exists=True,
-            num_cpus=0,
             max_restarts=-1,
             max_task_retries=0,
             max_concurrency=4,
-            scheduling_strategy=_spread(key),
+            **host_placement(key),
         )
         .remote(spec, key, bind)
     )
@@ -431,6 +435,12 @@ def _host_class() -> Any:
     if _remote_host is None:
         _remote_host = ray.remote(HostActor)
     return _remote_host
+
+
+def host_placement(key: HostKey) -> dict[str, Any]:
+    """The options that say where Ray runs the host for ``key``: what it asks for (no CPU,
+    ``HOST_MEMORY_BYTES``) and which node it prefers."""
+    return {"num_cpus": 0, "memory": HOST_MEMORY_BYTES, "scheduling_strategy": _spread(key)}
 
 
 def _spread(key: HostKey) -> Any:
@@ -694,10 +704,12 @@ class RayPlacement:
     async def _respread(self, keys: list[HostKey]) -> None:
         """Move standing hosts that landed off their preferred node while it is alive.
 
-        Ray treats the node preference as a hint and, when that node looks busy, places the
-        host elsewhere; then one node's loss would take more than its share. Each misplaced
-        host is re-created, at start-up, before it holds anything in memory: all at once, each
-        up to ``RESPREAD_ATTEMPTS`` times with growing waits.
+        A soft preference is a hint: a raylet whose view of the cluster does not have the node
+        yet places the host elsewhere, and then one node's loss would take more than its
+        share (before hosts asked for ``HOST_MEMORY_BYTES``, Ray ignored the hint for half of
+        them: see there). Each misplaced host is re-created, at start-up, before it holds
+        anything in memory: all at once, each up to ``RESPREAD_ATTEMPTS`` times with growing
+        waits.
         """
         nodes = _alive_nodes()
         if len(nodes) < 2:
@@ -705,8 +717,8 @@ class RayPlacement:
         await asyncio.gather(*(self._respread_one(key, nodes) for key in keys))
 
     async def _respread_one(self, key: HostKey, nodes: list[str]) -> None:
-        # A node that just joined may take seconds before Ray places an actor there (seen
-        # under load: every quick try landed elsewhere), so the tries wait longer each time.
+        # A raylet's view may lag a node that just joined by a moment: the tries wait
+        # longer each time.
         for attempt in range(RESPREAD_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(min(0.5 * attempt, 2.0))

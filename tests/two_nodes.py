@@ -77,7 +77,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 ray.init(address=sys.argv[1], log_to_driver=False)
 deadline = time.monotonic() + float(sys.argv[2])
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, memory=1)  # as hosts ask: Ray places an actor of no request at random
 class Where:
     def node(self):
         return ray.get_runtime_context().get_node_id()
@@ -122,6 +122,41 @@ for name in sys.argv[2:]:
         nodes[name] = f"error: {exc}"
 print(json.dumps(nodes))
 """
+
+
+_HOST_PLACEMENT_PROBE = """
+import json, sys, ray
+from raydo.actors._ray import host_placement
+from raydo.actors._spec import HostKey
+
+ray.init(address=sys.argv[1], log_to_driver=False)
+
+@ray.remote
+class Where:
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+actors = [
+    Where.options(**host_placement(HostKey("PROBE", shard=shard))).remote()
+    for shard in range(int(sys.argv[2]))
+]
+placed = [
+    [nodes[shard % len(nodes)], ray.get(actor.node.remote(), timeout=60)]
+    for shard, actor in enumerate(actors)
+]
+for actor in actors:
+    ray.kill(actor)
+print(json.dumps(placed))
+"""
+
+
+def placed_as_hosts(head: RayCluster, shards: int) -> list[tuple[str, str]]:
+    """Actors placed with the options of hosts for shards 0 to ``shards - 1``, each created
+    once, all at once: for each, the node it should prefer (shard n: alive node n mod N, by
+    id) and the node it landed on."""
+    placed = json.loads(_probe(_HOST_PLACEMENT_PROBE, head.address, str(shards)))
+    return [(want, got) for want, got in placed]
 
 
 def _probe(source: str, *args: str) -> str:
