@@ -1,5 +1,5 @@
 """What ``[[vectorize]]`` adds to an app: the internal ``_VECTORIZE`` binding (one object per
-shard of each index) and ``env.<BINDING>``."""
+shard of each index, each on a host of its own) and ``env.<BINDING>``."""
 
 from __future__ import annotations
 
@@ -30,11 +30,14 @@ def plan(entries: Sequence[Mapping[str, Any]]) -> Plan:
     """The internal binding (when there are indexes) and one ``env`` binding per entry."""
     if not entries:
         return Plan()
-    hosts = max(int(e.get("shards", 1)) for e in entries)
     store = BindingSpec(
         name=VECTORIZE_BINDING,
         class_name="raydo.bindings.vectorize._shard:VectorShard",
-        shards=hosts,
+        # A host (a process of its own) for each shard of each index: a shard's memory is
+        # its part of the index, so an index of n shards can hold n hosts' worth, and no two
+        # shards of it share a process. Hashing shards over a few hosts put two of the
+        # three shards of the tests' index on one host.
+        placement="dedicated",
         # A shard's memory is its whole index: keep it loaded rather than rebuild it.
         idle_timeout_s=86400.0,
         mailbox_limit=100_000,

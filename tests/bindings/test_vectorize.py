@@ -18,14 +18,18 @@ import pytest
 
 from raydo.bindings.vectorize import (
     EXPANSION_SEARCH,
+    VECTORIZE_BINDING,
     Vector,
     VectorizeError,
     VectorizeIndex,
     VectorTable,
+    shard_name,
 )
 from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.runtime import runtime_spec
 from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import LimitExceeded
+from tests.hosts import host_actor
 from tests.placements import Placement
 
 
@@ -688,3 +692,14 @@ async def test_over_http_in_process_and_on_ray(app_dir: Path, placement: Placeme
         found = await euclid.query([7.1, 0, 0], top_k=1)
         assert found.matches[0].id == "p8"
         assert (await euclid.describe()).vector_count == 29
+        # Each of the index's 3 shards has a host of its own (on Ray, a process of its own),
+        # so the index holds what 3 hosts can.
+        spec = runtime_spec(load_config(app_dir))
+        store = spec.binding(VECTORIZE_BINDING)
+        ids = [spec.id_scheme(store).from_name(shard_name("points", n)).hex for n in range(3)]
+        assert len({spec.host_for(store, hex_id) for hex_id in ids}) == 3
+        if placement:
+            pids = {
+                await host_actor(spec, VECTORIZE_BINDING, hex_id).pid.remote() for hex_id in ids
+            }
+            assert len(pids) == 3, pids
