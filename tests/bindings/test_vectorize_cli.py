@@ -4,13 +4,21 @@ CLI over the app's storage folder (so every step also reloads the index from its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
+import os
+import struct
+import sys
+import termios
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from raydo.gateway.cli import main as cli
+from raydo.gateway.cli_vectorize import PROGRESS_FROM_BYTES
 from raydo.gateway.config import load_config
 from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 
@@ -136,3 +144,44 @@ async def test_a_running_app_keeps_its_folder(app_dir: Path) -> None:
         assert code == 2
     code = await asyncio.to_thread(cli, ["vectorize", "info", "points", "--dir", str(app_dir)])
     assert code == 0
+
+
+def test_a_big_file_shows_its_progress_on_a_terminal_only(
+    app_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 1,100 vectors of about 1 KiB each: a file past PROGRESS_FROM_BYTES (1 MiB).
+    pad = "x" * 1000
+    rows = [{"id": f"p{i}", "values": [i, 0, 0], "metadata": {"pad": pad}} for i in range(1100)]
+    file = write_ndjson(tmp_path / "big.ndjson", rows)
+    assert file.stat().st_size > PROGRESS_FROM_BYTES
+    # Into a pipe (pytest's capture): no bar, only the result.
+    code, out, err = run(capsys, app_dir, "upsert", "points", "--file", str(file))
+    assert code == 0 and "upserted 1100 of 1100 vectors" in out, err
+    assert "checking" not in err and "%" not in err, err
+    # On a terminal: the check of the file and the writes, each drawn up to 100%.
+    drawn = bytearray()
+    master, slave = os.openpty()
+    # A terminal 100 columns wide (a new one has no size, and tqdm would draw in 0 columns).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the terminal's other end is closed
+            while chunk := os.read(master, 65536):
+                drawn.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with open(slave, "w", encoding="utf-8") as terminal, pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sys, "stderr", terminal)
+            code = cli(
+                ["vectorize", "insert", "points", "--file", str(file), "--dir", str(app_dir)]
+            )
+        reader.join(30)
+    finally:
+        os.close(master)
+    shown = drawn.decode(errors="replace")
+    assert code == 0, shown
+    assert "checking" in shown and "inserting" in shown, shown
+    assert shown.count("100%") >= 2, shown
+    assert "inserted 0 of 1100 vectors" in capsys.readouterr().out  # all there already
