@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,8 +109,14 @@ class VectorizeIndex:
         for i, id_ in enumerate(batch.ids):
             parts.setdefault(shard_of(id_, self.shards), []).append(i)
         if self.shards > 1:
-            # Each shard bounds its own count; the index's bound is checked on the total.
-            total = (await self.describe()).vector_count
+            # Checked on every shard before any writes, so a call that one shard would refuse
+            # writes nothing anywhere: the index's bound on the total (each shard bounds only
+            # its own count), and the shape (an empty shard would take a shape the config
+            # changed to, beside shards that hold the old one).
+            states = await asyncio.gather(*(self._stub(s).describe() for s in range(self.shards)))
+            for state in states:
+                self._check_shape(state)
+            total = sum(int(state["count"]) for state in states)
             if total + len(batch.ids) > self.limits.max_vectors:
                 await self._check_room(batch, total)
         mutation = uuid.uuid4().hex
@@ -138,6 +144,16 @@ class VectorizeIndex:
             _raise_error(reply)
             count += int(reply["count"])
         return VectorMutation(mutation, count)
+
+    def _check_shape(self, state: Mapping[str, Any]) -> None:
+        """Refuse, as the shard would, when a shard holds vectors of another shape."""
+        held = (state["dimensions"], state["metric"])
+        if held[0] is not None and held != (self.dimensions, self.metric):
+            raise VectorizeError(
+                f"the index holds vectors of {held[0]} dimensions ({held[1]});"
+                f" the config says {self.dimensions} ({self.metric}): delete the index"
+                " (raydo vectorize delete) or set the config back"
+            )
 
     async def _check_room(self, batch: WireBatch, total: int) -> None:
         existing = {v.id for v in await self.get_by_ids(batch.ids)}

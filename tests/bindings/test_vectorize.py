@@ -24,6 +24,7 @@ from raydo.bindings.vectorize import (
     VectorizeIndex,
     VectorTable,
     shard_name,
+    shard_of,
 )
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.runtime import runtime_spec
@@ -646,6 +647,28 @@ async def test_a_changed_shape_is_refused(app_dir: Path) -> None:
     async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         with pytest.raises(VectorizeError, match="holds vectors of 4 dimensions"):
             await index(app).upsert([{"id": "a", "values": [1, 0, 0, 0, 0]}])
+
+
+async def test_a_changed_shape_writes_nothing_to_any_shard(app_dir: Path) -> None:
+    # Vectors in one shard of three; the other two are empty and hold no shape yet.
+    ids = [f"p{i}" for i in range(40) if shard_of(f"p{i}", 3) == 0][:5]
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        await index(app, "EUCLID").upsert([{"id": i, "values": [1, 0, 0]} for i in ids])
+    config = app_dir / "raydo.toml"
+    three = config.read_text()
+    config.write_text(three.replace("dimensions = 3", "dimensions = 4", 1))
+    new_ids = [f"q{i}" for i in range(30)]
+    assert len({shard_of(i, 3) for i in new_ids}) == 3
+    spanning = [{"id": i, "values": [1, 0, 0, 0]} for i in new_ids]
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        with pytest.raises(VectorizeError, match="holds vectors of 3 dimensions"):
+            await index(app, "EUCLID").upsert(spanning)
+        # The empty shards did not take the new shape, nor any vector.
+        shards = await index(app, "EUCLID").shard_status()
+        assert [(s["count"], s["dimensions"]) for s in shards] == [(5, 3), (0, None), (0, None)]
+    config.write_text(three)
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        assert (await index(app, "EUCLID").describe()).vector_count == 5
 
 
 @pytest.mark.parametrize(
