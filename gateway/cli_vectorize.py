@@ -282,6 +282,8 @@ async def _info(index: VectorizeIndex) -> None:
     print(f"processed_up_to_datetime\t{info.processed_up_to_datetime}")
     for k, shard in enumerate(await index.shard_status()):
         search = "graph" if shard["graph"] else "exact"
+        if shard.get("graph_building"):
+            search = "exact (its graph being built)"
         print(
             f"shard {k}\t{shard['count']} vectors, {search} search, loaded in"
             f" {shard['load_seconds']:.3f} s, graph built in {shard['graph_seconds']:.3f} s,"

@@ -305,6 +305,7 @@ _VECTORIZE_FIELDS = {
     "metric": _choice(*METRICS),
     "shards": _integer(1, 256),
     "exact_below": _integer(1, None),
+    "graph_build_wait_seconds": _number(0, 86_400, above=False),
     **{name: _integer(1, None) for name in VectorLimits.names()},
 }
 _AI_FIELDS = {

@@ -27,7 +27,7 @@ from raydo.storage import LimitExceeded
 from ._checks import WireBatch, check_batch, check_ids, check_namespace, check_top_k, check_values
 from ._filter import parse_filter
 from ._search import EXACT_BELOW, higher_is_closer
-from ._shard import iso
+from ._shard import GRAPH_BUILD_WAIT_S, iso
 from ._types import (
     INDEX_TYPES,
     RETURN_METADATA,
@@ -68,6 +68,7 @@ class VectorizeIndex:
         shards: int = 1,
         limits: VectorLimits | None = None,
         exact_below: int = EXACT_BELOW,
+        build_wait_s: float = GRAPH_BUILD_WAIT_S,
     ) -> None:
         self._namespace = namespace
         self.index_name = index_name
@@ -76,6 +77,7 @@ class VectorizeIndex:
         self.shards = shards
         self.limits = limits or VectorLimits()
         self.exact_below = exact_below
+        self.build_wait_s = build_wait_s
         self._ids = [namespace.id_from_name(shard_name(index_name, k)) for k in range(shards)]
 
     def __repr__(self) -> str:
@@ -135,6 +137,7 @@ class VectorizeIndex:
                     mutation,
                     self.limits.max_vectors,
                     self.exact_below,
+                    self.build_wait_s,
                 )
                 for shard, rows in parts.items()
             )
@@ -229,6 +232,7 @@ class VectorizeIndex:
                 return_values,
                 return_metadata,
                 self.exact_below,
+                self.build_wait_s,
             )
             for s in range(self.shards)
         ]

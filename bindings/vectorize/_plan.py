@@ -11,6 +11,7 @@ from raydo.bindings import Plan
 
 from ._client import VectorizeIndex
 from ._search import EXACT_BELOW
+from ._shard import GRAPH_BUILD_WAIT_S
 from ._types import PRESETS, VectorLimits
 
 #: The internal object binding every shard of every index of an app lives in.
@@ -68,4 +69,5 @@ def index_binding(ctx: PlatformContext) -> VectorizeIndex:
         shards=int(options.get("shards", 1)),
         limits=VectorLimits.from_options(options),
         exact_below=int(options.get("exact_below", EXACT_BELOW)),
+        build_wait_s=float(options.get("graph_build_wait_seconds", GRAPH_BUILD_WAIT_S)),
     )

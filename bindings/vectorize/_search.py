@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ Array = np.ndarray[Any, Any]
 EXACT_BELOW = 20_000
 #: How many more candidates than ``top_k`` the graph is asked for, before exact re-scoring.
 OVERSAMPLE = 4
+#: Rows a graph build copies and adds at a time (a build apart never copies the whole matrix).
+BUILD_CHUNK = 50_000
 #: The graph's links per node (usearch's ``connectivity``).
 CONNECTIVITY = 16
 #: The graph's breadth while adding (usearch's ``expansion_add``).
@@ -86,6 +89,9 @@ class VectorTable:
         """How many rows a saved graph was caught up with when it was taken."""
         self._graph: Any = None
         self._graph_holds_bytes = False
+        self._building: set[int] | None = None
+        """While a graph is built apart (:meth:`start_build`): the rows written or deleted
+        since it began, brought up to date when it is taken."""
         self.build_seconds = 0.0
         self.graph_source: str | None = None
         """``"built"`` or ``"saved"`` (loaded from the file beside the shard's), once there
@@ -130,6 +136,8 @@ class VectorTable:
             self.ids.append(None)
             self.namespaces.append("")
             self._grow(row + 1)
+        if self._building is not None:
+            self._building.add(row)
         code = self._codes.setdefault(namespace, len(self._codes))
         self.blocks.drop(int(self.namespace_codes[row]))  # the row's namespace until now
         self.blocks.drop(code)
@@ -157,6 +165,8 @@ class VectorTable:
         if row is None:
             return None
         self._unlink(row)
+        if self._building is not None:
+            self._building.add(row)
         self.blocks.drop(int(self.namespace_codes[row]))
         self.writes += 1
         self.valid[row] = False
@@ -224,26 +234,75 @@ class VectorTable:
 
     def ensure_graph(self) -> None:
         """Build the HNSW graph once the table is past ``exact_below`` (and keep it after)."""
-        if self._graph is not None or len(self) < self.exact_below:
-            return
+        build = self.start_build()
+        if build is not None:
+            self.finish_build(build())
+
+    def start_build(self) -> Callable[[], tuple[Any, float]] | None:
+        """Begin a graph apart from the table, once it is past ``exact_below``: the work to
+        run (on a thread: it reads only the rows of now, from the arrays of now), or None when
+        there is a graph or a build already. Until :meth:`finish_build` takes what the work
+        returns, queries scan exactly, and the rows written or deleted meanwhile are noted."""
+        if self._graph is not None or self._building is not None or len(self) < self.exact_below:
+            return None
         load_ray()  # before usearch's own C++ runtime (see load_ray)
         from usearch.index import Index
 
-        started = time.perf_counter()
-        graph = Index(
-            ndim=self.dimensions,
-            metric=_USEARCH_METRIC[self.metric],
-            dtype=self.graph_dtype,
-            connectivity=CONNECTIVITY,
-            expansion_add=EXPANSION_ADD,
-            expansion_search=EXPANSION_SEARCH,
-        )
-        self._take_graph(graph)
         rows = np.flatnonzero(self.valid[: len(self.ids)]).astype(np.uint64)
+        # A later _grow makes new arrays and leaves these as they are; a row written in
+        # place meanwhile is in _building, and taken again from the table at the end.
+        matrix, norms = self.matrix, self.norms
+        holds_bytes = self.graph_dtype == "i8"
+        dimensions, metric, dtype = self.dimensions, _USEARCH_METRIC[self.metric], self.graph_dtype
+        self._building = set()
+
+        def build() -> tuple[Any, float]:
+            started = time.perf_counter()
+            graph = Index(
+                ndim=dimensions,
+                metric=metric,
+                dtype=dtype,
+                connectivity=CONNECTIVITY,
+                expansion_add=EXPANSION_ADD,
+                expansion_search=EXPANSION_SEARCH,
+            )
+            for start in range(0, len(rows), BUILD_CHUNK):  # a chunk's copy at a time
+                chunk = rows[start : start + BUILD_CHUNK]
+                at = chunk.astype(np.int64)
+                vectors = matrix[at]
+                graph.add(chunk, self._unit(vectors, norms[at]) if holds_bytes else vectors)
+            return graph, time.perf_counter() - started
+
+        return build
+
+    def finish_build(self, built: tuple[Any, float]) -> None:
+        """Take the graph :meth:`start_build`'s work made, bringing the rows written or
+        deleted since it began up to date."""
+        graph, seconds = built
+        changed, self._building = self._building, None
+        if changed is None or self._graph is not None:
+            return  # abandoned meanwhile
+        self._take_graph(graph)
+        rows = np.asarray(sorted(changed), dtype=np.uint64)
         if len(rows):
-            self._graph_add(rows)
+            for row in rows.tolist():
+                if graph.contains(row):
+                    graph.remove(row)
+            now = rows[self.valid[rows.astype(np.int64)]]
+            if len(now):
+                self._graph_add(now)
         self.graph_source = "built"
-        self.build_seconds = time.perf_counter() - started
+        self.build_seconds = seconds
+
+    def abandon_build(self) -> None:
+        """Forget a build under way (its work failed): a later :meth:`start_build` begins
+        again."""
+        self._building = None
+
+    @property
+    def building(self) -> bool:
+        """True while a graph is built apart and not yet taken."""
+        return self._building is not None
 
     def _graph_add(self, rows: Array) -> None:
         """Add ``rows`` (uint64) to the graph from the matrix: as unit vectors when the graph

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,9 @@ log = logging.getLogger("raydo.vectorize")
 #: The graph is saved again once the writes since its last save are this fraction of the
 #: shard (1/10: a tenth).
 SAVE_SHARE = 10
+#: How long an event waits for a graph build it started before it answers without the graph
+#: (``graph_build_wait_seconds`` of the index); the build goes on after it.
+GRAPH_BUILD_WAIT_S = 1.0
 #: Rows read at a time when a shard loads its file.
 _LOAD_PAGE = 20_000
 #: The shard's own bound on a filter's JSON (the client checks the configured one first).
@@ -78,6 +82,8 @@ class VectorShard(PlatformObject):
         takes the saved graph and catches it up with those ids alone."""
         self._table: VectorTable | None = None
         self._threshold = EXACT_BELOW
+        self._build_wait = GRAPH_BUILD_WAIT_S
+        self._graph_build: asyncio.Future[None] | None = None
         self._indexes: dict[str, str] = {
             r["property"]: r["type"] for r in self._sql.exec("SELECT * FROM vec_meta_indexes")
         }
@@ -154,6 +160,11 @@ class VectorShard(PlatformObject):
             )
         return self._table
 
+    def _set_build_wait(self, seconds: object) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+            raise VectorizeError("graph_build_wait_seconds must be a number, 0 or more")
+        self._build_wait = float(seconds)
+
     def _set_threshold(self, exact_below: object) -> None:
         if isinstance(exact_below, bool) or not isinstance(exact_below, int) or exact_below < 1:
             raise VectorizeError("exact_below must be a positive integer")
@@ -184,6 +195,7 @@ class VectorShard(PlatformObject):
         mutation_id: str,
         max_vectors: int,
         exact_below: int = EXACT_BELOW,
+        build_wait_s: float = GRAPH_BUILD_WAIT_S,
     ) -> dict[str, Any]:
         """Insert (``mode="insert"``: ids that exist are skipped) or upsert (``"upsert"``:
         values, namespace and metadata replaced whole). ``{"count": written}``."""
@@ -191,6 +203,7 @@ class VectorShard(PlatformObject):
             if mode not in ("insert", "upsert"):
                 raise VectorizeError(f"unknown write mode {mode!r}")
             self._set_threshold(exact_below)
+            self._set_build_wait(build_wait_s)
             table = self._shape(dimensions, metric, create=True)
             assert table is not None
             wire = WireBatch(*batch)
@@ -267,17 +280,41 @@ class VectorShard(PlatformObject):
     async def _maybe_graph(self, table: VectorTable, written: int = 0) -> None:
         """Build the graph once the shard is past ``exact_below``; save it when it is new,
         and again once the writes since the last save reach a tenth of the shard (so a
-        restart loads a recent graph, and a save costs a small share of the writes)."""
+        restart loads a recent graph, and a save costs a small share of the writes).
+
+        The build runs on a thread, and the event waits for it ``graph_build_wait_seconds``
+        at most: a larger shard's build (minutes at a million vectors) goes on after the
+        event, queries meanwhile scan exactly, and the graph is taken when it is done and
+        saved by the next event that comes."""
         self._unsaved += written
         if not table.has_graph and len(table) >= table.exact_below:
-            # Off the loop: a large build takes seconds, and the host's loop stays free.
-            await asyncio.to_thread(table.ensure_graph)
-            self._unsaved = max(self._unsaved, len(table))
+            build = self._graph_build
+            if build is None:
+                work = table.start_build()
+                if work is not None:
+                    build = self._graph_build = asyncio.ensure_future(self._build(table, work))
+            if build is not None:
+                await asyncio.wait({build}, timeout=self._build_wait)
         if table.has_graph and self._unsaved * SAVE_SHARE >= max(1, len(table)):
             mutation, saves = self._mutation, self._graph_saves
             await asyncio.to_thread(self._save_graph, table)
             if mutation is not None and self._graph_saves > saves:
                 self._saved_at(mutation)
+
+    async def _build(self, table: VectorTable, work: Callable[[], tuple[Any, float]]) -> None:
+        """Run a graph build on a thread and take its graph (the shard's task for it: it
+        never raises, and a later build starts only once it ended)."""
+        try:
+            built = await asyncio.to_thread(work)
+        except Exception:  # the index works on without a graph
+            log.exception("building the graph of %s failed; queries scan exactly", self.core.path)
+            table.abandon_build()
+            return
+        finally:
+            self._graph_build = None
+        table.finish_build(built)
+        if table is self._table:  # not a table the shard dropped meanwhile
+            self._unsaved = max(self._unsaved, len(table))
 
     def _journal(self, ids: list[str]) -> None:
         if self._graph_saved is not None and ids:
@@ -343,10 +380,12 @@ class VectorShard(PlatformObject):
         return_values: bool,
         return_metadata: str,
         exact_below: int = EXACT_BELOW,
+        build_wait_s: float = GRAPH_BUILD_WAIT_S,
     ) -> dict[str, Any]:
         """The ``top_k`` closest vectors as ``[id, score, namespace, values, metadata]``."""
         try:
             self._set_threshold(exact_below)
+            self._set_build_wait(build_wait_s)
             table = self._shape(dimensions, metric, create=False)
             if not isinstance(vector, bytes) or len(vector) != dimensions * 4:
                 raise VectorizeError(f"the query vector must be {dimensions} float32")
@@ -425,6 +464,7 @@ class VectorShard(PlatformObject):
             "mutation": self._mutation,
             "mutation_at": self._mutation_at,
             "graph": bool(table is not None and table.has_graph),
+            "graph_building": bool(table is not None and table.building),
             "load_seconds": self._load_seconds,
             "graph_seconds": table.build_seconds if table is not None else 0.0,
             "graph_source": table.graph_source if table is not None else None,

@@ -32,6 +32,7 @@ from raydo.gateway.testing import CONFIGURED_STORAGE, TestApp, start_app
 from raydo.storage import LimitExceeded
 from tests.hosts import host_actor
 from tests.placements import Placement
+from tests.polling import poll
 
 
 @pytest.fixture
@@ -329,6 +330,62 @@ async def test_every_limit_names_itself_and_writes_nothing(app: TestApp) -> None
     assert (await small.describe()).vector_count == 300
     # 10 results at most with top_k=10, fine.
     assert (await small.query(ok, top_k=10)).count == 10
+
+
+def test_a_graph_built_apart_takes_the_writes_made_meanwhile() -> None:
+    rng = np.random.default_rng(11)
+    data = rng.standard_normal((300, 8)).astype(np.float32)
+    table = VectorTable(8, "cosine", exact_below=50)
+    table.put_many([f"v{i}" for i in range(200)], data[:200], [""] * 200)
+    work = table.start_build()
+    assert work is not None and table.building and not table.has_graph
+    assert table.start_build() is None  # one build at a time
+    # While it is built: rows past the arrays it reads (they grow), an update in place,
+    # deletes, and a deleted row taken again by a new id.
+    table.put_many([f"v{i}" for i in range(200, 300)], data[200:], [""] * 100)
+    table.put("v3", data[250], "")
+    for i in (5, 6, 7):
+        table.remove(f"v{i}")
+    table.put("new", data[10], "")
+    scanned = [table.search(q, 10, None) for q in data[::30]]  # exact meanwhile
+    table.finish_build(work())
+    assert table.has_graph and not table.building and table.graph_source == "built"
+    state = table.graph_state()
+    assert state is not None
+    graph, ids = state
+    assert sorted(int(k) for k in graph.keys) == sorted(table.row_of.values())
+    assert all(ids[row] == id_ for id_, row in table.row_of.items())
+    # Through the graph now: the same answers, the update and the new id included.
+    assert [table.search(q, 10, None) for q in data[::30]] == scanned
+    assert {table.ids[r] for r, _ in table.search(data[250], 2, None)} == {"v3", "v250"}
+    assert table.ids[table.search(data[10], 1, None)[0][0]] in ("new", "v10")
+    assert "v5" not in {table.ids[r] for r, _ in table.search(data[5], 10, None)}
+
+
+async def test_a_build_that_takes_longer_goes_on_after_the_event(app_dir: Path) -> None:
+    config = app_dir / "raydo.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[[vectorize]]\nbinding = "LAZY"\nindex_name = "lazy"\ndimensions = 8\n'
+        "exact_below = 50\ngraph_build_wait_seconds = 0\n"
+    )
+    data = rand(200, 8, seed=12)
+    async with start_app(app_dir) as app:
+        lazy = index(app, "LAZY")
+        # The write that crosses exact_below starts the build and returns without it.
+        await lazy.upsert([{"id": f"l{i}", "values": data[i]} for i in range(200)])
+        found = await lazy.query(data[42], top_k=1)  # exact, or through the graph once built
+        assert found.matches[0].id == "l42"
+
+        async def status() -> dict[str, Any]:
+            [shard] = await lazy.shard_status()
+            return shard
+
+        built = await poll(status, lambda s: s["graph"] and not s["graph_building"])
+        assert built["graph_source"] == "built"
+        # The next event saves the graph the build left.
+        await lazy.query(data[7], top_k=1)
+        assert (await status())["graph_saves"] >= 1
 
 
 async def test_the_graph_finds_what_exact_search_finds(app: TestApp) -> None:
@@ -680,6 +737,11 @@ async def test_a_changed_shape_writes_nothing_to_any_shard(app_dir: Path) -> Non
         ('index_name = "i"\ndimensions = 3\nmetric = "hamming"', "metric", "expected one of"),
         ('index_name = "I/x"\ndimensions = 3', "index_name", "an index name"),
         ('index_name = "i"\ndimensions = 3\nmax_top_k = 0', "max_top_k", "integer"),
+        (
+            'index_name = "i"\ndimensions = 3\ngraph_build_wait_seconds = -1',
+            "graph_build_wait_seconds",
+            "a number from 0",
+        ),
     ],
 )
 def test_config_errors(tmp_path: Path, entry: str, key: str, message: str) -> None:
