@@ -1089,10 +1089,10 @@ def host_statuses(spec: RuntimeSpec, timeout: float = STATUS_TIMEOUT_S) -> list[
 #: How long a node may take to set up a deployed app's environment (copy its folder, install
 #: its dependencies: Ray clones this Python environment for them, which takes tens of seconds).
 ENVIRONMENT_SETUP_S = 900.0
-#: How long a deploy keeps making a host Ray placed off its preferred node again: a raylet's
-#: view of a node that joined lags the GCS, here by up to 15 s on a loaded machine, and until
-#: it has the node a soft preference for it is taken as "node gone". Past it the host stays
-#: where Ray put it (it serves there), with a warning.
+#: How long a deploy keeps making a host Ray placed off its preferred node again. Hosts ask
+#: for ``HOST_MEMORY_BYTES`` so that Ray keeps their preference at all; what is left is a
+#: raylet whose view lacks a node that just joined, which takes the preference as "node
+#: gone". Past it the host stays where Ray put it (it serves there), with a warning.
 DEPLOY_PLACEMENT_S = 30.0
 
 
@@ -1213,9 +1213,9 @@ def deploy_hosts(
             ray.kill(old, no_restart=True)
             action = "updated"
         handle = _start_deployed(spec, key, bind, version, replacing=old)
-        # Ray takes the node preference as a hint (a raylet whose view of the other nodes
-        # lags places the host on its own); a gateway does not move a deployed host (it
-        # would lose the deployed environment), so the deploy places it itself.
+        # The node preference is soft (a raylet whose view lacks a node that just joined
+        # places the host elsewhere); a gateway does not move a deployed host (it would lose
+        # the deployed environment), so the deploy places it itself.
         deadline = time.monotonic() + DEPLOY_PLACEMENT_S
         attempt = 0
         while True:
