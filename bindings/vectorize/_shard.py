@@ -282,18 +282,18 @@ class VectorShard(PlatformObject):
         and again once the writes since the last save reach a tenth of the shard (so a
         restart loads a recent graph, and a save costs a small share of the writes).
 
-        The build runs on a thread, and the event waits for it ``graph_build_wait_seconds``
-        at most: a larger shard's build (minutes at a million vectors) goes on after the
-        event, queries meanwhile scan exactly, and the graph is taken when it is done and
-        saved by the next event that comes."""
+        The build runs on a thread, and the event that starts it waits for it
+        ``graph_build_wait_seconds`` at most: a larger shard's build (minutes at a million
+        vectors) goes on after the event, later events do not wait for it and queries scan
+        exactly meanwhile, and the graph is taken when it is done and saved by the next
+        event that comes."""
         self._unsaved += written
-        if not table.has_graph and len(table) >= table.exact_below:
-            build = self._graph_build
-            if build is None:
-                work = table.start_build()
-                if work is not None:
-                    build = self._graph_build = asyncio.ensure_future(self._build(table, work))
-            if build is not None:
+        if not table.has_graph and len(table) >= table.exact_below and self._graph_build is None:
+            work = table.start_build()
+            if work is not None:
+                # Only the event that starts a build waits for it: the ones after it go on
+                # at once, or each would wait its turn's share of a minutes-long build.
+                build = self._graph_build = asyncio.ensure_future(self._build(table, work))
                 await asyncio.wait({build}, timeout=self._build_wait)
         if table.has_graph and self._unsaved * SAVE_SHARE >= max(1, len(table)):
             mutation, saves = self._mutation, self._graph_saves
