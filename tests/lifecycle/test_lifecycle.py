@@ -96,6 +96,10 @@ async def test_an_idle_object_is_evicted_and_comes_back_from_storage(
         assert await clock.remember() == 1
 
 
+WORK_S = 4.0
+"""The wait_until work of the eviction test: its idle neighbour must be evicted within it."""
+
+
 async def test_wait_until_keeps_an_object_from_idle_eviction_until_done(
     local_alarms_dir: Path,
 ) -> None:
@@ -107,16 +111,17 @@ async def test_wait_until_keeps_an_object_from_idle_eviction_until_done(
         assert await busy.remember() == 1
         assert await idle.remember() == 1
         started_at = time.monotonic()
-        await busy.background(1.5)
+        # Work long enough that the idle one's eviction comes well within it, loaded or not.
+        await busy.background(WORK_S)
         # The idle one goes after its 0.3 s; the busy one stays while its work runs.
         await poll(lambda: live(app), lambda ids: idle.id.hex not in ids, timeout=5)
         await asyncio.sleep(0.3)
-        assert time.monotonic() - started_at < 1.5, "the machine is too slow for this test"
+        assert time.monotonic() - started_at < WORK_S, "the machine is too slow for this test"
         assert busy.id.hex in live_ids(app)
         assert await busy.remember() == 2, "evicted while wait_until work was running"
         # Once the work is done it is idle like any other and goes in its turn.
-        await poll(lambda: live(app), lambda ids: busy.id.hex not in ids, timeout=5)
-        assert time.monotonic() - started_at >= 1.5
+        await poll(lambda: live(app), lambda ids: busy.id.hex not in ids, timeout=WORK_S + 5)
+        assert time.monotonic() - started_at >= WORK_S
         assert await busy.remember() == 1
         assert await idle.remember() == 1
 
