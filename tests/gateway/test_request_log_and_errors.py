@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from raydo.gateway.testing import start_app
+from tests.cluster import RayCluster, serve
 
 APP = """
 from starlette.applications import Starlette
@@ -120,3 +122,24 @@ def test_the_access_log_as_json_lines(app_dir: Path) -> None:
         ("GET", "/missing-table", 500),
     ]
     assert all(isinstance(r["duration_ms"], float) and r["duration_ms"] >= 0 for r in access)
+
+
+@pytest.mark.ray
+def test_serve_with_two_workers_logs_each_request_once(
+    app_dir: Path,
+    ray_cluster: RayCluster,
+    tmp_path: Path,
+    kill_hosts_after: Callable[[Path], Path],
+) -> None:
+    server = serve(
+        kill_hosts_after(app_dir), ray_cluster, tmp_path, workers=2, args=["--access-log"]
+    )
+    try:
+        for _ in range(6):  # a new connection each: the kernel spreads them over the workers
+            assert httpx.get(f"{server.url}/ok", timeout=30).status_code == 200
+        assert httpx.get(f"{server.url}/missing-table", timeout=60).status_code == 500
+    finally:
+        server.stop()
+    lines = [line for line in server.log.read_text().splitlines() if "raydo.access" in line]
+    assert len([line for line in lines if " GET /ok 200 " in line]) == 6, lines
+    assert len([line for line in lines if " GET /missing-table 500 " in line]) == 1, lines
