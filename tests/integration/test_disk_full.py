@@ -127,6 +127,11 @@ async def same_connection_after_a_failed_upload(app: TestApp, disk: Path) -> Non
         await writer.drain()
         status, _, body = await read_response(reader)
         assert (status, body) == (404, b'{"error":"not_found"}')  # nothing half-stored
+        # Nor half-written: the upload's spool and the blob store's staging files are gone.
+        folders = sorted(disk.rglob("tmp"))
+        assert folders, "no staging folder found: the check below would see nothing"
+        staging = [path for folder in folders for path in folder.iterdir()]
+        assert staging == [], staging
     finally:
         writer.close()
         await writer.wait_closed()
