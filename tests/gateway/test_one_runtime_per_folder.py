@@ -6,13 +6,15 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from raydo.storage.folder_lock import FolderInUse
-from tests.cluster import REPO, copy_app
+from tests.cluster import REPO, RayCluster, copy_app, make_temp_dir, serve
 
 
 async def test_raydo_dev_refuses_a_folder_another_runtime_serves(tmp_path: Path) -> None:
@@ -57,3 +59,25 @@ def test_the_readme_snippet_passes_twice_from_any_folder_and_leaves_the_example_
         exec(compile(code, "README example", "exec"), namespace)
         namespace["test_counter_counts"]()  # type: ignore[operator]
     assert sorted(p.name for p in (example / ".raydo").glob("**/*")) == storage_before
+
+
+@pytest.mark.ray
+def test_raydo_serve_of_a_second_cluster_is_refused_on_the_folder(
+    tmp_path: Path, ray_cluster: RayCluster, kill_hosts_after: Callable[[Path], Path]
+) -> None:
+    # Two Ray clusters pointed at one app folder (a misconfiguration): the second refuses.
+    app_dir = kill_hosts_after(copy_app(REPO / "examples" / "counter", tmp_path))
+    first = serve(app_dir, ray_cluster, tmp_path)
+    other = RayCluster(make_temp_dir("rdo-"))
+    try:
+        other.start()
+        assert httpx.post(f"{first.url}/counter/a/increment", timeout=60).status_code == 200
+        with pytest.raises(RuntimeError, match="is in use by") as refused:
+            serve(app_dir, other, tmp_path).stop()
+        assert str(app_dir / ".raydo") in str(refused.value)
+        # The first cluster's runtime serves on, its count intact.
+        reply = httpx.post(f"{first.url}/counter/a/increment", timeout=60)
+        assert reply.json()["value"] == 2, reply.text
+    finally:
+        other.stop()
+        first.stop()
