@@ -355,10 +355,15 @@ def test_a_graph_built_apart_takes_the_writes_made_meanwhile() -> None:
     graph, ids = state
     assert sorted(int(k) for k in graph.keys) == sorted(table.row_of.values())
     assert all(ids[row] == id_ for id_, row in table.row_of.items())
-    # Through the graph now: the same answers, the update and the new id included.
-    assert [table.search(q, 10, None) for q in data[::30]] == scanned
-    assert {table.ids[r] for r, _ in table.search(data[250], 2, None)} == {"v3", "v250"}
-    assert table.ids[table.search(data[10], 1, None)[0][0]] in ("new", "v10")
+    # Through the graph now (approximate: nearly the same answers, each score exact), the
+    # update and the new id included.
+    for q, exact in zip(data[::30], scanned, strict=True):
+        found = table.search(q, 10, None)
+        assert len({r for r, _ in found} & {r for r, _ in exact}) >= 8, (found, exact)
+        scores = dict(exact)
+        assert all(score == scores[r] for r, score in found if r in scores)
+    assert {"v3", "v250"} <= {table.ids[r] for r, _ in table.search(data[250], 10, None)}
+    assert {"new", "v10"} <= {table.ids[r] for r, _ in table.search(data[10], 10, None)}
     assert "v5" not in {table.ids[r] for r, _ in table.search(data[5], 10, None)}
 
 
