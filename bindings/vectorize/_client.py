@@ -39,6 +39,7 @@ from ._types import (
     VectorMatch,
     VectorMatches,
     VectorMutation,
+    changed_shape,
 )
 
 
@@ -152,11 +153,7 @@ class VectorizeIndex:
         """Refuse, as the shard would, when a shard holds vectors of another shape."""
         held = (state["dimensions"], state["metric"])
         if held[0] is not None and held != (self.dimensions, self.metric):
-            raise VectorizeError(
-                f"the index holds vectors of {held[0]} dimensions ({held[1]});"
-                f" the config says {self.dimensions} ({self.metric}): delete the index"
-                " (raydo vectorize delete) or set the config back"
-            )
+            raise changed_shape(held, (self.dimensions, self.metric))
 
     async def _check_room(self, batch: WireBatch, total: int) -> None:
         existing = {v.id for v in await self.get_by_ids(batch.ids)}

@@ -252,7 +252,6 @@ class VectorTable:
         # A later _grow makes new arrays and leaves these as they are; a row written in
         # place meanwhile is in _building, and taken again from the table at the end.
         matrix, norms = self.matrix, self.norms
-        holds_bytes = self.graph_dtype == "i8"
         dimensions, metric, dtype = self.dimensions, _USEARCH_METRIC[self.metric], self.graph_dtype
         self._building = set()
 
@@ -270,7 +269,7 @@ class VectorTable:
                 chunk = rows[start : start + BUILD_CHUNK]
                 at = chunk.astype(np.int64)
                 vectors = matrix[at]
-                graph.add(chunk, self._unit(vectors, norms[at]) if holds_bytes else vectors)
+                graph.add(chunk, self._unit(vectors, norms[at]) if _holds_bytes(graph) else vectors)
             return graph, time.perf_counter() - started
 
         return build
@@ -314,8 +313,7 @@ class VectorTable:
 
     def _take_graph(self, graph: Any) -> None:
         self._graph = graph
-        # A saved graph keeps the kind it was built with, so ask the graph, not the metric.
-        self._graph_holds_bytes = graph.dtype.name == "I8"
+        self._graph_holds_bytes = _holds_bytes(graph)
 
     @staticmethod
     def _unit(vectors: Array, norms: Array) -> Array:
@@ -521,3 +519,9 @@ def _length(vector: Array) -> float:
     """The Euclidean length of ``vector``, summed in float64."""
     wide = vector.astype(np.float64)
     return math.sqrt(float(wide @ wide))
+
+
+def _holds_bytes(graph: Any) -> bool:
+    """Whether ``graph`` holds bytes (unit vectors as ``i8``): asked of the graph, since a
+    saved one keeps the kind it was built with."""
+    return bool(graph.dtype.name == "I8")

@@ -31,7 +31,14 @@ from . import _saved_graph as saved_graph
 from ._checks import WireBatch, check_wire_batch
 from ._filter import Column, indexed_value, mask_for, parse_filter
 from ._search import EXACT_BELOW, GRAPH_DTYPE, VectorTable
-from ._types import INDEX_TYPES, METRICS, RETURN_METADATA, VectorizeError, VectorLimits
+from ._types import (
+    INDEX_TYPES,
+    METRICS,
+    RETURN_METADATA,
+    VectorizeError,
+    VectorLimits,
+    changed_shape,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vec_items (
@@ -153,11 +160,7 @@ class VectorShard(PlatformObject):
             self._dimensions, self._metric = dimensions, str(metric)
             self._table = VectorTable(dimensions, str(metric), self._exact_below())
         elif (self._dimensions, self._metric) != (dimensions, metric):
-            raise VectorizeError(
-                f"the index holds vectors of {self._dimensions} dimensions ({self._metric});"
-                f" the config says {dimensions} ({metric}): delete the index"
-                " (raydo vectorize delete) or set the config back"
-            )
+            raise changed_shape((self._dimensions, self._metric), (dimensions, metric))
         return self._table
 
     def _set_build_wait(self, seconds: object) -> None:
@@ -288,13 +291,12 @@ class VectorShard(PlatformObject):
         exactly meanwhile, and the graph is taken when it is done and saved by the next
         event that comes."""
         self._unsaved += written
-        if not table.has_graph and len(table) >= table.exact_below and self._graph_build is None:
-            work = table.start_build()
-            if work is not None:
-                # Only the event that starts a build waits for it: the ones after it go on
-                # at once, or each would wait its turn's share of a minutes-long build.
-                build = self._graph_build = asyncio.ensure_future(self._build(table, work))
-                await asyncio.wait({build}, timeout=self._build_wait)
+        # start_build says whether one is due (past exact_below, no graph, none under way).
+        if self._graph_build is None and (work := table.start_build()) is not None:
+            # Only the event that starts a build waits for it: the ones after it go on at
+            # once, or each would wait its turn's share of a minutes-long build.
+            build = self._graph_build = asyncio.ensure_future(self._build(table, work))
+            await asyncio.wait({build}, timeout=self._build_wait)
         if table.has_graph and self._unsaved * SAVE_SHARE >= max(1, len(table)):
             mutation, saves = self._mutation, self._graph_saves
             await asyncio.to_thread(self._save_graph, table)

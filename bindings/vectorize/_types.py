@@ -28,6 +28,16 @@ class VectorizeError(ValueError):
     nothing of the call was written."""
 
 
+def changed_shape(held: tuple[object, object], wanted: tuple[object, object]) -> VectorizeError:
+    """The refusal of a call whose config gives the index another shape than it holds
+    (``(dimensions, metric)`` each)."""
+    return VectorizeError(
+        f"the index holds vectors of {held[0]} dimensions ({held[1]});"
+        f" the config says {wanted[0]} ({wanted[1]}): delete the index"
+        " (raydo vectorize delete) or set the config back"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class VectorLimits:
     """What one index accepts; each breach is a ``LimitExceeded`` naming the field, and
