@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from raydo.storage.folder_lock import live_holder
-from raydo.storage.replication import Fenced, ObjectLog, S3Store, check_store
+from raydo.storage.replication import (
+    Fenced,
+    ObjectLog,
+    S3Store,
+    carry_over_sealing,
+    check_store,
+)
 from raydo.storage.replication.bookmarks import (
     Bookmark,
     BookmarkUnavailable,
@@ -124,6 +130,10 @@ def restore(
         log = _log(config, binding, object_hex, "restore")
         assert config.replication is not None
         target = _target(log, config, args)
+        # Commits a live host acknowledged from its host log: into the log first (their
+        # host's stream sealed, so it acknowledges nothing more), so the undo holds them.
+        if carry_over_sealing(log) is not None:
+            continue  # the log moved: read it again, from the store
         undo = current(log)
         with tempfile.TemporaryDirectory(prefix="raydo-rewind-") as scratch:
             try:

@@ -374,6 +374,8 @@ _REPLICATION_FIELDS = {
     "region": _name(_RESOURCE_NAME, "a region name"),
     "sync_deadline_s": _number(0, 600, above=True),
     "async_interval_s": _number(0, 3600, above=True),
+    "host_log": _Field("true or false", lambda v: v if isinstance(v, bool) else None),
+    "write_back_s": _number(0, 86400, above=True),
 }
 
 

@@ -81,6 +81,8 @@ _REPLICATION_COUNTERS = (
     ("restore_seconds", "raydo_replication_restore_seconds", "Time spent restoring objects"),
     ("take_overs", "raydo_replication_take_overs", "Objects' logs taken over by this host"),
     ("fenced", "raydo_replication_fenced", "Objects dropped because another owner took them"),
+    ("versions", "raydo_replication_versions", "Rounds acknowledged from the host log"),
+    ("slots", "raydo_replication_host_log_slots", "Host log slots stored (one write each)"),
 )
 
 

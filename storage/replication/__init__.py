@@ -3,12 +3,15 @@ store as fenced, immutable entries, and restored from there on any node.
 
 One module per concept: :mod:`.settings` (the ``[replication]`` config), :mod:`.store` (the
 S3 calls and the start-up check), :mod:`.wal` (reading frames, writing pages),
+:mod:`.journal` (the host log: one stream of slots per host), :mod:`.carry` (a version
+carried from a host log into an object's own log),
 :mod:`.segments` (entries as sealed bytes), :mod:`.log` (one object's linear log and its
 fencing), :mod:`.local_mark` (what the local file holds of the log), :mod:`.snapshots`,
 :mod:`.restore`, :mod:`.shipper` (group shipping and the output gate's futures) and
 :mod:`.replica` (one object's replica and a host's set of them).
 """
 
+from .carry import carry_over_sealing
 from .local_mark import LocalMark, read_mark
 from .log import Fenced, ObjectLog
 from .replica import ObjectReplica, Replication, ReplicationStats
@@ -37,6 +40,7 @@ __all__ = [
     "ShippingFailed",
     "StoreFailure",
     "StoreUnusable",
+    "carry_over_sealing",
     "check_store",
     "parse_store_url",
     "read_mark",

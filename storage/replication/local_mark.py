@@ -44,6 +44,10 @@ class LocalMark:
     """The place of the latest snapshot in the store, when known."""
     since_snapshot: int = 0
     """Bytes shipped in segments since that snapshot."""
+    stream: str | None = None
+    """The host log holding the object's latest version beyond entry ``seq``, if any."""
+    version_ms: int | None = None
+    """That version's time: the local file holds it (it is the one the WAL reaches)."""
 
 
 def mark_file(database: Path) -> Path:
@@ -70,9 +74,19 @@ def read_mark(database: Path) -> LocalMark | None:
             WalPosition.from_json(data.get("wal") or {}),
             snapshot if isinstance(snapshot, int) else None,
             int(data.get("since_snapshot", 0)),
+            _text_or_none(data.get("stream")),
+            _int_or_none(data.get("version_ms")),
         )
     except (ValueError, KeyError, TypeError, AttributeError):  # damaged: not a mark
         return None
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _slot(raw: bytes, at: int) -> tuple[int, bytes] | None:
@@ -99,6 +113,11 @@ def write_mark(database: Path, mark: LocalMark) -> None:
             "wal": mark.wal.to_json(),
             "snapshot": mark.snapshot,
             "since_snapshot": mark.since_snapshot,
+            **(
+                {}
+                if mark.stream is None
+                else {"stream": mark.stream, "version_ms": mark.version_ms}
+            ),
         },
         separators=(",", ":"),
     ).encode()

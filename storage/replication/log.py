@@ -11,13 +11,18 @@ starts by creating the next free place as its epoch mark (:meth:`ObjectLog.take_
 then on the old owner's next write finds its place taken and raises :class:`Fenced`, so it
 acknowledges nothing more. A place found taken by the very bytes we sent is ours (the answer
 to an earlier try was lost), never a fence.
+
+Under a host log (:mod:`.journal`) an owner's commits may be acknowledged from its host's
+stream before they reach this log. Such an owner's id *is* its stream's, so every entry it
+writes names the stream: the next owner seals the stream of the log's last entry and carries
+the object's latest version over from it (:meth:`ObjectLog.place`).
 """
 
 from __future__ import annotations
 
 from raydo.storage.errors import StorageError
 
-from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, now_ms, written_ms_of
+from .segments import HEAD_BYTES, MAGIC, CorruptEntry, Entry, EntryKind, now_ms, written_ms_of
 from .settings import ReplicationSettings
 from .store import ObjectStore
 
@@ -40,11 +45,13 @@ class ObjectLog:
         owner: bytes,
     ) -> None:
         self.store = store
+        self.settings = settings
         self.owner = owner
         self.tail = -1
         """The last entry this owner knows of (its own last one, once it writes)."""
         self.tail_ms = 0
         """When that entry was written (ms), once this owner wrote it or read it."""
+        self._stamped = 0
         self._tried: tuple[int, EntryKind, bytes, int, bytes] | None = None
         """The entry of an append that failed: its place, kind, body, time and bytes."""
         self._root = settings.key(binding, object_hex)
@@ -64,6 +71,44 @@ class ObjectLog:
         prefix = f"{self._root}/log/"
         start = None if seq is None or seq < 0 else self.log_key(seq)
         return [_seq(key, prefix) for key in self.store.keys(prefix, start)]
+
+    def entry_head(self, seq: int) -> tuple[EntryKind, bytes, int]:
+        """Entry ``seq``'s kind, owner and time (ms), from its head alone (a ranged GET)."""
+        key = self.log_key(seq)
+        head = self.store.head(key, HEAD_BYTES)
+        if head is None:
+            raise CorruptEntry(f"{key}: the entry is missing from the store")
+        written = written_ms_of(head, key)
+        try:
+            kind = EntryKind(head[len(MAGIC)])
+        except ValueError:
+            raise CorruptEntry(f"{key}: unknown entry kind {head[len(MAGIC)]}") from None
+        return kind, bytes(head[len(MAGIC) + 1 : len(MAGIC) + 17]), written
+
+    def stamp(self) -> int:
+        """The time (ms) of this owner's next entry or version: never earlier than the log's
+        tail, and after everything this owner stamped before (their order is the log's)."""
+        self._stamped = max(now_ms(), self.tail_ms, self._stamped + 1)
+        return self._stamped
+
+    def stamp_of_last(self) -> int:
+        """The time :meth:`stamp` gave last."""
+        return self._stamped
+
+    def seal_version(self, body: bytes) -> bytes:
+        """A segment entry's bytes for a host log: written into this log only by
+        :meth:`place`, by this owner's successor."""
+        return Entry(EntryKind.SEGMENT, self.owner, self.stamp(), body).seal()
+
+    def place(self, data: bytes, written_ms: int) -> bool:
+        """Write the sealed entry ``data`` (written at ``written_ms``) after the tail; False
+        when that place holds other bytes (the tail moved: read it again)."""
+        seq = self.tail + 1
+        key = self.log_key(seq)
+        if not self.store.create(key, data) and self.store.get(key) != data:
+            return False
+        self.tail, self.tail_ms = seq, written_ms
+        return True
 
     def snapshots(self) -> list[int]:
         """The places of the snapshot entries whose marker is stored, ascending."""
@@ -111,7 +156,7 @@ class ObjectLog:
             written, data = tried[3], tried[4]
         else:
             # Never earlier than the entry before it, so that bookmarks sort as the log does.
-            written = max(now_ms(), self.tail_ms)
+            written = self.stamp()
             data = Entry(kind, self.owner, written, body).seal()
         self._tried = (seq, kind, body, written, data)
         key = self.log_key(seq)

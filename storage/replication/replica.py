@@ -6,11 +6,17 @@ Life of an :class:`ObjectReplica`, in order:
    host). The local mark says which entry the local file holds; the store is asked for the
    entries after it (one LIST). None: the local file is current (commits it holds beyond what
    was shipped were never acknowledged and are cut off its WAL) and no snapshot is read.
-   Some, or no local file: the file is restored from the store. Then the next free place of
-   the log is taken as this owner's epoch mark (one PUT): from then on a stale owner's
-   writes fail.
+   Some, or no local file: the file is restored from the store. Before that, under a host
+   log, the previous owner's latest version is carried over from its stream (sealed first,
+   so that its host acknowledges nothing more) into the log. Then the next free place of
+   the log is taken as this owner's epoch mark (one PUT, and one for the marker naming this
+   host's stream): from then on a stale owner's writes fail.
 2. **Shipping** (:class:`~.shipper.Shipper`) after every commit, and a checkpoint of the WAL
-   between rounds once it holds enough that was shipped.
+   between rounds once it holds enough that was shipped. Under a host log (``sync`` with
+   ``host_log``), a round puts the object's *version* (every page changed since its own
+   log's last entry) in the host's stream, and only now and then (a large or late version,
+   a snapshot, a bookmark, a closing host, ``write_back_s`` after the first version) writes
+   those pages into the object's own log (a *direct* round).
 3. **Loss**: a fenced log, or (``sync``) a commit not stored by its deadline: the host drops
    the object and :meth:`ObjectReplica.discard_local` deletes the local file; the next event
    takes over again, restoring from the store.
@@ -28,16 +34,18 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from .bookmarks import Bookmark, apply_retention, bookmark_for_time, current, rewind
+from .carry import carry_over
+from .journal import HostLog, HostLogFenced, object_digest
 from .local_mark import LocalMark, read_mark, remove_local, write_mark
 from .log import Fenced, ObjectLog
 from .restore import restore
-from .segments import EntryKind, segment_body
+from .segments import EntryKind, pages_body
 from .settings import ReplicationSettings
 from .shipper import Shipper, ShippingFailed
 from .snapshots import build_snapshot, snapshot_due
@@ -48,7 +56,12 @@ log = logging.getLogger("raydo.replication")
 
 #: Checkpoint the WAL between rounds once it is this long and all of it is shipped.
 CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+#: Under a host log, a round whose version (the pages changed since the object's own log's
+#: last entry) would be larger than this writes them into the object's own log instead.
+VERSION_MAX_BYTES = 256 * 1024
 _TAKE_OVER_TRIES = 5
+_DONE: Future[None] = Future()
+_DONE.set_result(None)
 _T = TypeVar("_T")
 
 
@@ -72,6 +85,10 @@ class ReplicationStats:
     restore_seconds: float = 0.0
     take_overs: int = 0
     fenced: int = 0
+    versions: int = 0
+    """Rounds acknowledged from the host log (their pages are in a slot, not yet an entry)."""
+    slots: int = 0
+    """Slots of the host log stored: one store write each, for all the versions in it."""
 
 
 class ObjectReplica:
@@ -91,16 +108,26 @@ class ObjectReplica:
         self._oldest_unshipped: float | None = None
         self._before_rewind: Bookmark | None = None
         self._new_owner()
+        self._digest = object_digest(self.log.root)
+        # Under a host log: the stream this owner's epoch names, and the pages changed since
+        # the own log's last entry (the next version holds them all), with when they began.
+        self._stream: str | None = None
+        self._pages: dict[int, bytes] = {}
+        self._page_size = 0
+        self._database_pages = 0
+        self._pages_since: float | None = None
+        self._direct_next = False
+        self._write_back: asyncio.TimerHandle | None = None
+
+    def _log(self, owner: bytes) -> ObjectLog:
+        replication = self._replication
+        return ObjectLog(
+            replication.store, replication.settings, self._binding, self.object_hex, owner
+        )
 
     def _new_owner(self) -> None:
         replication = self._replication
-        self.log = ObjectLog(
-            replication.store,
-            replication.settings,
-            self._binding,
-            self.object_hex,
-            secrets.token_bytes(16),
-        )
+        self.log = self._log(secrets.token_bytes(16))
         settings = replication.settings
         self.shipper = Shipper(
             self,
@@ -119,6 +146,11 @@ class ObjectReplica:
     @property
     def idle(self) -> bool:
         return self.shipper.idle
+
+    @property
+    def only_in_host_log(self) -> bool:
+        """True when commits of the object are in its host's stream and not in its own log."""
+        return bool(self._pages)
 
     @property
     def lost(self) -> str | None:
@@ -146,9 +178,32 @@ class ObjectReplica:
 
     def _take_over(self) -> None:
         stats = self._replication.stats
+        host_log = self._replication.host_log
+        if host_log is not None and self.log.owner.hex() != host_log.stream:
+            # This owner's id is its host's stream, so that every entry it writes names it.
+            self.log = self._log(bytes.fromhex(host_log.stream))
         mark = read_mark(self.database)
         for _ in range(_TAKE_OVER_TRIES):
             newer = self.log.entries_after(None if mark is None else mark.seq)
+            carried = None
+            if host_log is not None:
+                tail = newer[-1] if newer else (-1 if mark is None else mark.seq)
+                carried = carry_over(self.log, tail, host_log.locate, host_log.read)
+                if carried is not None:
+                    newer.append(carried[0])
+            if mark is not None and mark.stream is not None:
+                # The local file holds a version from a host log beyond entry mark.seq: it
+                # is current only if that version is the one just carried over.
+                if (
+                    carried is not None
+                    and newer == [carried[0]]
+                    and carried[1:] == (mark.stream, mark.version_ms)
+                ):
+                    mark = LocalMark(newer[0], mark.wal, mark.snapshot, mark.since_snapshot)
+                    newer = []
+                else:
+                    mark = None
+                    newer = newer or self.log.entries_after(None)
             if mark is not None and not newer:
                 if not self._trim_unshipped(mark):
                     mark = None
@@ -165,6 +220,7 @@ class ObjectReplica:
                 mark = LocalMark(-1, WalPosition(), None, 0)
             epoch = self.log.take_epoch(mark.seq)
             if epoch is not None:
+                self._stream = None if host_log is None else self.log.owner.hex()
                 self._before_rewind = None
                 self._mark = LocalMark(epoch, mark.wal, mark.snapshot, mark.since_snapshot)
                 if self.database.exists():
@@ -214,22 +270,114 @@ class ObjectReplica:
         except FileNotFoundError:
             return 0
 
+    def begin(self, length: int, deadline: float) -> Future[None] | None:
+        """On the loop: a round acknowledged from the host log, when this one can be (see
+        the module's text); None when it writes the object's own log (:meth:`ship`)."""
+        host_log = self._replication.host_log
+        if (
+            host_log is None
+            or self._stream != host_log.stream  # its stream was given up: write the own log
+            or self._direct_next
+            or self._before_rewind is not None
+        ):
+            return None
+        mark = self._mark
+        frames = read_committed(wal_file(self.database), mark.wal, length)
+        if frames is None:
+            return _DONE  # nothing new (a commit that wrote nothing waited for a round)
+        database_bytes = frames.database_pages * frames.page_size
+        if (
+            snapshot_due(mark.since_snapshot, database_bytes, mark.snapshot is not None)
+            or frames.end.offset >= CHECKPOINT_WAL_BYTES  # written back, so it can checkpoint
+            or (
+                self._pages_since is not None
+                and time.monotonic() - self._pages_since > self._settings.write_back_s
+            )
+        ):
+            return None
+        self._page_size, self._database_pages = frames.page_size, frames.database_pages
+        self._pages.update(frames.pages)
+        body = pages_body(self._page_size, self._database_pages, self._pages.items())
+        if len(body) > VERSION_MAX_BYTES:
+            return None  # ship() reads the same frames again: its pages are the same
+        data = self.log.seal_version(body)
+        written, stream = self.log.stamp_of_last(), host_log.stream
+        done: Future[None] = Future()
+        stored = host_log.submit(stream, self._digest, data, deadline)
+        stored.add_done_callback(
+            lambda f: self._journaled(f, done, frames.end, stream, written, len(data))
+        )
+        return done
+
+    def _journaled(
+        self,
+        stored: Future[None],
+        done: Future[None],
+        end: WalPosition,
+        stream: str,
+        written: int,
+        size: int,
+    ) -> None:
+        """On the host log's writer, once the slot is stored (or not): the mark, then the
+        round's end."""
+        failure = stored.exception()
+        if isinstance(failure, HostLogFenced):
+            done.set_exception(Fenced(str(failure)))
+            return
+        if failure is not None:
+            self._replication.stats.failures += 1
+            done.set_exception(ShippingFailed(str(failure)))
+            return
+        try:
+            if self._pages_since is None:
+                self._pages_since = time.monotonic()
+            mark = self._mark
+            self._mark = LocalMark(
+                mark.seq, end, mark.snapshot, mark.since_snapshot, stream, written
+            )
+            write_mark(self.database, self._mark)
+        except Exception as exc:  # noqa: BLE001 - the round fails, the object is reset
+            done.set_exception(exc)
+            return
+        stats = self._replication.stats
+        stats.versions += 1
+        stats.bytes_shipped += size
+        done.set_result(None)
+
     def ship(self, length: int, deadline: float) -> None:
+        """On a replication thread: a round that writes the object's own log (a snapshot, or
+        every page changed since its last entry)."""
         if self._before_rewind is not None:
             raise Fenced(
                 "the object was restored to a bookmark: what it wrote after"
                 " on_next_session_restore_bookmark() in the same session is dropped"
             )
+        direct_asked, self._direct_next = self._direct_next, False
         mark = self._mark
         frames = read_committed(wal_file(self.database), mark.wal, length)
-        if frames is None:
+        if frames is None and not (direct_asked and self._pages):
             return
+        if frames is not None:
+            self._page_size, self._database_pages = frames.page_size, frames.database_pages
+        database_bytes = self._database_pages * self._page_size
+        end = mark.wal if frames is None else frames.end
+        if frames is not None and snapshot_due(
+            mark.since_snapshot, database_bytes, mark.snapshot is not None
+        ):
+            snapshot = build_snapshot(self.database, frames.end)
+            self._direct(EntryKind.SNAPSHOT, snapshot, end, deadline)
+            return
+        pages = self._pages
+        if frames is not None:
+            pages.update(frames.pages)
+        body = pages_body(self._page_size, self._database_pages, pages.items())
+        self._direct(EntryKind.SEGMENT, body, end, deadline)
+
+    def _direct(self, kind: EntryKind, body: bytes, end: WalPosition, deadline: float) -> None:
+        """A round that writes the object's own log: a snapshot, or every page changed since
+        its last entry (the versions in the host log since then included)."""
         stats = self._replication.stats
-        database_bytes = frames.database_pages * frames.page_size
-        if snapshot_due(mark.since_snapshot, database_bytes, mark.snapshot is not None):
-            kind, body = EntryKind.SNAPSHOT, build_snapshot(self.database, frames.end)
-        else:
-            kind, body = EntryKind.SEGMENT, segment_body(frames)
+        mark = self._mark
         delay = 0.05
         while True:
             try:
@@ -244,11 +392,15 @@ class ObjectReplica:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+        self._pages = {}
+        self._pages_since = None
+        if self._replication.host_log is not None:
+            self._replication.host_log.forget(self._digest)
         if kind is EntryKind.SNAPSHOT:
-            self._mark = LocalMark(seq, frames.end, seq, 0)
+            self._mark = LocalMark(seq, end, seq, 0)
             self._retain()
         else:
-            self._mark = LocalMark(seq, frames.end, mark.snapshot, mark.since_snapshot + len(body))
+            self._mark = LocalMark(seq, end, mark.snapshot, mark.since_snapshot + len(body))
         write_mark(self.database, self._mark)
         # Counted once the round is done, retention's requests included: whoever reads the
         # counters sees an entry only when nothing of its round is still under way.
@@ -269,14 +421,39 @@ class ObjectReplica:
     def shipped(self) -> None:
         if self.shipper.idle:
             self._oldest_unshipped = None
+        if self._pages and self._write_back is None:
+            loop = asyncio.get_running_loop()
+            self._write_back = loop.call_later(self._settings.write_back_s, self._written_back)
         core = self._core
         mark = self._mark
-        if core is None or not self.shipper.idle or mark.wal.offset < CHECKPOINT_WAL_BYTES:
+        if (
+            core is None
+            or self._pages
+            or not self.shipper.idle
+            or mark.wal.offset < CHECKPOINT_WAL_BYTES
+        ):
             return
         if self.wal_length() != mark.wal.offset or not core.checkpoint():
             return  # a commit since (it ships first), or a transaction is open
         self._mark = LocalMark(mark.seq, WalPosition(), mark.snapshot, mark.since_snapshot)
         write_mark(self.database, self._mark)
+
+    def _written_back(self) -> None:
+        """``write_back_s`` after the first version: a direct round, even for an idle object,
+        so that its commits do not stay in the host's stream."""
+        self._write_back = None
+        self.write_back_soon()
+
+    def write_back_soon(self) -> None:
+        """Have the next round write every page the host log holds into the own log."""
+        if self._pages and self.shipper.lost is None:
+            self._direct_next = True
+            self.shipper.kick()
+
+    async def write_back(self) -> None:
+        """Write what only the host log holds into the object's own log, and wait for it."""
+        self.write_back_soon()
+        await self.shipper.settled()
 
     # ---- point in time (ctx.storage, between the event's commit and its end) ----------
 
@@ -308,7 +485,7 @@ class ObjectReplica:
         return self._replication.settings
 
     async def _settled(self) -> None:
-        await self.shipper.settled()
+        await self.write_back()  # bookmarks name entries of the object's own log
         if self.shipper.lost is not None:
             raise ShippingFailed(self.shipper.lost)
 
@@ -319,7 +496,7 @@ class ObjectReplica:
     # ---- loss ----------------------------------------------------------------------------
 
     def _lost(self, why: str) -> None:
-        self._replication.stats.fenced += "another owner" in why
+        self._replication.stats.fenced += "another owner" in why or "sealed" in why
         log.error("%s: dropping the object: %s", self.log.root, why)
         self._on_lost(why)
 
@@ -327,12 +504,25 @@ class ObjectReplica:
         """Forget the local file (the storage core is closed): the next event restores the
         object from the store under a new ownership."""
         self.shipper.close()
+        self._cancel_write_back()
         remove_local(self.database)
         self.ready = False
         self._mark = LocalMark(-1)
         self._oldest_unshipped = None
         self._before_rewind = None
+        self._stream = None
+        self._pages = {}
+        self._pages_since = None
         self._new_owner()
+
+    def _cancel_write_back(self) -> None:
+        if self._write_back is not None:
+            self._write_back.cancel()
+            self._write_back = None
+
+    def close(self) -> None:
+        self.shipper.close()
+        self._cancel_write_back()
 
 
 def _ignore(why: str) -> None:
@@ -348,9 +538,20 @@ class Replication:
     def __init__(self, settings: ReplicationSettings, store: ObjectStore | None = None) -> None:
         self.settings = settings
         self.store: ObjectStore = store if store is not None else S3Store(settings)
-        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="raydo-replica")
-        self.stats = ReplicationStats()
+        # A round under a host log waits for its slot on one of these (no GIL held).
+        self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="raydo-replica")
+        self.host_log = (
+            HostLog(self.store, settings) if settings.mode == "sync" and settings.host_log else None
+        )
+        self._stats = ReplicationStats()
         self._replicas: OrderedDict[str, ObjectReplica] = OrderedDict()
+
+    @property
+    def stats(self) -> ReplicationStats:
+        """The counters, the host log's slots brought up to date."""
+        if self.host_log is not None:
+            self._stats.slots = self.host_log.slots
+        return self._stats
 
     def replica(self, binding: str, object_hex: str, database: Path) -> ObjectReplica:
         """The replica of one object, kept from an earlier activation when there was one."""
@@ -359,7 +560,9 @@ class Replication:
             found = self._replicas[object_hex] = ObjectReplica(self, binding, object_hex, database)
             if len(self._replicas) > self.KEPT:
                 for hex_id in list(self._replicas)[: len(self._replicas) - self.KEPT]:
-                    if self._replicas[hex_id].idle:
+                    kept = self._replicas[hex_id]
+                    if kept.idle and not kept.only_in_host_log:
+                        kept.close()
                         del self._replicas[hex_id]
         else:
             self._replicas.move_to_end(object_hex)
@@ -385,10 +588,11 @@ class Replication:
 
     async def settle(self) -> None:
         """Ship what waits and wait for every round (a closing host's last commits)."""
-        for replica in list(self._replicas.values()):
-            await replica.shipper.settled()
+        await asyncio.gather(*(replica.write_back() for replica in list(self._replicas.values())))
 
     def close(self) -> None:
         for replica in self._replicas.values():
-            replica.shipper.close()
+            replica.close()
+        if self.host_log is not None:
+            self.host_log.close()
         self.executor.shutdown(wait=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -34,6 +35,10 @@ class EntryKind(IntEnum):
     """A new owner's mark: it carries no data; every later entry of a stale owner fails."""
     SEGMENT = 2
     SNAPSHOT = 3
+    JOURNAL = 4
+    """A slot of a host log (:mod:`.journal`): versions of many objects."""
+    SEAL = 5
+    """The slot a new owner created to end another host's log."""
 
 
 class CorruptEntry(StorageError):
@@ -93,10 +98,18 @@ def now_ms() -> int:
 
 
 def segment_body(frames: Frames) -> bytes:
-    parts = [_SEGMENT_HEAD.pack(frames.page_size, frames.database_pages, len(frames.pages))]
-    for number, page in frames.pages:
+    return pages_body(frames.page_size, frames.database_pages, frames.pages)
+
+
+def pages_body(page_size: int, database_pages: int, pages: Iterable[tuple[int, bytes]]) -> bytes:
+    """A segment's body: ``pages`` (``(number, bytes)``, applied in order) and the size."""
+    parts = [b""]
+    count = 0
+    for number, page in pages:
         parts.append(struct.pack(">I", number))
         parts.append(page)
+        count += 1
+    parts[0] = _SEGMENT_HEAD.pack(page_size, database_pages, count)
     return b"".join(parts)
 
 

@@ -38,8 +38,9 @@ class ReplicationSettings:
     ``mode`` is ``"sync"`` (an event's output leaves once its commit is in the store; past
     ``sync_deadline_s`` it becomes an error and the object is reset) or ``"async"`` (outputs
     leave at once; commits ship every ``async_interval_s``, which is the window a lost node
-    can lose). Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` ...), as for
-    the blob store's S3 backend.
+    can lose). Under ``sync``, ``host_log`` groups the commits of all of a host's objects
+    into one store write per round. Credentials come from boto3's usual chain
+    (``AWS_ACCESS_KEY_ID`` ...), as for the blob store's S3 backend.
     """
 
     bucket: str
@@ -50,6 +51,12 @@ class ReplicationSettings:
     region: str | None = None
     sync_deadline_s: float = 10.0
     async_interval_s: float = 1.0
+    host_log: bool = True
+    """``sync``: acknowledge commits from one stream per host (:mod:`.journal`), each store
+    write carrying many objects' commits; False: every round writes its object's own log."""
+    write_back_s: float = 30.0
+    """Under a host log, the longest an object's commits stay only in its host's stream
+    before they are written into the object's own log."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

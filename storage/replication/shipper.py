@@ -7,11 +7,12 @@ What happens, in order, for one object:
    then (every frame before it belongs to a finished commit). In ``sync`` mode the answer is a
    future the output gate holds the event's output on; in ``async`` mode it is None (outputs
    leave at once) and a round is due within ``async_interval_s``.
-2. If no round runs, one starts now on the replication threads: it reads the committed frames
-   since the last shipped position and writes them as one entry (a segment, or a snapshot
-   when one is due); store errors are retried until the deadline of the oldest commit it
-   carries. Commits that arrive meanwhile wait for the next round, which starts as soon as
-   this one ends: one store write for all of them.
+2. If no round runs, one starts now: under a host log, on the loop, as a version handed to
+   the host log's writer (:meth:`Rounds.begin`); else on the replication threads: it reads
+   the committed frames since the last shipped position and writes them as one entry (a
+   segment, or a snapshot when one is due); store errors are retried until the deadline of
+   the oldest commit it carries. Commits that arrive meanwhile wait for the next round,
+   which starts as soon as this one ends: one store write for all of them.
 3. When the round ends, its futures resolve (the outputs leave) and the replica may
    checkpoint the WAL. If it failed past its deadline (``sync``), or the log was fenced, the
    futures fail with :class:`ShippingFailed`, every later commit's too, and the host is told
@@ -27,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Protocol
 
 from raydo.storage.errors import StorageError
@@ -44,6 +45,11 @@ class Rounds(Protocol):
     """The work of a round, done by the replica (see :class:`~.replica.ObjectReplica`)."""
 
     def wal_length(self) -> int: ...
+
+    def begin(self, length: int, deadline: float) -> Future[None] | None:
+        """On the loop: start a round that needs no replication thread (a host log's), and
+        return its future; None when the round is :meth:`ship`'s."""
+        ...
 
     def ship(self, length: int, deadline: float) -> None:
         """On a replication thread: ship what is committed before ``length``; raise when it
@@ -137,6 +143,16 @@ class Shipper:
         if self._running is None and self._dirty_since is not None and self.lost is None:
             self._start()
 
+    def kick(self) -> None:
+        """Have a round run now (or right after the running one) although nothing new was
+        committed: the replica has something to write (see ``write_back_soon``)."""
+        if self.lost is not None:
+            return
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        if self._running is None:
+            self._start()
+
     async def settled(self) -> None:
         """Flush, then wait until no round runs or is due."""
         self.flush()
@@ -159,9 +175,17 @@ class Shipper:
         self._dirty_since = None
         self._covered, self._next = self._next, []
         loop = asyncio.get_running_loop()
-        self._running = loop.run_in_executor(
-            self._executor, self._rounds.ship, self._length, deadline
-        )
+        try:
+            hosted = self._rounds.begin(self._length, deadline)
+        except Exception as exc:  # noqa: BLE001 - a round's failure is the round's result
+            hosted = Future()
+            hosted.set_exception(exc)
+        if hosted is None:
+            self._running = loop.run_in_executor(
+                self._executor, self._rounds.ship, self._length, deadline
+            )
+        else:
+            self._running = asyncio.wrap_future(hosted, loop=loop)
         self._running.add_done_callback(self._ended)
 
     def _ended(self, running: asyncio.Future[None]) -> None:

@@ -54,6 +54,11 @@ class ObjectStore(Protocol):
         """The first ``length`` bytes at ``key`` (a ranged GET), or None when there is none."""
         ...
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes | None:
+        """``length`` bytes at ``key`` from ``offset`` (fewer when it is shorter), or None
+        when there is no ``key``."""
+        ...
+
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         """Every key in the folder ``prefix`` (``a/b/`` holds ``a/b/c``, never ``a/bc``) after
         ``start_after``, in ascending order."""
@@ -213,6 +218,20 @@ class S3Store:
         # Shorter than ``length`` (a damaged entry): its reader is to say so, not the store.
         whole = self.get(key)
         return None if whole is None else bytes(whole[:length])
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes | None:
+        import obstore
+
+        store = self._counted()
+        try:
+            return bytes(obstore.get_range(store, key, start=offset, length=length))
+        except FileNotFoundError as exc:
+            _no_bucket(exc, "ranged get")
+            return None
+        except Exception as exc:
+            if _status(exc) == 416:
+                return b""  # shorter than asked: its reader says it is damaged
+            raise StoreFailure(f"the replication store failed a ranged get: {exc}") from exc
 
     def keys(self, prefix: str, start_after: str | None = None) -> list[str]:
         import obstore

@@ -42,7 +42,8 @@ def replicated_app(app_copy: Callable[[str], Path], prefix: str) -> ReplicatedAp
             f'endpoint_url = "{server.endpoint}"',
         ]
         for key, value in options.items():
-            lines.append(f"{key} = {value!r}".replace("'", '"'))
+            text = str(value).lower() if isinstance(value, bool) else repr(value)
+            lines.append(f"{key} = {text}".replace("'", '"'))
         toml = folder / "raydo.toml"
         toml.write_text(toml.read_text() + "\n".join(lines) + "\n")
         return folder

@@ -98,7 +98,9 @@ async def test_a_stale_owner_acknowledges_nothing_once_another_took_over(
     assert len(epochs) == 2
     owner = entries[epochs[-1]].owner
     assert {entry.owner for entry in entries[epochs[-1] :]} == {owner}
-    assert len(entries) - epochs[-1] == 3  # the epoch and the new owner's two commits
+    # The epoch, then the new owner's two commits: two segments, or (acknowledged from its
+    # host's log, written back as the app closed) one that holds both.
+    assert len(entries) - epochs[-1] in (2, 3)
 
 
 class Outage:

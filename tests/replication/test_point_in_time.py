@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from raydo.actors import ObjectError, ObjectReset
+from raydo.actors import HostUnavailable, ObjectError, ObjectReset
 from raydo.gateway import cli
 from raydo.gateway.testing import CONFIGURED_STORAGE, start_app
 from raydo.storage.replication import ObjectLog, ReplicationSettings, S3Store
@@ -236,9 +236,18 @@ async def test_a_restore_while_the_app_runs_is_refused_unless_asked_for(
         assert await notes.read("k") == "two"  # nothing was restored
         code = await asyncio.to_thread(cli.main, [*restore, "--bookmark", first, "--while-running"])
         assert code == 0, capsys.readouterr().err
-        assert json.loads(capsys.readouterr().out)["restored_to"] == first
+        report = json.loads(capsys.readouterr().out)
+        assert report["restored_to"] == first
+        # "two" was acknowledged from the host's log: the tool carried it into the object's
+        # log first (the undo holds it) and sealed that log, so the host takes no more.
+        with pytest.raises(HostUnavailable, match="another owner"):
+            await notes.write("k", "after the restore")
     async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
         assert await app.env.NOTES.get_by_name("ops").read("k") == "one"
+    undo = [*restore, "--bookmark", report["previous_bookmark"]]
+    assert await asyncio.to_thread(cli.main, undo) == 0, capsys.readouterr().err
+    async with start_app(app_dir, storage=CONFIGURED_STORAGE) as app:
+        assert await app.env.NOTES.get_by_name("ops").read("k") == "two"
 
 
 async def test_the_platform_face_restores_as_cloudflare_spells_it(

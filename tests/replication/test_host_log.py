@@ -1,0 +1,181 @@
+"""The host log: the commits of many objects go to the store in one write per round, are
+acknowledged from there, reach a new owner anywhere (which seals the old host's stream, so it
+acknowledges nothing more), and are written into each object's own log after a while."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from raydo.actors import HostUnavailable
+from raydo.gateway.config import ConfigError, load_config
+from raydo.gateway.testing import start_app
+from raydo.storage.replication import CorruptEntry, Entry, EntryKind, S3Store
+from raydo.storage.replication.journal import (
+    HostLog,
+    Location,
+    decode_slot,
+    encode_slot,
+    object_digest,
+    seal_and_read,
+    slot_key,
+)
+
+from .stores import StoreServer
+from .support import stats, store_requests
+
+OBJECTS = 24
+
+
+async def test_many_objects_share_slots_and_a_new_owner_carries_their_commits_over(
+    store_server: StoreServer, replicated_app: Callable[..., Path]
+) -> None:
+    app_dir = replicated_app(store_server, write_back_s=600)
+    names = [f"m{i}" for i in range(OBJECTS)]
+    async with start_app(app_dir) as old:
+        stubs = [old.env.NOTES.get_by_name(name) for name in names]
+        for stub in stubs:  # each object's first round: a snapshot in its own log
+            await stub.write("k", "first")
+        before = stats(old)
+        for wave in range(4):
+            await asyncio.gather(
+                *(s.write("k", f"{n}-{wave}") for n, s in zip(names, stubs, strict=True))
+            )
+        after = stats(old)
+        versions = after.versions - before.versions
+        slots = after.slots - before.slots
+        assert versions == 4 * OBJECTS
+        assert 1 <= slots < versions, (slots, versions)  # one store write for many commits
+        assert after.segments == before.segments  # nothing is in the objects' own logs yet
+        # Another folder, the old host alive: the store's host log is the only copy.
+        async with start_app(app_dir) as new:
+            for name in names:
+                assert await new.env.NOTES.get_by_name(name).read("k") == f"{name}-3"
+            assert stats(new).restores == OBJECTS
+            with pytest.raises(HostUnavailable, match="another owner"):
+                await stubs[0].write("k", "stale")  # its host's stream is sealed
+            assert await new.env.NOTES.get_by_name(names[0]).read("k") == f"{names[0]}-3"
+            await new.env.NOTES.get_by_name(names[1]).write("k", "new owner")
+    async with start_app(app_dir) as later:  # the stale host wrote nothing over the new owner
+        assert await later.env.NOTES.get_by_name(names[1]).read("k") == "new owner"
+        assert await later.env.NOTES.get_by_name(names[2]).read("k") == f"{names[2]}-3"
+
+
+async def test_commits_left_in_the_host_log_are_written_back_then_the_object_is_idle(
+    moto_store: StoreServer, replicated_app: Callable[..., Path]
+) -> None:
+    async with start_app(replicated_app(moto_store, write_back_s=0.5)) as app:
+        stub = app.env.NOTES.get_by_name("quiet")
+        await stub.write("a", "1")  # a snapshot
+        await stub.write("b", "2")  # a version in the host log
+        assert stats(app).versions == 1 and stats(app).segments == 0
+        deadline = time.monotonic() + 10
+        while stats(app).segments < 1:  # written into its own log, unasked
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        before = store_requests(app)
+        await asyncio.sleep(1.5)
+        assert store_requests(app) == before
+
+
+async def test_a_crash_with_commits_only_in_the_host_log_restarts_without_a_restore(
+    moto_store: StoreServer, replicated_app: Callable[..., Path], tmp_path: Path
+) -> None:
+    app_dir = replicated_app(moto_store, write_back_s=600)
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    async with start_app(app_dir, storage=live) as app:
+        stub = app.env.NOTES.get_by_name("crash")
+        await stub.write("k", "first")
+        await stub.write("k", "acknowledged from the host log")
+        assert stats(app).versions == 1
+        shutil.copytree(live, crashed)  # the disk of a node that dies now
+        async with start_app(app_dir, storage=crashed) as restarted:
+            again = restarted.env.NOTES.get_by_name("crash")
+            assert await again.read("k") == "acknowledged from the host log"
+            assert stats(restarted).restores == 0  # the local file held the carried version
+            await again.write("k", "after")
+    async with start_app(app_dir) as elsewhere:
+        assert await elsewhere.env.NOTES.get_by_name("crash").read("k") == "after"
+
+
+async def test_a_host_log_off_writes_every_round_into_the_objects_own_log(
+    moto_store: StoreServer, replicated_app: Callable[..., Path]
+) -> None:
+    async with start_app(replicated_app(moto_store, host_log=False)) as app:
+        stub = app.env.NOTES.get_by_name("direct")
+        for i in range(3):
+            await stub.write("k", i)
+        assert stats(app).versions == 0 and stats(app).slots == 0
+        assert stats(app).segments == 2
+
+
+def test_a_slot_holds_its_versions_and_an_index_slot_the_whole_map() -> None:
+    one, two = object_digest("p/NOTES/aa"), object_digest("p/NOTES/bb")
+    versions = [(one, b"v" * 10), (two, b"w" * 7)]
+    old = {object_digest("p/NOTES/cc"): Location(3, 40, 5), one: Location(2, 50, 9)}
+    data, places = encode_slot(b"s" * 16, versions, old, 32)
+    kind, index, found = decode_slot(data, 32, "slot 32")
+    assert kind is EntryKind.JOURNAL
+    assert found == list(zip((one, two), places, strict=True))
+    assert index == {**old, one: places[0], two: places[1]}
+    assert [data[p.offset : p.offset + p.length] for p in places] == [b"v" * 10, b"w" * 7]
+    plain, _ = encode_slot(b"s" * 16, versions, None, 33)
+    assert decode_slot(plain, 33, "slot 33")[1] is None
+
+
+@pytest.mark.parametrize("damage", ["flip", "cut", "not a slot"])
+def test_a_damaged_slot_is_refused(damage: str) -> None:
+    data, _ = encode_slot(b"s" * 16, [(object_digest("x"), b"v" * 10)], {}, 0)
+    if damage == "flip":
+        broken = bytearray(data)
+        broken[40] ^= 1
+        data = bytes(broken)
+    elif damage == "cut":
+        data = data[:-5]
+    else:
+        data = Entry(EntryKind.SEGMENT, b"s" * 16, 0, b"body").seal()
+    with pytest.raises(CorruptEntry):
+        decode_slot(data, 0, "slot 0")
+
+
+async def test_sealing_a_stream_refuses_its_next_slot_and_reads_its_map(
+    moto_store: StoreServer, prefix: str
+) -> None:
+    settings = moto_store.settings(prefix)
+    store = S3Store(settings)
+    host = HostLog(store, settings)
+    try:
+        digest = object_digest("an object")
+        version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, b"pages").seal()
+        for _ in range(INDEXED := 3):
+            host.submit(host.stream, digest, version, time.monotonic() + 5).result(10)
+        stream = host.stream
+        found = seal_and_read(S3Store(settings), settings, stream)
+        assert found[digest].slot == INDEXED - 1
+        entry, _ = host.read(stream, found[digest])
+        assert entry.body == b"pages"
+        refused = host.submit(stream, digest, version, time.monotonic() + 5)
+        with pytest.raises(Exception, match="another owner"):
+            refused.result(10)
+        assert host.stream != stream  # it goes on in a new stream
+        assert store.get(slot_key(settings, stream, INDEXED + 1)) is None
+        # A stream nobody wrote is sealed at its first slot.
+        assert seal_and_read(store, settings, "ab" * 16) == {}
+        assert store.get(slot_key(settings, "ab" * 16, 0)) is not None
+    finally:
+        host.close()
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1"])
+def test_host_log_in_the_config_is_true_or_false(tmp_path: Path, value: str) -> None:
+    (tmp_path / "raydo.toml").write_text(
+        'name = "x"\nmain = "app:app"\n[replication]\nurl = "s3://bucket-name/prefix"\n'
+        f"host_log = {value}\n"
+    )
+    with pytest.raises(ConfigError, match=r"host_log.*true or false"):
+        load_config(tmp_path)
