@@ -2,8 +2,10 @@
 
 1. **Counter increments over HTTP** (``raydo dev`` on an embedded local Ray, ``wrk`` with 32
    connections, one object and then 1,000): local ``durability = "full"`` beside ``sync``
-   replication to SeaweedFS (``weed mini`` on 127.0.0.1, a real server with an on-disk store).
-   Store writes per commit come from the hosts' metrics (entries shipped / events).
+   replication to SeaweedFS (``weed mini`` on 127.0.0.1, a real server with an on-disk store),
+   with the host log (the default) and without it (``host_log = false``: every round writes
+   its object's own log). Store writes per commit come from the hosts' metrics (entries and
+   host log slots written / events).
 2. **Restore of a 100 MB object** from SeaweedFS into a fresh folder (the first event after
    activation elsewhere), beside downloading the same number of bytes as one object and
    writing them to a file (the copy a restore cannot beat).
@@ -102,6 +104,7 @@ def measure_counter(
                 for name in (
                     "raydo_replication_segments_total",
                     "raydo_replication_snapshots_total",
+                    "raydo_replication_host_log_slots_total",
                 )
             )
             events = metric_sum(after, "raydo_events_total") - metric_sum(
@@ -197,6 +200,12 @@ def main() -> None:
                         "sync",
                         tables=f'\n[replication]\nurl = "s3://{store.bucket}/bench-http"\n'
                         f'endpoint_url = "{store.endpoint}"\nmode = "sync"\n',
+                    ),
+                    "sync, host_log = false": counter_app(
+                        workdir,
+                        "sync-direct",
+                        tables=f'\n[replication]\nurl = "s3://{store.bucket}/bench-direct"\n'
+                        f'endpoint_url = "{store.endpoint}"\nmode = "sync"\nhost_log = false\n',
                     ),
                 }
                 http = {
