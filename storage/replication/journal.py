@@ -36,9 +36,9 @@ What happens, in order:
    (they were not acknowledged) and the writer goes on in a new stream. The slot may land
    late; the next owner of an object of the old stream seals it before reading it, so such
    a slot is read (its versions were not acknowledged, and may appear) or refused.
-5. **An object of a stream given up** (sealed, or after a failure) writes its own log in
-   every round (``direct``) until it takes over again: its id, which every entry it writes
-   carries, is the old stream's.
+5. **An object of a stream given up** (sealed, or after a failure) writes its next round
+   into its own log (``direct``: its id, which every entry it writes carries, is the old
+   stream's), then takes its log again under the new stream (an epoch after that entry).
 
 An idle host writes nothing: slots exist only for rounds.
 """

@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -394,13 +394,18 @@ class ObjectReplica:
                 delay = min(delay * 2, 1.0)
         self._pages = {}
         self._pages_since = None
-        if self._replication.host_log is not None:
-            self._replication.host_log.forget(self._digest)
+        host_log = self._replication.host_log
+        if host_log is not None:
+            host_log.forget(self._digest)
         if kind is EntryKind.SNAPSHOT:
             self._mark = LocalMark(seq, end, seq, 0)
             self._retain()
         else:
             self._mark = LocalMark(seq, end, mark.snapshot, mark.since_snapshot + len(body))
+        if host_log is not None and self._stream != host_log.stream:
+            epoch = self._rejoin(host_log, seq)
+            if epoch is not None:
+                self._mark = replace(self._mark, seq=epoch)
         write_mark(self.database, self._mark)
         # Counted once the round is done, retention's requests included: whoever reads the
         # counters sees an entry only when nothing of its round is still under way.
@@ -409,6 +414,23 @@ class ObjectReplica:
         else:
             stats.segments += 1
         stats.bytes_shipped += len(body)
+
+    def _rejoin(self, host_log: HostLog, seq: int) -> int | None:
+        """After a direct round of an object whose stream was given up (entry ``seq`` holds
+        all its commits): take its log again under the host's stream now, an epoch after
+        that entry, so that its rounds go to the host log again; the epoch's place, or None
+        (another owner wrote: the next round finds out; the store failed: a later round
+        tries again)."""
+        stream = host_log.stream
+        rejoined = self._log(bytes.fromhex(stream))
+        rejoined.tail, rejoined.tail_ms = seq, self.log.tail_ms
+        try:
+            epoch = rejoined.take_epoch(seq)
+        except StoreFailure:
+            return None
+        if epoch is not None:
+            self.log, self._stream = rejoined, stream
+        return epoch
 
     def _retain(self) -> None:
         """Retention, after a snapshot (the only time it can free anything): a failure is

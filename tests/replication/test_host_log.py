@@ -15,7 +15,7 @@ import pytest
 from raydo.actors import HostUnavailable
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import start_app
-from raydo.storage.replication import CorruptEntry, Entry, EntryKind, S3Store
+from raydo.storage.replication import CorruptEntry, Entry, EntryKind, S3Store, StoreFailure
 from raydo.storage.replication.journal import (
     HostLog,
     Location,
@@ -179,3 +179,43 @@ def test_host_log_in_the_config_is_true_or_false(tmp_path: Path, value: str) -> 
     )
     with pytest.raises(ConfigError, match=r"host_log.*true or false"):
         load_config(tmp_path)
+
+
+async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_log(
+    moto_store: StoreServer, replicated_app: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_dir = replicated_app(moto_store, sync_deadline_s=0.5, write_back_s=600)
+    async with start_app(app_dir) as app:
+        ids = {f"o{i}": app.env.NOTES.id_from_name(f"o{i}").hex for i in range(9)}
+        shard = {name: int(hex_id[:16], 16) % 2 for name, hex_id in ids.items()}  # 2 hosts
+        busy = "o0"
+        idle = next(name for name in shard if name != busy and shard[name] == shard[busy])
+        for name in (busy, idle):  # a snapshot each, then a version each
+            await app.env.NOTES.get_by_name(name).write("k", "first")
+            await app.env.NOTES.get_by_name(name).write("k", "second")
+        outage = [True]
+        real = S3Store.create
+
+        def create(store: S3Store, key: str, body: bytes) -> bool:
+            if outage[0]:
+                raise StoreFailure("the store is away (a test's outage)")
+            return real(store, key, body)
+
+        monkeypatch.setattr(S3Store, "create", create)
+        with pytest.raises(HostUnavailable, match="a retry may be needed"):
+            await app.env.NOTES.get_by_name(busy).write("k", "never acknowledged")
+        outage[0] = False
+        before = stats(app)
+        # Its host's stream was given up: a direct round, then an epoch under the new one.
+        await app.env.NOTES.get_by_name(idle).write("k", "third")
+        middle = stats(app)
+        assert middle.segments == before.segments + 1
+        assert middle.versions == before.versions
+        await app.env.NOTES.get_by_name(idle).write("k", "fourth")
+        after = stats(app)
+        assert after.versions == middle.versions + 1
+        assert after.segments == middle.segments
+        assert await app.env.NOTES.get_by_name(busy).read("k") == "second"
+    async with start_app(app_dir) as elsewhere:
+        assert await elsewhere.env.NOTES.get_by_name(idle).read("k") == "fourth"
+        assert await elsewhere.env.NOTES.get_by_name(busy).read("k") == "second"
