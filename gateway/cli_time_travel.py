@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from raydo.storage.replication.bookmarks import (
     rewind,
     time_ms,
 )
+from raydo.storage.replication.journal import random_owner
 
 from . import inspection
 from .config import AppConfig, ConfigError
@@ -89,7 +89,7 @@ def _log(config: AppConfig, binding: str, object_hex: str, command: str) -> Obje
             config.path, "replication", f"{command} needs it: without it no history is kept"
         )
     check_store(settings)
-    log = ObjectLog(S3Store(settings), settings, binding, object_hex, secrets.token_bytes(16))
+    log = ObjectLog(S3Store(settings), settings, binding, object_hex, random_owner())
     if log.follow() < 0:
         raise BookmarkUnavailable(f"{log.root}: the store holds no history of this object")
     return log

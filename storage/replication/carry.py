@@ -30,6 +30,8 @@ def carry_over(
     if tail < 0:
         return None
     _, owner, written = object_log.entry_head(tail)
+    # The owner's next stamps come after the log's last entry, whatever this node's clock.
+    object_log.tail_ms = max(object_log.tail_ms, written)
     if not names_a_stream(owner):
         return None
     stream = owner.hex()

@@ -55,7 +55,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, now_ms
+from .segments import HEAD_BYTES, MAGIC, CorruptEntry, Entry, EntryKind, now_ms
 from .settings import ReplicationSettings
 from .store import ObjectStore, StoreFailure
 
@@ -63,6 +63,8 @@ log = logging.getLogger("raydo.replication")
 
 #: Every this many slots, a slot carries the whole map (the readers' starting point).
 INDEX_EVERY = 32
+#: Versions stop joining a slot once it holds this many bytes (the rest go in the next).
+SLOT_MAX_BYTES = 8 * 1024 * 1024
 #: Slots to gather before one delete request removes them.
 DELETE_BATCH = 64
 _DIGITS = 16
@@ -103,6 +105,12 @@ STREAM_TAG = 0xB5
 
 def new_stream_id() -> bytes:
     return secrets.token_bytes(15) + bytes([STREAM_TAG])
+
+
+def random_owner() -> bytes:
+    """An owner id that names no stream (an owner without a host log, or a tool)."""
+    owner = secrets.token_bytes(16)
+    return owner if owner[-1] != STREAM_TAG else owner[:-1] + bytes([STREAM_TAG ^ 1])
 
 
 def names_a_stream(owner: bytes) -> bool:
@@ -200,8 +208,7 @@ def seal_and_read(
                 return {}
             continue
         last = slots[-1]
-        kind, _, _ = decode_slot(_must_get(store, settings, stream, last), last, _where(stream))
-        if kind is EntryKind.SEAL:
+        if _kind_of(store, settings, stream, last) is EntryKind.SEAL:
             return _read_map(store, settings, stream, [s for s in slots if s < last])
         if store.create(slot_key(settings, stream, last + 1), _seal_bytes()):
             return _read_map(store, settings, stream, slots)
@@ -249,6 +256,20 @@ def read_version(
     return entry, data
 
 
+def _kind_of(
+    store: ObjectStore, settings: ReplicationSettings, stream: str, slot: int
+) -> EntryKind:
+    """A slot's kind from its head alone (a ranged GET; its reader checks the rest)."""
+    key = slot_key(settings, stream, slot)
+    head = store.head(key, HEAD_BYTES)
+    if head is None or len(head) < HEAD_BYTES or head[: len(MAGIC)] != MAGIC:
+        raise CorruptEntry(f"{key}: not a slot of a host log")
+    try:
+        return EntryKind(head[len(MAGIC)])
+    except ValueError:
+        raise CorruptEntry(f"{key}: unknown slot kind {head[len(MAGIC)]}") from None
+
+
 def _must_get(
     store: ObjectStore, settings: ReplicationSettings, stream: str, slot: int
 ) -> bytes | memoryview:
@@ -260,7 +281,7 @@ def _must_get(
 
 
 def _seal_bytes() -> bytes:
-    return Entry(EntryKind.SEAL, secrets.token_bytes(16), now_ms(), b"").seal()
+    return Entry(EntryKind.SEAL, random_owner(), now_ms(), b"").seal()
 
 
 def _where(stream: str) -> str:
@@ -291,6 +312,7 @@ class HostLog:
         self._next = 0
         self._map = {}
         self._last_index = 0
+        self._index_floor = 0
         self._oldest_kept = 0
 
     # ---- the objects' side ---------------------------------------------------------------
@@ -354,7 +376,12 @@ class HostLog:
                     self._lock.wait()
                 if not self._pending:
                     return
-                batch, self._pending = self._pending, []
+                taken, size = 0, 0
+                for item in self._pending:
+                    if taken and size + len(item.version) > SLOT_MAX_BYTES:
+                        break
+                    taken, size = taken + 1, size + len(item.version)
+                batch, self._pending = self._pending[:taken], self._pending[taken:]
             try:
                 self._write(batch)
             except BaseException as exc:  # noqa: BLE001 - the writer outlives any slot
@@ -403,11 +430,14 @@ class HostLog:
             for item, place in zip(batch, places, strict=True):
                 self._map[item.digest] = place
             if index is not None:
+                # A reader starts from this index: every slot it points at must stay.
                 self._last_index = slot
+                written = [*index.values(), *places]
+                self._index_floor = min(p.slot for p in written)
             keep_from = self._oldest_kept
             if slot % DELETE_BATCH == 0:
                 referenced = min((p.slot for p in self._map.values()), default=slot)
-                keep_from = min(referenced, self._last_index)
+                keep_from = min(referenced, self._last_index, self._index_floor)
         for item in batch:
             item.done.set_result(None)
         if keep_from - self._oldest_kept >= DELETE_BATCH:

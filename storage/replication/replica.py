@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,7 +40,7 @@ from typing import Protocol, TypeVar
 
 from .bookmarks import Bookmark, apply_retention, bookmark_for_time, current, rewind
 from .carry import carry_over
-from .journal import HostLog, HostLogFenced, object_digest
+from .journal import HostLog, HostLogFenced, object_digest, random_owner
 from .local_mark import LocalMark, read_mark, remove_local, write_mark
 from .log import Fenced, ObjectLog
 from .restore import restore
@@ -127,7 +126,7 @@ class ObjectReplica:
 
     def _new_owner(self) -> None:
         replication = self._replication
-        self.log = self._log(secrets.token_bytes(16))
+        self.log = self._log(random_owner())
         settings = replication.settings
         self.shipper = Shipper(
             self,
@@ -221,6 +220,8 @@ class ObjectReplica:
             epoch = self.log.take_epoch(mark.seq)
             if epoch is not None:
                 self._stream = None if host_log is None else self.log.owner.hex()
+                if host_log is not None:  # a version of an earlier owner here is in the log now
+                    host_log.forget(self._digest)
                 self._before_rewind = None
                 self._mark = LocalMark(epoch, mark.wal, mark.snapshot, mark.since_snapshot)
                 if self.database.exists():
@@ -301,7 +302,9 @@ class ObjectReplica:
         if len(body) > VERSION_MAX_BYTES:
             return None  # ship() reads the same frames again: its pages are the same
         data = self.log.seal_version(body)
-        written, stream = self.log.stamp_of_last(), host_log.stream
+        # The stream the object's log names (its owner id), never the host's stream now: had
+        # the host gone on in a new one meanwhile, the writer refuses this version.
+        written, stream = self.log.stamp_of_last(), self._stream
         done: Future[None] = Future()
         stored = host_log.submit(stream, self._digest, data, deadline)
         stored.add_done_callback(
@@ -535,6 +538,7 @@ class ObjectReplica:
         self._stream = None
         self._pages = {}
         self._pages_since = None
+        self._direct_next = False
         self._new_owner()
 
     def _cancel_write_back(self) -> None:

@@ -219,3 +219,33 @@ async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_l
     async with start_app(app_dir) as elsewhere:
         assert await elsewhere.env.NOTES.get_by_name(idle).read("k") == "fourth"
         assert await elsewhere.env.NOTES.get_by_name(busy).read("k") == "second"
+
+
+async def test_slots_the_last_index_points_at_are_kept(
+    moto_store: StoreServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object written back while an index slot is in flight is forgotten by the writer,
+    but that index still points at its version: deleting old slots must keep it."""
+    settings = moto_store.settings(prefix)
+    host = HostLog(S3Store(settings), settings)
+    quiet, busy = object_digest("written back"), object_digest("busy")
+    real = S3Store.create
+
+    def create(store: S3Store, key: str, body: bytes) -> bool:
+        if key == slot_key(settings, host.stream, 64):
+            host.forget(quiet)  # its write-back ends while slot 64 (an index slot) is stored
+        return real(store, key, body)
+
+    monkeypatch.setattr(S3Store, "create", create)
+    try:
+        version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, b"quiet pages").seal()
+        host.submit(host.stream, quiet, version, time.monotonic() + 5).result(10)
+        for _ in range(64):
+            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
+        stream = host.stream
+        found = seal_and_read(S3Store(settings), settings, stream)
+        assert found[quiet].slot == 0  # what a new owner reads from index slot 64
+        entry, _ = host.read(stream, found[quiet])
+        assert entry.body == b"quiet pages"
+    finally:
+        host.close()
