@@ -453,10 +453,10 @@ class HostLog:
 
     def _fenced(self, batch: list[_Pending], why: str) -> None:
         log.error("%s; its objects take over again", why)
+        with self._lock:  # first: an object dropped now takes over under the new stream
+            self._new_stream()
         for item in batch:
             item.done.set_exception(HostLogFenced(why))
-        with self._lock:
-            self._new_stream()
 
     def _give_up(self, batch: list[_Pending], exc: Exception) -> None:
         """The slot's fate is unknown: fail its versions (and what waits behind them) and go
