@@ -39,6 +39,8 @@ What happens, in order:
 5. **An object of a stream given up** (sealed, or after a failure) writes its next round
    into its own log (``direct``: its id, which every entry it writes carries, is the old
    stream's), then takes its log again under the new stream (an epoch after that entry).
+   Once every object with a version in the old stream has done so (or was taken over in
+   this host again), the old stream is deleted.
 
 An idle host writes nothing: slots exist only for rounds.
 """
@@ -299,6 +301,9 @@ class HostLog:
         self._closing = False
         self._map: dict[bytes, Location] = {}
         self._sealed: OrderedDict[str, dict[bytes, Location]] = OrderedDict()
+        self._retired: dict[str, dict[bytes, Location]] = {}
+        self._next = 0
+        self.stream: str = ""
         self.slots = 0
         """Slots stored (all streams of this host): the counter behind the metrics."""
         self._new_stream()
@@ -306,6 +311,11 @@ class HostLog:
         self._thread.start()
 
     def _new_stream(self) -> None:
+        if self._next:
+            # Kept until every object with a version in it has written its own log or been
+            # taken over here again (``forget``); then deleted. One taken over by another
+            # host keeps it: nothing here can tell it is no longer needed.
+            self._retired[self.stream] = self._map
         self._stream_bytes = new_stream_id()
         self.stream = self._stream_bytes.hex()
         """The stream this host writes now (named in the epoch of every object it owns)."""
@@ -333,9 +343,33 @@ class HostLog:
         return item.done
 
     def forget(self, root_digest: bytes) -> None:
-        """The object's pages are in its own log now: its versions here are not needed."""
+        """The object's pages are in its own log now: its versions here are not needed. A
+        stream this host gave up is deleted once none of its versions is (off the loop:
+        this may make store requests)."""
         with self._lock:
             self._map.pop(root_digest, None)
+            emptied = []
+            for stream, versions in self._retired.items():
+                if versions.pop(root_digest, None) is not None and not versions:
+                    emptied.append(stream)
+        for stream in emptied:
+            self._delete_stream(stream)
+
+    def _delete_stream(self, stream: str) -> None:
+        prefix = stream_prefix(self._settings, stream)
+        try:
+            self._store.delete(self._store.keys(prefix))
+        except StoreFailure as exc:
+            log.warning("%s: could not delete the host log: %s", prefix, exc)
+            return
+        with self._lock:
+            self._retired.pop(stream, None)
+
+    @property
+    def retired(self) -> list[str]:
+        """The streams this host gave up that are still kept (their objects' versions)."""
+        with self._lock:
+            return list(self._retired)
 
     def locate(self, stream: str, root_digest: bytes) -> Location | None:
         """Where the object's latest version lies in ``stream``; another host's stream is
@@ -360,12 +394,11 @@ class HostLog:
             self._closing = True
             self._lock.notify_all()
         self._thread.join()
+        finished = [s for s, versions in self._retired.items() if not versions]
         if not self._map and self._next:
-            prefix = stream_prefix(self._settings, self.stream)
-            try:
-                self._store.delete(self._store.keys(prefix))
-            except StoreFailure as exc:
-                log.warning("%s: could not delete the host log: %s", prefix, exc)
+            finished.append(self.stream)
+        for stream in finished:
+            self._delete_stream(stream)
 
     # ---- the writer ------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from raydo.actors import HostUnavailable
+from raydo.actors.placement import LocalPlacement
 from raydo.gateway.config import ConfigError, load_config
-from raydo.gateway.testing import start_app
+from raydo.gateway.testing import TestApp, start_app
 from raydo.storage.replication import CorruptEntry, Entry, EntryKind, S3Store, StoreFailure
 from raydo.storage.replication.journal import (
     HostLog,
@@ -181,8 +182,27 @@ def test_host_log_in_the_config_is_true_or_false(tmp_path: Path, value: str) -> 
         load_config(tmp_path)
 
 
+def streams(server: StoreServer, prefix: str) -> set[str]:
+    """The host log streams that have keys in the store under ``prefix``."""
+    listed = server.client().list_objects_v2(Bucket=server.bucket, Prefix=f"{prefix}/_journal/")
+    return {item["Key"].split("/")[2] for item in listed.get("Contents", [])}
+
+
+def host_logs(app: TestApp) -> list[HostLog]:
+    placement = app.gateway.placement
+    assert isinstance(placement, LocalPlacement)
+    return [
+        host.replication.host_log
+        for host in placement.hosts.values()
+        if host.replication is not None and host.replication.host_log is not None
+    ]
+
+
 async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_log(
-    moto_store: StoreServer, replicated_app: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    moto_store: StoreServer,
+    replicated_app: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    prefix: str,
 ) -> None:
     app_dir = replicated_app(moto_store, sync_deadline_s=0.5, write_back_s=600)
     async with start_app(app_dir) as app:
@@ -202,6 +222,7 @@ async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_l
             return real(store, key, body)
 
         monkeypatch.setattr(S3Store, "create", create)
+        given_up = sorted(streams(moto_store, prefix))
         with pytest.raises(HostUnavailable, match="a retry may be needed"):
             await app.env.NOTES.get_by_name(busy).write("k", "never acknowledged")
         outage[0] = False
@@ -215,7 +236,12 @@ async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_l
         after = stats(app)
         assert after.versions == middle.versions + 1
         assert after.segments == middle.segments
-        assert await app.env.NOTES.get_by_name(busy).read("k") == "second"
+        assert await app.env.NOTES.get_by_name(busy).read("k") == "second"  # taken over here
+        # Both of its objects are in their own logs or taken over again: the stream the host
+        # gave up is deleted.
+        assert given_up
+        assert not (set(given_up) & streams(moto_store, prefix))
+        assert not any(host.retired for host in host_logs(app))
     async with start_app(app_dir) as elsewhere:
         assert await elsewhere.env.NOTES.get_by_name(idle).read("k") == "fourth"
         assert await elsewhere.env.NOTES.get_by_name(busy).read("k") == "second"
