@@ -201,20 +201,40 @@ def seal_and_read(
     store: ObjectStore, settings: ReplicationSettings, stream: str
 ) -> dict[bytes, Location]:
     """Seal another host's stream (see the module's text) and read where each object's latest
-    version lies in it, as of the seal."""
+    version lies in it, as of the seal.
+
+    A busy writer may win the next free slot again and again, so each try seals one slot
+    further ahead; the slots it skipped are then sealed too, lowest first (a writer writes
+    them in order, so the first seal created is where the stream ends)."""
     prefix = stream_prefix(settings, stream)
-    for _ in range(_SEAL_TRIES):
+    for attempt in range(_SEAL_TRIES):
         slots = [int(key[len(prefix) :], 16) for key in store.keys(prefix)]
         if not slots:
             if store.create(slot_key(settings, stream, 0), _seal_bytes()):
                 return {}
             continue
-        last = slots[-1]
-        if _kind_of(store, settings, stream, last) is EntryKind.SEAL:
-            return _read_map(store, settings, stream, [s for s in slots if s < last])
-        if store.create(slot_key(settings, stream, last + 1), _seal_bytes()):
-            return _read_map(store, settings, stream, slots)
+        top = slots[-1]
+        if _kind_of(store, settings, stream, top) is not EntryKind.SEAL:
+            top += 1 + attempt
+            if not store.create(slot_key(settings, stream, top), _seal_bytes()):
+                continue
+        end = _close_gaps(store, settings, stream, slots, top)
+        below = [int(key[len(prefix) :], 16) for key in store.keys(prefix)]
+        return _read_map(store, settings, stream, [s for s in below if s < end])
     raise StoreFailure(f"{prefix}: could not seal the host log (it kept growing)")
+
+
+def _close_gaps(
+    store: ObjectStore, settings: ReplicationSettings, stream: str, slots: list[int], top: int
+) -> int:
+    """Seal every free slot below the seal at ``top`` (above the oldest kept one), lowest
+    first; where the stream ends: the first seal created, else ``top``. A slot that cannot
+    be created holds what its writer stored, or another owner's seal."""
+    listed = set(slots)
+    for gap in range(slots[0], top):
+        if gap not in listed and store.create(slot_key(settings, stream, gap), _seal_bytes()):
+            return gap
+    return top
 
 
 def _read_map(
@@ -236,7 +256,7 @@ def _read_map(
             _must_get(store, settings, stream, slot), slot, _where(stream)
         )
         if kind is EntryKind.SEAL:
-            raise CorruptEntry(f"{_where(stream)}: a seal before the stream's last slot")
+            break  # another owner's seal: nothing after it was written by the stream's host
         if index is not None:
             found = index
         else:

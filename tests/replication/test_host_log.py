@@ -275,3 +275,29 @@ async def test_slots_the_last_index_points_at_are_kept(
         assert entry.body == b"quiet pages"
     finally:
         host.close()
+
+
+async def test_a_seal_ahead_of_the_writer_seals_the_slots_it_skipped(
+    moto_store: StoreServer, prefix: str
+) -> None:
+    """A new owner that sealed a busy stream a few slots ahead (and then died) left free
+    slots below its seal: the next one seals them, so the writer can write none of them."""
+    settings = moto_store.settings(prefix)
+    store = S3Store(settings)
+    host = HostLog(store, settings)
+    try:
+        digest = object_digest("an object")
+        version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, b"pages").seal()
+        for _ in range(2):  # slots 0 and 1
+            host.submit(host.stream, digest, version, time.monotonic() + 5).result(10)
+        stream = host.stream
+        ahead = Entry(EntryKind.SEAL, b"s" * 16, 1, b"").seal()
+        assert store.create(slot_key(settings, stream, 4), ahead)
+        found = seal_and_read(S3Store(settings), settings, stream)
+        assert found[digest].slot == 1
+        skipped = store.get(slot_key(settings, stream, 2))
+        assert skipped is not None and decode_slot(skipped, 2, "slot 2")[0] is EntryKind.SEAL
+        with pytest.raises(Exception, match="another owner"):
+            host.submit(stream, digest, version, time.monotonic() + 5).result(10)
+    finally:
+        host.close()
