@@ -57,7 +57,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from .segments import HEAD_BYTES, MAGIC, CorruptEntry, Entry, EntryKind, now_ms
+from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, head_of, now_ms
 from .settings import ReplicationSettings
 from .store import ObjectStore, StoreFailure
 
@@ -284,12 +284,9 @@ def _kind_of(
     """A slot's kind from its head alone (a ranged GET; its reader checks the rest)."""
     key = slot_key(settings, stream, slot)
     head = store.head(key, HEAD_BYTES)
-    if head is None or len(head) < HEAD_BYTES or head[: len(MAGIC)] != MAGIC:
-        raise CorruptEntry(f"{key}: not a slot of a host log")
-    try:
-        return EntryKind(head[len(MAGIC)])
-    except ValueError:
-        raise CorruptEntry(f"{key}: unknown slot kind {head[len(MAGIC)]}") from None
+    if head is None:
+        raise CorruptEntry(f"{key}: the slot is missing from the store")
+    return head_of(head, key)[0]
 
 
 def _must_get(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from raydo.storage.errors import StorageError
 
-from .segments import HEAD_BYTES, MAGIC, CorruptEntry, Entry, EntryKind, now_ms, written_ms_of
+from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, head_of, now_ms, written_ms_of
 from .settings import ReplicationSettings
 from .store import ObjectStore
 
@@ -78,12 +78,7 @@ class ObjectLog:
         head = self.store.head(key, HEAD_BYTES)
         if head is None:
             raise CorruptEntry(f"{key}: the entry is missing from the store")
-        written = written_ms_of(head, key)
-        try:
-            kind = EntryKind(head[len(MAGIC)])
-        except ValueError:
-            raise CorruptEntry(f"{key}: unknown entry kind {head[len(MAGIC)]}") from None
-        return kind, bytes(head[len(MAGIC) + 1 : len(MAGIC) + 17]), written
+        return head_of(head, key)
 
     def stamp(self) -> int:
         """The time (ms) of this owner's next entry or version: never earlier than the log's

@@ -9,8 +9,8 @@ Life of an :class:`ObjectReplica`, in order:
    Some, or no local file: the file is restored from the store. Before that, under a host
    log, the previous owner's latest version is carried over from its stream (sealed first,
    so that its host acknowledges nothing more) into the log. Then the next free place of
-   the log is taken as this owner's epoch mark (one PUT, and one for the marker naming this
-   host's stream): from then on a stale owner's writes fail.
+   the log is taken as this owner's epoch mark (one PUT; under a host log its owner id is
+   the host's stream): from then on a stale owner's writes fail.
 2. **Shipping** (:class:`~.shipper.Shipper`) after every commit, and a checkpoint of the WAL
    between rounds once it holds enough that was shipped. Under a host log (``sync`` with
    ``host_log``), a round puts the object's *version* (every page changed since its own

@@ -22,8 +22,6 @@ from enum import IntEnum
 
 from raydo.storage.errors import StorageError
 
-from .wal import Frames
-
 MAGIC = b"RDOLOG1\n"
 _HEAD = struct.Struct(">8sB16sQ")
 _SEGMENT_HEAD = struct.Struct(">III")
@@ -85,20 +83,25 @@ class Entry:
 HEAD_BYTES = _HEAD.size
 
 
-def written_ms_of(head: bytes, where: str) -> int:
-    """When the entry whose first :data:`HEAD_BYTES` are ``head`` was written (ms); its
-    checksum is checked only by a reader of the whole entry."""
+def head_of(head: bytes, where: str) -> tuple[EntryKind, bytes, int]:
+    """The kind, owner and time (ms) of the entry whose first :data:`HEAD_BYTES` are
+    ``head``; its checksum is checked only by a reader of the whole entry."""
     if len(head) < _HEAD.size or head[: len(MAGIC)] != MAGIC:
         raise CorruptEntry(f"{where}: not a raydo log entry")
-    return int(_HEAD.unpack_from(head)[3])
+    _, kind, owner, written = _HEAD.unpack_from(head)
+    try:
+        return EntryKind(kind), bytes(owner), int(written)
+    except ValueError:
+        raise CorruptEntry(f"{where}: unknown entry kind {kind}") from None
+
+
+def written_ms_of(head: bytes, where: str) -> int:
+    """When the entry whose first :data:`HEAD_BYTES` are ``head`` was written (ms)."""
+    return head_of(head, where)[2]
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def segment_body(frames: Frames) -> bytes:
-    return pages_body(frames.page_size, frames.database_pages, frames.pages)
 
 
 def pages_body(page_size: int, database_pages: int, pages: Iterable[tuple[int, bytes]]) -> bytes:
