@@ -28,6 +28,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,9 @@ _ROLLBACK = f"{TAG}ROLLBACK"
 
 UserResult = tuple[list[str], list[tuple[Any, ...]], int, int]
 """What user SQL gave: column names, rows, rows written, the last inserted rowid."""
+
+KnownRead = tuple[list[tuple[Any, ...]], int, float]
+"""One run of :meth:`StorageCore.run_known_reads`: its rows, ``last_row_id``, milliseconds."""
 
 
 class PointInTime(Protocol):
@@ -445,6 +449,42 @@ class StorageCore:
         except (sqlite3.Error, OverflowError, UnicodeEncodeError) as exc:
             raise self._user_sql_error(exc) from None
         return _column_names(cur), rows, 0, cur.lastrowid or 0
+
+    def run_known_reads(
+        self, statement: str, params: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[str], list[KnownRead]] | None:
+        """Run ``statement`` once for each item of ``params`` (checked as
+        :func:`storage.sql.checked_params` checks them), when it is one SQLite prepared
+        before with only reads and no transaction is open; None when it is not such a read
+        now. The column names and, in order, each run's rows, ``last_row_id`` and
+        milliseconds; the list stops before the first run that fails, which the caller runs
+        again the usual way (:meth:`run_user_sql`) to raise its error.
+
+        For a binding's reads that arrive together: what :meth:`run_user_sql` does around
+        one such read is done once for all of them."""
+        self._check_not_lost()
+        conn = self.connection()
+        if conn.in_transaction or statement not in self._read_only:
+            return None
+        self._check_in_turn()
+        self._touch_read_only(statement)
+        auth = self._authorizer
+        auth.refusal = None
+        clock = time.perf_counter
+        names: list[str] = []
+        answers: list[KnownRead] = []
+        for values in params:
+            auth.start_statement()  # the statement may be prepared again (evicted from cache)
+            started = clock()
+            try:
+                cur = conn.execute(statement, values)
+                rows = cur.fetchall()
+            except (sqlite3.Error, OverflowError, UnicodeEncodeError):
+                break
+            answers.append((rows, cur.lastrowid or 0, (clock() - started) * 1000))
+            if not names:
+                names = _column_names(cur)
+        return names, answers
 
     def _user_sql_error(self, exc: sqlite3.Error | OverflowError | UnicodeEncodeError) -> Exception:
         """The error a user statement that raised ``exc`` fails with. After a SQLite error the

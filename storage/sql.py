@@ -17,7 +17,7 @@ from typing import Any
 from ._core import StorageCore
 from ._tables import TAG_START
 from .errors import SqlError
-from .limits import LimitExceeded
+from .limits import LimitExceeded, Limits
 
 
 def split_statements(query: str) -> list[str]:
@@ -133,16 +133,31 @@ class SqlStorage:
         if not isinstance(query, str):
             raise TypeError(f"sql.exec takes the query as a str, got {type(query).__name__}")
         limits = self._core.limits
-        size, statements = _parsed(query) if len(query) <= _CACHED_QUERY else _parse(query)
-        limits.check("sql_statement_bytes", size, "the SQL query")
-        if len(params) > limits.sql_params:
-            raise LimitExceeded(
-                "sql_params",
-                f"{len(params)} parameters given; at most {limits.sql_params} are allowed",
-            )
-        checked = _check_params(params, limits.value_bytes)
+        statements = checked_query(query, limits)
+        checked = checked_params(params, limits)
         names, rows, written, last_row_id = self._core.run_user_sql(statements, checked)
         return Cursor(names, rows, written, last_row_id)
+
+
+def checked_query(query: str, limits: Limits) -> tuple[str, ...]:
+    """The statements of ``query`` as :meth:`SqlStorage.exec` runs them, after its checks:
+    :class:`SqlError` for text that is no SQL raydo runs, :class:`LimitExceeded` past
+    ``sql_statement_bytes``. For platform objects that run user SQL on their core."""
+    size, statements = _parsed(query) if len(query) <= _CACHED_QUERY else _parse(query)
+    limits.check("sql_statement_bytes", size, "the SQL query")
+    return statements
+
+
+def checked_params(params: Sequence[Any], limits: Limits) -> tuple[Any, ...]:
+    """``params`` as :meth:`SqlStorage.exec` binds them, after its checks: at most
+    ``sql_params`` of them, each None, an int in SQLite's range, a float, or a str or bytes
+    within ``value_bytes`` (else :class:`LimitExceeded` or :class:`SqlError`)."""
+    if len(params) > limits.sql_params:
+        raise LimitExceeded(
+            "sql_params",
+            f"{len(params)} parameters given; at most {limits.sql_params} are allowed",
+        )
+    return _check_params(params, limits.value_bytes)
 
 
 #: Queries up to this many characters are parsed once per process (an object runs the same

@@ -30,6 +30,9 @@ from ._object import ALL_ROWS
 #: How many statements a database client remembers as answered without a transaction.
 READ_ONLY_KNOWN = 256
 
+#: A read as the read batch sends it: ``[sql, params, max_rows]``.
+Call = tuple[str, list[Any], int]
+
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -148,7 +151,7 @@ class PreparedStatement:
         """
         if column is not None and not isinstance(column, str):
             raise TypeError(f"first() takes a column name (str), got {type(column).__name__}")
-        columns, rows, _ = (await self._database._reply([self], max_rows=1))["results"][0]
+        columns, rows, _ = (await self._database._results([self], max_rows=1))[0]
         if column is not None and column not in columns:
             known = ", ".join(columns) or "none"
             raise D1Error(f"column {column!r} not found in the result (columns: {known})")
@@ -169,7 +172,7 @@ class PreparedStatement:
     async def raw(self, column_names: bool = False) -> list[list[Any]]:
         """Every row as a list of values in column order; with ``column_names``, the first
         list holds the column names."""
-        columns, rows, _ = (await self._database._reply([self]))["results"][0]
+        columns, rows, _ = (await self._database._results([self]))[0]
         return [list(columns), *rows] if column_names else rows
 
     async def rows(self) -> D1Rows:
@@ -188,7 +191,7 @@ class D1Database:
         # Statements the database answered without a transaction (they only read): calls of
         # one of them started together travel in one event (see bindings._batching).
         self._read_only: dict[str, None] = {}
-        self._reads: ReadBatch[list[Any], dict[str, Any]] = ReadBatch(self._read_each, self._query)
+        self._reads: ReadBatch[Call, list[Any]] = ReadBatch(self._read_each, self._read_alone)
 
     def __repr__(self) -> str:
         return f"D1Database({self.database_name!r})"
@@ -248,16 +251,39 @@ class D1Database:
         reply: dict[str, Any] = await self._stub().query(payload)
         return reply
 
-    async def _read_each(self, calls: list[list[Any]]) -> list[dict[str, Any] | None]:
-        answers: list[dict[str, Any] | None] = await self._stub().read_each(calls)
-        return answers
+    async def _read_each(self, calls: list[Call]) -> list[list[Any] | None]:
+        """The results of reads started together (see :meth:`DatabaseObject.read_each`),
+        None for each the database left for its own call."""
+        reply = await self._stub().read_each(calls)
+        columns, size = reply["columns"], reply["size_after"]
+        return [
+            None
+            if answer is None
+            else [
+                columns[answer[0]],
+                answer[1],
+                {
+                    "duration": answer[4],
+                    "rows_read": answer[2],
+                    "rows_written": 0,
+                    "last_row_id": answer[3],
+                    "size_after": size,
+                },
+            ]
+            for answer in reply["answers"]
+        ]
+
+    async def _read_alone(self, call: Call) -> list[Any]:
+        reply = await self._query([call])
+        _raise_error(reply)
+        result: list[Any] = reply["results"][0]
+        return result
 
     async def _run(
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
     ) -> list[D1Rows]:
-        reply = await self._reply(statements, max_rows)
         found = []
-        for columns, rows, meta in reply["results"]:
+        for columns, rows, meta in await self._results(statements, max_rows):
             written = int(meta["rows_written"])
             found.append(
                 D1Rows(
@@ -276,27 +302,28 @@ class D1Database:
             )
         return found
 
-    async def _reply(
+    async def _results(
         self, statements: Sequence[PreparedStatement], max_rows: int = ALL_ROWS
-    ) -> dict[str, Any]:
-        """The database's reply to ``statements`` (``D1Error`` when one failed)."""
-        payload = [[s.sql, list(s.params), max_rows] for s in statements]
-        single = len(payload) == 1
+    ) -> list[list[Any]]:
+        """The database's ``[columns, rows, meta]`` for each of ``statements``
+        (``D1Error`` when one failed)."""
+        first = statements[0]
+        single = len(statements) == 1
         try:
-            if single and statements[0].sql in self._read_only and not in_event():
-                reply = await self._reads.read(payload)
-            else:
-                reply = await self._query(payload)
+            if single and first.sql in self._read_only and not in_event():
+                return [await self._reads.read((first.sql, list(first.params), max_rows))]
+            reply = await self._query([[s.sql, list(s.params), max_rows] for s in statements])
         except ObjectReset as exc:
             raise _stopped(exc) from None
         if single and reply.get("read_only"):
             known = self._read_only
-            if statements[0].sql not in known:
+            if first.sql not in known:
                 if len(known) >= READ_ONLY_KNOWN:
                     del known[next(iter(known))]
-                known[statements[0].sql] = None
+                known[first.sql] = None
         _raise_error(reply)
-        return reply
+        results: list[list[Any]] = reply["results"]
+        return results
 
 
 def _stopped(reset: ObjectReset) -> Exception:

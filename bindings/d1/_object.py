@@ -15,11 +15,12 @@ are rolled back instead, and the error travels back as a value that the client
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from raydo.actors import PlatformObject
-from raydo.storage import LimitExceeded, StorageError
-from raydo.storage.sql import split_statements, strip_comments
+from raydo.storage import LimitExceeded, Limits, StorageError
+from raydo.storage.sql import checked_params, checked_query, split_statements, strip_comments
 
 #: Statement shapes a call may ask for: every row, or only the first (``first()``).
 ALL_ROWS = -1
@@ -78,22 +79,43 @@ class DatabaseObject(PlatformObject):
             return {"results": results, "read_only": True}
         return {"results": results}
 
-    async def read_each(self, calls: list[Any]) -> list[dict[str, Any] | None]:
-        """Answer each of ``calls`` (each a :meth:`query`'s ``statements``) as its own call
-        would, in order; None for a call this batch does not answer, which the client sends
-        alone: once the replies so far fill half a message, and after a call that wrote
-        (the client sends only calls :meth:`query` said read, but the object may have been
-        evicted since, and a call that writes must be its own transaction)."""
-        budget = self.core.limits.message_bytes // 2
-        answers: list[dict[str, Any] | None] = []
-        for statements in calls:
-            if budget <= 0 or self.core.dirty:
-                answers.append(None)
+    async def read_each(self, calls: list[Any]) -> dict[str, Any]:
+        """Answer each of ``calls`` (each ``[sql, params, max_rows]``, a statement the client
+        saw answered without a transaction) as :meth:`query` of it alone would, where it can.
+
+        The calls of one statement run together (:meth:`StorageCore.run_known_reads`). The
+        reply is ``{"columns": [names, ...], "answers": [...], "size_after": bytes}``, an
+        answer ``[k, rows, rows_read, last_row_id, ms]`` with ``k`` indexing ``columns``, or
+        None for a call this batch does not answer, which the client sends alone: one that
+        is malformed or fails (its own call says why), one whose statement is no longer
+        known to only read (the object may have been evicted since), and every one after
+        the answers fill half a message."""
+        core = self.core
+        limits = core.limits
+        budget = limits.message_bytes // 2
+        answers: list[list[Any] | None] = [None] * len(calls)
+        columns: list[list[str]] = []
+        for sql, indexes, params in _by_statement(calls, limits):
+            if budget <= 0:
+                break
+            found = core.run_known_reads(sql, params)
+            if found is None:
                 continue
-            reply = self._answer(statements)
-            budget -= _reply_size(reply)
-            answers.append(reply)
-        return answers
+            names, results = found
+            k = len(columns)
+            columns.append(names)
+            for i, (rows, last_row_id, ms) in zip(indexes, results, strict=False):
+                rows_read = len(rows)
+                max_rows = calls[i][2]
+                if max_rows != ALL_ROWS:
+                    del rows[max_rows:]
+                answers[i] = [k, rows, rows_read, last_row_id, ms]
+                budget -= _rows_size(rows)
+                if budget <= 0:
+                    break
+        if self._size is None:
+            self._size = core.size_bytes
+        return {"columns": columns, "answers": answers, "size_after": self._size}
 
     async def exec(self, sql: str) -> dict[str, Any]:
         """Run the statements of ``sql`` (no parameters) in one transaction.
@@ -130,14 +152,41 @@ class DatabaseObject(PlatformObject):
         }
 
 
-def _reply_size(reply: dict[str, Any]) -> int:
-    """About how many bytes ``reply`` takes encoded (strings and blobs by length)."""
+def _by_statement(
+    calls: list[Any], limits: Limits
+) -> Iterator[tuple[str, list[int], list[tuple[Any, ...]]]]:
+    """The well-formed calls of :meth:`DatabaseObject.read_each` grouped by their one
+    statement, in order of first appearance: the statement, the calls' indexes and their
+    checked parameters. A malformed call, or one the SQL face's checks refuse, is left out."""
+    groups: dict[str, tuple[str, list[int], list[tuple[Any, ...]]]] = {}
+    for i, call in enumerate(calls):
+        try:
+            sql, params, max_rows = call
+            if not isinstance(sql, str) or not isinstance(params, list):
+                continue
+            if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < -1:
+                continue
+            group = groups.get(sql)
+            if group is None:
+                statements = checked_query(sql, limits)
+                if len(statements) != 1:
+                    continue  # several: query() says why, alone
+                group = groups[sql] = (statements[0], [], [])
+            checked = checked_params(params, limits)
+        except (TypeError, ValueError, StorageError, LimitExceeded):
+            continue
+        group[1].append(i)
+        group[2].append(checked)
+    return iter(groups.values())
+
+
+def _rows_size(rows: list[Any]) -> int:
+    """About how many bytes ``rows`` take encoded (strings and blobs by length)."""
     size = 64
-    for _, rows, _ in reply.get("results", ()):
-        for row in rows:
-            for value in row:
-                if isinstance(value, str):
-                    size += (len(value) if value.isascii() else 4 * len(value)) + 5
-                else:
-                    size += len(value) + 5 if isinstance(value, bytes) else 9
+    for row in rows:
+        for value in row:
+            if isinstance(value, str):
+                size += (len(value) if value.isascii() else 4 * len(value)) + 5
+            else:
+                size += len(value) + 5 if isinstance(value, bytes) else 9
     return size

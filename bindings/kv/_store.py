@@ -24,6 +24,7 @@ from typing import Any
 from raydo.actors import ObjectContext, PlatformObject
 from raydo.storage import StorageCore
 from raydo.storage.limits import LimitExceeded, MiB
+from raydo.storage.sql import checked_query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv_entries (
@@ -63,6 +64,8 @@ STAGED_SECONDS = 3600.0
 SWEEP_BATCH = 10_000
 UPLOAD_CHARS = 64
 
+_GET = "SELECT version, size, row_bytes, expiration, metadata, head FROM kv_entries WHERE key = ?"
+
 
 class KVStore(PlatformObject):
     """Every pair of one key-value namespace. Its methods are called by ``KVNamespace`` only;
@@ -75,6 +78,7 @@ class KVStore(PlatformObject):
         self._row_bytes = max(1, min(MAX_ROW_BYTES, self._limits.value_bytes // 2))
         self._sql.exec(_SCHEMA)
         self._version = int(self._sql.exec("SELECT value FROM kv_state").one()["value"])
+        self._get_statement = checked_query(_GET, self._limits)[0]
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -88,11 +92,7 @@ class KVStore(PlatformObject):
         # Synchronous: get_each answers many keys without a coroutine each.
         self._check_key(key)
         want = _positive(want, "want")
-        row = self._sql.exec(
-            "SELECT version, size, row_bytes, expiration, metadata, head FROM kv_entries"
-            " WHERE key = ?",
-            key,
-        ).fetchall()
+        row = self._sql.exec(_GET, key).fetchall()
         if not row:
             return [self._version]
         entry = row[0]
@@ -105,8 +105,45 @@ class KVStore(PlatformObject):
     async def get_each(self, keys: list[bytes], want: int) -> list[list[Any] | None]:
         """:meth:`get` of each of ``keys``, in order; None for a key this batch does not
         answer, which the client asks alone: a malformed one (its own call says why), and
-        every one after the answers fill half a message."""
+        every one after the answers fill half a message.
+
+        Once SQLite has seen the lookup only read, the keys are looked up together
+        (:meth:`StorageCore.run_known_reads`); a key whose pair expired, or whose value is
+        longer than its first row, is answered by :meth:`get`'s own way."""
         budget = self._limits.message_bytes // 2
+        answers: list[list[Any] | None] = [None] * len(keys)
+        try:
+            want = _positive(want, "want")
+            for key in keys:
+                self._check_key(key)
+        except (ValueError, TypeError):
+            return self._get_one_by_one(keys, want)
+        found = self.core.run_known_reads(self._get_statement, [(key,) for key in keys])
+        if found is None:
+            return self._get_one_by_one(keys, want)
+        now = time.time()
+        for i, (rows, _, _) in enumerate(found[1]):
+            if budget <= 0:
+                return answers
+            if not rows:
+                answers[i] = [self._version]
+            else:
+                version, size, row_bytes, expiration, metadata, head = rows[0]
+                if _expired(expiration, now) or min(want, size) > row_bytes:
+                    answers[i] = self._get(keys[i], want)  # drops it, or reads its rows
+                else:
+                    answers[i] = [version, size, expiration, metadata, head[:want]]
+                budget -= len(head) + len(metadata or "") * 4
+            budget -= 64
+        # Keys after a lookup that failed: each its own way.
+        done = len(found[1])
+        answers[done:] = self._get_one_by_one(keys[done:], want, budget)
+        return answers
+
+    def _get_one_by_one(
+        self, keys: list[bytes], want: int, budget: int | None = None
+    ) -> list[list[Any] | None]:
+        budget = self._limits.message_bytes // 2 if budget is None else budget
         answers: list[list[Any] | None] = []
         for key in keys:
             if budget <= 0:

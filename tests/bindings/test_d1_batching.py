@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,63 @@ async def test_reads_started_together_share_one_event_each_with_its_own_answer(
     got = await asyncio.gather(read.bind(2).all(), read.bind(3).raw(), read.bind(999).first())
     assert got[0].results == [{"id": 2, "name": "u2"}] and got[0].meta.rows_read == 1
     assert got[1] == [[3, "u3"]] and got[2] is None
+
+
+async def test_a_read_in_a_batch_has_the_meta_of_the_same_read_alone(app: TestApp) -> None:
+    await fill(app, 3)
+    db = app.env.DB
+    read = db.prepare("SELECT id, name AS n, name AS n FROM users WHERE id >= ? ORDER BY id")
+    await learnt(read, 1)
+    alone = await read.bind(2).all()
+    together = await asyncio.gather(read.bind(2).all(), read.bind(1).raw(), read.bind(3).first())
+    batched = together[0]
+    assert batched.results == alone.results == [{"id": 2, "n": "u2"}, {"id": 3, "n": "u3"}]
+    assert {**asdict(batched.meta), "duration": 0} == {**asdict(alone.meta), "duration": 0}
+    assert batched.meta.rows_read == 2 and batched.meta.size_after > 0
+    assert together[1] == [[1, "u1", "u1"], [2, "u2", "u2"], [3, "u3", "u3"]]
+    assert together[2] == {"id": 3, "n": "u3"}  # duplicate columns: the last one wins
+    rows = await read.bind(1).rows()
+    assert rows.columns == ["id", "n", "n"]
+
+
+async def test_a_hostile_read_batch_is_answered_where_it_can_be_and_resets_nothing(
+    app: TestApp,
+) -> None:
+    """The object's ``read_each`` is called straight, as a peer on the wire could: every
+    malformed call gets None (its caller would send it alone), the good one its answer, and
+    the object keeps its state (an error raised in the event would have reset it)."""
+    await fill(app, 2)
+    db = app.env.DB
+    await learnt(db.prepare(SELECT), 1)
+    limits = app.config.limits
+    stub = db._stub()
+    reply = await stub.read_each(
+        [
+            [SELECT, [1], 1],
+            "not a call",
+            [SELECT, [1]],
+            [SELECT, "1", 1],
+            [SELECT, [1], "1"],
+            [SELECT, [1], True],
+            [SELECT, [1], -2],
+            [7, [1], 1],
+            [SELECT, [[1]], 1],
+            [SELECT, [2**63], 1],
+            [SELECT, ["x" * (limits.value_bytes + 1)], 1],
+            [SELECT, [1] * (limits.sql_params + 1), 1],
+            ["SELECT 1; SELECT 2", [], 1],
+            ["SELECT * FROM _raydo_kv", [], 1],
+            ["DELETE FROM users", [], 1],
+            [SELECT + " -- not known yet", [2], 1],
+            [SELECT, [2], -1],
+        ]
+    )
+    answers = reply["answers"]
+    assert answers[0][1:3] == [[[1, "u1"]], 1]
+    assert answers[-1][1:3] == [[[2, "u2"]], 1]
+    assert reply["columns"][answers[0][0]] == ["id", "name"]
+    assert answers[1:-1] == [None] * 15
+    assert await db.prepare("SELECT count(*) AS n FROM users").first("n") == 2
 
 
 async def test_an_error_in_a_batch_is_its_own_callers_only(app: TestApp) -> None:

@@ -541,3 +541,25 @@ def test_config_refuses_bad_namespace_options(tmp_path: Path) -> None:
     (tmp_path / "raydo.toml").write_text(base + "[limits]\nkv_value_bytes = 0\n")
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+async def test_misses_read_together_answer_as_each_alone_would(app: TestApp) -> None:
+    """Misses started together are one event of the namespace's object, looked up together:
+    values past their first row, metadata, missing and expired keys each get the answer
+    they get alone."""
+    kv: KVNamespace = app.env.NOCACHE
+    sizes = (0, 1, 32767, 32768, 32769, 65537, 262144 + 3)
+    for size in sizes:
+        await kv.put(f"t-{size}", bytes([size % 251]) * size, metadata={"size": size})
+    await kv.put("t-expiring", "e", expiration_ttl=1)
+    listed = {k.name: k for k in (await kv.list(prefix="t-")).keys}
+    expires = listed["t-expiring"].expiration
+    assert expires is not None
+    await kv.get("t-0")  # SQLite has now seen the lookup only read
+    await asyncio.sleep(max(0.0, expires + 0.1 - time.time()))
+    names = [f"t-{size}" for size in sizes] + ["t-expiring", "t-missing"]
+    together = await asyncio.gather(*(kv.get_with_metadata(name, "bytes") for name in names))
+    alone = [await kv.get_with_metadata(name, "bytes") for name in names]
+    assert [(g.value, g.metadata) for g in together] == [(g.value, g.metadata) for g in alone]
+    assert [g.value for g in together] == [bytes([s % 251]) * s for s in sizes] + [None, None]
+    assert [g.metadata for g in together[: len(sizes)]] == [{"size": s} for s in sizes]
