@@ -23,7 +23,8 @@ What happens, in order:
 2. Every :data:`INDEX_EVERY`-th slot also carries the whole map (object -> where its latest
    version lies), so a reader finds every object's latest version from the last index slot
    and the slots after it. Slots no map entry points at any more, before the last index slot,
-   are deleted.
+   are deleted, by a thread of their own beside the writer (one delete takes several slots'
+   time, which the commits waiting for the next slot would otherwise wait too).
 3. **Fencing.** An object's owner under a host log has its stream's id as its own, so every
    entry of the object's log names the stream of its writer. A new owner *seals* the stream
    of the log's last entry: it creates the next free slot as a seal (:func:`seal_and_read`).
@@ -54,7 +55,7 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .segments import HEAD_BYTES, CorruptEntry, Entry, EntryKind, head_of, now_ms
@@ -324,6 +325,10 @@ class HostLog:
         self.slots = 0
         """Slots stored (all streams of this host): the counter behind the metrics."""
         self._new_stream()
+        # Old slots are deleted beside the writer: one DeleteObjects takes as long as
+        # several slots, and the commits waiting for the next slot would wait for it too.
+        self._deletes = ThreadPoolExecutor(1, thread_name_prefix="raydo-host-log-deletes")
+        self._deleting = False
         self._thread = threading.Thread(target=self._run, name="raydo-host-log", daemon=True)
         self._thread.start()
 
@@ -406,11 +411,13 @@ class HostLog:
         return read_version(self._store, self._settings, stream, place)
 
     def close(self) -> None:
-        """Stop the writer once what waits is written; an emptied stream is deleted."""
+        """Stop the writer once what waits is written, then wait for the deletion of old
+        slots in progress; an emptied stream is deleted."""
         with self._lock:
             self._closing = True
             self._lock.notify_all()
         self._thread.join()
+        self._deletes.shutdown(wait=True)
         finished = [s for s, versions in self._retired.items() if not versions]
         if not self._map and self._next:
             finished.append(self.stream)
@@ -484,22 +491,29 @@ class HostLog:
                 self._last_index = slot
                 written = [*index.values(), *places]
                 self._index_floor = min(p.slot for p in written)
-            keep_from = self._oldest_kept
+            oldest = keep_from = self._oldest_kept
             if slot % DELETE_BATCH == 0:
                 referenced = min((p.slot for p in self._map.values()), default=slot)
                 keep_from = min(referenced, self._last_index, self._index_floor)
+            delete = keep_from - oldest >= DELETE_BATCH and not self._deleting
+            self._deleting = self._deleting or delete
         for item in batch:
             item.done.set_result(None)
-        if keep_from - self._oldest_kept >= DELETE_BATCH:
-            self._delete_before(keep_from)
+        if delete:
+            self._deletes.submit(self._delete_before, self.stream, oldest, keep_from)
 
-    def _delete_before(self, slot: int) -> None:
-        keys = [slot_key(self._settings, self.stream, s) for s in range(self._oldest_kept, slot)]
+    def _delete_before(self, stream: str, first: int, slot: int) -> None:
+        """Delete the slots of ``stream`` from ``first`` up to ``slot`` (on the deleter)."""
+        keys = [slot_key(self._settings, stream, s) for s in range(first, slot)]
         try:
             self._store.delete(keys)
-            self._oldest_kept = slot
         except StoreFailure as exc:
-            log.warning("%s: could not delete old slots: %s", self.stream, exc)
+            log.warning("%s: could not delete old slots: %s", stream, exc)
+            slot = first  # tried again at the next batch
+        with self._lock:
+            if self.stream == stream:  # else the stream was given up meanwhile
+                self._oldest_kept = slot
+            self._deleting = False
 
     def _fenced(self, batch: list[_Pending], why: str) -> None:
         log.error("%s; its objects take over again", why)

@@ -25,6 +25,7 @@ from raydo.storage.replication.journal import (
     object_digest,
     seal_and_read,
     slot_key,
+    stream_prefix,
 )
 
 from .stores import StoreServer
@@ -268,13 +269,38 @@ async def test_slots_the_last_index_points_at_are_kept(
         host.submit(host.stream, quiet, version, time.monotonic() + 5).result(10)
         for _ in range(64):
             host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
-        stream = host.stream
-        found = seal_and_read(S3Store(settings), settings, stream)
-        assert found[quiet].slot == 0  # what a new owner reads from index slot 64
-        entry, _ = host.read(stream, found[quiet])
-        assert entry.body == b"quiet pages"
+    finally:
+        host.close()  # after the deletion in progress (deletes run beside the writer)
+    stream = host.stream
+    found = seal_and_read(S3Store(settings), settings, stream)
+    assert found[quiet].slot == 0  # what a new owner reads from index slot 64
+    entry, _ = host.read(stream, found[quiet])
+    assert entry.body == b"quiet pages"
+
+
+async def test_old_slots_are_deleted_in_batches_beside_the_writer(
+    moto_store: StoreServer, prefix: str
+) -> None:
+    """One busy object: at slot 128 (a deletion batch and an index slot) every slot before
+    its version and the last index (127) goes; what a new owner needs stays."""
+    settings = moto_store.settings(prefix)
+    store = S3Store(settings)
+    host = HostLog(store, settings)
+    busy = object_digest("busy")
+    try:
+        for n in range(130):
+            version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, f"pages {n}".encode()).seal()
+            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
     finally:
         host.close()
+    stream = host.stream
+    kept = sorted(
+        int(key.rsplit("/", 1)[1], 16) for key in store.keys(stream_prefix(settings, stream))
+    )
+    assert kept == [127, 128, 129]
+    found = seal_and_read(store, settings, stream)
+    entry, _ = host.read(stream, found[busy])
+    assert found[busy].slot == 129 and entry.body == b"pages 129"
 
 
 async def test_a_seal_ahead_of_the_writer_seals_the_slots_it_skipped(
