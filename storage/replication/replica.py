@@ -117,6 +117,8 @@ class ObjectReplica:
         self._pages_since: float | None = None
         self._direct_next = False
         self._write_back: asyncio.TimerHandle | None = None
+        # An epoch of _rejoin whose answer was lost: it may be in the store (see _settle).
+        self._rejoining: ObjectLog | None = None
 
     def _log(self, owner: bytes) -> ObjectLog:
         replication = self._replication
@@ -384,6 +386,8 @@ class ObjectReplica:
         delay = 0.05
         while True:
             try:
+                if self._rejoining is not None:
+                    self._settle_rejoin(self._rejoining)
                 seq = self.log.append(kind, body)
                 break
             except StoreFailure as exc:
@@ -430,10 +434,24 @@ class ObjectReplica:
         try:
             epoch = rejoined.take_epoch(seq)
         except StoreFailure:
+            self._rejoining = rejoined
             return None
         if epoch is not None:
             self.log, self._stream = rejoined, stream
         return epoch
+
+    def _settle_rejoin(self, rejoined: ObjectLog) -> None:
+        """Before the next entry after a :meth:`_rejoin` whose epoch failed: that epoch may
+        have landed (only its answer lost), in the place the entry would take. Its very
+        bytes are sent again (:meth:`ObjectLog.append` repeats a failed try): found there,
+        or stored now, the log is taken again under that stream and the entry goes after
+        the epoch; another owner's bytes there leave the log as it was, whose append then
+        says so. :class:`StoreFailure` when the store fails again (the round retries)."""
+        epoch = rejoined.take_epoch(rejoined.tail)
+        self._rejoining = None
+        if epoch is not None:
+            self.log, self._stream = rejoined, rejoined.owner.hex()
+            self._mark = replace(self._mark, seq=epoch)
 
     def _retain(self) -> None:
         """Retention, after a snapshot (the only time it can free anything): a failure is
@@ -539,6 +557,7 @@ class ObjectReplica:
         self._pages = {}
         self._pages_since = None
         self._direct_next = False
+        self._rejoining = None
         self._new_owner()
 
     def _cancel_write_back(self) -> None:

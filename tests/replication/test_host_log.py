@@ -248,6 +248,55 @@ async def test_after_a_failed_slot_the_hosts_other_objects_go_back_to_the_host_l
         assert await elsewhere.env.NOTES.get_by_name(busy).read("k") == "second"
 
 
+async def test_an_epoch_whose_answer_was_lost_is_found_and_the_object_kept(
+    moto_store: StoreServer,
+    replicated_app: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a given-up stream, an object's direct round is followed by an epoch under the
+    new stream. That epoch lands but its answer is lost: the next round must find its own
+    bytes there and go on after them, not take the place for another owner's and drop
+    the object."""
+    app_dir = replicated_app(moto_store, sync_deadline_s=0.5, write_back_s=600)
+    async with start_app(app_dir) as app:
+        ids = {f"o{i}": app.env.NOTES.id_from_name(f"o{i}").hex for i in range(9)}
+        shard = {name: int(hex_id[:16], 16) % 2 for name, hex_id in ids.items()}  # 2 hosts
+        busy = "o0"
+        idle = next(name for name in shard if name != busy and shard[name] == shard[busy])
+        for name in (busy, idle):
+            await app.env.NOTES.get_by_name(name).write("k", "first")
+            await app.env.NOTES.get_by_name(name).write("k", "second")
+        outage, lost = [True], list[str]()
+        real = S3Store.create
+
+        def create(store: S3Store, key: str, body: bytes) -> bool:
+            if outage[0]:
+                raise StoreFailure("the store is away (a test's outage)")
+            stored = real(store, key, body)
+            epoch = "/log/" in key and Entry.unseal(body, key).kind is EntryKind.EPOCH
+            if epoch and ids[idle] in key and not lost:
+                lost.append(key)
+                raise StoreFailure("the answer was lost (a test's network)")
+            return stored
+
+        monkeypatch.setattr(S3Store, "create", create)
+        with pytest.raises(HostUnavailable, match="a retry may be needed"):
+            await app.env.NOTES.get_by_name(busy).write("k", "never acknowledged")
+        outage[0] = False
+        before = stats(app)
+        await app.env.NOTES.get_by_name(idle).write("k", "third")  # direct; its epoch "fails"
+        assert lost and stats(app).segments == before.segments + 1
+        await app.env.NOTES.get_by_name(idle).write("k", "fourth")  # direct, after the epoch
+        middle = stats(app)
+        assert middle.segments == before.segments + 2 and middle.versions == before.versions
+        await app.env.NOTES.get_by_name(idle).write("k", "fifth")  # the host log again
+        after = stats(app)
+        assert after.versions == middle.versions + 1 and after.segments == middle.segments
+        assert await app.env.NOTES.get_by_name(idle).read("k") == "fifth"
+    async with start_app(app_dir) as elsewhere:
+        assert await elsewhere.env.NOTES.get_by_name(idle).read("k") == "fifth"
+
+
 async def test_slots_the_last_index_points_at_are_kept(
     moto_store: StoreServer, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
