@@ -75,8 +75,9 @@ _ROLLBACK = f"{TAG}ROLLBACK"
 UserResult = tuple[list[str], list[tuple[Any, ...]], int, int]
 """What user SQL gave: column names, rows, rows written, the last inserted rowid."""
 
-KnownRead = tuple[list[tuple[Any, ...]], int, float]
-"""One run of :meth:`StorageCore.run_known_reads`: its rows, ``last_row_id``, milliseconds."""
+KnownRead = tuple[list[tuple[Any, ...]], int, int, float, int]
+"""One run of :meth:`StorageCore.run_known_reads`: its rows (cut to its ``max_rows``), how
+many rows it read, ``last_row_id``, milliseconds, and about how many bytes the rows take."""
 
 
 class PointInTime(Protocol):
@@ -451,14 +452,22 @@ class StorageCore:
         return _column_names(cur), rows, 0, cur.lastrowid or 0
 
     def run_known_reads(
-        self, statement: str, params: Sequence[tuple[Any, ...]]
+        self,
+        statement: str,
+        params: Sequence[tuple[Any, ...]],
+        max_rows: Sequence[int],
+        budget: int,
     ) -> tuple[list[str], list[KnownRead]] | None:
         """Run ``statement`` once for each item of ``params`` (checked as
         :func:`storage.sql.checked_params` checks them), when it is one SQLite prepared
         before with only reads and no transaction is open; None when it is not such a read
-        now. The column names and, in order, each run's rows, ``last_row_id`` and
-        milliseconds; the list stops before the first run that fails, which the caller runs
-        again the usual way (:meth:`run_user_sql`) to raise its error.
+        now. Each run's rows are cut to its ``max_rows`` (-1: all of them).
+
+        The column names and, in order, each run's :data:`KnownRead`. The list stops before
+        the first run that fails, which the caller runs again the usual way
+        (:meth:`run_user_sql`) to raise its error, and after the run whose rows take the
+        kept rows past ``budget`` bytes (strings and blobs counted by length): however many
+        items a caller sends, what is held is bounded.
 
         For a binding's reads that arrive together: what :meth:`run_user_sql` does around
         one such read is done once for all of them."""
@@ -473,7 +482,9 @@ class StorageCore:
         clock = time.perf_counter
         names: list[str] = []
         answers: list[KnownRead] = []
-        for values in params:
+        for values, keep in zip(params, max_rows, strict=True):
+            if budget <= 0:
+                break
             auth.start_statement()  # the statement may be prepared again (evicted from cache)
             started = clock()
             try:
@@ -481,7 +492,13 @@ class StorageCore:
                 rows = cur.fetchall()
             except (sqlite3.Error, OverflowError, UnicodeEncodeError):
                 break
-            answers.append((rows, cur.lastrowid or 0, (clock() - started) * 1000))
+            ms = (clock() - started) * 1000
+            rows_read = len(rows)
+            if keep >= 0:
+                del rows[keep:]
+            size = _rows_bytes(rows)
+            budget -= size
+            answers.append((rows, rows_read, cur.lastrowid or 0, ms, size))
             if not names:
                 names = _column_names(cur)
         return names, answers
@@ -724,6 +741,18 @@ def remove_partial_files(root: str | Path, binding: str, owned: Callable[[str], 
                 continue
             removed += 1
     return removed
+
+
+def _rows_bytes(rows: list[tuple[Any, ...]]) -> int:
+    """About how many bytes ``rows`` take encoded (strings and blobs by length)."""
+    size = 16
+    for row in rows:
+        for value in row:
+            if isinstance(value, str):
+                size += (len(value) if value.isascii() else 4 * len(value)) + 5
+            else:
+                size += len(value) + 5 if isinstance(value, bytes) else 9
+    return size
 
 
 def _column_names(cursor: sqlite3.Cursor) -> list[str]:

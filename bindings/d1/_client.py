@@ -260,7 +260,7 @@ class D1Database:
             None
             if answer is None
             else [
-                columns[answer[0]],
+                list(columns[answer[0]]),  # each caller its own, as when sent alone
                 answer[1],
                 {
                     "duration": answer[4],

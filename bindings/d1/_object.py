@@ -98,21 +98,15 @@ class DatabaseObject(PlatformObject):
         for sql, indexes, params in _by_statement(calls, limits):
             if budget <= 0:
                 break
-            found = core.run_known_reads(sql, params)
+            found = core.run_known_reads(sql, params, [calls[i][2] for i in indexes], budget)
             if found is None:
                 continue
             names, results = found
             k = len(columns)
             columns.append(names)
-            for i, (rows, last_row_id, ms) in zip(indexes, results, strict=False):
-                rows_read = len(rows)
-                max_rows = calls[i][2]
-                if max_rows != ALL_ROWS:
-                    del rows[max_rows:]
+            for i, (rows, rows_read, last_row_id, ms, size) in zip(indexes, results, strict=False):
                 answers[i] = [k, rows, rows_read, last_row_id, ms]
-                budget -= _rows_size(rows)
-                if budget <= 0:
-                    break
+                budget -= size + 64
         if self._size is None:
             self._size = core.size_bytes
         return {"columns": columns, "answers": answers, "size_after": self._size}
@@ -178,15 +172,3 @@ def _by_statement(
         group[1].append(i)
         group[2].append(checked)
     return iter(groups.values())
-
-
-def _rows_size(rows: list[Any]) -> int:
-    """About how many bytes ``rows`` take encoded (strings and blobs by length)."""
-    size = 64
-    for row in rows:
-        for value in row:
-            if isinstance(value, str):
-                size += (len(value) if value.isascii() else 4 * len(value)) + 5
-            else:
-                size += len(value) + 5 if isinstance(value, bytes) else 9
-    return size

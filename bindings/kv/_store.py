@@ -118,22 +118,27 @@ class KVStore(PlatformObject):
                 self._check_key(key)
         except (ValueError, TypeError):
             return self._get_one_by_one(keys, want)
-        found = self.core.run_known_reads(self._get_statement, [(key,) for key in keys])
+        found = self.core.run_known_reads(
+            self._get_statement, [(key,) for key in keys], [1] * len(keys), budget
+        )
         if found is None:
             return self._get_one_by_one(keys, want)
         now = time.time()
-        for i, (rows, _, _) in enumerate(found[1]):
+        answer: list[Any]
+        for i, (rows, _, _, _, _) in enumerate(found[1]):
             if budget <= 0:
                 return answers
             if not rows:
-                answers[i] = [self._version]
+                answer = [self._version]
             else:
                 version, size, row_bytes, expiration, metadata, head = rows[0]
                 if _expired(expiration, now) or min(want, size) > row_bytes:
-                    answers[i] = self._get(keys[i], want)  # drops it, or reads its rows
+                    answer = self._get(keys[i], want)  # drops it, or reads its rows
                 else:
-                    answers[i] = [version, size, expiration, metadata, head[:want]]
-                budget -= len(head) + len(metadata or "") * 4
+                    answer = [version, size, expiration, metadata, head[:want]]
+            answers[i] = answer
+            if len(answer) > 1:
+                budget -= len(answer[4]) + len(answer[3] or "") * 4
             budget -= 64
         # Keys after a lookup that failed: each its own way.
         done = len(found[1])

@@ -219,20 +219,44 @@ def seal_and_read(
             top += 1 + attempt
             if not store.create(slot_key(settings, stream, top), _seal_bytes()):
                 continue
-        end = _close_gaps(store, settings, stream, slots, top)
+        end = _close_gaps(
+            store, settings, stream, slots, _last_index(store, settings, stream, slots), top
+        )
         below = [int(key[len(prefix) :], 16) for key in store.keys(prefix)]
         return _read_map(store, settings, stream, [s for s in below if s < end])
     raise StoreFailure(f"{prefix}: could not seal the host log (it kept growing)")
 
 
-def _close_gaps(
-    store: ObjectStore, settings: ReplicationSettings, stream: str, slots: list[int], top: int
+def _last_index(
+    store: ObjectStore, settings: ReplicationSettings, stream: str, slots: list[int]
 ) -> int:
-    """Seal every free slot below the seal at ``top`` (above the oldest kept one), lowest
-    first; where the stream ends: the first seal created, else ``top``. A slot that cannot
-    be created holds what its writer stored, or another owner's seal."""
+    """The last listed slot that is an index slot (not a seal in an index slot's place),
+    else the first listed slot."""
+    for slot in reversed(slots):
+        if slot % INDEX_EVERY == 0 and (
+            _kind_of(store, settings, stream, slot) is EntryKind.JOURNAL
+        ):
+            return slot
+    return slots[0]
+
+
+def _close_gaps(
+    store: ObjectStore,
+    settings: ReplicationSettings,
+    stream: str,
+    slots: list[int],
+    floor: int,
+    top: int,
+) -> int:
+    """Seal every free slot between the last index slot ``floor`` and the seal at ``top``,
+    lowest first; where the stream ends: the first seal created, else ``top``. A slot that
+    cannot be created holds what its writer stored, or another owner's seal.
+
+    Not below ``floor``: the writer deletes old slots there while it writes (in any order,
+    so a listing may miss one), and a seal in a deleted slot's place would end the stream
+    before its last index. Above it the writer deletes nothing."""
     listed = set(slots)
-    for gap in range(slots[0], top):
+    for gap in range(floor, top):
         if gap not in listed and store.create(slot_key(settings, stream, gap), _seal_bytes()):
             return gap
     return top

@@ -180,6 +180,7 @@ class ObjectReplica:
     def _take_over(self) -> None:
         stats = self._replication.stats
         host_log = self._replication.host_log
+        self._rejoining = None  # a new ownership: an older epoch's try is not ours to repeat
         if host_log is not None and self.log.owner.hex() != host_log.stream:
             # This owner's id is its host's stream, so that every entry it writes names it.
             self.log = self._log(bytes.fromhex(host_log.stream))

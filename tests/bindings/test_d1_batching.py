@@ -78,6 +78,8 @@ async def test_a_read_in_a_batch_has_the_meta_of_the_same_read_alone(app: TestAp
     assert together[2] == {"id": 3, "n": "u3"}  # duplicate columns: the last one wins
     rows = await read.bind(1).rows()
     assert rows.columns == ["id", "n", "n"]
+    both = await asyncio.gather(read.bind(1).rows(), read.bind(2).rows())
+    assert both[0].columns == both[1].columns and both[0].columns is not both[1].columns
 
 
 async def test_a_hostile_read_batch_is_answered_where_it_can_be_and_resets_nothing(

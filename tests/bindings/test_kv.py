@@ -563,3 +563,15 @@ async def test_misses_read_together_answer_as_each_alone_would(app: TestApp) -> 
     assert [(g.value, g.metadata) for g in together] == [(g.value, g.metadata) for g in alone]
     assert [g.value for g in together] == [bytes([s % 251]) * s for s in sizes] + [None, None]
     assert [g.metadata for g in together[: len(sizes)]] == [{"size": s} for s in sizes]
+
+
+async def test_large_values_read_together_are_answered_within_a_message(app: TestApp) -> None:
+    """Values longer than their first row answered in one batch: the batch's reply stays
+    within ``message_bytes`` (the rest of the keys go alone), so every caller gets its value."""
+    kv: KVNamespace = app.env.NOCACHE
+    values = {f"big-{n}": bytes([n]) * (200 * 1024) for n in range(8)}
+    for name, value in values.items():
+        await kv.put(name, value)
+        assert await kv.get(name, "bytes") == value  # SQLite has seen the lookup read
+    got = await asyncio.gather(*(kv.get(name, "bytes") for name in values))
+    assert got == list(values.values())

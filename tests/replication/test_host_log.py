@@ -352,6 +352,30 @@ async def test_old_slots_are_deleted_in_batches_beside_the_writer(
     assert found[busy].slot == 129 and entry.body == b"pages 129"
 
 
+async def test_a_slot_deleted_below_the_last_index_is_no_gap_to_seal(
+    moto_store: StoreServer, prefix: str
+) -> None:
+    """The writer deletes old slots while it writes, in any order: a new owner whose listing
+    misses one below the last index slot must not seal it (that would end the stream there,
+    before the versions after the index)."""
+    settings = moto_store.settings(prefix)
+    store = S3Store(settings)
+    host = HostLog(store, settings)
+    busy = object_digest("busy")
+    try:
+        for n in range(41):
+            version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, f"pages {n}".encode()).seal()
+            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
+    finally:
+        host.close()
+    stream = host.stream
+    store.delete([slot_key(settings, stream, 5)])  # a deletion halfway through
+    found = seal_and_read(store, settings, stream)
+    assert found[busy].slot == 40
+    assert store.get(slot_key(settings, stream, 5)) is None  # no seal went there
+    assert store.get(slot_key(settings, stream, 41)) is not None  # the seal
+
+
 async def test_a_seal_ahead_of_the_writer_seals_the_slots_it_skipped(
     moto_store: StoreServer, prefix: str
 ) -> None:

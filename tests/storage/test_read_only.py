@@ -148,3 +148,36 @@ def test_a_read_answered_without_a_transaction_follows_the_schema_and_fails_clea
     core.commit()
     assert run(core, select, 1) == [(1, "b")] and not core.dirty
     core.close()
+
+
+def run_alone_rowid(core: StorageCore) -> int:
+    """``last_row_id`` of the same read through :meth:`StorageCore.run_user_sql`."""
+    return core.run_user_sql(["SELECT zeroblob(100000) AS b, id FROM t WHERE id >= ?"], (1,))[3]
+
+
+def test_known_reads_run_together_hold_at_most_their_budget(tmp_path: Path) -> None:
+    """However many runs a caller asks for, what ``run_known_reads`` keeps is bounded by its
+    budget (a batch is RPC from any object of the app); each run is cut to its max_rows."""
+    core = make_core(tmp_path / "o.sqlite")
+    big = "SELECT zeroblob(100000) AS b, id FROM t WHERE id >= ?"
+    assert run(core, big, 1)[0][1] == 1
+    core.commit()
+    found = core.run_known_reads(big, [(1,)] * 3000, [-1] * 3000, 250_000)
+    assert found is not None
+    names, answers = found
+    assert names == ["b", "id"] and len(answers) == 3  # 100 KB each: past 250 KB at the third
+    rows, rows_read, last_row_id, _, size = answers[0]
+    assert rows == [(bytes(100000), 1)] and rows_read == 1 and last_row_id == run_alone_rowid(core)
+    assert 100_000 < size < 100_100
+    run(core, "INSERT INTO t VALUES (2, 'b')")
+    core.commit()
+    assert run(core, "SELECT v FROM t WHERE id >= ?", 1) == [("a",), ("b",)]
+    core.commit()
+    cut = core.run_known_reads("SELECT v FROM t WHERE id >= ?", [(1,), (1,)], [1, -1], 10_000)
+    assert cut is not None
+    assert [(a[0], a[1]) for a in cut[1]] == [([("a",)], 2), ([("a",), ("b",)], 2)]
+    # Not a known read here (a transaction is open, or SQLite never saw it): None.
+    assert core.run_known_reads("SELECT id FROM t", [()], [-1], 10_000) is None
+    run(core, "INSERT INTO t VALUES (3, 'c')")
+    assert core.run_known_reads(big, [(1,)], [-1], 10_000) is None
+    core.rollback()
