@@ -16,7 +16,14 @@ from raydo.actors import HostUnavailable
 from raydo.actors.placement import LocalPlacement
 from raydo.gateway.config import ConfigError, load_config
 from raydo.gateway.testing import TestApp, start_app
-from raydo.storage.replication import CorruptEntry, Entry, EntryKind, S3Store, StoreFailure
+from raydo.storage.replication import (
+    CorruptEntry,
+    Entry,
+    EntryKind,
+    ReplicationSettings,
+    S3Store,
+    StoreFailure,
+)
 from raydo.storage.replication.journal import (
     HostLog,
     Location,
@@ -327,6 +334,20 @@ async def test_slots_the_last_index_points_at_are_kept(
     assert entry.body == b"quiet pages"
 
 
+def written_stream(store: S3Store, settings: ReplicationSettings, slots: int) -> HostLog:
+    """A host log, closed, whose one busy object wrote ``slots`` versions ("pages n"), one a
+    slot."""
+    host = HostLog(store, settings)
+    busy = object_digest("busy")
+    try:
+        for n in range(slots):
+            version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, f"pages {n}".encode()).seal()
+            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
+    finally:
+        host.close()
+    return host
+
+
 async def test_old_slots_are_deleted_in_batches_beside_the_writer(
     moto_store: StoreServer, prefix: str
 ) -> None:
@@ -334,15 +355,8 @@ async def test_old_slots_are_deleted_in_batches_beside_the_writer(
     its version and the last index (127) goes; what a new owner needs stays."""
     settings = moto_store.settings(prefix)
     store = S3Store(settings)
-    host = HostLog(store, settings)
-    busy = object_digest("busy")
-    try:
-        for n in range(130):
-            version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, f"pages {n}".encode()).seal()
-            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
-    finally:
-        host.close()
-    stream = host.stream
+    host = written_stream(store, settings, 130)
+    busy, stream = object_digest("busy"), host.stream
     kept = sorted(
         int(key.rsplit("/", 1)[1], 16) for key in store.keys(stream_prefix(settings, stream))
     )
@@ -360,15 +374,8 @@ async def test_a_slot_deleted_below_the_last_index_is_no_gap_to_seal(
     before the versions after the index)."""
     settings = moto_store.settings(prefix)
     store = S3Store(settings)
-    host = HostLog(store, settings)
-    busy = object_digest("busy")
-    try:
-        for n in range(41):
-            version = Entry(EntryKind.SEGMENT, b"o" * 16, 1, f"pages {n}".encode()).seal()
-            host.submit(host.stream, busy, version, time.monotonic() + 5).result(10)
-    finally:
-        host.close()
-    stream = host.stream
+    host = written_stream(store, settings, 41)
+    busy, stream = object_digest("busy"), host.stream
     store.delete([slot_key(settings, stream, 5)])  # a deletion halfway through
     found = seal_and_read(store, settings, stream)
     assert found[busy].slot == 40
